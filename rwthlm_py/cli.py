@@ -1,0 +1,201 @@
+"""The command lines: `rwthlm` (rwthlm's own: `rwthlm [OPTION]... [LATTICE]... NETWORK`)
+and `rwthlm-py` (subcommands train, ppl, selftest, vocab with the same option names).
+
+The only module that parses arguments and chooses the backend. Bad input of any kind ends
+in one line `<program>: error: ...` on stderr and exit status 1 (2 for bad usage), never a
+traceback.
+"""
+
+import argparse
+import os
+import sys
+
+from rwthlm_py import __version__
+from rwthlm_py.config import (OPTION_FIELDS, Options, convert, flag_name, read_config_file,
+                              rescoring_options_given, validate)
+from rwthlm_py.errors import InputError
+from rwthlm_py.reporting import Console
+
+SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
+          "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "backend"]
+SUBCOMMANDS = {
+    "train": ("train a network (rwthlm with --train and --dev)",
+              SHARED + ["train", "dev", "random_seed", "learning_rate", "momentum", "max_epoch",
+                        "no_shuffling", "no_bias", "gradient_clipping"]),
+    "ppl": ("compute the perplexity of a text (rwthlm with --ppl)", SHARED + ["ppl"]),
+    "selftest": ("check the gradients of every layer against finite differences",
+                 SHARED + ["train", "random_seed", "no_bias"]),
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors instead of usage dumps."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def add_option_flags(parser, names):
+    for name in names:
+        field = OPTION_FIELDS[name]
+        help_text = argparse.SUPPRESS if field.metadata["hidden"] else field.metadata["help"]
+        if field.type is bool:
+            parser.add_argument(flag_name(field), dest=name, action="store_const", const="true",
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            default = field.default
+            shown = f" (default: {default})" if default is not None else ""
+            choices = field.metadata["choices"]
+            metavar = "{" + ",".join(choices) + "}" if choices else field.type.__name__.upper()
+            parser.add_argument(flag_name(field), dest=name, default=argparse.SUPPRESS,
+                                metavar=metavar, help=help_text + shown)
+
+
+def resolve_options(namespace, names, console):
+    """Options from defaults, then the --config file, then the command line; and the explicit names."""
+    explicit = {name: convert(OPTION_FIELDS[name], getattr(namespace, name), ())
+                for name in names if hasattr(namespace, name)}
+    values = {}
+    if explicit.get("config"):
+        console.say(f"Reading options from config file '{explicit['config']}' ...")
+        values.update(read_config_file(explicit["config"]))
+    values.update(explicit)
+    return validate(Options(**values)), set(values)
+
+
+def run_guarded(program, body):
+    """Runs body(); turns user errors into one line and an exit status."""
+    try:
+        return body()
+    except UsageError as error:
+        print(f"{program}: error: {error} (see {program} --help)", file=sys.stderr)
+        return 2
+    except InputError as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{program}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 141
+
+
+def make_backend(options, console):
+    from rwthlm_py.backend import get_backend
+
+    backend = get_backend(options.backend)
+    console.note(f"backend: {backend.describe()}")
+    return backend
+
+
+# -- rwthlm ------------------------------------------------------------------------------------
+
+def rwthlm_parser():
+    parser = Parser(prog="rwthlm", usage="rwthlm [OPTION]... [LATTICE]... NETWORK", add_help=False,
+                    description="rwthlm_py's rwthlm-compatible command line.")
+    parser.add_argument("--help", action="store_true", help="print this help")
+    add_option_flags(parser, list(OPTION_FIELDS))
+    parser.add_argument("positional", nargs="*", help=argparse.SUPPRESS)
+    return parser
+
+
+def rwthlm_main(argv=None):
+    console = Console()
+    parser = rwthlm_parser()
+
+    def body():
+        namespace = parser.parse_intermixed_args(argv)
+        if namespace.help or not namespace.positional:
+            parser.print_help()
+            return 0
+        options, explicit = resolve_options(namespace, list(OPTION_FIELDS), console)
+        lattices, network = namespace.positional[:-1], namespace.positional[-1]
+        unsupported = rescoring_options_given(explicit)
+        if lattices or unsupported:
+            what = ", ".join(unsupported) or "LATTICE arguments"
+            raise InputError(f"lattice rescoring ({what}) is not supported yet")
+        from rwthlm_py.commands import run
+
+        return run(options, network, make_backend(options, console), console, lattices)
+
+    return run_guarded("rwthlm", body)
+
+
+# -- rwthlm-py ---------------------------------------------------------------------------------
+
+def main_parser():
+    parser = Parser(prog="rwthlm-py", description="LSTM language models the rwthlm way.")
+    parser.add_argument("--version", action="version", version=f"rwthlm_py {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=Parser)
+    for name, (description, names) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=description, description=description)
+        add_option_flags(sub, names)
+        sub.add_argument("network", metavar="NETWORK", nargs="?" if name == "selftest" else None,
+                         help="the model file, whose name is the network string (e.g. ptb-i200-m200)")
+    vocab = commands.add_parser("vocab", help="write a vocabulary file with word classes",
+                                description="Build an rwthlm vocabulary file with word classes from a training text.")
+    vocab.add_argument("--train", required=True, help="training text")
+    vocab.add_argument("--classes", type=int, required=True, help="number of classes")
+    vocab.add_argument("--method", choices=("frequency",), default="frequency",
+                       help="frequency: Mikolov's frequency binning")
+    vocab.add_argument("--map-sb", default="<sb>", help="the sentence-boundary word")
+    vocab.add_argument("--out", required=True, help="the vocabulary file to write")
+    return parser
+
+
+def main(argv=None):
+    console = Console()
+    parser = main_parser()
+
+    def body():
+        namespace = parser.parse_args(argv)
+        if namespace.command == "vocab":
+            return write_class_vocabulary(namespace, console)
+        names = SUBCOMMANDS[namespace.command][1]
+        options, _ = resolve_options(namespace, names, console)
+        required = {"train": ["train", "dev"], "ppl": ["ppl"]}.get(namespace.command, [])
+        for name in required:
+            if getattr(options, name) is None:
+                raise UsageError(f"{namespace.command} needs {flag_name(OPTION_FIELDS[name])}")
+        if namespace.command == "selftest":
+            return run_selftest(options, namespace.network, console)
+        from rwthlm_py.commands import run
+
+        return run(options, namespace.network, make_backend(options, console), console)
+
+    return run_guarded("rwthlm-py", body)
+
+
+def run_selftest(options, network, console):
+    from rwthlm_py.commands import run
+    from rwthlm_py.selftest import builtin_self_test
+
+    if network is None or options.train is None:
+        return builtin_self_test(options, network, console)
+    options = options.replace(self_test=True)
+    return run(options, network, make_backend(options, console), console)
+
+
+def write_class_vocabulary(namespace, console):
+    from rwthlm_py.vocabulary import count_words, frequency_classes, vocabulary_from_counts
+
+    if namespace.classes < 1:
+        raise UsageError("--classes must be at least 1")
+    console.say(f"Counting words of '{namespace.train}' ...")
+    counts, lines = count_words(namespace.train)
+    classes = frequency_classes(counts, namespace.classes, namespace.map_sb, sentences=lines)
+    vocab = vocabulary_from_counts(counts, namespace.map_sb, classes)
+    vocab.write(namespace.out)
+    console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "
+                f"({vocab.shortlist_size} single-word classes) to '{namespace.out}'")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

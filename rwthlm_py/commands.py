@@ -1,0 +1,172 @@
+"""What a run does, in rwthlm's order (§1.2): set up the vocabulary and the network, then
+compute a perplexity, or train (or check gradients), printing rwthlm's lines.
+
+Both command lines end here with resolved Options; nothing here parses arguments.
+"""
+
+import math
+import os
+
+from rwthlm_py import data
+from rwthlm_py.checkpoint import (TrainingState, build_network, load_momentum, model_vocabulary,
+                                  read_model, save_model)
+from rwthlm_py.config import to_dict
+from rwthlm_py.errors import InputError
+from rwthlm_py.evaluate import score_corpus, summary_lines, verbose_lines
+from rwthlm_py.lr_search import find_initial_learning_rate
+from rwthlm_py.network import Network
+from rwthlm_py.network_spec import parse_network
+from rwthlm_py.optim import Sgd
+from rwthlm_py.train import Schedule, Trainer
+from rwthlm_py.vocabulary import count_words, read_vocabulary, vocabulary_from_counts
+
+STREAM_NOTE = ("word wrapping 'stream': the recurrent state is carried from one batch to the next "
+               "(as in PyTorch's word_language_model); this is not an rwthlm mode")
+
+
+def run(options, network_path, backend, console, lattices=()):
+    """Runs whatever the options ask for; returns the process exit status."""
+    model_file = read_model(network_path) if os.path.exists(network_path) else None
+    if options.ppl and model_file is None:
+        raise InputError("--ppl needs a trained model, and this file does not exist", network_path)
+    vocab = setup_vocabulary(options, model_file, console)
+    network, training_state = setup_network(options, network_path, model_file, vocab, backend, console)
+    if options.word_wrapping == "stream":
+        console.say(STREAM_NOTE)
+    dev_corpus = None
+    if options.dev:
+        console.say(f"Reading development data from file '{options.dev}' ...")
+        dev_corpus = read_text(options.dev, vocab, options)
+    if options.ppl:
+        return compute_perplexity(network, vocab, options, console)
+    if lattices:
+        raise InputError("lattice rescoring is not supported yet")
+    if options.train:
+        console.say(f"Reading training data from file '{options.train}' ...")
+        train_corpus = read_text(options.train, vocab, options)
+        if options.self_test:
+            from rwthlm_py.selftest import self_test_on_corpus
+
+            return self_test_on_corpus(network, train_corpus, options, console)
+        if dev_corpus is None:
+            raise InputError("training needs development data: give --dev")
+        optimizer = Sgd(network, options.momentum)
+        if model_file is not None:
+            load_momentum(optimizer, model_file)
+        train(network, optimizer, network_path, model_file is None, training_state,
+              train_corpus, dev_corpus, options, console)
+    return 0
+
+
+def setup_vocabulary(options, model_file, console):
+    """The vocabulary from the model, a vocabulary file, or the training text (§5.1)."""
+    if model_file is not None:
+        vocab = model_vocabulary(model_file)
+        if vocab.sb_name != options.map_sb:
+            raise InputError(f"the model's sentence boundary is '{vocab.sb_name}', not --map-sb "
+                             f"'{options.map_sb}'", model_file.path)
+        if options.vocab:
+            _match_or_save_vocabulary(vocab, options.vocab, model_file.path, options, console)
+    elif options.vocab and os.path.exists(options.vocab):
+        console.say(f"Reading vocabulary from file '{options.vocab}' ...")
+        vocab = read_vocabulary(options.vocab, options.map_sb)
+    elif options.train:
+        console.say(f"Creating vocabulary from training data file '{options.train}' ...")
+        counts, _ = count_words(options.train)
+        vocab = vocabulary_from_counts(counts, options.map_sb)
+        if options.vocab:
+            console.say(f"Saving vocabulary to file '{options.vocab}' ...")
+            vocab.write(options.vocab)
+    elif options.vocab:
+        raise InputError("no such vocabulary file, and no --train to build it from", options.vocab)
+    else:
+        raise InputError("no vocabulary: give --vocab, or --train to build one")
+    if options.unk:
+        vocab = vocab.with_unk(options.map_unk)
+    if options.remap:
+        console.say("Writing remapped vocabulary ...")
+        vocab.write(options.remap)
+    return vocab
+
+
+def _match_or_save_vocabulary(vocab, path, model_path, options, console):
+    if not os.path.exists(path):
+        console.say(f"Saving vocabulary to file '{path}' ...")
+        vocab.write(path)
+        return
+    console.say(f"Reading vocabulary from file '{path}' ...")
+    if read_vocabulary(path, options.map_sb).fingerprint() != vocab.fingerprint():
+        raise InputError(f"the model does not match the vocabulary '{path}' (other words or classes)",
+                         model_path)
+
+
+def setup_network(options, network_path, model_file, vocab, backend, console):
+    """The network from its model file, or new with random weights; and its training state."""
+    if model_file is not None:
+        console.say(f"Reading neural network from file '{network_path}' ...")
+        if options.no_bias and model_file.meta["bias"]:
+            raise InputError("--no-bias is given, but the model has biases", network_path)
+        network = build_network(model_file, backend, vocab)
+        state = model_file.training_state
+        console.say(f"Best development perplexity after {state.epoch} epochs: {state.best_perplexity:.15f}")
+        return network, state
+    spec = parse_network(network_path)
+    console.say("Randomly initializing neural network weights ...")
+    network = Network.build(spec, vocab, backend, seed=options.random_seed, bias=not options.no_bias)
+    rate = options.learning_rate if options.learning_rate is not None else 0.1
+    return network, TrainingState(epoch=0, learning_rate=rate)
+
+
+def read_text(path, vocab, options):
+    return data.read_corpus(path, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb)
+
+
+def schedule_from(options):
+    return Schedule(
+        batch_size=options.batch_size, sequence_length=options.sequence_length,
+        word_wrapping=options.word_wrapping, max_epoch=options.max_epoch,
+        shuffling=not options.no_shuffling, feedforward=options.feedforward,
+        random_seed=options.random_seed, debug_no_sb=options.debug_no_sb,
+        verbose=options.verbose, unk_penalty=unk_penalty(options),
+        gradient_clipping=options.gradient_clipping)
+
+
+def unk_penalty(options):
+    """ln(num_oovs + 1), subtracted from ln p(<unk>); only with --unk, as in rwthlm."""
+    return math.log(options.num_oovs + 1) if options.unk else 0.0
+
+
+def compute_perplexity(network, vocab, options, console):
+    console.say(f"Computing perplexity for file '{options.ppl}' ...")
+    corpus = read_text(options.ppl, vocab, options)
+    sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
+                          options.sequence_length, options.debug_no_sb)
+    progress = console.progress("perplexity", int((sequences.end - sequences.first).sum()))
+    scores = score_corpus(network, corpus, sequences, options.batch_size,
+                          carry_state=options.word_wrapping == "stream",
+                          unk_penalty=unk_penalty(options), feedforward=options.feedforward,
+                          keep_tokens=options.verbose, progress=progress)
+    progress.close()
+    if options.verbose:
+        for line in verbose_lines(scores, corpus, vocab):
+            console.say(line)
+    for line in summary_lines(scores, options.ppl):
+        console.say(line)
+    return 0
+
+
+def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
+          options, console):
+    schedule = schedule_from(options)
+    if is_new:
+        if options.learning_rate is None:
+            sequences = data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
+                                  schedule.sequence_length, schedule.debug_no_sb)
+            if schedule.shuffles:
+                sequences = data.shuffled(sequences, schedule.random_seed, 0)
+            training_state.learning_rate = find_initial_learning_rate(
+                network, optimizer, train_corpus, sequences, schedule, console)
+        save_model(network_path, network, optimizer, training_state, to_dict(options))
+    trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
+                      to_dict(options))
+    trainer.train(train_corpus, dev_corpus)

@@ -1,0 +1,149 @@
+"""Every option, once: rwthlm's names and defaults (§1.1), help text, and their checks.
+
+Both command lines build their flags from OPTION_FIELDS, so a flag is defined in one
+place. Python names are the flag names with `-` turned into `_`; `--lambda` is `lam`.
+`read_config_file` reads rwthlm's Boost-style `--config` files (`key = value`, `#`
+comments), whose values the command line overrides.
+"""
+
+import dataclasses
+import math
+
+from rwthlm_py.errors import InputError
+from rwthlm_py.textio import read_lines
+
+WRAPPINGS = ("fixed", "concatenated", "verbatim", "stream")
+
+
+def option(default, help, group="main", flag=None, choices=None, hidden=False):
+    return dataclasses.field(default=default, metadata={
+        "help": help, "group": group, "flag": flag, "choices": choices, "hidden": hidden})
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    config: str = option(None, "read options from a file of `key = value` lines (the command line wins)")
+    verbose: bool = option(False, "print ln p of every word when computing perplexity, and the running training perplexity after every batch")
+    vocab: str = option(None, "vocabulary file (`word` or `word class` lines); built from --train and saved there if it does not exist")
+    remap: str = option(None, "write the vocabulary in network order (`word<TAB>class`) to this file")
+    unk: bool = option(False, "map words that are not in the vocabulary to the --map-unk word")
+    map_unk: str = option("<unk>", "the unknown word")
+    map_sb: str = option("<sb>", "the sentence-boundary word, appended to every line")
+    debug_no_sb: bool = option(False, "do not append the sentence boundary to lines")
+    train: str = option(None, "training text, one sentence per line (gzip allowed)")
+    dev: str = option(None, "development text; its perplexity drives learning-rate halving")
+    ppl: str = option(None, "compute the perplexity of this text and exit")
+    random_seed: int = option(1, "seed of weight initialisation and shuffling")
+    learning_rate: float = option(None, "initial learning rate (default: determined automatically for a new network)")
+    momentum: float = option(0.0, "momentum")
+    batch_size: int = option(1, "number of sequences processed in parallel")
+    sequence_length: int = option(100, "maximum length of a sequence, its context word included")
+    max_epoch: int = option(0, "train until this epoch (counted across runs; 0: for ever)")
+    no_shuffling: bool = option(False, "do not shuffle the training sequences every epoch")
+    word_wrapping: str = option("fixed", "how text is cut into sequences; `stream` carries the recurrent state from batch to batch (not an rwthlm mode)", choices=WRAPPINGS)
+    feedforward: bool = option(False, "train and evaluate in feedforward style, one time slice at a time, without recurrence")
+    no_bias: bool = option(False, "build the layers without bias vectors")
+    num_oovs: int = option(0, "difference in recognition and network vocabulary size: p(<unk>) is divided by num-oovs + 1 (with --unk)")
+    lam: float = option(None, "interpolation weight of the network against the lattice LM", "rescoring", flag="lambda")
+    look_ahead_semiring: str = option("none", "look-ahead semiring", "rescoring", choices=("none", "tropical", "log"))
+    dependent: bool = option(False, "start each lattice from the best final state of the previous one", "rescoring")
+    look_ahead_lm_scale: float = option(None, "LM scale of the look-ahead (default: --lm-scale)", "rescoring")
+    lm_scale: float = option(1.0, "LM scale of the rescoring search", "rescoring")
+    pruning_threshold: float = option(None, "beam width of lattice rescoring (0: infinite)", "rescoring")
+    pruning_limit: int = option(0, "hypotheses kept per lattice node (0: all)", "rescoring")
+    dp_order: int = option(3, "hypotheses agreeing in their last N words are recombined", "rescoring")
+    output: str = option("lattice", "output of lattice rescoring", "rescoring", choices=("ctm", "lattice", "expanded-lattice"))
+    clear_initial_links: bool = option(False, "set the scores of links leaving node 0 to zero", "rescoring")
+    set_sb_next_to_last: bool = option(False, "relabel the links before the last ones as the sentence boundary", "rescoring")
+    set_sb_last: bool = option(False, "relabel the links into the final node as the sentence boundary", "rescoring")
+    self_test: bool = option(False, "check the gradient implementation on the training data", hidden=True)
+    gradient_clipping: float = option(None, "scale each update down so that the gradient norm per predicted word is at most this (PyTorch's clip_grad_norm on a mean loss; not in rwthlm)", "rwthlm_py")
+    backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)", "rwthlm_py", choices=("auto", "numpy", "cupy"))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+OPTION_FIELDS = {field.name: field for field in dataclasses.fields(Options)}
+
+
+def flag_name(field):
+    return "--" + (field.metadata["flag"] or field.name.replace("_", "-"))
+
+
+def field_type(field):
+    return field.type
+
+
+FIELDS_BY_FLAG = {flag_name(field)[2:]: field for field in OPTION_FIELDS.values()}
+
+
+def convert(field, text, where):
+    """Converts an option value given as text; `where` names its origin in errors."""
+    kind = field_type(field)
+    flag = flag_name(field)
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise InputError(f"{flag} takes true or false, not '{text}'", *where)
+    try:
+        value = kind(text)
+    except ValueError:
+        raise InputError(f"{flag} takes {'an integer' if kind is int else 'a number'}, not '{text}'", *where) from None
+    choices = field.metadata["choices"]
+    if choices and value not in choices:
+        raise InputError(f"{flag} must be one of {', '.join(choices)}, not '{text}'", *where)
+    return value
+
+
+def read_config_file(path):
+    """Reads a Boost-style config file into {python name: value}."""
+    values = {}
+    for line_number, text in read_lines(path):
+        text = text.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if "=" not in text:
+            raise InputError("expected `option = value`", path, line_number)
+        key, value = (part.strip() for part in text.split("=", 1))
+        field = FIELDS_BY_FLAG.get(key)
+        if field is None or key == "config":
+            raise InputError(f"unknown option '{key}'", path, line_number)
+        values[field.name] = convert(field, value, (path, line_number))
+    return values
+
+
+def validate(options):
+    """Rejects nonsensical option values with one clear line."""
+    checks = [
+        (options.batch_size >= 1, "--batch-size must be at least 1"),
+        (options.sequence_length >= 2, "--sequence-length must be at least 2 (a context word and a word to predict)"),
+        (options.max_epoch >= 0, "--max-epoch must not be negative"),
+        (options.learning_rate is None or (math.isfinite(options.learning_rate) and options.learning_rate > 0),
+         "--learning-rate must be a positive number"),
+        (math.isfinite(options.momentum) and 0 <= options.momentum < 1, "--momentum must lie in [0, 1)"),
+        (options.gradient_clipping is None or (math.isfinite(options.gradient_clipping) and options.gradient_clipping > 0),
+         "--gradient-clipping must be a positive number"),
+        (options.num_oovs >= 0, "--num-oovs must not be negative"),
+        (0 <= options.random_seed < 2 ** 32, "--random-seed must lie in [0, 2^32)"),
+        (options.map_unk != options.map_sb, "--map-unk and --map-sb must differ"),
+        (bool(options.map_sb.split()) and len(options.map_sb.split()) == 1, "--map-sb must be one word"),
+        (bool(options.map_unk.split()) and len(options.map_unk.split()) == 1, "--map-unk must be one word"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise InputError(message)
+    return options
+
+
+def rescoring_options_given(explicit):
+    """The flags of lattice rescoring among the explicitly given option names."""
+    return [flag_name(OPTION_FIELDS[name]) for name in explicit
+            if OPTION_FIELDS[name].metadata["group"] == "rescoring"]
+
+
+def to_dict(options):
+    return dataclasses.asdict(options)

@@ -1,0 +1,26 @@
+"""The one exception type for bad input and bad options.
+
+Every problem a user can cause (a missing or malformed file, an unknown word, a bad network
+string, a mismatched model, a nonsensical option) is raised as `InputError`. The command
+lines catch it and print its message as one line, without a traceback, and exit non-zero.
+"""
+
+
+class InputError(Exception):
+    """A user-facing error; `str()` is the one line to print.
+
+    `path` and `line` (1-based) locate the problem where there is a file to point to.
+    """
+
+    def __init__(self, message, path=None, line=None):
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.line = line
+        super().__init__(self.format())
+
+    def format(self):
+        if self.path is None:
+            return self.message
+        if self.line is None:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}:{self.line}: {self.message}"

@@ -1,0 +1,119 @@
+"""Perplexity: scoring a corpus with rwthlm's counting (§6.5) and printing the results.
+
+PPL = exp(-sum ln p / N), N = every predicted token: all words, <unk> included, and one
+<sb> per line; context tokens are not predicted. The same wrapping, batching and state
+reset as in training are used (stream mode carries the state from batch to batch;
+--feedforward resets the recurrent layers at every step but keeps n-gram histories).
+
+Besides rwthlm's `perplexity:` lines this prints SRILM's `ngram -ppl` summary, whose
+ppl = 10^(-logprob10 / (words + sentences)) equals rwthlm's value, and ppl1 divides by the
+words alone. Per-word `--verbose` lines come in text order whatever the batch size.
+"""
+
+import dataclasses
+import math
+
+import numpy
+
+from rwthlm_py import data
+from rwthlm_py.network import select_state
+
+LN10 = math.log(10.0)
+
+
+@dataclasses.dataclass
+class Scores:
+    log_prob: float  # natural log, summed over all predicted tokens
+    num_targets: int
+    num_sb: int  # predicted sentence-boundary tokens
+    num_sentences: int
+    unk_count: int
+    token_log_probs: numpy.ndarray = None  # ln p per stream position, NaN where not predicted
+
+    @property
+    def perplexity(self):
+        if self.num_targets == 0:
+            return math.nan
+        return math.exp(-self.log_prob / self.num_targets)
+
+    @property
+    def num_words(self):
+        return self.num_targets - self.num_sb
+
+
+def score_corpus(network, corpus, sequences, batch_size, carry_state=False, unk_penalty=0.0,
+                 feedforward=False, keep_tokens=False, progress=None):
+    """Scores every target of `sequences`; returns Scores (host float64 sums)."""
+    total, count, sb_count = 0.0, 0, 0
+    token_log_probs = numpy.full(len(corpus.stream), numpy.nan) if keep_tokens else None
+    state = None
+    for batch in data.batches(corpus, sequences, batch_size):
+        if carry_state:
+            state = network_state_for(state, batch.batch_size)
+        else:
+            state = None
+        if feedforward:
+            logp, state = feedforward_log_probs(network, batch, state, unk_penalty)
+        else:
+            logp, state = network.log_probs(batch, state, unk_penalty)
+        logp = network.backend.to_numpy(logp).astype(numpy.float64)
+        targets = batch.targets.ravel()[batch.valid]
+        total += float(logp.sum())
+        count += len(logp)
+        sb_count += int(numpy.count_nonzero(targets == corpus.sb))
+        if keep_tokens:
+            token_log_probs[batch.positions.ravel()[batch.valid]] = logp
+        if progress is not None:
+            progress.update(len(logp), -float(logp.sum()))
+    return Scores(total, count, sb_count, corpus.num_lines, corpus.unk_count, token_log_probs)
+
+
+def network_state_for(state, batch_size):
+    """The carried state, cut to the columns of the next (possibly smaller) batch."""
+    return select_state(state, slice(0, batch_size))
+
+
+def feedforward_log_probs(network, batch, state, unk_penalty):
+    """rwthlm's --feedforward scoring: the recurrent layers restart at every step."""
+    xp = network.xp
+    logp = xp.zeros(batch.num_targets, dtype=network.backend.dtype)
+    order = numpy.empty(batch.inputs.size, dtype=numpy.int64)
+    order[batch.valid] = numpy.arange(batch.num_targets)
+    for step, flat_positions in data.time_slices(batch):
+        slice_logp, state = network.log_probs(step, network.without_recurrence(state), unk_penalty)
+        logp[xp.asarray(order[flat_positions])] = slice_logp
+    return logp, state
+
+
+def verbose_lines(scores, corpus, vocab):
+    """rwthlm's per-word lines, `\\tp( w | ... ) \\t = [1gram] P [ LOG10P ]`, in text order."""
+    predicted = numpy.flatnonzero(~numpy.isnan(scores.token_log_probs))
+    words = vocab.words
+    for position in predicted.tolist():
+        logp = scores.token_log_probs[position]
+        word = words[corpus.stream[position]]
+        yield f"\tp( {word} | ... ) \t = [1gram] {math.exp(logp):.8f} [ {logp / LN10:.5f} ]"
+
+
+def summary_lines(scores, path):
+    """SRILM's `ngram -ppl` summary and rwthlm's `perplexity:` lines (the value last)."""
+    logprob = scores.log_prob / LN10
+    denominator = scores.num_targets
+    ppl = _power10(-logprob / denominator) if denominator > 0 else "undefined"
+    ppl1 = _power10(-logprob / scores.num_words) if scores.num_words > 0 else "undefined"
+    lines = [
+        f"file {path}: {scores.num_sentences} sentences, {scores.num_words} words, 0 OOVs",
+        f"0 zeroprobs, logprob= {logprob:.6g} ppl= {_g(ppl)} ppl1= {_g(ppl1)}",
+    ]
+    if scores.unk_count:
+        lines.append(f"{scores.unk_count} words not in the vocabulary were scored as <unk>")
+    lines += ["perplexity:", f"{scores.perplexity:.20f}"]
+    return lines
+
+
+def _power10(exponent):
+    return 10.0 ** exponent if exponent < 308 else math.inf
+
+
+def _g(value):
+    return value if isinstance(value, str) else f"{value:.6g}"

@@ -1,0 +1,153 @@
+"""A whole network: the hidden layers of a network string plus the class-factored output.
+
+The one scoring path: `log_probs` gives ln p of every target of a batch; perplexity (and
+later n-best and lattice rescoring) sum it. `accumulate_gradients` runs the same forward
+pass, then full backpropagation through time over the whole batch, and adds the gradient
+of the summed loss -sum ln p into every layer's `grads` (the sum, not the mean, as rwthlm).
+
+The recurrent state is a value: a tuple with one entry per hidden layer (None: the zero
+state), returned by every call and passed back in by the caller to carry it on.
+"""
+
+import numpy
+
+from rwthlm_py.layers import ClassSoftmax, build_layer
+from rwthlm_py.layers.row_gradient import RowGradient
+
+
+class Network:
+    def __init__(self, spec, vocab, backend, bias=True):
+        self.spec, self.vocab, self.backend, self.bias = spec, vocab, backend, bias
+        self.xp = backend.xp
+        self.layers, input_size = [], len(vocab)
+        for layer_spec in spec.layers:
+            self.layers.append(build_layer(layer_spec, input_size, backend, bias))
+            input_size = layer_spec.size
+        self.output = ClassSoftmax(input_size, vocab, backend, bias=bias)
+        self.modules = {f"layer{k + 1}": layer for k, layer in enumerate(self.layers)}
+        self.modules["output"] = self.output
+
+    @classmethod
+    def build(cls, spec, vocab, backend, seed=1, bias=True):
+        """A new network with every weight drawn from N(0, 0.1^2), layer by layer."""
+        network = cls(spec, vocab, backend, bias)
+        rng = numpy.random.default_rng(seed)
+        for module in network.modules.values():
+            module.initialize(rng)
+        return network
+
+    # -- parameters ------------------------------------------------------------------------
+
+    def named_params(self):
+        return {f"{prefix}.{name}": value for prefix, module in self.modules.items()
+                for name, value in module.params.items()}
+
+    def named_grads(self):
+        return {f"{prefix}.{name}": value for prefix, module in self.modules.items()
+                for name, value in module.grads.items()}
+
+    def momentum_names(self):
+        """Qualified names of the parameters that rwthlm updates with momentum."""
+        return [f"{prefix}.{name}" for prefix, module in self.modules.items()
+                for name in module.params if name not in module.no_momentum]
+
+    def zero_grads(self):
+        for module in self.modules.values():
+            module.zero_grads()
+
+    def num_params(self):
+        return sum(int(value.size) for value in self.named_params().values())
+
+    def gradient_norm(self):
+        total = 0.0
+        for gradient in self.named_grads().values():
+            if isinstance(gradient, RowGradient):
+                total += gradient.squared_norm(self.xp)
+            else:
+                flat = gradient.reshape(-1)
+                total += float(flat @ flat)
+        return total ** 0.5
+
+    # -- computation -----------------------------------------------------------------------
+
+    def hidden(self, inputs, state, lengths, train):
+        """Runs the hidden layers: inputs[T,B] -> (hidden[T,B,H], new state, caches)."""
+        state = state if state is not None else (None,) * len(self.layers)
+        x, new_state, caches = inputs, [], []
+        for layer, layer_state in zip(self.layers, state):
+            x, layer_new_state, cache = layer.forward(x, layer_state, lengths, train)
+            new_state.append(layer_new_state)
+            caches.append(cache)
+        return x, tuple(new_state), caches
+
+    def log_probs(self, batch, state=None, unk_penalty=0.0):
+        """ln p of every real target, in the order of batch.valid, and the state after the batch.
+
+        `unk_penalty` (ln(num_oovs + 1)) is subtracted from every target that is the
+        unknown word, as rwthlm's --num-oovs does.
+        """
+        inputs, lengths = self._device_batch(batch)
+        hidden, new_state, _ = self.hidden(inputs, state, lengths, train=False)
+        targets = batch.targets.ravel()[batch.valid]
+        logp, _ = self.output.forward(self._valid_rows(hidden, batch), targets, train=False)
+        if unk_penalty and self.vocab.unk is not None:
+            logp = logp - unk_penalty * self.xp.asarray(targets == self.vocab.unk)
+        return logp, new_state
+
+    def accumulate_gradients(self, batch, state=None, d_logp=None, d_state=None):
+        """Forward and full BPTT over a batch; adds d(loss)/d(param) into the grads.
+
+        The loss is -sum ln p, or sum(d_logp * ln p) when d_logp is given (for gradient
+        checks); d_state is a gradient on the final state. Returns (ln p[N], new state,
+        gradient on the initial state).
+        """
+        inputs, lengths = self._device_batch(batch)
+        hidden, new_state, caches = self.hidden(inputs, state, lengths, train=True)
+        targets = batch.targets.ravel()[batch.valid]
+        logp, output_cache = self.output.forward(self._valid_rows(hidden, batch), targets)
+        dh_valid = self.output.backward(d_logp, output_cache)
+        d_hidden = self._scatter_rows(dh_valid, hidden.shape, batch)
+        d_initial = self._backward_hidden(d_hidden, caches, d_state)
+        return logp, new_state, d_initial
+
+    def without_recurrence(self, state):
+        """Keeps only the n-gram word histories: the state of --feedforward, reset every slice."""
+        if state is None:
+            return None
+        return tuple(layer.feedforward_state(part) for layer, part in zip(self.layers, state))
+
+    def _backward_hidden(self, dy, caches, d_state):
+        d_state = d_state if d_state is not None else (None,) * len(self.layers)
+        d_initial = []
+        for layer, cache, layer_d_state in reversed(list(zip(self.layers, caches, d_state))):
+            dy, d_layer_initial = layer.backward(dy, cache, layer_d_state)
+            d_initial.append(d_layer_initial)
+        return tuple(reversed(d_initial))
+
+    def _device_batch(self, batch):
+        xp = self.xp
+        return xp.asarray(batch.inputs), xp.asarray(batch.lengths)
+
+    def _valid_rows(self, hidden, batch):
+        T, B, H = hidden.shape
+        rows = hidden.reshape(T * B, H)
+        if batch.num_targets == T * B:
+            return rows
+        return rows[self.xp.asarray(batch.valid)]
+
+    def _scatter_rows(self, d_rows, shape, batch):
+        T, B, H = shape
+        if batch.num_targets == T * B:
+            return d_rows.reshape(T, B, H)
+        d_hidden = self.xp.zeros((T * B, H), dtype=d_rows.dtype)
+        d_hidden[self.xp.asarray(batch.valid)] = d_rows
+        return d_hidden.reshape(T, B, H)
+
+
+def select_state(state, index):
+    """The state of the columns `index` (a slice or index array); None stays None."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(select_state(part, index) for part in state)
+    return state[index]

@@ -1,0 +1,83 @@
+"""Console output: rwthlm's result lines on stdout, progress on stderr.
+
+`Console.say` prints one line to stdout (rwthlm's printed lines, which scripts parse).
+`Console.progress` gives a Progress that shows words/s, ETA and the running perplexity:
+a line redrawn in place on a terminal, and a plain line every `log_interval` seconds when
+stderr is not a terminal, so that CI logs stay readable.
+"""
+
+import math
+import sys
+import time
+
+
+class Console:
+    def __init__(self, out=None, err=None, log_interval=30.0):
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        self.log_interval = log_interval
+
+    def say(self, line=""):
+        self.out.write(f"{line}\n")
+        self.out.flush()
+
+    def note(self, line):
+        """A diagnostic line on stderr."""
+        self.err.write(f"{line}\n")
+        self.err.flush()
+
+    def progress(self, label, total_words):
+        return Progress(self, label, total_words)
+
+
+class Progress:
+    """Running totals of words and -ln p, shown every so often."""
+
+    def __init__(self, console, label, total_words):
+        self.console, self.label, self.total = console, label, max(int(total_words), 1)
+        self.words, self.neg_log_prob = 0, 0.0
+        self.start = self.last_shown = time.perf_counter()
+        self.interactive = hasattr(console.err, "isatty") and console.err.isatty()
+        self.shown = False
+
+    def update(self, words, neg_log_prob):
+        self.words += words
+        self.neg_log_prob += neg_log_prob
+        now = time.perf_counter()
+        interval = 0.5 if self.interactive else self.console.log_interval
+        if now - self.last_shown >= interval:
+            self.last_shown = now
+            self._show(now)
+
+    @property
+    def perplexity(self):
+        return math.exp(min(self.neg_log_prob / self.words, 700.0)) if self.words else math.nan
+
+    @property
+    def words_per_second(self):
+        elapsed = time.perf_counter() - self.start
+        return self.words / elapsed if elapsed > 0 else 0.0
+
+    def _show(self, now):
+        rate = self.words_per_second
+        remaining = (self.total - self.words) / rate if rate > 0 else math.inf
+        line = (f"{self.label}: {100.0 * self.words / self.total:5.1f}% | {rate:,.0f} words/s | "
+                f"ETA {_duration(remaining)} | ppl {self.perplexity:.2f}")
+        if self.interactive:
+            self.console.err.write(f"\r{line}\x1b[K")
+            self.shown = True
+        else:
+            self.console.err.write(line + "\n")
+        self.console.err.flush()
+
+    def close(self):
+        if self.shown:
+            self.console.err.write("\r\x1b[K")
+            self.console.err.flush()
+
+
+def _duration(seconds):
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

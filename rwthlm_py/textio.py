@@ -1,0 +1,117 @@
+"""Reading text files (plain or gzip, strict UTF-8) and writing files atomically.
+
+Readers report problems as `InputError` naming the file and line. Writers never leave a
+half-written file behind: they write to a temporary file in the target's directory and
+rename it over the target only when everything was written.
+"""
+
+import contextlib
+import gzip
+import io
+import os
+import tempfile
+
+from rwthlm_py.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_binary(path):
+    """Opens `path` for reading bytes, decompressing gzip whatever the file name says."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise InputError("no such file", path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", path) from None
+    except OSError as error:
+        raise InputError(f"cannot open: {error.strerror}", path) from None
+    if handle.peek(2)[:2] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=handle, mode="rb")
+    return handle
+
+
+def read_lines(path):
+    """Yields (line_number, text) for every line of a UTF-8 text file, without the newline.
+
+    Raises `InputError` for a missing file, a corrupt gzip stream or bytes that are not UTF-8.
+    """
+    line_number = 0
+    try:
+        with open_binary(path) as handle:
+            for line_number, raw in enumerate(handle, start=1):
+                yield line_number, decode_line(raw, path, line_number)
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise InputError(f"cannot read past this line: {error}", path, line_number) from None
+
+
+def decode_line(raw, path, line_number):
+    """Decodes one raw line as strict UTF-8 and strips its line ending."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = raw[error.start]
+        raise InputError(
+            f"not UTF-8 text (byte 0x{byte:02x} at column {error.start + 1})", path, line_number
+        ) from None
+    return text.rstrip("\r\n")
+
+
+ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
+_ASCII_SPLIT = str.maketrans({character: " " for character in ASCII_WHITESPACE[1:]})
+
+
+def split_words(text):
+    """Splits a line at ASCII whitespace only, as rwthlm does (a no-break space is part of a word)."""
+    if text.isascii():
+        return text.split()
+    return [word for word in text.translate(_ASCII_SPLIT).split(" ") if word]
+
+
+@contextlib.contextmanager
+def atomic_output(path, binary=False):
+    """Context manager giving a writable handle whose content replaces `path` on success.
+
+    A name ending in `.gz` is gzip-compressed. On an exception the temporary file is removed
+    and `path` keeps its previous content.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
+        )
+    except OSError as error:
+        raise InputError(f"cannot write: {error.strerror}", path) from None
+    try:
+        os.chmod(temporary, 0o666 & ~_current_umask())
+        with os.fdopen(descriptor, "wb") as raw:
+            with _compressed(raw, path) as stream:
+                if binary:
+                    yield stream
+                else:
+                    text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+                    yield text
+                    text.flush()
+                    text.detach()
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def _compressed(raw, path):
+    """A gzip writer over `raw` for names ending in `.gz`, else `raw` itself."""
+    if path.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+    return contextlib.nullcontext(raw)
+
+
+def _current_umask():
+    """The process umask (mkstemp creates files readable by the owner only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,159 @@
+"""The training loop: epochs, dev perplexity, learning-rate halving with rollback, saving.
+
+rwthlm's schedule (§6.4): every epoch the sequences are shuffled (seeded by the random seed
+and the epoch number, so a resumed run sees the same order) and trained with one SGD step
+per batch; then the dev perplexity is computed. If it improved (strictly), the model is
+saved; otherwise the learning rate is halved and the weights and momentum are rolled back
+to the best model in the file, which is written back with the new rate and epoch count.
+The file therefore always holds the best model, and a killed run resumes at the next epoch.
+Training runs until --max-epoch epochs (counted across runs; 0 = for ever).
+
+This module knows nothing about layers or command lines.
+"""
+
+import dataclasses
+import math
+import time
+
+from rwthlm_py import data
+from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
+from rwthlm_py.evaluate import network_state_for, score_corpus
+
+
+@dataclasses.dataclass
+class Schedule:
+    batch_size: int = 1
+    sequence_length: int = 100
+    word_wrapping: str = "fixed"
+    max_epoch: int = 0
+    shuffling: bool = True
+    feedforward: bool = False
+    random_seed: int = 1
+    debug_no_sb: bool = False
+    verbose: bool = False
+    unk_penalty: float = 0.0
+    gradient_clipping: float = None  # largest gradient norm per predicted word
+
+    @property
+    def carry_state(self):
+        return self.word_wrapping == "stream"
+
+    @property
+    def shuffles(self):
+        return self.shuffling and not self.carry_state
+
+
+def train_batch(network, optimizer, batch, state, learning_rate, feedforward=False, clipping=None):
+    """One rwthlm update (or, with --feedforward, one per time slice); returns (-sum ln p, new state)."""
+    if feedforward:
+        return _train_slices(network, optimizer, batch, state, learning_rate, clipping)
+    network.zero_grads()
+    logp, new_state, _ = network.accumulate_gradients(batch, state)
+    optimizer.step(learning_rate * clipping_factor(network, batch.num_targets, clipping))
+    return -float(logp.sum()), new_state
+
+
+def _train_slices(network, optimizer, batch, state, learning_rate, clipping):
+    loss = 0.0
+    for step, _ in data.time_slices(batch):
+        network.zero_grads()
+        logp, state, _ = network.accumulate_gradients(step, network.without_recurrence(state))
+        optimizer.step(learning_rate * clipping_factor(network, step.num_targets, clipping))
+        loss -= float(logp.sum())
+    return loss, state
+
+
+def clipping_factor(network, num_targets, clipping):
+    """min(1, clipping / (|g| / N)): scaling the step scales the summed gradient g alike."""
+    if clipping is None:
+        return 1.0
+    norm_per_word = network.gradient_norm() / max(num_targets, 1)
+    return min(1.0, clipping / norm_per_word) if norm_per_word > 0 else 1.0
+
+
+class Trainer:
+    def __init__(self, network, optimizer, model_path, schedule, training_state, console,
+                 options=None):
+        self.network, self.optimizer = network, optimizer
+        self.model_path, self.schedule = model_path, schedule
+        self.state, self.console = training_state, console
+        self.options = options or {}
+
+    def train(self, train_corpus, dev_corpus):
+        schedule = self.schedule
+        sequences = data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
+                              schedule.sequence_length, schedule.debug_no_sb)
+        dev_sequences = data.wrap(dev_corpus, schedule.word_wrapping, schedule.batch_size,
+                                  schedule.sequence_length, schedule.debug_no_sb)
+        self.console.say("Training ...")
+        while schedule.max_epoch == 0 or self.state.epoch < schedule.max_epoch:
+            order = self._epoch_order(sequences)
+            started = time.perf_counter()
+            self.run_epoch(train_corpus, order)
+            self.state.epoch += 1
+            self.console.say(f"epoch {self.state.epoch} took {(time.perf_counter() - started) / 60:.2f} minutes")
+            dev_perplexity = self.evaluate(dev_corpus, dev_sequences)
+            self._report_dev(dev_perplexity)
+            if dev_perplexity < self.state.best_perplexity:
+                self.state.best_perplexity = dev_perplexity
+                self.save()
+            else:
+                self.roll_back()
+        return self.state
+
+    def _epoch_order(self, sequences):
+        if not self.schedule.shuffles:
+            return sequences
+        self.console.say("Shuffling ... done")
+        return data.shuffled(sequences, self.schedule.random_seed, self.state.epoch)
+
+    def run_epoch(self, corpus, sequences):
+        """Trains on every batch once; returns the training perplexity of the epoch."""
+        schedule, state = self.schedule, None
+        progress = self.console.progress(f"epoch {self.state.epoch + 1}", int((sequences.end - sequences.first).sum()))
+        for batch in data.batches(corpus, sequences, schedule.batch_size):
+            started = time.perf_counter()
+            state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
+            loss, state = train_batch(self.network, self.optimizer, batch, state,
+                                      self.state.learning_rate, schedule.feedforward,
+                                      schedule.gradient_clipping)
+            progress.update(batch.num_targets, loss)
+            if schedule.verbose:
+                self.console.say(f"training perplexity = {progress.perplexity:.2f}")
+                self.console.say(f"time = {time.perf_counter() - started:.3f} seconds")
+        progress.close()
+        self.console.note(f"epoch {self.state.epoch + 1}: training perplexity {progress.perplexity:.2f}, "
+                          f"{progress.words_per_second:,.0f} words/s")
+        return progress.perplexity
+
+    def evaluate(self, corpus, sequences):
+        schedule = self.schedule
+        progress = self.console.progress("dev", int((sequences.end - sequences.first).sum()))
+        scores = score_corpus(self.network, corpus, sequences, schedule.batch_size,
+                              carry_state=schedule.carry_state, unk_penalty=schedule.unk_penalty,
+                              feedforward=schedule.feedforward, progress=progress)
+        progress.close()
+        perplexity = scores.perplexity
+        return perplexity if math.isfinite(perplexity) else math.inf
+
+    def _report_dev(self, perplexity):
+        line = (f"development perplexity = {perplexity:20.15f}, "
+                f"learning rate = {self.state.learning_rate:e}")
+        if self.optimizer.momentum > 0:
+            line += f", momentum = {self.optimizer.momentum:f}"
+        self.console.say(line)
+
+    def save(self):
+        save_model(self.model_path, self.network, self.optimizer, self.state, self.options)
+
+    def roll_back(self):
+        """Halves the learning rate and returns to the best model in the file."""
+        new_rate = 0.5 * self.state.learning_rate
+        model_file = read_model(self.model_path)
+        load_weights(self.network, model_file)
+        load_momentum(self.optimizer, model_file)
+        self.state.learning_rate = new_rate
+        self.state.best_perplexity = model_file.training_state.best_perplexity
+        self.console.say(f"no improvement: learning rate halved to {new_rate:e}, "
+                         f"weights rolled back to the best model")
+        self.save()

@@ -1,0 +1,77 @@
+"""Shared fixtures: backends, a small generated vocabulary and corpus, and the toy text."""
+
+import os
+import pathlib
+
+import numpy
+import pytest
+
+from rwthlm_py.backend import cupy_device_count, get_backend
+from rwthlm_py.vocabulary import Vocabulary, remap
+
+SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+CORPORA = pathlib.Path(os.environ.get("RWTHLM_CORPORA", SHARED / "corpora"))
+
+BACKENDS = [
+    "numpy",
+    pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        cupy_device_count() == 0, reason="needs cupy and a CUDA device")]),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return get_backend(request.param, "float32")
+
+
+@pytest.fixture
+def float64():
+    return get_backend("numpy", "float64")
+
+
+@pytest.fixture
+def class_vocab():
+    """Eleven words in six single-word classes and classes of 2 and 3 words, plus <sb>."""
+    classes = [0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 7]
+    return remap([(f"w{k}", c) for k, c in enumerate(classes)], "<sb>")
+
+
+@pytest.fixture
+def full_vocab(class_vocab):
+    return Vocabulary(class_vocab.words, range(len(class_vocab)), "<sb>")
+
+
+TOY_NOUNS = ["cat", "dog", "bird", "man", "woman", "child"]
+TOY_VERBS = ["sees", "likes", "chases", "feeds"]
+TOY_ADJECTIVES = ["big", "small", "red", "old"]
+
+
+def toy_sentences(count, seed):
+    """Sentences of a small grammar: 'the [adj] noun verb the noun [and verb a noun]'."""
+    rng = numpy.random.default_rng(seed)
+    sentences = []
+    for _ in range(count):
+        words = ["the"]
+        if rng.random() < 0.4:
+            words.append(str(rng.choice(TOY_ADJECTIVES)))
+        words += [str(rng.choice(TOY_NOUNS)), str(rng.choice(TOY_VERBS)), "the", str(rng.choice(TOY_NOUNS))]
+        if rng.random() < 0.3:
+            words += ["and", str(rng.choice(TOY_VERBS)), "a", str(rng.choice(TOY_NOUNS))]
+        sentences.append(" ".join(words))
+    return sentences
+
+
+@pytest.fixture
+def toy(tmp_path):
+    """train.txt, dev.txt and test.txt of the toy grammar in a temporary directory."""
+    for name, count, seed in (("train", 400, 1), ("dev", 60, 2), ("test", 60, 3)):
+        (tmp_path / f"{name}.txt").write_text("\n".join(toy_sentences(count, seed)) + "\n")
+    return tmp_path
+
+
+def corpus_file(*parts):
+    """A file of the shared corpora, or a skip saying why it is missing."""
+    path = CORPORA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared corpora are not beside this checkout)")
+    return path

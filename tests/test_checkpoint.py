@@ -1,0 +1,116 @@
+"""Model files: round trip, backups, and clear errors for anything that is not a good one."""
+
+import json
+import math
+import zipfile
+
+import numpy
+import pytest
+
+from rwthlm_py import data
+from rwthlm_py.backend import get_backend
+from rwthlm_py.checkpoint import (TrainingState, build_network, load_momentum, read_model,
+                                  save_model)
+from rwthlm_py.errors import InputError
+from rwthlm_py.network import Network
+from rwthlm_py.network_spec import parse_network
+from rwthlm_py.optim import Sgd
+from rwthlm_py.selftest import synthetic_corpus
+
+
+@pytest.fixture
+def saved(tmp_path, class_vocab):
+    backend = get_backend("numpy")
+    network = Network.build(parse_network("t-26-m5"), class_vocab, backend, seed=7, bias=False)
+    optimizer = Sgd(network, momentum=0.5)
+    for buffer in optimizer.buffers.values():
+        buffer[...] = 0.25
+    path = tmp_path / "t-26-m5"
+    save_model(path, network, optimizer, TrainingState(3, 0.05, 123.5), {"batch_size": 4})
+    return path, network, optimizer
+
+
+def test_round_trip_restores_everything(saved):
+    path, network, optimizer = saved
+    model = read_model(path)
+    assert model.training_state == TrainingState(3, 0.05, 123.5)
+    assert model.meta["network"] == "t-26-m5" and model.meta["bias"] is False
+    assert model.meta["options"] == {"batch_size": 4}
+    loaded = build_network(model, get_backend("numpy"))
+    assert loaded.vocab.fingerprint() == network.vocab.fingerprint()
+    for name, value in network.named_params().items():
+        assert numpy.array_equal(loaded.named_params()[name], value)
+    restored = Sgd(loaded, momentum=0.5)
+    load_momentum(restored, model)
+    for name, value in optimizer.buffers.items():
+        assert numpy.array_equal(restored.buffers[name], value)
+    corpus = synthetic_corpus(network.vocab, seed=1)
+    batch = next(data.batches(corpus, data.wrap(corpus, "verbatim", 4, 20), 4))
+    assert numpy.array_equal(loaded.log_probs(batch)[0], network.log_probs(batch)[0])
+
+
+def test_a_new_network_has_infinite_best_perplexity(tmp_path, class_vocab):
+    network = Network.build(parse_network("t-i4-m4"), class_vocab, get_backend("numpy"))
+    save_model(tmp_path / "m", network, None, TrainingState())
+    assert read_model(tmp_path / "m").training_state.best_perplexity == math.inf
+
+
+def test_saving_keeps_the_previous_file_as_backup(saved):
+    path, network, optimizer = saved
+    before = path.read_bytes()
+    save_model(path, network, optimizer, TrainingState(4, 0.025, 120.0))
+    assert (path.parent / (path.name + ".bk")).read_bytes() == before
+    assert read_model(path).training_state.epoch == 4
+    assert sorted(p.name for p in path.parent.iterdir()) == ["t-26-m5", "t-26-m5.bk"]
+
+
+def test_truncated_file(saved):
+    path, _, _ = saved
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 2])
+    with pytest.raises(InputError, match="not a readable rwthlm_py model file"):
+        read_model(path)
+
+
+def test_corrupt_bytes_are_caught_by_the_checksums(saved):
+    path, _, _ = saved
+    content = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("param/layer2.W.npy")
+    middle = info.header_offset + 30 + len(info.filename) + info.compress_size // 2
+    content[middle] ^= 0xFF
+    path.write_bytes(bytes(content))
+    with pytest.raises(InputError, match="corrupt|not a readable"):
+        read_model(path)
+
+
+def test_other_files_and_versions(tmp_path, saved):
+    (tmp_path / "text").write_text("hello\n")
+    with pytest.raises(InputError, match="not a readable rwthlm_py model file"):
+        read_model(tmp_path / "text")
+    with pytest.raises(InputError, match="no such model file"):
+        read_model(tmp_path / "missing")
+    path, _, _ = saved
+    _rewrite_meta(path, lambda meta: meta.update(version=99))
+    with pytest.raises(InputError, match="format version 99; this rwthlm_py reads version 1"):
+        read_model(path)
+    _rewrite_meta(path, lambda meta: meta.update(format="something else"))
+    with pytest.raises(InputError, match="not an rwthlm_py model file"):
+        read_model(path)
+
+
+def test_arrays_that_do_not_fit_the_network_string(saved):
+    path, _, _ = saved
+    _rewrite_meta(path, lambda meta: meta.update(network="t-26-m6"))
+    with pytest.raises(InputError, match="layer2.W has shape"):
+        build_network(read_model(path), get_backend("numpy"))
+
+
+def _rewrite_meta(path, change):
+    with numpy.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    change(meta)
+    arrays["meta"] = numpy.frombuffer(json.dumps(meta).encode(), dtype=numpy.uint8)
+    with open(path, "wb") as handle:
+        numpy.savez(handle, **arrays)

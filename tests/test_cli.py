@@ -1,0 +1,198 @@
+"""Both command lines end to end on toy data, and one clear line for every kind of bad input."""
+
+import gzip
+import os
+import subprocess
+import sys
+
+import pytest
+
+RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
+RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
+
+
+def call(command, *args, cwd):
+    result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
+                            timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+def assert_one_line_error(result, program, *fragments):
+    status, _, err = result
+    lines = err.strip().splitlines()
+    assert status != 0
+    assert "Traceback" not in err
+    errors = [line for line in lines if line.startswith(f"{program}: error: ")]
+    assert len(errors) == 1, err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+@pytest.fixture
+def trained(toy):
+    status, out, err = call(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8,
+                            "--sequence-length", 12, "--learning-rate", 0.05, "--max-epoch", 1,
+                            "--vocab", "vocab", "toy-i8-m8", cwd=toy)
+    assert status == 0, err
+    return toy
+
+
+def test_help_without_network(tmp_path):
+    status, out, _ = call(RWTHLM, cwd=tmp_path)
+    assert status == 0 and "Usage: rwthlm [OPTION]... [LATTICE]... NETWORK".lower() in out.lower()
+    assert "--word-wrapping" in out and "--self-test" not in out
+    status, out, _ = call(RWTHLM_PY, "--help", cwd=tmp_path)
+    assert status == 0 and all(c in out for c in ("train", "ppl", "selftest", "vocab"))
+
+
+def test_rwthlm_training_prints_rwthlms_lines(trained):
+    status, out, _ = call(RWTHLM, "--ppl", "test.txt", "toy-i8-m8", cwd=trained)
+    assert status == 0
+    assert "Reading neural network from file 'toy-i8-m8' ..." in out
+    assert "Best development perplexity after 1 epochs: " in out
+    lines = out.strip().splitlines()
+    assert lines[-2] == "perplexity:" and float(lines[-1]) > 1
+    assert (trained / "vocab").exists() and (trained / "toy-i8-m8").exists()
+
+
+def test_rwthlm_py_ppl_equals_rwthlm_ppl(trained):
+    _, rwthlm_out, _ = call(RWTHLM, "--ppl", "test.txt", "--batch-size", 3, "toy-i8-m8", cwd=trained)
+    _, py_out, _ = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "--batch-size", "3", "toy-i8-m8", cwd=trained)
+    assert rwthlm_out.splitlines()[-1] == py_out.splitlines()[-1]
+
+
+def test_verbose_lines_do_not_depend_on_batch_size(trained):
+    outputs = []
+    for batch_size in (1, 7):
+        _, out, _ = call(RWTHLM, "--ppl", "test.txt", "--verbose", "--word-wrapping", "verbatim",
+                         "--batch-size", batch_size, "toy-i8-m8", cwd=trained)
+        outputs.append([line for line in out.splitlines() if line.startswith("\tp( ")])
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 100
+
+
+def test_config_file_values_and_command_line_precedence(trained):
+    (trained / "conf").write_text("# a comment\nbatch-size = 5\nword-wrapping = verbatim\nverbose = true\n")
+    _, out, _ = call(RWTHLM, "--config", "conf", "--ppl", "test.txt", "--verbose", "toy-i8-m8", cwd=trained)
+    assert "Reading options from config file 'conf' ..." in out
+    _, plain, _ = call(RWTHLM, "--ppl", "test.txt", "--batch-size", 5, "--word-wrapping", "verbatim",
+                       "toy-i8-m8", cwd=trained)
+    assert out.splitlines()[-1] == plain.splitlines()[-1]
+    _, override, _ = call(RWTHLM, "--config", "conf", "--word-wrapping", "fixed", "--ppl", "test.txt",
+                          "toy-i8-m8", cwd=trained)
+    _, fixed, _ = call(RWTHLM, "--ppl", "test.txt", "--batch-size", 5, "toy-i8-m8", cwd=trained)
+    assert override.splitlines()[-1] == fixed.splitlines()[-1]
+
+
+def test_selftest_commands(trained):
+    status, out, _ = call(RWTHLM, "--train", "train.txt", "--self-test", "toy-i8-m8", cwd=trained)
+    assert status == 0 and "Gradient test SUCCEEDED!" in out
+    status, out, _ = call(RWTHLM_PY, "selftest", "t-r4-m3", cwd=trained)
+    assert status == 0 and out.count("Gradient test SUCCEEDED!") == 2
+
+
+def test_vocab_subcommand_writes_frequency_classes(toy):
+    status, out, _ = call(RWTHLM_PY, "vocab", "--train", "train.txt", "--classes", 4, "--out", "classes",
+                          cwd=toy)
+    assert status == 0
+    lines = (toy / "classes").read_text().split("\n")
+    assert len({line.split("\t")[1] for line in lines}) == 4
+    status, _, err = call(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--vocab", "classes",
+                          "--learning-rate", 0.05, "--max-epoch", 1, "--batch-size", 8, "toy-i8-m8", cwd=toy)
+    assert status == 0, err
+
+
+def test_stream_mode_is_named_in_the_output(trained):
+    _, out, _ = call(RWTHLM, "--ppl", "test.txt", "--word-wrapping", "stream", "toy-i8-m8", cwd=trained)
+    assert "word wrapping 'stream'" in out and "not an rwthlm mode" in out
+
+
+BAD_OPTIONS = [
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--batch-size", "x"], "--batch-size takes an integer, not 'x'"),
+    (["--momentum", "1.5"], "--momentum must lie in [0, 1)"),
+    (["--learning-rate", "-1"], "--learning-rate must be a positive number"),
+    (["--word-wrapping", "wrapped"], "--word-wrapping must be one of"),
+    (["--sequence-length", "1"], "--sequence-length must be at least 2"),
+    (["--num-oovs", "-3"], "--num-oovs must not be negative"),
+    (["--no-such-option"], "unrecognized arguments"),
+    (["--lambda", "0.5"], "lattice rescoring (--lambda) is not supported yet"),
+]
+
+
+@pytest.mark.parametrize("arguments, message", BAD_OPTIONS)
+def test_nonsensical_options(trained, arguments, message):
+    result = call(RWTHLM, "--ppl", "test.txt", *arguments, "toy-i8-m8", cwd=trained)
+    assert_one_line_error(result, "rwthlm", message)
+
+
+def test_lattices_are_not_supported_yet(trained):
+    (trained / "x.lat").write_text("VERSION=1.0\n")
+    assert_one_line_error(call(RWTHLM, "x.lat", "toy-i8-m8", cwd=trained), "rwthlm", "not supported yet")
+
+
+def test_bad_vocabulary_files(toy):
+    (toy / "dup").write_text("the\ncat\nthe\n")
+    assert_one_line_error(call(RWTHLM, "--vocab", "dup", "--train", "train.txt", "--dev", "dev.txt", "t-i4-m4",
+                               cwd=toy), "rwthlm", "dup:3:", "duplicate word 'the'")
+    (toy / "bad").write_text("the 1\ncat one\n")
+    assert_one_line_error(call(RWTHLM, "--vocab", "bad", "--train", "train.txt", "--dev", "dev.txt", "t-i4-m4",
+                               cwd=toy), "rwthlm", "bad:2:", "not an integer")
+    assert not (toy / "t-i4-m4").exists()
+
+
+def test_unknown_words_without_unk(toy):
+    (toy / "small").write_text("the\ncat\n")
+    assert_one_line_error(call(RWTHLM, "--vocab", "small", "--train", "train.txt", "--dev", "dev.txt",
+                               "--learning-rate", 0.1, "t-i4-m4", cwd=toy),
+                          "rwthlm", "dev.txt:1:", "unknown word", "--unk")
+    assert not (toy / "t-i4-m4").exists()
+
+
+def test_lines_too_long_for_verbatim(toy):
+    assert_one_line_error(call(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--word-wrapping", "verbatim",
+                               "--sequence-length", 6, "--learning-rate", 0.1, "t-i4-m4", cwd=toy),
+                          "rwthlm", ".txt:", "more than verbatim word wrapping allows")
+
+
+def test_non_utf8_text(toy):
+    with gzip.open(toy / "latin1.txt.gz", "wb") as handle:
+        handle.write("the cat\nthe caf\xe9\n".encode("latin-1"))
+    assert_one_line_error(call(RWTHLM, "--train", "latin1.txt.gz", "--dev", "dev.txt", "t-i4-m4", cwd=toy),
+                          "rwthlm", "latin1.txt.gz:2:", "not UTF-8")
+
+
+@pytest.mark.parametrize("network, message", [
+    ("toy-m8", "cannot be the first layer"), ("toy-i8-q8", "unknown layer type 'q'"), ("toy", "NAME-LAYER")])
+def test_bad_network_strings(toy, network, message):
+    assert_one_line_error(call(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", network, cwd=toy),
+                          "rwthlm", message)
+    assert not (toy / network).exists()
+
+
+def test_bad_model_files(trained):
+    content = (trained / "toy-i8-m8").read_bytes()
+    (trained / "truncated").write_bytes(content[: len(content) // 3])
+    assert_one_line_error(call(RWTHLM, "--ppl", "test.txt", "truncated", cwd=trained), "rwthlm",
+                          "truncated: not a readable rwthlm_py model file")
+    (trained / "other").write_bytes(b"\x00" * 100)
+    assert_one_line_error(call(RWTHLM, "--ppl", "test.txt", "other", cwd=trained), "rwthlm", "other:")
+    assert_one_line_error(call(RWTHLM, "--ppl", "test.txt", "t-i8-m8", cwd=trained), "rwthlm",
+                          "--ppl needs a trained model")
+
+
+def test_model_that_does_not_match_the_vocabulary(trained):
+    words = [line.split("\t")[0] for line in (trained / "vocab").read_text().split("\n")]
+    (trained / "other-vocab").write_text("\n".join(reversed(words)))
+    assert_one_line_error(call(RWTHLM, "--vocab", "other-vocab", "--ppl", "test.txt", "toy-i8-m8", cwd=trained),
+                          "rwthlm", "toy-i8-m8:", "does not match the vocabulary")
+
+
+def test_missing_files(toy):
+    assert_one_line_error(call(RWTHLM, "--train", "nothing.txt", "--dev", "dev.txt", "t-i4-m4", cwd=toy),
+                          "rwthlm", "nothing.txt: no such file")
+    assert_one_line_error(call(RWTHLM_PY, "train", "--train", "train.txt", "t-i4-m4", cwd=toy),
+                          "rwthlm-py", "train needs --dev")
+    (toy / "conf").write_text("batch-size = 2\nbogus = 1\n")
+    assert_one_line_error(call(RWTHLM, "--config", "conf", "--train", "train.txt", "t-i4-m4", cwd=toy),
+                          "rwthlm", "conf:2:", "unknown option 'bogus'")
+    assert sorted(os.listdir(toy)) == ["conf", "dev.txt", "test.txt", "train.txt"]

@@ -1,0 +1,175 @@
+"""Training: the SGD and momentum rule, rwthlm's schedule, resuming, and learning at all."""
+
+import io
+import math
+
+import numpy
+import pytest
+
+from rwthlm_py import commands
+from rwthlm_py.backend import get_backend
+from rwthlm_py.checkpoint import TrainingState, read_model, save_model
+from rwthlm_py.config import Options
+from rwthlm_py.network import Network
+from rwthlm_py.network_spec import parse_network
+from rwthlm_py.optim import Sgd
+from rwthlm_py.reporting import Console
+from rwthlm_py.train import Schedule, Trainer
+
+
+def quiet():
+    return Console(out=io.StringIO(), err=io.StringIO())
+
+
+def run(options, network_path, console=None):
+    console = console or quiet()
+    status = commands.run(options, str(network_path), get_backend("numpy"), console)
+    return status, console.out.getvalue()
+
+
+def toy_options(toy, **changes):
+    values = dict(train=str(toy / "train.txt"), dev=str(toy / "dev.txt"), batch_size=8,
+                  sequence_length=12, learning_rate=0.05, random_seed=5)
+    values.update(changes)
+    return Options(**values)
+
+
+def test_momentum_rule_is_rwthlms(class_vocab):
+    backend = get_backend("numpy", "float64")
+    network = Network.build(parse_network("t-i3-m2"), class_vocab, backend, seed=1)
+    optimizer = Sgd(network, momentum=0.5)
+    lstm = network.layers[1]
+    w0 = lstm.params["W"].copy()
+    gradients = [numpy.full(w0.shape, 1.0), numpy.full(w0.shape, 2.0)]
+    velocity, expected = numpy.zeros_like(w0), w0.copy()
+    for gradient in gradients:
+        network.zero_grads()
+        lstm.add_grad("W", gradient.copy())
+        optimizer.step(0.1)
+        velocity = 0.5 * velocity - 0.1 * gradient
+        expected += velocity
+    assert numpy.allclose(lstm.params["W"], expected)
+    assert numpy.allclose(optimizer.buffers["layer2.W"], 0.5 * velocity)
+    assert "layer1.E" not in optimizer.buffers and "output.W_word" not in optimizer.buffers
+
+
+def test_training_learns_the_toy_grammar(toy):
+    status, out = run(toy_options(toy, max_epoch=4), toy / "toy-i16-m16")
+    assert status == 0
+    dev = [float(line.split("=")[1].split(",")[0]) for line in out.splitlines()
+           if line.startswith("development perplexity")]
+    assert len(dev) == 4
+    assert dev[0] > 5.0 and dev[-1] < 3.5
+    assert read_model(toy / "toy-i16-m16").training_state.epoch == 4
+
+
+@pytest.mark.parametrize("wrapping", ["fixed", "stream", "verbatim"])
+def test_three_epochs_in_one_run_equal_three_runs_of_one(tmp_path, toy, wrapping):
+    options = toy_options(toy, word_wrapping=wrapping, momentum=0.3, sequence_length=40)
+    one_run, step_runs = tmp_path / "a" / "toy-i8-m8", tmp_path / "b" / "toy-i8-m8"
+    one_run.parent.mkdir()
+    step_runs.parent.mkdir()
+    run(options.replace(max_epoch=3), one_run)
+    for epoch in (1, 2, 3):
+        run(options.replace(max_epoch=epoch), step_runs)
+    a, b = read_model(one_run), read_model(step_runs)
+    assert a.training_state == b.training_state
+    for name in a.params:
+        assert numpy.allclose(a.params[name], b.params[name], rtol=1e-6, atol=1e-7), name
+    for name in a.momentum:
+        assert numpy.allclose(a.momentum[name], b.momentum[name], rtol=1e-6, atol=1e-7), name
+
+
+def test_no_improvement_halves_the_rate_and_rolls_back(tmp_path, toy, class_vocab):
+    backend = get_backend("numpy")
+    network = Network.build(parse_network("t-i4-m4"), class_vocab, backend, seed=1)
+    optimizer = Sgd(network, momentum=0.0)
+    path = tmp_path / "model"
+    state = TrainingState(epoch=0, learning_rate=0.4)
+    save_model(path, network, optimizer, state)
+    trainer = Trainer(network, optimizer, str(path), Schedule(max_epoch=4), state, quiet())
+    dev_perplexities = iter([50.0, 40.0, 45.0, 40.0])
+    snapshots = []
+    trainer.run_epoch = lambda corpus, sequences: _perturb(network, snapshots)
+    trainer.evaluate = lambda corpus, sequences: next(dev_perplexities)
+    trainer.train(_Empty(), _Empty())
+    final = read_model(path)
+    # epoch 3 (45) and epoch 4 (40, equal is no improvement) each halve the rate
+    assert final.training_state == TrainingState(4, 0.1, 40.0)
+    # the weights are those after epoch 2, the best one
+    for name, value in network.named_params().items():
+        assert numpy.array_equal(value, snapshots[1][name])
+        assert numpy.array_equal(final.params[name], snapshots[1][name])
+
+
+class _Empty:
+    stream = numpy.zeros(0, dtype=numpy.int32)
+    line_starts = numpy.zeros(1, dtype=numpy.int64)
+    sb = 0
+    path = "<none>"
+
+
+def _perturb(network, snapshots):
+    for value in network.named_params().values():
+        value += 0.01
+    snapshots.append({name: value.copy() for name, value in network.named_params().items()})
+    return 1.0
+
+
+def test_automatic_learning_rate(toy):
+    options = toy_options(toy, learning_rate=None, batch_size=4, max_epoch=1)
+    status, out = run(options, toy / "toy-i8-m8")
+    assert status == 0
+    assert "Determining initial learning rate ..." in out
+    line = [l for l in out.splitlines() if l.startswith("initial learning rate: ")][0]
+    rate = float(line.split(": ")[1])
+    assert 1e-4 < rate <= 10
+    assert read_model(toy / "toy-i8-m8").training_state.learning_rate == pytest.approx(rate, rel=1e-2)
+
+
+def test_automatic_learning_rate_needs_thirty_batches(toy):
+    from rwthlm_py.errors import InputError
+
+    options = toy_options(toy, learning_rate=None, batch_size=400, max_epoch=1)
+    with pytest.raises(InputError, match="at least 30 batches"):
+        run(options, toy / "toy-i8-m8")
+
+
+def test_resuming_continues_the_epoch_count_and_keeps_the_rate(toy):
+    path = toy / "toy-i8-m8"
+    run(toy_options(toy, max_epoch=1), path)
+    status, out = run(toy_options(toy, max_epoch=2, learning_rate=99.0), path)
+    assert "Best development perplexity after 1 epochs:" in out
+    assert out.count("development perplexity =") == 1
+    state = read_model(path).training_state
+    assert state.epoch == 2 and state.learning_rate in (0.05, 0.025)
+
+
+def test_feedforward_training_of_an_ngram_network(toy):
+    status, out = run(toy_options(toy, feedforward=True, max_epoch=2, learning_rate=0.05), toy / "toy-36-l16")
+    dev = [float(l.split("=")[1].split(",")[0]) for l in out.splitlines() if l.startswith("development")]
+    assert status == 0 and dev[-1] < 6.0
+
+
+def test_gradient_clipping_limits_the_step(class_vocab):
+    from rwthlm_py.train import clipping_factor
+    from rwthlm_py.selftest import synthetic_corpus
+    from rwthlm_py import data
+
+    network = Network.build(parse_network("t-i4-m4"), class_vocab, get_backend("numpy", "float64"))
+    corpus = synthetic_corpus(class_vocab, seed=1)
+    batch = next(data.batches(corpus, data.wrap(corpus, "verbatim", 4, 20), 4))
+    network.zero_grads()
+    network.accumulate_gradients(batch)
+    per_word = network.gradient_norm() / batch.num_targets
+    assert clipping_factor(network, batch.num_targets, None) == 1.0
+    assert clipping_factor(network, batch.num_targets, 10 * per_word) == 1.0
+    assert clipping_factor(network, batch.num_targets, per_word / 4) == pytest.approx(0.25)
+
+
+def test_dev_is_required_for_training(toy):
+    from rwthlm_py.errors import InputError
+
+    with pytest.raises(InputError, match="--dev"):
+        run(toy_options(toy, dev=None), toy / "toy-i8-m8")
+    assert math.isfinite(1.0)
