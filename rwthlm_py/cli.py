@@ -141,7 +141,8 @@ def main_parser():
     vocab = commands.add_parser("vocab", help="write a vocabulary file with word classes",
                                 description="Build an rwthlm vocabulary file with word classes from a training text.")
     vocab.add_argument("--train", required=True, help="training text")
-    vocab.add_argument("--classes", type=int, required=True, help="number of classes")
+    vocab.add_argument("--classes", type=int,
+                       help="number of classes (default: every word its own class, a full softmax)")
     vocab.add_argument("--method", choices=("frequency",), default="frequency",
                        help="frequency: Mikolov's frequency binning")
     vocab.add_argument("--map-sb", default="<sb>", help="the sentence-boundary word")
@@ -185,11 +186,13 @@ def run_selftest(options, network, console):
 def write_class_vocabulary(namespace, console):
     from rwthlm_py.vocabulary import count_words, frequency_classes, vocabulary_from_counts
 
-    if namespace.classes < 1:
+    if namespace.classes is not None and namespace.classes < 1:
         raise UsageError("--classes must be at least 1")
     console.say(f"Counting words of '{namespace.train}' ...")
     counts, lines = count_words(namespace.train)
-    classes = frequency_classes(counts, namespace.classes, namespace.map_sb, sentences=lines)
+    classes = None
+    if namespace.classes is not None:
+        classes = frequency_classes(counts, namespace.classes, namespace.map_sb, sentences=lines)
     vocab = vocabulary_from_counts(counts, namespace.map_sb, classes)
     vocab.write(namespace.out)
     console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "

@@ -21,6 +21,7 @@ class Sgd:
         self.buffers = {name: network.xp.zeros_like(value)
                         for name, value in network.named_params().items() if name in names}
         self._buffers_in_use = momentum != 0.0
+        self._scratch = None
 
     def step(self, learning_rate):
         params = self.network.named_params()
@@ -28,13 +29,22 @@ class Sgd:
             param = params[name]
             if isinstance(gradient, RowGradient):
                 gradient.apply(param, -learning_rate)
-            elif name in self.buffers and self._buffers_in_use:
+                continue
+            step = self._scaled(gradient, learning_rate)
+            if name in self.buffers and self._buffers_in_use:
                 buffer = self.buffers[name]
-                buffer -= learning_rate * gradient
+                buffer -= step
                 param += buffer
                 buffer *= self.momentum
             else:  # no momentum, or mu = 0 with empty buffers: the same step, cheaper
-                param -= learning_rate * gradient
+                param -= step
+
+    def _scaled(self, gradient, factor):
+        """factor * gradient in a reused buffer (no temporary as large as the parameter)."""
+        if self._scratch is None or self._scratch.size < gradient.size:
+            self._scratch = self.network.xp.empty(gradient.size, dtype=gradient.dtype)
+        out = self._scratch[:gradient.size].reshape(gradient.shape)
+        return self.network.xp.multiply(gradient, factor, out=out)
 
     def reset(self):
         for buffer in self.buffers.values():

@@ -73,15 +73,14 @@ def _state_arrays(network, state, d_initial):
 
 
 def _check_array(name, value, gradient, loss, rng, max_elements, backend):
-    flat_value = value.reshape(-1)
     analytic = backend.to_numpy(gradient).reshape(-1)
     indices = _pick(analytic, rng, max_elements)
     worst = Check(name, 0.0, (), 0.0, 0.0, len(indices), value.size)
     for index in indices.tolist():
-        numeric = _numeric_derivative(flat_value, index, loss)
+        position = tuple(int(i) for i in numpy.unravel_index(index, value.shape))
+        numeric = _numeric_derivative(value, position, loss)
         error = abs(analytic[index] - numeric) / max(abs(analytic[index]) + abs(numeric), FLOOR)
         if error >= worst.error:
-            position = tuple(int(i) for i in numpy.unravel_index(index, value.shape))
             worst = Check(name, error, position, float(analytic[index]), numeric,
                           len(indices), value.size)
     return worst
@@ -95,13 +94,14 @@ def _pick(analytic, rng, max_elements):
     return numpy.unique(numpy.append(sample, numpy.argmax(numpy.abs(analytic))))
 
 
-def _numeric_derivative(flat_value, index, loss):
-    original = flat_value[index].item()
+def _numeric_derivative(value, position, loss):
+    """Perturbs value[position] in place (value may be a view of a larger parameter)."""
+    original = value[position].item()
     values = []
     for offset in (-2, -1, 1, 2):
-        flat_value[index] = original + offset * STEP
+        value[position] = original + offset * STEP
         values.append(loss())
-    flat_value[index] = original
+    value[position] = original
     return (values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * STEP)
 
 

@@ -196,3 +196,27 @@ def test_missing_files(toy):
     assert_one_line_error(call(RWTHLM, "--config", "conf", "--train", "train.txt", "t-i4-m4", cwd=toy),
                           "rwthlm", "conf:2:", "unknown option 'bogus'")
     assert sorted(os.listdir(toy)) == ["conf", "dev.txt", "test.txt", "train.txt"]
+
+
+def test_remap_writes_the_network_order(toy):
+    (toy / "classes").write_text("the 3\ncat 1\ndog 1\nsees 2\n<unk> 9\n")
+    status, out, _ = call(RWTHLM, "--vocab", "classes", "--remap", "remapped", "t-i4-m4", cwd=toy)
+    assert status == 0 and "Writing remapped vocabulary ..." in out
+    assert (toy / "remapped").read_text() == "sees\t0\nthe\t1\n<unk>\t2\n<sb>\t3\ncat\t4\ndog\t4"
+    assert not (toy / "t-i4-m4").exists()
+
+
+def test_unk_and_num_oovs(trained):
+    (trained / "oov.txt").write_text("the zebra sees the cat\n")
+    assert_one_line_error(call(RWTHLM, "--ppl", "oov.txt", "toy-i8-m8", cwd=trained), "rwthlm",
+                          "oov.txt:1:", "unknown word 'zebra'")
+    words = [line.split("\t")[0] for line in (trained / "vocab").read_text().split("\n")]
+    assert "<unk>" not in words
+    assert_one_line_error(call(RWTHLM, "--unk", "--ppl", "oov.txt", "toy-i8-m8", cwd=trained), "rwthlm",
+                          "no '<unk>'")
+    _, out, _ = call(RWTHLM, "--unk", "--map-unk", "dog", "--ppl", "oov.txt", "toy-i8-m8", cwd=trained)
+    assert "1 words not in the vocabulary were scored as <unk>" in out
+    _, penalised, _ = call(RWTHLM, "--unk", "--map-unk", "dog", "--num-oovs", 9, "--ppl", "oov.txt",
+                           "toy-i8-m8", cwd=trained)
+    plain, penalty = float(out.splitlines()[-1]), float(penalised.splitlines()[-1])
+    assert penalty == pytest.approx(plain * 10 ** (1 / 6), rel=1e-6)  # 6 predicted tokens

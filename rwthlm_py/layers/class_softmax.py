@@ -6,9 +6,17 @@ is its own class.
 W_class: C x H. W_word stacks the word weights of every class with more than one word
 (the vocabulary's ids S..V-1; W_word[c] is the block of class c); the S single-word classes
 (the shortlist) have no word weights and p(w|c(w),h) = 1. Only the target's class softmax
-is computed. Training deltas are softmax - onehot; W_word and b_word are updated by plain
-SGD (rwthlm gives them no momentum). Log-probabilities are taken as logit - logsumexp, so
-they stay finite where rwthlm's log of an underflowed probability gives -inf.
+is computed. W_word and b_word are updated by plain SGD (rwthlm gives them no momentum).
+
+For a loss with d(loss)/d(log p_n) = g_n (g = -1 in training), and e the exponentials of
+the logits W h + b with row sums s, the gradients are
+
+    dW = e^T (h * r) + onehot^T (h * g),   db = r^T e + onehot^T g,
+    dh = (e W) * r + g * W[target],        r = -g / s
+
+which needs no normalised softmax; in training r^T e = sum_n p_n is summed while each
+block of e is still in cache. Log-probabilities are logit - log s, finite where rwthlm's
+log of an underflowed probability gives -inf.
 
 Shapes: N scored positions, H inputs, C classes, V words.
 """
@@ -39,22 +47,23 @@ class ClassSoftmax(Layer):
 
     def forward(self, h, targets, train=True):
         """h[N,H], targets[N] (host ints) -> (log p(target|h)[N], cache)."""
-        xp, backend = self.xp, self.backend
+        xp = self.xp
         classes = self.word_class[targets]
         class_index = xp.asarray(classes)
-        logits = h @ self.params["W_class"].T
-        logp, class_probs = log_softmax_pick(backend, logits, class_index, self._bias("b_class"), train)
+        class_part = softmax_forward(self.backend, h, self.params["W_class"], self._bias("b_class"),
+                                     class_index, train)
+        logp = class_part.logp
         groups = []
         for word_class, positions in self._class_groups(classes):
             rows = self._word_rows(word_class)
             within = xp.asarray(targets[positions] - self.class_start[word_class])
             positions = xp.asarray(positions)
-            word_logits = h[positions] @ self.params["W_word"][rows].T
             bias = self.params["b_word"][rows] if self.bias else None
-            word_logp, word_probs = log_softmax_pick(backend, word_logits, within, bias, train)
-            logp[positions] += word_logp
-            groups.append((rows, positions, within, word_probs))
-        cache = (h, class_index, class_probs, groups) if train else None
+            word_part = softmax_forward(self.backend, h[positions], self.params["W_word"][rows], bias,
+                                        within, train)
+            logp[positions] += word_part.logp
+            groups.append((rows, positions, word_part))
+        cache = (class_part, groups) if train else None
         return logp, cache
 
     def _bias(self, name):
@@ -66,8 +75,7 @@ class ClassSoftmax(Layer):
         if not len(clustered):
             return []
         order = clustered[numpy.argsort(classes[clustered], kind="stable")]
-        sorted_classes = classes[order]
-        cuts = numpy.flatnonzero(numpy.diff(sorted_classes)) + 1
+        cuts = numpy.flatnonzero(numpy.diff(classes[order])) + 1
         return [(int(classes[part[0]]), part) for part in numpy.split(order, cuts)]
 
     def _word_rows(self, word_class):
@@ -76,108 +84,141 @@ class ClassSoftmax(Layer):
 
     def backward(self, d_logp, cache):
         """d(loss)/dh[N,H] from d(loss)/d(log p)[N] (None: the loss is -sum log p)."""
-        backend = self.backend
-        h, class_index, class_probs, groups = cache
-        d_logits, d_bias = softmax_delta(backend, class_probs, class_index, d_logp)
-        self.add_grad("W_class", d_logits.T @ h)
+        class_part, groups = cache
+        dW, db, dh = softmax_backward(self.backend, class_part, d_logp)
+        self.add_grad("W_class", dW)
         if self.bias:
-            self.add_grad("b_class", d_bias)
-        dh = d_logits @ self.params["W_class"]
-        for rows, positions, within, word_probs in groups:
+            self.add_grad("b_class", db)
+        for rows, positions, word_part in groups:
             word_d_logp = None if d_logp is None else d_logp[positions]
-            d_word, d_word_bias = softmax_delta(backend, word_probs, within, word_d_logp)
-            self.grads["W_word"].add(rows, d_word.T @ h[positions])
+            dW_word, db_word, dh_word = softmax_backward(self.backend, word_part, word_d_logp)
+            self.grads["W_word"].add(rows, dW_word)
             if self.bias:
-                self.grads["b_word"].add(rows, d_word_bias)
-            dh[positions] += d_word @ self.params["W_word"][rows]
+                self.grads["b_word"].add(rows, db_word)
+            dh[positions] += dh_word
         return dh
 
     def log_distribution(self, h):
         """log p(w|h) for every word w: [N,V] (for tests and inspection; not used in training)."""
         xp = self.xp
-        class_logits = h @ self.params["W_class"].T
-        if self.bias:
-            class_logits += self.params["b_class"]
-        result = log_softmax(class_logits)[:, xp.asarray(self.word_class)]
+        result = log_softmax(self._logits(h, self.params["W_class"], self._bias("b_class")))
+        result = result[:, xp.asarray(self.word_class)]
         for word_class in range(self.shortlist, self.num_classes):
             rows = self._word_rows(word_class)
-            word_logits = h @ self.params["W_word"][rows].T
-            if self.bias:
-                word_logits += self.params["b_word"][rows]
+            bias = self.params["b_word"][rows] if self.bias else None
             start = int(self.class_start[word_class])
-            result[:, start:start + rows.stop - rows.start] += log_softmax(word_logits)
+            result[:, start:start + rows.stop - rows.start] += log_softmax(
+                self._logits(h, self.params["W_word"][rows], bias))
         return result
 
+    @staticmethod
+    def _logits(h, weights, bias):
+        logits = h @ weights.T
+        return logits if bias is None else logits + bias
 
-def log_softmax_pick(backend, logits, target, bias, keep_probs):
-    """log softmax(logits + bias)[n, target[n]] for every row n, computed in place.
 
-    With keep_probs the softmax itself is left in `logits` and returned. Row blocks are
-    processed in cache (backend.for_row_blocks). The usual shift by the row maximum costs
-    two passes over the logits and is needed only where exp would overflow or the sum
-    underflow, so it is applied only to the rows where that happens.
+class SoftmaxPart:
+    """One softmax of a batch: its inputs, weights, targets, log p, and for training the
+    exponentials e, their row sums s and the summed probabilities sum_n e_n / s_n."""
+
+    def __init__(self, h, weights, bias, target, logp, exps=None, totals=None, prob_sums=None):
+        self.h, self.weights, self.bias, self.target = h, weights, bias, target
+        self.logp, self.exps, self.totals, self.prob_sums = logp, exps, totals, prob_sums
+
+
+def softmax_forward(backend, h, weights, bias, target, train):
+    """log softmax(h W^T + b)[n, target[n]] as a SoftmaxPart (with what training needs)."""
+    exps = h @ weights.T
+    logp, totals, prob_sums = log_softmax_pick(
+        backend, exps, target, bias, train,
+        lambda rows: exps_rows_logits(h, weights, bias, rows))
+    if not train:
+        return SoftmaxPart(h, weights, bias, target, logp)
+    return SoftmaxPart(h, weights, bias, target, logp, exps, totals, prob_sums)
+
+
+def exps_rows_logits(h, weights, bias, rows):
+    logits = h[rows] @ weights.T
+    return logits if bias is None else logits + bias
+
+
+def log_softmax_pick(backend, logits, target, bias, sum_probs, recompute):
+    """log softmax(logits + bias)[n, target[n]] for every row n.
+
+    Returns (log p[N], row sums s[N], sum_n p_n[K] or None). The logits are replaced by
+    their exponentials e (the softmax is e / s), processed in cached row blocks
+    (backend.for_row_blocks), with the row sums as matrix-vector products. The usual shift
+    by the row maximum costs a pass over the logits and matters only where exp overflows or
+    the sum underflows; rows whose sum leaves SAFE_TOTALS are computed again, shifted, from
+    recompute(rows), which gives their logits (bias included).
     """
     xp = backend.xp
     logp = xp.empty(logits.shape[0], dtype=logits.dtype)
-    safe = SAFE_SUM[xp.dtype(logits.dtype).name]
+    totals = xp.empty(logits.shape[0], dtype=logits.dtype)
+    ones = xp.ones(logits.shape[1], dtype=logits.dtype)
+    lowest, highest = SAFE_TOTALS[numpy.dtype(logits.dtype).name]
 
     def block(start, stop):
         chunk = logits[start:stop]
         if bias is not None:
             chunk += bias
-        rows = xp.arange(stop - start)
-        picked = chunk[rows, target[start:stop]]
-        shifted = _shift_rows_at_risk(xp, chunk, safe)
-        if shifted is not None:
-            picked[shifted[0]] -= shifted[1]
-        xp.exp(chunk, out=chunk)
-        total = chunk.sum(axis=1)
+        picked = chunk[xp.arange(stop - start), target[start:stop]]
+        with numpy.errstate(over="ignore", under="ignore"):  # such rows are redone below
+            xp.exp(chunk, out=chunk)
+            total = chunk @ ones
+        totals[start:stop] = total
         logp[start:stop] = picked - xp.log(total)
-        if keep_probs:
-            chunk *= (1.0 / total)[:, None]
+        return (1 / total) @ chunk if sum_probs else None
 
-    backend.for_row_blocks(block, logits.shape[0], logits.shape[1] * logits.itemsize)
-    return logp, (logits if keep_probs else None)
-
-
-# Rows whose largest logit lies outside [lowest, highest] are shifted by their maximum:
-# above `highest`, exp could overflow (or lose the sum to inf over C terms); below
-# `lowest`, the sum could underflow.
-SAFE_SUM = {"float32": (-60.0, 60.0), "float64": (-600.0, 600.0)}
-
-
-def _shift_rows_at_risk(xp, chunk, safe):
-    """Shifts the at-risk rows of chunk by their maximum; returns (rows, shifts) or None."""
-    row_max = chunk.max(axis=1)
-    lowest, highest = safe
-    at_risk = xp.flatnonzero((row_max > highest) | (row_max < lowest) | (row_max != row_max))
-    if len(at_risk) == 0:
-        return None
-    shifts = row_max[at_risk]
-    chunk[at_risk] -= shifts[:, None]
-    return at_risk, shifts
+    partial_sums = backend.for_row_blocks(block, logits.shape[0], logits.shape[1] * logits.itemsize)
+    at_risk = xp.flatnonzero(~((totals >= lowest) & (totals <= highest)))
+    if len(at_risk):
+        _shifted_rows(xp, logits, target, recompute(at_risk), at_risk, logp, totals)
+    prob_sums = None
+    if sum_probs:
+        prob_sums = (1 / totals) @ logits if len(at_risk) else _add_all(partial_sums)
+    return logp, totals, prob_sums
 
 
-def softmax_delta(backend, probs, target, d_logp):
-    """d(loss)/d(logits) = g * (onehot - p) in place of probs (g = -1 when d_logp is None),
-    and its column sums (the bias gradient)."""
+def _add_all(arrays):
+    total = arrays[0]
+    for array in arrays[1:]:
+        total = total + array
+    return total
+
+
+# A row sum s of exponentials inside these bounds is exact enough without the shift: no
+# term overflowed, and the terms that underflowed are below 1e-14 of the largest.
+SAFE_TOTALS = {"float32": (1e-20, 1e30), "float64": (1e-200, 1e200)}
+
+
+def _shifted_rows(xp, logits, target, row_logits, rows, logp, totals):
+    """The rows `rows` again, with their logits shifted by the row maximum first."""
+    row_logits = row_logits - row_logits.max(axis=1, keepdims=True)
+    picked = row_logits[xp.arange(len(rows)), target[rows]]
+    exps = xp.exp(row_logits)
+    total = exps.sum(axis=1)
+    logits[rows] = exps
+    totals[rows] = total
+    logp[rows] = picked - xp.log(total)
+
+
+def softmax_backward(backend, part, d_logp):
+    """(dW, db, dh) of a SoftmaxPart (see the module docstring); db is None without bias."""
     xp = backend.xp
-
-    def block(start, stop):
-        chunk = probs[start:stop]
-        rows = xp.arange(stop - start)
-        if d_logp is None:
-            chunk[rows, target[start:stop]] -= 1
-        else:
-            chunk *= -d_logp[start:stop, None]
-            chunk[rows, target[start:stop]] += d_logp[start:stop]
-        return chunk.sum(axis=0)
-
-    partial_sums = backend.for_row_blocks(block, probs.shape[0], probs.shape[1] * probs.itemsize)
-    column_sums = partial_sums[0]
-    for partial in partial_sums[1:]:
-        column_sums += partial
-    return probs, column_sums
+    training = d_logp is None
+    g = -xp.ones_like(part.totals) if training else d_logp.astype(part.totals.dtype, copy=False)
+    r = -g / part.totals
+    h_g = part.h * g[:, None]
+    dW = part.exps.T @ (part.h * r[:, None])
+    backend.scatter_add(dW, part.target, h_g)
+    dh = (part.exps @ part.weights) * r[:, None]
+    dh += g[:, None] * part.weights[part.target]
+    db = None
+    if part.bias is not None:
+        db = part.prob_sums.copy() if training else r @ part.exps
+        backend.scatter_add(db, part.target, g)
+    return dW, db, dh
 
 
 def log_softmax(logits):

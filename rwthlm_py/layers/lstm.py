@@ -54,19 +54,19 @@ class Lstm(Layer):
         if self.bias:
             A += self.params["b"].reshape(4, H)
         A *= scale
-        R_T = xp.ascontiguousarray((self.params["R"].reshape(4, H, H) * scale[:, :, None]).reshape(4 * H, H).T)
+        R_scaled = (self.params["R"].reshape(4, H, H) * scale[:, :, None]).reshape(4 * H, H)
         p_half = 0.5 * self.params["p"].reshape(3, H)
         p_if, p_o = p_half[:2], p_half[2]
         C = xp.empty((T, B, H), dtype=A.dtype)
         tanh_C = xp.empty_like(C)
         Hs = xp.empty_like(C)
-        recurrent = xp.empty((B, 4 * H), dtype=A.dtype)
+        recurrent = xp.empty((4 * H, B), dtype=A.dtype)  # R h(t-1) with columns per sequence
         h_prev, c_prev = state if state is not None else (None, None)
         for t in range(T):
             a = A[t]  # [B,4,H], becomes z, i, f, o in place
             if h_prev is not None:
-                xp.matmul(h_prev, R_T, out=recurrent)
-                a += recurrent.reshape(B, 4, H)
+                xp.matmul(R_scaled, h_prev.T, out=recurrent)  # faster than h R^T for small B
+                a += recurrent.T.reshape(B, 4, H)
             if c_prev is not None:
                 a[:, I:O] += c_prev[:, None, :] * p_if
             zif = a[:, Z:O]
@@ -97,7 +97,7 @@ class Lstm(Layer):
         K_o, K_h, K_zif, G = self._backward_factors(A, C, tanh_C, c0)
         dh_final, dc_final = d_state if d_state is not None else (None, None)
         at_end = _steps_ending(self.backend, lengths, T) if d_state is not None else None
-        R = self.params["R"]
+        R_T = xp.ascontiguousarray(self.params["R"].T)
         dA = xp.empty_like(A)
         dh_next = e_c_next = None
         for t in range(T - 1, -1, -1):
@@ -113,7 +113,8 @@ class Lstm(Layer):
             xp.multiply(e_c[:, None, :], K_zif[t], out=da[:, Z:O])
             e_c_next = e_c
             h_prev = Hs[t - 1] if t > 0 else h0
-            dh_next = da.reshape(B, 4 * H) @ R if h_prev is not None else None
+            # R^T dA(t), as (R^T dA^T)^T: faster than dA R for small B
+            dh_next = (R_T @ da.reshape(B, 4 * H).T).T if h_prev is not None else None
         self._accumulate(x, dA, C, Hs, h0, c0)
         dx = (dA.reshape(T * B, 4 * H) @ self.params["W"]).reshape(T, B, D)
         dc0 = e_c_next * G[0] if c0 is not None else None

@@ -92,8 +92,13 @@ class Projection(Layer):
         da = da.reshape(-1, self.width)
         if self.bias:
             self.add_grad("b", da.sum(axis=0))
-        rows, inverse = self.xp.unique(ids.ravel(), return_inverse=True)
-        values = self.xp.zeros((len(rows), self.width), dtype=da.dtype)
-        self.backend.scatter_add(values, inverse.ravel(), da)
-        self.grads["E"].add(rows, values)
+        self.grads["E"].add(*sum_rows_by_id(self.xp, ids.ravel(), da))
         return None, (None, dy0)
+
+
+def sum_rows_by_id(xp, ids, values):
+    """(unique ids, the sum of the rows of `values` that have each id), by sorting the ids."""
+    order = xp.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = xp.flatnonzero(xp.concatenate([xp.ones(1, dtype=bool), sorted_ids[1:] != sorted_ids[:-1]]))
+    return sorted_ids[starts], xp.add.reduceat(values[order], starts, axis=0)

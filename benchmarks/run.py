@@ -1,0 +1,204 @@
+"""rwthlm_py's CPU benchmark suite: words/s of training and scoring, against PyTorch.
+
+    python benchmarks/run.py                       # every case
+    python benchmarks/run.py --model 1x200 --output full --mode train --json out.json
+
+For each case (model 1x200 or 2x650; output `full` softmax or `class` with about 100
+frequency-binned classes; mode `train` or `score`; batch B, sequence T, vocabulary V) it
+prints words/s, the GFLOP/s the matrix products reached, and, where PyTorch is importable,
+PyTorch's nn.LSTM words/s on the same machine, measured in a separate process, and the
+ratio. numpy's own sgemm GFLOP/s on the output layer's shape is printed first as the
+machine's yardstick. Timings are the fastest of several repeats. Nothing here is a test.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
+import numpy
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from common import MODELS, best_time, matmul_flops_per_word, zipf_stream  # noqa: E402
+
+from rwthlm_py import data  # noqa: E402
+from rwthlm_py.backend import get_backend  # noqa: E402
+from rwthlm_py.network import Network  # noqa: E402
+from rwthlm_py.network_spec import parse_network  # noqa: E402
+from rwthlm_py.optim import Sgd  # noqa: E402
+from rwthlm_py.train import train_batch  # noqa: E402
+from rwthlm_py.vocabulary import Vocabulary, frequency_classes, vocabulary_from_counts  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def main():
+    args = parse_arguments()
+    print(machine_line())
+    print(f"numpy sgemm on [{args.batch * args.seq} x 200] x [200 x {args.vocab}]: "
+          f"{sgemm_gflops(args.batch * args.seq, 200, args.vocab):.0f} GFLOP/s")
+    records = []
+    for case in cases(args):
+        record = run_case(case, args)
+        records.append(record)
+        print(format_record(record), flush=True)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=MODELS, action="append")
+    parser.add_argument("--output", choices=("full", "class"), action="append")
+    parser.add_argument("--mode", choices=("train", "score"), action="append")
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--seq", type=int, default=35)
+    parser.add_argument("--vocab", type=int, default=10000)
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--score-batch-one", action=argparse.BooleanOptionalAction, default=True,
+                        help="also score with batch 1, the rescoring case")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=4, help="batches per timed repeat")
+    parser.add_argument("--pytorch", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--json", help="write the records to this file")
+    return parser.parse_args()
+
+
+def cases(args):
+    for model in args.model or list(MODELS):
+        for output in args.output or ["full", "class"]:
+            for mode in args.mode or ["train", "score"]:
+                yield dict(model=model, output=output, mode=mode, batch=args.batch, seq=args.seq)
+                if mode == "score" and args.score_batch_one and args.batch != 1:
+                    yield dict(model=model, output=output, mode=mode, batch=1, seq=args.seq)
+
+
+def run_case(case, args):
+    hidden, layers = MODELS[case["model"]]
+    vocab = benchmark_vocabulary(args.vocab, args.classes if case["output"] == "class" else None)
+    spec = parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers)
+    backend = get_backend("numpy")
+    network = Network.build(spec, vocab, backend, seed=1)
+    optimizer = Sgd(network)
+    batches = synthetic_batches(vocab, case["batch"], case["seq"], args.batches)
+    if case["mode"] == "train":
+        def work():
+            for batch in batches:
+                train_batch(network, optimizer, batch, None, 1e-4)
+    else:
+        def work():
+            for batch in batches:
+                network.backend.to_numpy(network.log_probs(batch)[0])
+    words = args.batches * case["batch"] * case["seq"]
+    pytorch = None
+    if args.pytorch and case["output"] == "full" and importlib.util.find_spec("torch"):
+        pytorch = PyTorchProcess(case, args)
+    seconds, pytorch_seconds = interleaved_best_times(work, pytorch, args.repeats)
+    flops = matmul_flops_per_word(hidden, layers, args.vocab, output_width(vocab, batches))
+    flops *= 3 if case["mode"] == "train" else 1
+    record = dict(case, vocab=args.vocab, threads=backend.threads, words_per_s=words / seconds,
+                  gflops=flops * words / seconds / 1e9)
+    if pytorch is not None:
+        record["pytorch_words_per_s"] = words / pytorch_seconds
+    return record
+
+
+def interleaved_best_times(work, pytorch, repeats):
+    """Best times of our repeats and of PyTorch's, taken in turns so that both see the
+    same machine (a shared machine's speed drifts from minute to minute)."""
+    for _ in range(2):
+        work()
+    ours, theirs = float("inf"), float("inf")
+    try:
+        for _ in range(repeats):
+            ours = min(ours, best_time(work, 1, warm_up=0))
+            if pytorch is not None:
+                theirs = min(theirs, pytorch.time_one_repeat())
+    finally:
+        if pytorch is not None:
+            pytorch.close()
+    return ours, theirs
+
+
+class PyTorchProcess:
+    """benchmarks/pytorch_lstm.py in a child process, timing one repeat per request."""
+
+    def __init__(self, case, args):
+        command = [sys.executable, str(HERE / "pytorch_lstm.py"), "--model", case["model"],
+                   "--mode", case["mode"], "--batch", str(case["batch"]), "--seq", str(case["seq"]),
+                   "--vocab", str(args.vocab), "--batches", str(args.batches)]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("benchmarks/pytorch_lstm.py did not start")
+
+    def time_one_repeat(self):
+        self.process.stdin.write("time\n")
+        self.process.stdin.flush()
+        return float(self.process.stdout.readline())
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def benchmark_vocabulary(size, num_classes):
+    words = [f"w{k}" for k in range(size - 1)]
+    if num_classes is None:
+        return Vocabulary(words + ["<sb>"], range(size))
+    counts = numpy.bincount(zipf_stream(size - 1, 2_000_000, seed=7), minlength=size - 1)
+    ordered = {word: int(count) + 1 for word, count in zip(words, counts)}
+    return vocabulary_from_counts(ordered, classes=frequency_classes(ordered, num_classes, sentences=1))
+
+
+def synthetic_batches(vocab, batch_size, steps, count):
+    stream = zipf_stream(len(vocab), (steps + 1) * batch_size * count + 1, seed=3)
+    context = numpy.concatenate([[vocab.sb], stream]).astype(numpy.int32)
+    starts = numpy.arange(batch_size * count) * (steps + 1)
+    return [data.make_batch(stream, context, starts[k::count], starts[k::count] + steps) for k in range(count)]
+
+
+def output_width(vocab, batches):
+    """C plus the mean size of the targets' classes (V for a full softmax)."""
+    if vocab.num_classes == len(vocab):
+        return len(vocab)
+    targets = numpy.concatenate([batch.targets.ravel() for batch in batches])
+    sizes = vocab.class_size[vocab.word_class[targets]]
+    return vocab.num_classes + float(numpy.mean(numpy.where(sizes > 1, sizes, 0)))
+
+
+def sgemm_gflops(rows, inner, columns):
+    rng = numpy.random.default_rng(0)
+    a = rng.random((rows, inner), dtype=numpy.float32)
+    b = rng.random((inner, columns), dtype=numpy.float32)
+    return 2 * rows * inner * columns / best_time(lambda: a @ b, 10) / 1e9
+
+
+def machine_line():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    coretype = os.environ.get("OPENBLAS_CORETYPE", "unset")
+    return (f"machine: {cpu}, {get_backend('numpy').threads} threads; numpy {numpy.__version__}; "
+            f"OPENBLAS_CORETYPE={coretype}")
+
+
+def format_record(record):
+    line = (f"{record['model']:>5} {record['output']:>5} {record['mode']:>5} B={record['batch']:<3} "
+            f"T={record['seq']} V={record['vocab']}: {record['words_per_s']:>9,.0f} words/s, "
+            f"{record['gflops']:5.0f} GFLOP/s")
+    if "pytorch_words_per_s" in record:
+        ratio = record["words_per_s"] / record["pytorch_words_per_s"]
+        line += f" | PyTorch {record['pytorch_words_per_s']:>9,.0f} words/s | ratio {ratio:.2f}"
+    return line
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The backend: chosen once, numpy always there, cupy the same code where a GPU exists."""
+
+import numpy
+import pytest
+
+from rwthlm_py import data
+from rwthlm_py.backend import cupy_device_count, get_backend
+from rwthlm_py.errors import InputError
+from rwthlm_py.network import Network
+from rwthlm_py.network_spec import parse_network
+from rwthlm_py.selftest import synthetic_corpus
+
+
+def test_numpy_backend():
+    backend = get_backend("numpy")
+    assert backend.xp is numpy and backend.dtype == numpy.float32 and backend.threads >= 1
+    assert get_backend("numpy", "float64").dtype == numpy.float64
+    assert get_backend("auto").name in ("numpy", "cupy")
+
+
+def test_bad_backend_requests():
+    with pytest.raises(InputError, match="unknown backend"):
+        get_backend("tpu")
+    with pytest.raises(InputError, match="unknown float type"):
+        get_backend("numpy", "float16")
+    if cupy_device_count() == 0:
+        with pytest.raises(InputError, match="cupy"):
+            get_backend("cupy")
+
+
+def test_row_blocks_cover_every_row_in_order():
+    backend = get_backend("numpy")
+    results = backend.for_row_blocks(lambda start, stop: (start, stop), 100_000, 4 * 10_000)
+    assert results[0][0] == 0 and results[-1][1] == 100_000
+    assert all(a[1] == b[0] for a, b in zip(results, results[1:]))
+
+
+def test_only_the_backend_module_imports_cupy():
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parents[1] / "rwthlm_py"
+    importers = [path.name for path in package.rglob("*.py")
+                 if "import cupy" in path.read_text() or "from cupy" in path.read_text()]
+    assert importers == ["backend.py"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(cupy_device_count() == 0, reason="needs cupy and a CUDA device")
+def test_cupy_matches_numpy(class_vocab):
+    spec = parse_network("t-i8-m8-m8")
+    cpu = Network.build(spec, class_vocab, get_backend("numpy"), seed=2)
+    gpu = Network.build(spec, class_vocab, get_backend("cupy"), seed=2)
+    for name, value in cpu.named_params().items():
+        assert numpy.array_equal(value, gpu.backend.to_numpy(gpu.named_params()[name]))
+    corpus = synthetic_corpus(class_vocab, seed=3)
+    batch = next(data.batches(corpus, data.wrap(corpus, "verbatim", 4, 20), 4))
+    for network in (cpu, gpu):
+        network.zero_grads()
+        network.accumulate_gradients(batch)
+    cpu_logp = cpu.log_probs(batch)[0]
+    gpu_logp = gpu.backend.to_numpy(gpu.log_probs(batch)[0])
+    assert numpy.allclose(cpu_logp, gpu_logp, rtol=1e-4, atol=1e-5)
+    for name in cpu.named_params():
+        module, param = name.split(".")
+        expected = cpu.modules[module].dense_grad(param)
+        got = gpu.backend.to_numpy(gpu.modules[module].dense_grad(param))
+        assert numpy.allclose(expected, got, rtol=1e-3, atol=1e-5), name
