@@ -7,7 +7,6 @@ traceback.
 """
 
 import argparse
-import os
 import sys
 
 from rwthlm_py import __version__
@@ -21,7 +20,7 @@ SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "de
 SUBCOMMANDS = {
     "train": ("train a network (rwthlm with --train and --dev)",
               SHARED + ["train", "dev", "random_seed", "learning_rate", "momentum", "max_epoch",
-                        "no_shuffling", "no_bias", "gradient_clipping"]),
+                        "no_shuffling", "no_bias", "gradient_clipping", "min_improvement"]),
     "ppl": ("compute the perplexity of a text (rwthlm with --ppl)", SHARED + ["ppl"]),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias"]),

@@ -29,6 +29,8 @@ def run(options, network_path, backend, console, lattices=()):
     model_file = read_model(network_path) if os.path.exists(network_path) else None
     if options.ppl and model_file is None:
         raise InputError("--ppl needs a trained model, and this file does not exist", network_path)
+    if options.self_test and not options.train:
+        raise InputError("--self-test needs --train (the text to check the gradients on)")
     vocab = setup_vocabulary(options, model_file, console)
     network, training_state = setup_network(options, network_path, model_file, vocab, backend, console)
     if options.word_wrapping == "stream":
@@ -128,7 +130,7 @@ def schedule_from(options):
         shuffling=not options.no_shuffling, feedforward=options.feedforward,
         random_seed=options.random_seed, debug_no_sb=options.debug_no_sb,
         verbose=options.verbose, unk_penalty=unk_penalty(options),
-        gradient_clipping=options.gradient_clipping)
+        gradient_clipping=options.gradient_clipping, min_improvement=options.min_improvement)
 
 
 def unk_penalty(options):

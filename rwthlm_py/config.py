@@ -58,6 +58,7 @@ class Options:
     set_sb_last: bool = option(False, "relabel the links into the final node as the sentence boundary", "rescoring")
     self_test: bool = option(False, "check the gradient implementation on the training data", hidden=True)
     gradient_clipping: float = option(None, "scale each update down so that the gradient norm per predicted word is at most this (PyTorch's clip_grad_norm on a mean loss; not in rwthlm)", "rwthlm_py")
+    min_improvement: float = option(1.0, "also halve the learning rate (keeping the model) when the dev perplexity falls by less than this factor, e.g. 1.01 (1: rwthlm, halve only when it does not fall)", "rwthlm_py")
     backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)", "rwthlm_py", choices=("auto", "numpy", "cupy"))
 
     def replace(self, **changes):
@@ -128,6 +129,7 @@ def validate(options):
         (options.gradient_clipping is None or (math.isfinite(options.gradient_clipping) and options.gradient_clipping > 0),
          "--gradient-clipping must be a positive number"),
         (options.num_oovs >= 0, "--num-oovs must not be negative"),
+        (math.isfinite(options.min_improvement) and options.min_improvement >= 1, "--min-improvement must be at least 1"),
         (0 <= options.random_seed < 2 ** 32, "--random-seed must lie in [0, 2^32)"),
         (options.map_unk != options.map_sb, "--map-unk and --map-sb must differ"),
         (bool(options.map_sb.split()) and len(options.map_sb.split()) == 1, "--map-sb must be one word"),

@@ -6,7 +6,10 @@ per batch; then the dev perplexity is computed. If it improved (strictly), the m
 saved; otherwise the learning rate is halved and the weights and momentum are rolled back
 to the best model in the file, which is written back with the new rate and epoch count.
 The file therefore always holds the best model, and a killed run resumes at the next epoch.
-Training runs until --max-epoch epochs (counted across runs; 0 = for ever).
+Training runs until --max-epoch epochs (counted across runs; 0 = for ever). Not in rwthlm:
+with --min-improvement F > 1, an epoch that improves the dev perplexity by less than the
+factor F is kept but also halves the rate (RNNLM's and newbob's rule), so that training
+does not linger at a rate that no longer helps.
 
 This module knows nothing about layers or command lines.
 """
@@ -33,6 +36,7 @@ class Schedule:
     verbose: bool = False
     unk_penalty: float = 0.0
     gradient_clipping: float = None  # largest gradient norm per predicted word
+    min_improvement: float = 1.0  # dev ppl must fall by this factor to keep the rate
 
     @property
     def carry_state(self):
@@ -95,11 +99,20 @@ class Trainer:
             dev_perplexity = self.evaluate(dev_corpus, dev_sequences)
             self._report_dev(dev_perplexity)
             if dev_perplexity < self.state.best_perplexity:
+                small_gain = dev_perplexity * schedule.min_improvement > self.state.best_perplexity
                 self.state.best_perplexity = dev_perplexity
+                if small_gain:
+                    self._halve_after_small_gain()
                 self.save()
             else:
                 self.roll_back()
         return self.state
+
+    def _halve_after_small_gain(self):
+        """An improvement below --min-improvement keeps the model but halves the rate."""
+        self.state.learning_rate *= 0.5
+        gain = 100.0 * (self.schedule.min_improvement - 1.0)
+        self.console.say(f"improvement below {gain:g}%: learning rate halved to {self.state.learning_rate:e}")
 
     def _epoch_order(self, sequences):
         if not self.schedule.shuffles:

@@ -139,11 +139,11 @@ def _parse_class(text, path, line_number):
 
 def count_words(path):
     """Counts the tokens of a text: ({word: count} in order of first occurrence, number of lines)."""
-    counts, lines = {}, 0
-    for lines, text in read_lines(path):
+    counts, line_number = {}, 0
+    for line_number, text in read_lines(path):  # noqa: B007 - the last number is the count
         for word in split_words(text):
             counts[word] = counts.get(word, 0) + 1
-    return counts, lines
+    return counts, line_number
 
 
 def vocabulary_from_counts(counts, sb="<sb>", classes=None):

@@ -102,6 +102,26 @@ def test_no_improvement_halves_the_rate_and_rolls_back(tmp_path, toy, class_voca
         assert numpy.array_equal(final.params[name], snapshots[1][name])
 
 
+def test_a_small_improvement_keeps_the_model_and_halves_the_rate(tmp_path, class_vocab):
+    backend = get_backend("numpy")
+    network = Network.build(parse_network("t-i4-m4"), class_vocab, backend, seed=1)
+    optimizer = Sgd(network)
+    path = tmp_path / "model"
+    state = TrainingState(epoch=0, learning_rate=0.4)
+    schedule = Schedule(max_epoch=3, min_improvement=1.05)
+    trainer = Trainer(network, optimizer, str(path), schedule, state, quiet())
+    dev_perplexities = iter([50.0, 49.0, 30.0])
+    snapshots = []
+    trainer.run_epoch = lambda corpus, sequences: _perturb(network, snapshots)
+    trainer.evaluate = lambda corpus, sequences: next(dev_perplexities)
+    trainer.train(_Empty(), _Empty())
+    # epoch 2 gained 2% < 5%: kept, rate halved; epoch 3 gained 39%: rate kept
+    assert read_model(path).training_state == TrainingState(3, 0.2, 30.0)
+    for name, value in network.named_params().items():
+        assert numpy.array_equal(read_model(path).params[name], snapshots[2][name])
+    assert "improvement below 5%: learning rate halved to 2.000000e-01" in trainer.console.out.getvalue()
+
+
 class _Empty:
     stream = numpy.zeros(0, dtype=numpy.int32)
     line_starts = numpy.zeros(1, dtype=numpy.int64)

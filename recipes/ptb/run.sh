@@ -20,6 +20,7 @@ sequence_length=36                # context word + 35 predicted words per chunk
 wrapping=stream                   # carry the state from chunk to chunk (not in rwthlm)
 clipping=0.25                     # largest gradient norm per word (not in rwthlm)
 learning_rate=0.025               # for the summed gradient of 700 words
+min_improvement=1.01              # also halve the rate after a dev gain below 1% (not in rwthlm)
 max_epoch=10
 stage=1
 stop_stage=3
@@ -73,7 +74,8 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "Stage 2: training $model"
   rwthlm --train "$corpus_dir/ptb.train.txt.gz" --dev "$corpus_dir/ptb.valid.txt.gz" --vocab "$vocab" \
     --batch-size $batch_size --sequence-length $sequence_length --word-wrapping $wrapping \
-    --gradient-clipping $clipping --learning-rate $learning_rate --max-epoch $max_epoch "$model" \
+    --gradient-clipping $clipping --learning-rate $learning_rate --min-improvement $min_improvement \
+    --max-epoch $max_epoch "$model" \
     | tee -a "$exp_dir/train-$name.log"
 fi
 

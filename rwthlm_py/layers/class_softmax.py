@@ -101,20 +101,15 @@ class ClassSoftmax(Layer):
     def log_distribution(self, h):
         """log p(w|h) for every word w: [N,V] (for tests and inspection; not used in training)."""
         xp = self.xp
-        result = log_softmax(self._logits(h, self.params["W_class"], self._bias("b_class")))
+        result = log_softmax(affine(h, self.params["W_class"], self._bias("b_class")))
         result = result[:, xp.asarray(self.word_class)]
         for word_class in range(self.shortlist, self.num_classes):
             rows = self._word_rows(word_class)
             bias = self.params["b_word"][rows] if self.bias else None
             start = int(self.class_start[word_class])
             result[:, start:start + rows.stop - rows.start] += log_softmax(
-                self._logits(h, self.params["W_word"][rows], bias))
+                affine(h, self.params["W_word"][rows], bias))
         return result
-
-    @staticmethod
-    def _logits(h, weights, bias):
-        logits = h @ weights.T
-        return logits if bias is None else logits + bias
 
 
 class SoftmaxPart:
@@ -130,15 +125,15 @@ def softmax_forward(backend, h, weights, bias, target, train):
     """log softmax(h W^T + b)[n, target[n]] as a SoftmaxPart (with what training needs)."""
     exps = h @ weights.T
     logp, totals, prob_sums = log_softmax_pick(
-        backend, exps, target, bias, train,
-        lambda rows: exps_rows_logits(h, weights, bias, rows))
+        backend, exps, target, bias, train, lambda rows: affine(h[rows], weights, bias))
     if not train:
         return SoftmaxPart(h, weights, bias, target, logp)
     return SoftmaxPart(h, weights, bias, target, logp, exps, totals, prob_sums)
 
 
-def exps_rows_logits(h, weights, bias, rows):
-    logits = h[rows] @ weights.T
+def affine(h, weights, bias):
+    """The logits h W^T + b."""
+    logits = h @ weights.T
     return logits if bias is None else logits + bias
 
 

@@ -5,18 +5,16 @@ through the activation's output y, as rwthlm does: tanh' = 1 - y^2, sigmoid' = y
 The sigmoid is computed as 0.5 tanh(a/2) + 0.5, which cannot overflow.
 """
 
-ACTIVATIONS = ("identity", "tanh", "sigmoid")
+import numpy
+
 
 
 def get_xp(array):
     """The array module (numpy or cupy) of `array`."""
-    module = type(array).__module__.split(".")[0]
-    if module == "cupy":
-        import importlib
+    if type(array).__module__.startswith("cupy"):
+        from rwthlm_py.backend import cupy
 
-        return importlib.import_module("cupy")
-    import numpy
-
+        return cupy
     return numpy
 
 

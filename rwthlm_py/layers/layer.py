@@ -49,7 +49,7 @@ class Layer:
 
     def initialize(self, rng):
         """Draws every parameter from N(0, 0.1^2) with the host generator `rng`."""
-        for name, value in self.params.items():
+        for value in self.params.values():
             value[...] = self.backend.asarray(rng.normal(0.0, INIT_STDDEV, size=value.shape))
 
     def zero_grads(self):

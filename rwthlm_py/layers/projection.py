@@ -32,7 +32,6 @@ class Projection(Layer):
 
     def forward(self, words, state, lengths, train=True):
         """words[T,B] (ints) -> y[T,B,size]; state = (history[B,n-1], y0[B,size])."""
-        xp = self.xp
         T, B = words.shape
         history, y0 = state if state is not None else (None, None)
         extended = self._extend(words, history)
