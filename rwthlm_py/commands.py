@@ -111,12 +111,20 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
         network = build_network(model_file, backend, vocab)
         state = model_file.training_state
         console.say(f"Best development perplexity after {state.epoch} epochs: {state.best_perplexity:.15f}")
+        _describe(network, console)
         return network, state
     spec = parse_network(network_path)
     console.say("Randomly initializing neural network weights ...")
     network = Network.build(spec, vocab, backend, seed=options.random_seed, bias=not options.no_bias)
+    _describe(network, console)
     rate = options.learning_rate if options.learning_rate is not None else 0.1
     return network, TrainingState(epoch=0, learning_rate=rate)
+
+
+def _describe(network, console):
+    vocab = network.vocab
+    console.note(f"network {network.spec.format()}: {network.num_params():,} parameters; "
+                 f"{len(vocab)} words in {vocab.num_classes} classes")
 
 
 def read_text(path, vocab, options):

@@ -242,7 +242,3 @@ def time_slices(batch):
                      lengths=numpy.ones(B, dtype=numpy.int64),
                      positions=batch.positions[t:t + 1], valid=valid)
         yield step, t * B + valid
-
-
-def count_batches(sequences, batch_size):
-    return -(-len(sequences) // batch_size)
