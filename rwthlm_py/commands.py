@@ -17,6 +17,7 @@ from rwthlm_py.lr_search import find_initial_learning_rate
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
+from rwthlm_py.selftest import self_test_on_corpus
 from rwthlm_py.train import Schedule, Trainer
 from rwthlm_py.vocabulary import count_words, read_vocabulary, vocabulary_from_counts
 
@@ -31,6 +32,8 @@ def run(options, network_path, backend, console, lattices=()):
         raise InputError("--ppl needs a trained model, and this file does not exist", network_path)
     if options.self_test and not options.train:
         raise InputError("--self-test needs --train (the text to check the gradients on)")
+    if options.train and not (options.dev or options.self_test or options.ppl):
+        raise InputError("training needs development data: give --dev")
     vocab = setup_vocabulary(options, model_file, console)
     network, training_state = setup_network(options, network_path, model_file, vocab, backend, console)
     if options.word_wrapping == "stream":
@@ -47,11 +50,7 @@ def run(options, network_path, backend, console, lattices=()):
         console.say(f"Reading training data from file '{options.train}' ...")
         train_corpus = read_text(options.train, vocab, options)
         if options.self_test:
-            from rwthlm_py.selftest import self_test_on_corpus
-
             return self_test_on_corpus(network, train_corpus, options, console)
-        if dev_corpus is None:
-            raise InputError("training needs development data: give --dev")
         optimizer = Sgd(network, options.momentum)
         if model_file is not None:
             load_momentum(optimizer, model_file)
