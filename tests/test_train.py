@@ -116,9 +116,10 @@ def test_a_small_improvement_keeps_the_model_and_halves_the_rate(tmp_path, class
     trainer.evaluate = lambda corpus, sequences: next(dev_perplexities)
     trainer.train(_Empty(), _Empty())
     # epoch 2 gained 2% < 5%: kept, rate halved; epoch 3 gained 39%: rate kept
-    assert read_model(path).training_state == TrainingState(3, 0.2, 30.0)
-    for name, value in network.named_params().items():
-        assert numpy.array_equal(read_model(path).params[name], snapshots[2][name])
+    saved = read_model(path)
+    assert saved.training_state == TrainingState(3, 0.2, 30.0)
+    for name in network.named_params():
+        assert numpy.array_equal(saved.params[name], snapshots[2][name])
     assert "improvement below 5%: learning rate halved to 2.000000e-01" in trainer.console.out.getvalue()
 
 
