@@ -32,7 +32,8 @@ from rwthlm_py.network import Network  # noqa: E402
 from rwthlm_py.network_spec import parse_network  # noqa: E402
 from rwthlm_py.optim import Sgd  # noqa: E402
 from rwthlm_py.train import train_batch  # noqa: E402
-from rwthlm_py.vocabulary import Vocabulary, frequency_classes, vocabulary_from_counts  # noqa: E402
+from rwthlm_py.clustering import frequency_classes  # noqa: E402
+from rwthlm_py.vocabulary import Vocabulary, vocabulary_from_counts  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 

@@ -17,10 +17,13 @@ from rwthlm_py.reporting import Console
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
           "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "backend"]
+VOCAB_OPTIONS = ["train", "classes", "method", "max_iterations", "time_limit", "map_sb"]
+CLASS_OPTIONS = ["classes", "method", "max_iterations", "time_limit"]
 SUBCOMMANDS = {
     "train": ("train a network (rwthlm with --train and --dev)",
               SHARED + ["train", "dev", "random_seed", "learning_rate", "momentum", "max_epoch",
-                        "no_shuffling", "no_bias", "gradient_clipping", "min_improvement"]),
+                        "no_shuffling", "no_bias", "gradient_clipping", "min_improvement"]
+              + CLASS_OPTIONS),
     "ppl": ("compute the perplexity of a text (rwthlm with --ppl)", SHARED + ["ppl"]),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias"]),
@@ -137,14 +140,12 @@ def main_parser():
         add_option_flags(sub, names)
         sub.add_argument("network", metavar="NETWORK", nargs="?" if name == "selftest" else None,
                          help="the model file, whose name is the network string (e.g. ptb-i200-m200)")
-    vocab = commands.add_parser("vocab", help="write a vocabulary file with word classes",
-                                description="Build an rwthlm vocabulary file with word classes from a training text.")
-    vocab.add_argument("--train", required=True, help="training text")
-    vocab.add_argument("--classes", type=int,
-                       help="number of classes (default: every word its own class, a full softmax)")
-    vocab.add_argument("--method", choices=("frequency",), default="frequency",
-                       help="frequency: Mikolov's frequency binning")
-    vocab.add_argument("--map-sb", default="<sb>", help="the sentence-boundary word")
+    vocab = commands.add_parser("vocab", help="write a vocabulary file, with word classes if asked",
+                                description="Build an rwthlm vocabulary file from a training text: every "
+                                            "word in its own class, or --classes word classes.")
+    add_option_flags(vocab, VOCAB_OPTIONS)
+    vocab.add_argument("--seed", dest="random_seed", default=argparse.SUPPRESS, metavar="INT",
+                       help="seed of the exchange algorithm's word order (default: 1)")
     vocab.add_argument("--out", required=True, help="the vocabulary file to write")
     return parser
 
@@ -156,7 +157,8 @@ def main(argv=None):
     def body():
         namespace = parser.parse_args(argv)
         if namespace.command == "vocab":
-            return write_class_vocabulary(namespace, console)
+            options, _ = resolve_options(namespace, VOCAB_OPTIONS + ["random_seed"], console)
+            return write_vocabulary(options, namespace.out, console)
         names = SUBCOMMANDS[namespace.command][1]
         options, _ = resolve_options(namespace, names, console)
         required = {"train": ["train", "dev"], "ppl": ["ppl"]}.get(namespace.command, [])
@@ -182,20 +184,15 @@ def run_selftest(options, network, console):
     return run(options, network, make_backend(options, console), console)
 
 
-def write_class_vocabulary(namespace, console):
-    from rwthlm_py.vocabulary import count_words, frequency_classes, vocabulary_from_counts
+def write_vocabulary(options, out, console):
+    from rwthlm_py.commands import vocabulary_from_training_text
 
-    if namespace.classes is not None and namespace.classes < 1:
-        raise UsageError("--classes must be at least 1")
-    console.say(f"Counting words of '{namespace.train}' ...")
-    counts, lines = count_words(namespace.train)
-    classes = None
-    if namespace.classes is not None:
-        classes = frequency_classes(counts, namespace.classes, namespace.map_sb, sentences=lines)
-    vocab = vocabulary_from_counts(counts, namespace.map_sb, classes)
-    vocab.write(namespace.out)
+    if options.train is None:
+        raise UsageError("vocab needs --train")
+    vocab = vocabulary_from_training_text(options, console)
+    vocab.write(out)
     console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "
-                f"({vocab.shortlist_size} single-word classes) to '{namespace.out}'")
+                f"({vocab.shortlist_size} single-word classes) to '{out}'")
     return 0
 
 

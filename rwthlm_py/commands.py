@@ -10,6 +10,7 @@ import os
 from rwthlm_py import data
 from rwthlm_py.checkpoint import (TrainingState, build_network, load_momentum, model_vocabulary,
                                   read_model, save_model)
+from rwthlm_py.clustering import class_vocabulary
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
 from rwthlm_py.evaluate import score_corpus, summary_lines, verbose_lines
@@ -72,9 +73,7 @@ def setup_vocabulary(options, model_file, console):
         console.say(f"Reading vocabulary from file '{options.vocab}' ...")
         vocab = read_vocabulary(options.vocab, options.map_sb)
     elif options.train:
-        console.say(f"Creating vocabulary from training data file '{options.train}' ...")
-        counts, _ = count_words(options.train)
-        vocab = vocabulary_from_counts(counts, options.map_sb)
+        vocab = vocabulary_from_training_text(options, console)
         if options.vocab:
             console.say(f"Saving vocabulary to file '{options.vocab}' ...")
             vocab.write(options.vocab)
@@ -82,12 +81,27 @@ def setup_vocabulary(options, model_file, console):
         raise InputError("no such vocabulary file, and no --train to build it from", options.vocab)
     else:
         raise InputError("no vocabulary: give --vocab, or --train to build one")
+    if options.classes and vocab.num_classes != options.classes:
+        raise InputError(f"--classes {options.classes} does not match the existing vocabulary's "
+                         f"{vocab.num_classes} classes; remove --classes or the vocabulary")
     if options.unk:
         vocab = vocab.with_unk(options.map_unk)
     if options.remap:
         console.say("Writing remapped vocabulary ...")
         vocab.write(options.remap)
     return vocab
+
+
+def vocabulary_from_training_text(options, console):
+    """Every word of --train, each in its own class as rwthlm does, or in --classes classes."""
+    if options.classes:
+        console.say(f"Creating vocabulary with {options.classes} classes ({options.method}) "
+                    f"from training data file '{options.train}' ...")
+        return class_vocabulary(options.train, options.classes, options.method, options.map_sb,
+                                options.random_seed, options.max_iterations, options.time_limit, console)
+    console.say(f"Creating vocabulary from training data file '{options.train}' ...")
+    counts, _ = count_words(options.train)
+    return vocabulary_from_counts(counts, options.map_sb)
 
 
 def _match_or_save_vocabulary(vocab, path, model_path, options, console):

@@ -59,6 +59,10 @@ class Options:
     self_test: bool = option(False, "check the gradient implementation on the training data", hidden=True)
     gradient_clipping: float = option(None, "scale each update down so that the gradient norm per predicted word is at most this (PyTorch's clip_grad_norm on a mean loss; not in rwthlm)", "rwthlm_py")
     min_improvement: float = option(1.0, "also halve the learning rate (keeping the model) when the dev perplexity falls by less than this factor, e.g. 1.01 (1: rwthlm, halve only when it does not fall)", "rwthlm_py")
+    classes: int = option(None, "when the vocabulary is built from --train, give it this many word classes", "rwthlm_py")
+    method: str = option("exchange", "how --classes are made: exchange (the exchange algorithm, maximising the class bigram likelihood) or frequency (Mikolov's frequency binning)", "rwthlm_py", choices=("exchange", "frequency"))
+    max_iterations: int = option(20, "at most this many iterations of the exchange algorithm", "rwthlm_py")
+    time_limit: float = option(None, "no further exchange iteration after this many seconds", "rwthlm_py")
     backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)", "rwthlm_py", choices=("auto", "numpy", "cupy"))
 
     def replace(self, **changes):
@@ -130,6 +134,9 @@ def validate(options):
          "--gradient-clipping must be a positive number"),
         (options.num_oovs >= 0, "--num-oovs must not be negative"),
         (math.isfinite(options.min_improvement) and options.min_improvement >= 1, "--min-improvement must be at least 1"),
+        (options.classes is None or options.classes >= 1, "--classes must be at least 1"),
+        (options.max_iterations >= 1, "--max-iterations must be at least 1"),
+        (options.time_limit is None or options.time_limit > 0, "--time-limit must be positive"),
         (0 <= options.random_seed < 2 ** 32, "--random-seed must lie in [0, 2^32)"),
         (options.map_unk != options.map_sb, "--map-unk and --map-sb must differ"),
         (bool(options.map_sb.split()) and len(options.map_sb.split()) == 1, "--map-sb must be one word"),

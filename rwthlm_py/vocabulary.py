@@ -158,25 +158,3 @@ def vocabulary_from_counts(counts, sb="<sb>", classes=None):
     if sb in classes and sb not in counts:
         words.append(sb)
     return remap([(word, classes[word]) for word in words], sb)
-
-
-def frequency_classes(counts, num_classes, sb="<sb>", sentences=0):
-    """Mikolov's frequency binning: words by falling count share out the unigram mass.
-
-    Class k receives the words whose cumulative relative frequency falls in
-    (k/C, (k+1)/C]; frequent words end up alone in their class, rare words share one.
-    `sentences` counts the `<sb>` tokens, one per training line.
-    """
-    if num_classes < 1:
-        raise InputError("the number of classes must be at least 1")
-    counts = dict(counts)
-    counts[sb] = counts.get(sb, 0) + sentences
-    ordered = sorted(counts, key=lambda word: -counts[word])  # stable: ties keep text order
-    total = float(sum(counts.values())) or 1.0
-    classes, cumulative, current = {}, 0.0, 0
-    for word in ordered:
-        cumulative += counts[word] / total
-        classes[word] = current
-        if cumulative > (current + 1) / num_classes and current < num_classes - 1:
-            current += 1
-    return classes

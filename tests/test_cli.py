@@ -224,3 +224,18 @@ def test_unk_and_num_oovs(trained):
                            "toy-i8-m8", cwd=trained)
     plain, penalty = float(out.splitlines()[-1]), float(penalised.splitlines()[-1])
     assert penalty == pytest.approx(plain * 10 ** (1 / 6), rel=1e-6)  # 6 predicted tokens
+
+
+def test_train_builds_class_vocabulary_and_resumes(toy):
+    arguments = ["train", "--train", "train.txt", "--dev", "dev.txt", "--classes", 5, "--vocab", "v5",
+                 "--learning-rate", 0.05, "--batch-size", 8]
+    status, out, err = call(RWTHLM_PY, *arguments, "--max-epoch", 1, "t-i8-m8", cwd=toy)
+    assert status == 0, err
+    assert "Clustering" in out and "iteration 1:" in out
+    assert len({line.split("\t")[1] for line in (toy / "v5").read_text().split("\n")}) == 5
+    status, out, err = call(RWTHLM_PY, *arguments, "--max-epoch", 2, "t-i8-m8", cwd=toy)
+    assert status == 0 and "Clustering" not in out and "Best development perplexity after 1 epochs" in out
+    bad = list(arguments)
+    bad[bad.index("--classes") + 1] = 6
+    assert_one_line_error(call(RWTHLM_PY, *bad, "t-i8-m8", cwd=toy), "rwthlm-py",
+                          "--classes 6 does not match the existing vocabulary's 5 classes")

@@ -4,7 +4,8 @@ import numpy
 import pytest
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.vocabulary import (count_words, frequency_classes, read_vocabulary, remap,
+from rwthlm_py.clustering import frequency_classes
+from rwthlm_py.vocabulary import (count_words, read_vocabulary, remap,
                                   vocabulary_from_counts)
 
 

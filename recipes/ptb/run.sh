@@ -2,10 +2,12 @@
 # Penn Treebank (Mikolov's split): train ptb-i200-m200 the rwthlm way, then test perplexity.
 #
 #   bash recipes/ptb/run.sh --corpus-dir ../shared/corpora/ptb             # full softmax
-#   bash recipes/ptb/run.sh --corpus-dir ../shared/corpora/ptb --classes 100
+#   bash recipes/ptb/run.sh --corpus-dir ../shared/corpora/ptb --classes 100   # exchange classes
+#   bash recipes/ptb/run.sh --corpus-dir ../shared/corpora/ptb --classes 100 --method frequency
 #   bash recipes/ptb/run.sh --corpus-dir ../shared/corpora/ptb --quick     # a few minutes
 #
-# Stages: 1 vocabulary (with --classes: frequency-binned word classes), 2 training,
+# Stages: 1 vocabulary (with --classes: word classes made by the exchange algorithm or by
+# frequency binning), 2 training,
 # 3 test perplexity (stream mode as trained, and sentence by sentence). Training resumes
 # where it stopped when run again; finished stages are skipped.
 set -euo pipefail
@@ -14,7 +16,9 @@ set -euo pipefail
 corpus_dir=${RWTHLM_PTB:-}        # folder with ptb.{train,valid,test}.txt.gz
 exp_dir=exp                       # everything this recipe writes goes here
 network=ptb-i200-m200             # rwthlm network string: projection 200, LSTM 200
-classes=0                         # 0: full softmax; N: N frequency-binned word classes
+classes=0                         # 0: full softmax; N: N word classes
+method=exchange                   # how classes are made: exchange or frequency
+max_iterations=20                 # iterations of the exchange algorithm
 batch_size=20                     # parallel streams
 sequence_length=36                # context word + 35 predicted words per chunk
 wrapping=stream                   # carry the state from chunk to chunk (not in rwthlm)
@@ -24,7 +28,7 @@ min_improvement=1.01              # also halve the rate after a dev gain below 1
 max_epoch=10
 stage=1
 stop_stage=3
-quick=0                           # --quick: a 64-unit network with 50 classes, one epoch
+quick=0                           # --quick: a 64-unit network, 50 classes (5 exchange iterations), one epoch
 # ---------------------------------------------------------------------------------------
 
 while [ $# -gt 0 ]; do
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
     --corpus-dir) corpus_dir=$2; shift 2 ;;
     --exp-dir) exp_dir=$2; shift 2 ;;
     --classes) classes=$2; shift 2 ;;
+    --method) method=$2; shift 2 ;;
     --max-epoch) max_epoch=$2; shift 2 ;;
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
@@ -43,6 +48,7 @@ done
 if [ "$quick" = 1 ]; then
   exp_dir=$exp_dir-quick
   [ "$classes" -gt 0 ] || classes=50
+  max_iterations=5
 fi
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
@@ -56,15 +62,18 @@ for split in train valid test; do
 done
 
 name=$network
-[ "$classes" -gt 0 ] && name=ptb$classes-${network#*-}
+suffix=""
+[ "$classes" -gt 0 ] && suffix=$classes${method:0:1}
+[ "$classes" -gt 0 ] && name=ptb$suffix-${network#*-}
 mkdir -p "$exp_dir"
 model=$exp_dir/$name
-vocab=$exp_dir/vocab${classes}
+vocab=$exp_dir/vocab$suffix
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ ! -f "$vocab" ]; then
   log "Stage 1: vocabulary"
   if [ "$classes" -gt 0 ]; then
-    python -m rwthlm_py vocab --train "$corpus_dir/ptb.train.txt.gz" --classes "$classes" --out "$vocab"
+    python -m rwthlm_py vocab --train "$corpus_dir/ptb.train.txt.gz" --classes "$classes" --method "$method" \
+      --max-iterations "$max_iterations" --out "$vocab"
   else
     python -m rwthlm_py vocab --train "$corpus_dir/ptb.train.txt.gz" --out "$vocab"
   fi
