@@ -9,6 +9,11 @@ prints words/s, the GFLOP/s the matrix products reached, and, where PyTorch is i
 PyTorch's nn.LSTM words/s on the same machine, measured in a separate process, and the
 ratio. numpy's own sgemm GFLOP/s on the output layer's shape is printed first as the
 machine's yardstick. Timings are the fastest of several repeats. Nothing here is a test.
+
+Where OPENBLAS_CORETYPE makes OpenBLAS use slower kernels than the CPU has (Haswell's on a
+CPU with AVX-512), the suite then runs again in a child process with the CPU's best
+kernels (OPENBLAS_CORETYPE=SkylakeX) and prints those figures too; `--memory` adds the
+peak memory of training 2x650 at B=64, T=100 (benchmarks/memory.py).
 """
 
 import argparse
@@ -48,8 +53,19 @@ def main():
         record = run_case(case, args)
         records.append(record)
         print(format_record(record), flush=True)
+    if args.memory:
+        command = [sys.executable, str(HERE / "memory.py"), "--model", "2x650", "--batch", "64", "--seq", "100"]
+        print(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
+    better = best_kernels()
+    if better and not args.no_kernel_rerun:
+        print(f"\nOPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} holds OpenBLAS to slower kernels "
+              f"than this CPU has; again with OPENBLAS_CORETYPE={better}:", flush=True)
+        command = [sys.executable, *sys.argv, "--no-kernel-rerun", "--no-memory"]
+        if args.json:
+            command += ["--json", str(pathlib.Path(args.json).with_suffix(f".{better}.json"))]
+        subprocess.run(command, env=dict(os.environ, OPENBLAS_CORETYPE=better), check=True)
 
 
 def parse_arguments():
@@ -67,6 +83,9 @@ def parse_arguments():
     parser.add_argument("--batches", type=int, default=4, help="batches per timed repeat")
     parser.add_argument("--pytorch", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--json", help="write the records to this file")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=False,
+                        help="also measure the peak memory of training 2x650 at B=64, T=100")
+    parser.add_argument("--no-kernel-rerun", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -103,7 +122,8 @@ def run_case(case, args):
     flops = matmul_flops_per_word(hidden, layers, args.vocab, output_width(vocab, batches))
     flops *= 3 if case["mode"] == "train" else 1
     record = dict(case, vocab=args.vocab, threads=backend.threads, words_per_s=words / seconds,
-                  gflops=flops * words / seconds / 1e9)
+                  gflops=flops * words / seconds / 1e9,
+                  openblas_coretype=os.environ.get("OPENBLAS_CORETYPE", ""))
     if pytorch is not None:
         record["pytorch_words_per_s"] = words / pytorch_seconds
     return record
@@ -170,6 +190,19 @@ def output_width(vocab, batches):
     targets = numpy.concatenate([batch.targets.ravel() for batch in batches])
     sizes = vocab.class_size[vocab.word_class[targets]]
     return vocab.num_classes + float(numpy.mean(numpy.where(sizes > 1, sizes, 0)))
+
+
+def best_kernels():
+    """SkylakeX when OPENBLAS_CORETYPE names older kernels on a CPU with AVX-512, else None."""
+    chosen = os.environ.get("OPENBLAS_CORETYPE", "")
+    if not chosen or chosen.lower() in ("skylakex", "cooperlake", "sapphirerapids"):
+        return None
+    try:
+        with open("/proc/cpuinfo") as handle:
+            has_avx512 = " avx512f" in handle.read()
+    except OSError:
+        return None
+    return "SkylakeX" if has_avx512 else None
 
 
 def sgemm_gflops(rows, inner, columns):

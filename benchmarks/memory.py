@@ -1,0 +1,49 @@
+"""Peak memory of training: one process, a few updates, the largest resident set it reached.
+
+    python benchmarks/memory.py --model 2x650 --batch 64 --seq 100 --vocab 10000
+
+Not a test; run by hand (or by run.py --memory) in a process of its own, since the peak
+resident set of a process never goes down.
+"""
+
+import argparse
+import resource
+import sys
+import time
+
+from common import MODELS
+from run import benchmark_vocabulary, synthetic_batches
+
+from rwthlm_py.backend import get_backend
+from rwthlm_py.network import Network
+from rwthlm_py.network_spec import parse_network
+from rwthlm_py.optim import Sgd
+from rwthlm_py.train import train_batch
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=MODELS, default="2x650")
+    parser.add_argument("--output", choices=("full", "class"), default="full")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seq", type=int, default=100)
+    parser.add_argument("--vocab", type=int, default=10000)
+    parser.add_argument("--updates", type=int, default=3)
+    args = parser.parse_args()
+    hidden, layers = MODELS[args.model]
+    vocab = benchmark_vocabulary(args.vocab, 100 if args.output == "class" else None)
+    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab,
+                            get_backend("numpy"), seed=1)
+    optimizer = Sgd(network)
+    started = time.perf_counter()
+    for batch in synthetic_batches(vocab, args.batch, args.seq, args.updates):
+        train_batch(network, optimizer, batch, None, 1e-5)
+    seconds = (time.perf_counter() - started) / args.updates
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{args.model} {args.output} B={args.batch} T={args.seq} V={args.vocab}: "
+          f"peak memory {peak:,.0f} MB, {seconds:.2f} s per update")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
