@@ -80,20 +80,27 @@ def test_three_epochs_in_one_run_equal_three_runs_of_one(tmp_path, toy, wrapping
         assert numpy.allclose(a.momentum[name], b.momentum[name], rtol=1e-6, atol=1e-7), name
 
 
-def test_no_improvement_halves_the_rate_and_rolls_back(tmp_path, toy, class_vocab):
-    backend = get_backend("numpy")
-    network = Network.build(parse_network("t-i4-m4"), class_vocab, backend, seed=1)
-    optimizer = Sgd(network, momentum=0.0)
+def run_scripted(tmp_path, vocab, schedule, dev_perplexities):
+    """Trains with epochs that shift every weight by 0.01 and scripted dev perplexities.
+
+    Returns (network, trainer, the weights after each epoch)."""
+    network = Network.build(parse_network("t-i4-m4"), vocab, get_backend("numpy"), seed=1)
+    optimizer = Sgd(network)
     path = tmp_path / "model"
     state = TrainingState(epoch=0, learning_rate=0.4)
     save_model(path, network, optimizer, state)
-    trainer = Trainer(network, optimizer, str(path), Schedule(max_epoch=4), state, quiet())
-    dev_perplexities = iter([50.0, 40.0, 45.0, 40.0])
-    snapshots = []
+    trainer = Trainer(network, optimizer, str(path), schedule, state, quiet())
+    scripted, snapshots = iter(dev_perplexities), []
     trainer.run_epoch = lambda corpus, sequences: _perturb(network, snapshots)
-    trainer.evaluate = lambda corpus, sequences: next(dev_perplexities)
+    trainer.evaluate = lambda corpus, sequences: next(scripted)
     trainer.train(_Empty(), _Empty())
-    final = read_model(path)
+    return network, trainer, snapshots
+
+
+def test_no_improvement_halves_the_rate_and_rolls_back(tmp_path, class_vocab):
+    network, _, snapshots = run_scripted(tmp_path, class_vocab, Schedule(max_epoch=4),
+                                         [50.0, 40.0, 45.0, 40.0])
+    final = read_model(tmp_path / "model")
     # epoch 3 (45) and epoch 4 (40, equal is no improvement) each halve the rate
     assert final.training_state == TrainingState(4, 0.1, 40.0)
     # the weights are those after epoch 2, the best one
@@ -103,20 +110,10 @@ def test_no_improvement_halves_the_rate_and_rolls_back(tmp_path, toy, class_voca
 
 
 def test_a_small_improvement_keeps_the_model_and_halves_the_rate(tmp_path, class_vocab):
-    backend = get_backend("numpy")
-    network = Network.build(parse_network("t-i4-m4"), class_vocab, backend, seed=1)
-    optimizer = Sgd(network)
-    path = tmp_path / "model"
-    state = TrainingState(epoch=0, learning_rate=0.4)
     schedule = Schedule(max_epoch=3, min_improvement=1.05)
-    trainer = Trainer(network, optimizer, str(path), schedule, state, quiet())
-    dev_perplexities = iter([50.0, 49.0, 30.0])
-    snapshots = []
-    trainer.run_epoch = lambda corpus, sequences: _perturb(network, snapshots)
-    trainer.evaluate = lambda corpus, sequences: next(dev_perplexities)
-    trainer.train(_Empty(), _Empty())
+    network, trainer, snapshots = run_scripted(tmp_path, class_vocab, schedule, [50.0, 49.0, 30.0])
     # epoch 2 gained 2% < 5%: kept, rate halved; epoch 3 gained 39%: rate kept
-    saved = read_model(path)
+    saved = read_model(tmp_path / "model")
     assert saved.training_state == TrainingState(3, 0.2, 30.0)
     for name in network.named_params():
         assert numpy.array_equal(saved.params[name], snapshots[2][name])
