@@ -29,7 +29,9 @@ import time
 
 import numpy
 
+from rwthlm_py.data import read_corpus
 from rwthlm_py.errors import InputError
+from rwthlm_py.vocabulary import count_words, vocabulary_from_counts
 
 METHODS = ("frequency", "exchange")
 
@@ -198,35 +200,30 @@ def _visit(state, word):
 
 def class_vocabulary(path, num_classes, method="exchange", sb="<sb>", seed=1, max_iterations=20,
                      time_limit=None, console=None):
-    """A vocabulary of the words of a training text with `num_classes` classes."""
-    from rwthlm_py.data import read_corpus
-    from rwthlm_py.vocabulary import count_words, vocabulary_from_counts
-
+    """A vocabulary of the words of a training text in exactly `num_classes` classes."""
     if method not in METHODS:
         raise InputError(f"unknown class method '{method}' (choose from {', '.join(METHODS)})")
     counts, lines = count_words(path)
-    classes = frequency_classes(counts, num_classes, sb, sentences=lines)
+    plain = vocabulary_from_counts(counts, sb)
+    if num_classes > len(plain):
+        raise InputError(f"--classes {num_classes} is more than the {len(plain)} words of the text", path)
+    binned = frequency_classes(counts, num_classes, sb, sentences=lines)
+    classes = _spread_over(numpy.array([binned[word] for word in plain.words]), num_classes)
     if method == "exchange":
-        plain = vocabulary_from_counts(counts, sb)
-        if num_classes > len(plain):
-            raise InputError(f"--classes {num_classes} is more than the {len(plain)} words of the text", path)
-        stream = read_corpus(path, plain).stream
-        initial = numpy.array([classes[word] for word in plain.words])
-        initial = _spread_over(initial, num_classes)
         if console is not None:
             console.say(f"Clustering {len(plain)} words into {num_classes} classes (exchange algorithm) ...")
-        found = exchange_classes(stream, len(plain), num_classes, initial, seed, max_iterations,
-                                 time_limit, _reporter(console))
-        classes = {word: int(found[k]) for k, word in enumerate(plain.words)}
-    return vocabulary_from_counts(counts, sb, classes)
+        stream = read_corpus(path, plain).stream
+        classes = exchange_classes(stream, len(plain), num_classes, classes, seed, max_iterations,
+                                   time_limit, _reporter(console))
+    return vocabulary_from_counts(counts, sb, dict(zip(plain.words, classes.tolist())))
 
 
 def _spread_over(classes, num_classes):
-    """Frequency bins as the starting point, with empty classes given a word each.
+    """The classes with every empty class given a word of the largest class.
 
-    Frequency binning can leave classes empty (when one word holds more than 1/C of the
-    mass); the exchange algorithm keeps every class it starts with, so each empty class
-    takes a word from the largest class.
+    Frequency binning leaves classes empty when a word holds more than 1/C of the mass;
+    moving the last word of the largest class into each empty one gives exactly C classes,
+    which the exchange algorithm, keeping every class it starts with, then keeps.
     """
     classes = classes.copy()
     sizes = numpy.bincount(classes, minlength=num_classes)

@@ -85,3 +85,11 @@ def test_class_vocabulary_from_a_text(toy):
     frequency = class_vocabulary(toy / "train.txt", 5, "frequency")
     assert frequency.num_classes <= 5 and len(frequency) == len(vocab)
     assert frequency_classes({"a": 3, "b": 1}, 2)["a"] == 0
+
+
+def test_frequency_classes_are_as_many_as_asked(tmp_path):
+    # five equally frequent tokens (a b c d and <sb>): plain binning gives only four classes
+    (tmp_path / "text").write_text("a b c d\n" * 10)
+    assert len(set(frequency_classes({w: 10 for w in "abcd"}, 5, sentences=10).values())) == 4
+    assert class_vocabulary(tmp_path / "text", 5, "frequency").num_classes == 5
+    assert class_vocabulary(tmp_path / "text", 5, "exchange").num_classes == 5
