@@ -9,13 +9,13 @@ resident memory of the process. Not a test.
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
 
 import numpy
 
+from common import peak_memory_mb
 from rwthlm_py.clustering import class_vocabulary
 from rwthlm_py.reporting import Console
 
@@ -55,7 +55,7 @@ def main():
         vocab = class_vocabulary(path, args.classes, "exchange", max_iterations=args.max_iterations,
                                  console=Console())
         seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_memory_mb()
     print(f"{len(vocab):,} words in {vocab.num_classes} classes: {seconds:.0f} s for "
           f"{args.max_iterations} iterations with counting; peak memory {peak:,.0f} MB")
     return 0

@@ -1,5 +1,6 @@
 """What the benchmarks share: the cases, Zipf-distributed synthetic text and timing."""
 
+import resource
 import time
 
 import numpy
@@ -35,3 +36,8 @@ def matmul_flops_per_word(hidden, layers, vocab_size, output_width):
     """
     lstm = layers * 2 * 4 * hidden * (hidden + hidden)
     return lstm + 2 * hidden * output_width
+
+
+def peak_memory_mb():
+    """The largest resident set this process has had, in MB (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

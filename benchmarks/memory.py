@@ -7,11 +7,10 @@ resident set of a process never goes down.
 """
 
 import argparse
-import resource
 import sys
 import time
 
-from common import MODELS
+from common import MODELS, peak_memory_mb
 from run import benchmark_vocabulary, synthetic_batches
 
 from rwthlm_py.backend import get_backend
@@ -39,7 +38,7 @@ def main():
     for batch in synthetic_batches(vocab, args.batch, args.seq, args.updates):
         train_batch(network, optimizer, batch, None, 1e-5)
     seconds = (time.perf_counter() - started) / args.updates
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_memory_mb()
     print(f"{args.model} {args.output} B={args.batch} T={args.seq} V={args.vocab}: "
           f"peak memory {peak:,.0f} MB, {seconds:.2f} s per update")
     return 0
