@@ -51,11 +51,16 @@ class Backend:
         return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
 
     def scatter_add(self, target, indices, values):
-        """target[indices] += values, adding up repeated indices."""
-        if self.xp is numpy:
-            numpy.add.at(target, indices, values)
-        else:
+        """target[indices] += values, adding up repeated indices (indices: 1-D)."""
+        if self.xp is not numpy:
             cupyx.scatter_add(target, indices, values)
+            return
+        # Summing the rows of each index first (sorted, then reduceat) is several times
+        # faster than numpy.add.at, which adds one element at a time.
+        order = numpy.argsort(indices, kind="stable")
+        sorted_indices = indices[order]
+        firsts = numpy.flatnonzero(numpy.diff(sorted_indices, prepend=sorted_indices[:1] - 1))
+        target[sorted_indices[firsts]] += numpy.add.reduceat(values[order], firsts, axis=0)
 
     def for_row_blocks(self, function, num_rows, row_bytes):
         """Calls function(start, stop) over row blocks; on the CPU, blocks run on all cores."""

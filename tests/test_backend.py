@@ -35,6 +35,21 @@ def test_row_blocks_cover_every_row_in_order():
     assert all(a[1] == b[0] for a, b in zip(results, results[1:]))
 
 
+@pytest.mark.parametrize("shape", [(7,), (7, 3)])
+def test_scatter_add_sums_repeated_indices(shape):
+    backend = get_backend("numpy", "float64")
+    rng = numpy.random.default_rng(0)
+    target = rng.normal(size=shape)
+    expected = target.copy()
+    indices = numpy.array([4, 1, 4, 6, 1, 4, 0])
+    values = rng.normal(size=(len(indices),) + shape[1:])
+    numpy.add.at(expected, indices, values)
+    backend.scatter_add(target, indices, values)
+    numpy.testing.assert_allclose(target, expected, rtol=1e-14)
+    backend.scatter_add(target, indices[:0], values[:0])
+    numpy.testing.assert_allclose(target, expected, rtol=1e-14)
+
+
 def test_only_the_backend_module_imports_cupy():
     import pathlib
 

@@ -140,10 +140,17 @@ def test_one_class_of_all_words_is_a_plain_softmax(float64):
     assert numpy.allclose(out.log_distribution(h), expected)
 
 
-def test_extreme_logits_stay_finite(float64, full_vocab):
-    network = Network.build(parse_network("t-i4-m3"), full_vocab, float64, seed=1)
-    network.output.params["W_class"][...] *= 1e4
-    h = numpy.random.default_rng(0).normal(size=(6, 3))
-    logp, _ = network.output.forward(h, numpy.arange(6), train=False)
+@pytest.mark.parametrize("vocab_name", ["full_vocab", "class_vocab"])
+@pytest.mark.parametrize("train", [False, True])
+def test_extreme_logits_stay_finite(request, float64, vocab_name, train):
+    vocab = request.getfixturevalue(vocab_name)
+    network = Network.build(parse_network("t-i4-m3"), vocab, float64, seed=1)
+    for name in ("W_class", "W_word"):
+        network.output.params[name][...] *= 1e4  # exp overflows without the shift
+    h = numpy.random.default_rng(0).normal(size=(len(vocab), 3))
+    targets = numpy.arange(len(vocab))
+    logp, cache = network.output.forward(h.copy(), targets, train=train)
     assert numpy.all(numpy.isfinite(logp))
-    assert numpy.allclose(logp, network.output.log_distribution(h)[numpy.arange(6), numpy.arange(6)])
+    assert numpy.allclose(logp, network.output.log_distribution(h)[targets, targets])
+    if train:
+        assert numpy.all(numpy.isfinite(network.output.backward(None, cache)))

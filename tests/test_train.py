@@ -191,3 +191,24 @@ def test_dev_is_required_for_training(toy):
     with pytest.raises(InputError, match="--dev"):
         run(toy_options(toy, dev=None), toy / "toy-i8-m8")
     assert math.isfinite(1.0)
+
+
+# Dev perplexities of a fixed short float32 run, recorded before the speed work on the
+# LSTM and the output layer; speed work must not change what training computes beyond
+# float32 rounding. The rate is one at which training is not chaotic: at 0.05 a change of
+# summation order alone moves the second epoch's perplexity by several percent.
+RECORDED_DEV_PERPLEXITIES = {
+    "full": [10.679589, 5.470261, 4.018664],
+    "classes": [9.723823, 5.159507, 3.444788],
+}
+
+
+@pytest.mark.parametrize("output", sorted(RECORDED_DEV_PERPLEXITIES))
+def test_a_fixed_short_run_gives_the_recorded_perplexities(toy, output):
+    classes = dict(classes=5, method="frequency") if output == "classes" else {}
+    options = toy_options(toy, max_epoch=3, word_wrapping="stream", momentum=0.3, learning_rate=0.02, **classes)
+    status, out = run(options, toy / "toy-i16-m16")
+    assert status == 0
+    dev = [float(line.split("=")[1].split(",")[0]) for line in out.splitlines()
+           if line.startswith("development perplexity")]
+    assert dev == pytest.approx(RECORDED_DEV_PERPLEXITIES[output], rel=1e-5)

@@ -25,6 +25,7 @@ import numpy
 
 from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.layers.layer import Layer
+from rwthlm_py.layers.word_groups import SAFE_TOTALS, WordGroups, word_gradients, word_log_probs
 
 
 class ClassSoftmax(Layer):
@@ -49,34 +50,20 @@ class ClassSoftmax(Layer):
         """h[N,H], targets[N] (host ints) -> (log p(target|h)[N], cache)."""
         xp = self.xp
         classes = self.word_class[targets]
-        class_index = xp.asarray(classes)
         class_part = softmax_forward(self.backend, h, self.params["W_class"], self._bias("b_class"),
-                                     class_index, train)
+                                     xp.asarray(classes), train)
         logp = class_part.logp
-        groups = []
-        for word_class, positions in self._class_groups(classes):
-            rows = self._word_rows(word_class)
-            within = xp.asarray(targets[positions] - self.class_start[word_class])
-            positions = xp.asarray(positions)
-            bias = self.params["b_word"][rows] if self.bias else None
-            word_part = softmax_forward(self.backend, h[positions], self.params["W_word"][rows], bias,
-                                        within, train)
-            logp[positions] += word_part.logp
-            groups.append((rows, positions, word_part))
-        cache = (class_part, groups) if train else None
+        groups = WordGroups(classes, targets, self.class_start, self.class_size, self.shortlist)
+        word_cache = None
+        if len(groups):
+            word_logp, word_cache = word_log_probs(self.backend, groups, h, self.params["W_word"],
+                                                   self._bias("b_word"), train)
+            logp[xp.asarray(groups.positions)] += word_logp
+        cache = (class_part, word_cache) if train else None
         return logp, cache
 
     def _bias(self, name):
         return self.params[name] if self.bias else None
-
-    def _class_groups(self, classes):
-        """(class, positions) for every multi-word class among the targets."""
-        clustered = numpy.flatnonzero(classes >= self.shortlist)
-        if not len(clustered):
-            return []
-        order = clustered[numpy.argsort(classes[clustered], kind="stable")]
-        cuts = numpy.flatnonzero(numpy.diff(classes[order])) + 1
-        return [(int(classes[part[0]]), part) for part in numpy.split(order, cuts)]
 
     def _word_rows(self, word_class):
         start = int(self.class_start[word_class]) - self.shortlist
@@ -84,18 +71,21 @@ class ClassSoftmax(Layer):
 
     def backward(self, d_logp, cache):
         """d(loss)/dh[N,H] from d(loss)/d(log p)[N] (None: the loss is -sum log p)."""
-        class_part, groups = cache
+        class_part, word_cache = cache
         dW, db, dh = softmax_backward(self.backend, class_part, d_logp)
         self.add_grad("W_class", dW)
         if self.bias:
             self.add_grad("b_class", db)
-        for rows, positions, word_part in groups:
+        if word_cache is not None:
+            groups = word_cache[0]
+            positions = self.xp.asarray(groups.positions)
             word_d_logp = None if d_logp is None else d_logp[positions]
-            dW_word, db_word, dh_word = softmax_backward(self.backend, word_part, word_d_logp)
-            self.grads["W_word"].add(rows, dW_word)
-            if self.bias:
-                self.grads["b_word"].add(rows, db_word)
-            dh[positions] += dh_word
+            dW_word, db_word, dh_word = word_gradients(self.backend, word_cache, word_d_logp)
+            for rows, stacked in groups.row_runs():
+                self.grads["W_word"].add(rows, dW_word[stacked])
+                if self.bias:
+                    self.grads["b_word"].add(rows, db_word[stacked])
+            dh[positions] += dh_word  # positions are distinct
         return dh
 
     def log_distribution(self, h):
@@ -158,12 +148,12 @@ def log_softmax_pick(backend, logits, target, bias, sum_probs, recompute):
         if bias is not None:
             chunk += bias
         picked = chunk[xp.arange(stop - start), target[start:stop]]
-        with numpy.errstate(over="ignore", under="ignore"):  # such rows are redone below
-            xp.exp(chunk, out=chunk)
+        with numpy.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            xp.exp(chunk, out=chunk)  # overflowed or underflowed rows are redone below
             total = chunk @ ones
-        totals[start:stop] = total
-        logp[start:stop] = picked - xp.log(total)
-        return (1 / total) @ chunk if sum_probs else None
+            totals[start:stop] = total
+            logp[start:stop] = picked - xp.log(total)
+            return (1 / total) @ chunk if sum_probs else None
 
     partial_sums = backend.for_row_blocks(block, logits.shape[0], logits.shape[1] * logits.itemsize)
     at_risk = xp.flatnonzero(~((totals >= lowest) & (totals <= highest)))
@@ -180,11 +170,6 @@ def _add_all(arrays):
     for array in arrays[1:]:
         total = total + array
     return total
-
-
-# A row sum s of exponentials inside these bounds is exact enough without the shift: no
-# term overflowed, and the terms that underflowed are below 1e-14 of the largest.
-SAFE_TOTALS = {"float32": (1e-20, 1e30), "float64": (1e-200, 1e200)}
 
 
 def _shifted_rows(xp, logits, target, row_logits, rows, logp, totals):
