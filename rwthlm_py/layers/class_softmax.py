@@ -80,10 +80,11 @@ class ClassSoftmax(Layer):
             groups = word_cache[0]
             positions = self.xp.asarray(groups.positions)
             word_d_logp = None if d_logp is None else d_logp[positions]
-            dW_word, db_word, dh_word = word_gradients(self.backend, word_cache, word_d_logp)
-            for rows, stacked in groups.row_runs():
-                self.grads["W_word"].add(rows, dW_word[stacked])
-                if self.bias:
+            weight_pieces, db_word, dh_word = word_gradients(self.backend, word_cache, word_d_logp)
+            for rows, E, h_group in weight_pieces:
+                self.grads["W_word"].add_product(rows, E, h_group)
+            if self.bias:
+                for rows, stacked in groups.row_runs():
                     self.grads["b_word"].add(rows, db_word[stacked])
             dh[positions] += dh_word  # positions are distinct
         return dh
