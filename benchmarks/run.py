@@ -7,8 +7,8 @@ For each case (model 1x200 or 2x650; output `full` softmax or `class` with about
 frequency-binned classes; mode `train` or `score`; batch B, sequence T, vocabulary V) it
 prints words/s, the GFLOP/s the matrix products reached, and, where PyTorch is importable,
 PyTorch's nn.LSTM words/s on the same machine, measured in a separate process, and the
-ratio. numpy's own sgemm GFLOP/s on the output layer's shape is printed first as the
-machine's yardstick. Timings are the fastest of several repeats. Nothing here is a test.
+ratio; a class output also gets its speed over our full softmax in the same run. numpy's
+own sgemm GFLOP/s on the output layer's shape is printed first as the machine's yardstick. Timings are the fastest of several repeats. Nothing here is a test.
 
 Where OPENBLAS_CORETYPE makes OpenBLAS use slower kernels than the CPU has (Haswell's on a
 CPU with AVX-512), the suite then runs again in a child process with the CPU's best
@@ -51,6 +51,7 @@ def main():
     records = []
     for case in cases(args):
         record = run_case(case, args)
+        add_class_speedup(record, records)
         records.append(record)
         print(format_record(record), flush=True)
     if args.memory:
@@ -224,6 +225,16 @@ def machine_line():
             f"OPENBLAS_CORETYPE={coretype}")
 
 
+def add_class_speedup(record, earlier):
+    """For a class-output case: its speed over the full softmax's of the same case in this run."""
+    if record["output"] != "class":
+        return
+    same = ("model", "mode", "batch", "seq", "vocab")
+    for full in earlier:
+        if full["output"] == "full" and all(full[key] == record[key] for key in same):
+            record["speedup_over_full"] = record["words_per_s"] / full["words_per_s"]
+
+
 def format_record(record):
     line = (f"{record['model']:>5} {record['output']:>5} {record['mode']:>5} B={record['batch']:<3} "
             f"T={record['seq']} V={record['vocab']}: {record['words_per_s']:>9,.0f} words/s, "
@@ -231,6 +242,8 @@ def format_record(record):
     if "pytorch_words_per_s" in record:
         ratio = record["words_per_s"] / record["pytorch_words_per_s"]
         line += f" | PyTorch {record['pytorch_words_per_s']:>9,.0f} words/s | ratio {ratio:.2f}"
+    if "speedup_over_full" in record:
+        line += f" | {record['speedup_over_full']:.1f}x our full softmax"
     return line
 
 
