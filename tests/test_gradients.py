@@ -151,3 +151,38 @@ def _all_none(state):
     if state is None:
         return True
     return isinstance(state, tuple) and all(_all_none(part) for part in state)
+
+
+@pytest.mark.parametrize("shapes", [((1, 5), (5, 1)), ((4, 5), (5, 1)), ((1, 5), (5, 3)),
+                                    ((4, 1), (1, 3)), ((4, 5), (5, 3))])
+def test_blas_matmul_equals_matmul_for_every_thin_shape(shapes):
+    from rwthlm_py.layers.functional import blas_matmul
+
+    rng = numpy.random.default_rng(0)
+    a, b = rng.normal(size=shapes[0]), rng.normal(size=shapes[1])
+    out = numpy.empty((a.shape[0], b.shape[1]))
+    assert blas_matmul(a, b, out) is out
+    numpy.testing.assert_allclose(out, a @ b, rtol=1e-13)
+
+
+@pytest.mark.parametrize("overlapping", [False, True])
+def test_row_gradient_pieces_sum_and_norm(overlapping):
+    from rwthlm_py.layers.row_gradient import RowGradient
+
+    rng = numpy.random.default_rng(1)
+    gradient, expected = RowGradient((9, 3)), numpy.zeros((9, 3))
+    left, right = rng.normal(size=(2, 4)), rng.normal(size=(2, 3))
+    gradient.add_product(slice(0, 4), left, right)
+    expected[0:4] += left.T @ right
+    single_left, single_right = rng.normal(size=(1, 2)), rng.normal(size=(1, 3))
+    gradient.add_product(slice(4, 6), single_left, single_right)
+    expected[4:6] += single_left.T @ single_right
+    rows = slice(3, 5) if overlapping else slice(6, 8)
+    values = rng.normal(size=(2, 3))
+    gradient.add(rows, values)
+    expected[rows] += values
+    numpy.testing.assert_allclose(gradient.to_dense(numpy, numpy.float64), expected, rtol=1e-13)
+    assert gradient.squared_norm(numpy) == pytest.approx(float((expected ** 2).sum()), rel=1e-12)
+    parameter = numpy.ones((9, 3))
+    gradient.apply(parameter, -0.5)
+    numpy.testing.assert_allclose(parameter, 1 - 0.5 * expected, rtol=1e-13)
