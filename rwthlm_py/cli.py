@@ -1,5 +1,6 @@
 """The command lines: `rwthlm` (rwthlm's own: `rwthlm [OPTION]... [LATTICE]... NETWORK`)
-and `rwthlm-py` (subcommands train, ppl, selftest, vocab with the same option names).
+and `rwthlm-py` (subcommands train, ppl, selftest, vocab with the same option names, and
+corpora).
 
 The only module that parses arguments and chooses the backend. Bad input of any kind ends
 in one line `<program>: error: ...` on stderr and exit status 1 (2 for bad usage), never a
@@ -147,7 +148,24 @@ def main_parser():
     vocab.add_argument("--seed", dest="random_seed", default=argparse.SUPPRESS, metavar="INT",
                        help="seed of the exchange algorithm's word order (default: 1)")
     vocab.add_argument("--out", required=True, help="the vocabulary file to write")
+    add_corpora_parser(commands)
     return parser
+
+
+def add_corpora_parser(commands):
+    corpora = commands.add_parser("corpora", help="list, fetch and verify the corpora of the recipes",
+                                  description="The corpora described in corpora/*/manifest.toml.")
+    actions = corpora.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=Parser)
+    actions.add_parser("list", help="the corpora, their licences and files")
+    fetch = actions.add_parser(
+        "fetch", help="copy or download a corpus and verify every file's sha256 and counts",
+        description="Takes the files from --from DIR (or $RWTHLM_CORPORA), else downloads them from "
+                    "the manifest's URLs; verifies sha256, bytes, lines and words of each; writes them "
+                    "gzip-compressed to DEST/NAME.")
+    fetch.add_argument("name", metavar="NAME", help="a corpus (see `rwthlm-py corpora list`) or a manifest file")
+    fetch.add_argument("--dest", default="data", help="where the corpus folder goes (default: data)")
+    fetch.add_argument("--from", dest="source", metavar="DIR",
+                       help="a directory holding the files, directly or in the corpus's folder")
 
 
 def main(argv=None):
@@ -156,6 +174,8 @@ def main(argv=None):
 
     def body():
         namespace = parser.parse_args(argv)
+        if namespace.command == "corpora":
+            return run_corpora(namespace, console)
         if namespace.command == "vocab":
             options, _ = resolve_options(namespace, VOCAB_OPTIONS + ["random_seed"], console)
             return write_vocabulary(options, namespace.out, console)
@@ -182,6 +202,22 @@ def run_selftest(options, network, console):
         return builtin_self_test(options, network, console)
     options = options.replace(self_test=True)
     return run(options, network, make_backend(options, console), console)
+
+
+def run_corpora(namespace, console):
+    from rwthlm_py import corpora
+
+    if namespace.action == "list":
+        for name in corpora.available():
+            manifest = corpora.load_manifest(name)
+            files = ", ".join(corpus_file.name for corpus_file in manifest.files)
+            console.say(f"{name}: {manifest.title}\n  licence: {manifest.licence}\n  files: {files}")
+        return 0
+    manifest = corpora.load_manifest(namespace.name)
+    source = namespace.source or corpora.default_source()
+    dest = corpora.fetch(manifest, f"{namespace.dest}/{manifest.name}", source, console)
+    console.say(f"{manifest.name}: all {len(manifest.files)} files verified in {dest}")
+    return 0
 
 
 def write_vocabulary(options, out, console):
