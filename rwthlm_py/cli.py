@@ -23,9 +23,9 @@ CLASS_OPTIONS = ["classes", "method", "max_iterations", "time_limit"]
 SUBCOMMANDS = {
     "train": ("train a network (rwthlm with --train and --dev)",
               SHARED + ["train", "dev", "random_seed", "learning_rate", "momentum", "max_epoch",
-                        "no_shuffling", "no_bias", "gradient_clipping", "min_improvement"]
+                        "no_shuffling", "no_bias", "gradient_clipping", "min_improvement", "tensorboard"]
               + CLASS_OPTIONS),
-    "ppl": ("compute the perplexity of a text (rwthlm with --ppl)", SHARED + ["ppl"]),
+    "ppl": ("compute the perplexity of a text (rwthlm with --ppl)", SHARED + ["ppl", "tensorboard"]),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias"]),
 }

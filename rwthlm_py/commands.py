@@ -19,6 +19,7 @@ from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
 from rwthlm_py.selftest import self_test_on_corpus
+from rwthlm_py.tensorboard_log import open_log
 from rwthlm_py.train import Schedule, Trainer
 from rwthlm_py.vocabulary import count_words, read_vocabulary, vocabulary_from_counts
 
@@ -175,6 +176,10 @@ def compute_perplexity(network, vocab, options, console):
             console.say(line)
     for line in summary_lines(scores, options.ppl):
         console.say(line)
+    if options.tensorboard:
+        events = open_log(options.tensorboard)
+        events.scalar("final/test_perplexity", scores.perplexity, 0)
+        events.close()
     return 0
 
 
@@ -190,6 +195,10 @@ def train(network, optimizer, network_path, is_new, training_state, train_corpus
             training_state.learning_rate = find_initial_learning_rate(
                 network, optimizer, train_corpus, sequences, schedule, console)
         save_model(network_path, network, optimizer, training_state, to_dict(options))
-    trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
-                      to_dict(options))
-    trainer.train(train_corpus, dev_corpus)
+    events = open_log(options.tensorboard)
+    try:
+        trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
+                          to_dict(options), events)
+        trainer.train(train_corpus, dev_corpus)
+    finally:
+        events.close()

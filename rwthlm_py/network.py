@@ -46,6 +46,11 @@ class Network:
         return {f"{prefix}.{name}": value for prefix, module in self.modules.items()
                 for name, value in module.grads.items()}
 
+    def dense_grads(self):
+        """Every gradient as a dense array (row gradients filled in), by parameter name."""
+        return {f"{prefix}.{name}": module.dense_grad(name) for prefix, module in self.modules.items()
+                for name in module.grads}
+
     def momentum_names(self):
         """Qualified names of the parameters that rwthlm updates with momentum."""
         return [f"{prefix}.{name}" for prefix, module in self.modules.items()

@@ -21,6 +21,9 @@ import time
 from rwthlm_py import data
 from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
 from rwthlm_py.evaluate import network_state_for, score_corpus
+from rwthlm_py.tensorboard_log import NoLog, options_table
+
+BATCHES_PER_POINT = 10  # batches between two points of the per-batch training curves
 
 
 @dataclasses.dataclass
@@ -77,11 +80,13 @@ def clipping_factor(network, num_targets, clipping):
 
 class Trainer:
     def __init__(self, network, optimizer, model_path, schedule, training_state, console,
-                 options=None):
+                 options=None, events=None):
         self.network, self.optimizer = network, optimizer
         self.model_path, self.schedule = model_path, schedule
         self.state, self.console = training_state, console
         self.options = options or {}
+        self.events = events or NoLog()
+        self.words_per_epoch = 0  # set by train(); the step of the per-batch curves counts words
 
     def train(self, train_corpus, dev_corpus):
         schedule = self.schedule
@@ -90,14 +95,17 @@ class Trainer:
         dev_sequences = data.wrap(dev_corpus, schedule.word_wrapping, schedule.batch_size,
                                   schedule.sequence_length, schedule.debug_no_sb)
         self.console.say("Training ...")
+        self._log_settings()
+        self.words_per_epoch = int((sequences.end - sequences.first).sum())
         while schedule.max_epoch == 0 or self.state.epoch < schedule.max_epoch:
             order = self._epoch_order(sequences)
             started = time.perf_counter()
-            self.run_epoch(train_corpus, order)
+            train_perplexity, words_per_second = self.run_epoch(train_corpus, order)
             self.state.epoch += 1
             self.console.say(f"epoch {self.state.epoch} took {(time.perf_counter() - started) / 60:.2f} minutes")
             dev_perplexity = self.evaluate(dev_corpus, dev_sequences)
             self._report_dev(dev_perplexity)
+            self._log_epoch(train_perplexity, dev_perplexity, words_per_second)
             if dev_perplexity < self.state.best_perplexity:
                 small_gain = dev_perplexity * schedule.min_improvement > self.state.best_perplexity
                 self.state.best_perplexity = dev_perplexity
@@ -106,7 +114,30 @@ class Trainer:
                 self.save()
             else:
                 self.roll_back()
+        self.events.scalar("final/dev_perplexity", self.state.best_perplexity, self.state.epoch)
+        self.events.flush()
         return self.state
+
+    def _log_settings(self):
+        if self.state.epoch == 0:  # a resumed run has written them already
+            settings = dict(self.options, network=self.network.spec.format())
+            self.events.text("config", options_table(settings))
+            self.events.hparams(settings)
+
+    def _log_epoch(self, train_perplexity, dev_perplexity, words_per_second):
+        epoch, events = self.state.epoch, self.events
+        events.scalar("epoch/train_perplexity", train_perplexity, epoch)
+        events.scalar("epoch/dev_perplexity", dev_perplexity, epoch)
+        events.scalar("epoch/learning_rate", self.state.learning_rate, epoch)
+        events.scalar("epoch/words_per_second", words_per_second, epoch)
+        if isinstance(events, NoLog):
+            return
+        to_numpy = self.network.backend.to_numpy
+        for name, value in self.network.named_params().items():
+            events.histogram(f"params/{name}", to_numpy(value), epoch)
+        for name, value in self.network.dense_grads().items():
+            events.histogram(f"grads/{name}", to_numpy(value), epoch)
+        events.flush()
 
     def _halve_after_small_gain(self):
         """An improvement below --min-improvement keeps the model but halves the rate."""
@@ -121,9 +152,10 @@ class Trainer:
         return data.shuffled(sequences, self.schedule.random_seed, self.state.epoch)
 
     def run_epoch(self, corpus, sequences):
-        """Trains on every batch once; returns the training perplexity of the epoch."""
+        """Trains on every batch once; returns the epoch's training perplexity and words/s."""
         schedule, state = self.schedule, None
         progress = self.console.progress(f"epoch {self.state.epoch + 1}", int((sequences.end - sequences.first).sum()))
+        curve = BatchCurve(self.events, self.state.epoch * self.words_per_epoch)
         for batch in data.batches(corpus, sequences, schedule.batch_size):
             started = time.perf_counter()
             state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
@@ -131,13 +163,14 @@ class Trainer:
                                       self.state.learning_rate, schedule.feedforward,
                                       schedule.gradient_clipping)
             progress.update(batch.num_targets, loss)
+            curve.add(batch.num_targets, loss, self.network)
             if schedule.verbose:
                 self.console.say(f"training perplexity = {progress.perplexity:.2f}")
                 self.console.say(f"time = {time.perf_counter() - started:.3f} seconds")
         progress.close()
         self.console.note(f"epoch {self.state.epoch + 1}: training perplexity {progress.perplexity:.2f}, "
                           f"{progress.words_per_second:,.0f} words/s")
-        return progress.perplexity
+        return progress.perplexity, progress.words_per_second
 
     def evaluate(self, corpus, sequences):
         schedule = self.schedule
@@ -170,3 +203,30 @@ class Trainer:
         self.console.say(f"no improvement: learning rate halved to {new_rate:e}, "
                          f"weights rolled back to the best model")
         self.save()
+
+
+class BatchCurve:
+    """The per-batch training curves: every BATCHES_PER_POINT batches, the perplexity of
+    those batches, the last batch's gradient norm per word, and words/s; step = words."""
+
+    def __init__(self, events, words_before):
+        self.events, self.words = events, words_before
+        self.enabled = not isinstance(events, NoLog)
+        self._reset()
+
+    def _reset(self):
+        self.batches, self.point_words, self.loss = 0, 0, 0.0
+        self.started = time.perf_counter()
+
+    def add(self, words, loss, network):
+        if not self.enabled:
+            return
+        self.words += words
+        self.batches, self.point_words, self.loss = self.batches + 1, self.point_words + words, self.loss + loss
+        if self.batches < BATCHES_PER_POINT:
+            return
+        elapsed = time.perf_counter() - self.started
+        self.events.scalar("batch/train_perplexity", math.exp(min(self.loss / self.point_words, 700.0)), self.words)
+        self.events.scalar("batch/gradient_norm", network.gradient_norm() / max(words, 1), self.words)
+        self.events.scalar("batch/words_per_second", self.point_words / max(elapsed, 1e-9), self.words)
+        self._reset()

@@ -1,0 +1,104 @@
+"""Training curves for TensorBoard, written with the tensorboard package's own event writer
+(no TensorFlow, no torch).
+
+A training run with `--tensorboard DIR` writes into DIR:
+
+    batch/train_perplexity   running training perplexity since the last point   step: words
+    batch/gradient_norm      gradient norm per predicted word of the last batch  step: words
+    batch/words_per_second                                                       step: words
+    epoch/train_perplexity, epoch/dev_perplexity, epoch/learning_rate,
+    epoch/words_per_second                                                       step: epoch
+    params/NAME, grads/NAME  histograms of every parameter and of its gradient
+                             (of the epoch's last batch), once per epoch         step: epoch
+    config                   the resolved options, as a table (text)
+    hparams                  the run's settings, with final/dev_perplexity and
+                             final/test_perplexity as metrics
+
+`rwthlm-py ppl --tensorboard DIR` adds final/test_perplexity to the same run. Steps in
+words (the training words before that point, counted from the first epoch) stay the same
+when a run is resumed. `tensorboard --logdir DIR` shows them.
+"""
+
+import time
+
+import numpy
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
+from tensorboard.plugins.hparams import summary_v2 as hparams_summary
+from tensorboard.plugins.text import metadata as text_metadata
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.util import tensor_util
+
+HISTOGRAM_BUCKETS = 30
+METRICS = ("final/dev_perplexity", "final/test_perplexity")
+HPARAMS = ("network", "learning_rate", "momentum", "batch_size", "sequence_length", "word_wrapping",
+           "gradient_clipping", "min_improvement", "classes", "method", "random_seed", "max_epoch")
+
+
+class EventLog:
+    """Scalars, histograms, text and hparams into one TensorBoard run directory."""
+
+    def __init__(self, logdir):
+        self.logdir = str(logdir)
+        self.writer = EventFileWriter(self.logdir)
+
+    def scalar(self, tag, value, step):
+        self._write(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
+
+    def histogram(self, tag, values, step):
+        values = numpy.asarray(values, dtype=numpy.float64).reshape(-1)
+        values = values[numpy.isfinite(values)]
+        if not len(values):
+            return
+        counts, edges = numpy.histogram(values, bins=HISTOGRAM_BUCKETS)
+        proto = HistogramProto(min=float(values.min()), max=float(values.max()), num=len(values),
+                               sum=float(values.sum()), sum_squares=float(values @ values),
+                               bucket_limit=edges[1:].tolist(), bucket=counts.astype(float).tolist())
+        self._write(Summary(value=[Summary.Value(tag=tag, histo=proto)]), step)
+
+    def text(self, tag, markdown, step=0):
+        metadata = text_metadata.create_summary_metadata(display_name=tag, description="")
+        tensor = tensor_util.make_tensor_proto(markdown)
+        self._write(Summary(value=[Summary.Value(tag=tag, metadata=metadata, tensor=tensor)]), step)
+
+    def hparams(self, options):
+        """The experiment (settings and metrics) and this run's settings, from resolved options."""
+        values = {name: _hparam_value(options.get(name)) for name in HPARAMS if name in options}
+        config = hparams_summary.hparams_config_pb(
+            hparams=[hparams_summary.HParam(name) for name in values],
+            metrics=[hparams_summary.Metric(tag) for tag in METRICS])
+        self._write(config, 0)
+        self._write(hparams_summary.hparams_pb(values, start_time_secs=int(time.time())), 0)
+
+    def flush(self):
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()
+
+    def _write(self, summary, step):
+        self.writer.add_event(Event(summary=summary, wall_time=time.time(), step=int(step)))
+
+
+class NoLog:
+    """What is used without --tensorboard: every call does nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def open_log(logdir):
+    return EventLog(logdir) if logdir else NoLog()
+
+
+def options_table(options):
+    """The resolved options as a markdown table (the `config` text)."""
+    rows = [f"| {name} | {value} |" for name, value in sorted(options.items()) if value is not None]
+    return "| option | value |\n|---|---|\n" + "\n".join(rows)
+
+
+def _hparam_value(value):
+    """hparams take numbers, strings and booleans; None becomes the string 'none'."""
+    if value is None:
+        return "none"
+    return value
