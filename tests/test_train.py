@@ -131,7 +131,7 @@ def _perturb(network, snapshots):
     for value in network.named_params().values():
         value += 0.01
     snapshots.append({name: value.copy() for name, value in network.named_params().items()})
-    return 1.0
+    return 1.0, 1.0  # training perplexity, words/s
 
 
 def test_automatic_learning_rate(toy):
