@@ -8,6 +8,7 @@ traceback.
 """
 
 import argparse
+import contextlib
 import sys
 
 from rwthlm_py import __version__
@@ -17,8 +18,8 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.reporting import Console
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
-          "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "backend"]
-VOCAB_OPTIONS = ["train", "classes", "method", "max_iterations", "time_limit", "map_sb"]
+          "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "backend", "record"]
+VOCAB_OPTIONS = ["train", "classes", "method", "max_iterations", "time_limit", "map_sb", "record"]
 CLASS_OPTIONS = ["classes", "method", "max_iterations", "time_limit"]
 SUBCOMMANDS = {
     "train": ("train a network (rwthlm with --train and --dev)",
@@ -124,9 +125,26 @@ def rwthlm_main(argv=None):
             raise InputError(f"lattice rescoring ({what}) is not supported yet")
         from rwthlm_py.commands import run
 
-        return run(options, network, make_backend(options, console), console, lattices)
+        with recorded(options, "rwthlm", argv, console) as finish:
+            return finish(run(options, network, make_backend(options, console), console, lattices))
 
     return run_guarded("rwthlm", body)
+
+
+@contextlib.contextmanager
+def recorded(options, command, argv, console):
+    """Runs the body inside a run record when --record is given; yields finish(status),
+    which notes the exit status in the record and returns it."""
+    from rwthlm_py.run_record import recording
+
+    full_argv = [sys.argv[0]] + list(sys.argv[1:] if argv is None else argv)
+    with recording(options.record, command, full_argv, options, console) as record:
+        def finish(status):
+            if record is not None:
+                record.status = status
+            return status
+
+        yield finish
 
 
 # -- rwthlm-py ---------------------------------------------------------------------------------
@@ -178,18 +196,20 @@ def main(argv=None):
             return run_corpora(namespace, console)
         if namespace.command == "vocab":
             options, _ = resolve_options(namespace, VOCAB_OPTIONS + ["random_seed"], console)
-            return write_vocabulary(options, namespace.out, console)
+            with recorded(options, "vocab", argv, console) as finish:
+                return finish(write_vocabulary(options, namespace.out, console))
         names = SUBCOMMANDS[namespace.command][1]
         options, _ = resolve_options(namespace, names, console)
         required = {"train": ["train", "dev"], "ppl": ["ppl"]}.get(namespace.command, [])
         for name in required:
             if getattr(options, name) is None:
                 raise UsageError(f"{namespace.command} needs {flag_name(OPTION_FIELDS[name])}")
-        if namespace.command == "selftest":
-            return run_selftest(options, namespace.network, console)
-        from rwthlm_py.commands import run
+        with recorded(options, namespace.command, argv, console) as finish:
+            if namespace.command == "selftest":
+                return finish(run_selftest(options, namespace.network, console))
+            from rwthlm_py.commands import run
 
-        return run(options, namespace.network, make_backend(options, console), console)
+            return finish(run(options, namespace.network, make_backend(options, console), console))
 
     return run_guarded("rwthlm-py", body)
 

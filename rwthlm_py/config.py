@@ -63,6 +63,7 @@ class Options:
     method: str = option("exchange", "how --classes are made: exchange (the exchange algorithm, maximising the class bigram likelihood) or frequency (Mikolov's frequency binning)", "rwthlm_py", choices=("exchange", "frequency"))
     max_iterations: int = option(20, "at most this many iterations of the exchange algorithm", "rwthlm_py")
     time_limit: float = option(None, "no further exchange iteration after this many seconds", "rwthlm_py")
+    record: str = option(None, "keep a record of this run (command line, resolved options, machine, log, exit status) in a new folder under DIR/runs", "rwthlm_py")
     tensorboard: str = option(None, "write TensorBoard event files to this directory: training curves, histograms, the configuration and hparams; with --ppl, the perplexity as final/test_perplexity", "rwthlm_py")
     backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)", "rwthlm_py", choices=("auto", "numpy", "cupy"))
 

@@ -239,3 +239,26 @@ def test_train_builds_class_vocabulary_and_resumes(toy):
     bad[bad.index("--classes") + 1] = 6
     assert_one_line_error(call(RWTHLM_PY, *bad, "t-i8-m8", cwd=toy), "rwthlm-py",
                           "--classes 6 does not match the existing vocabulary's 5 classes")
+
+
+def test_record_keeps_command_configuration_machine_log_and_status(trained):
+    import json
+
+    status, out, _ = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "--batch-size", 3, "--record", "exp",
+                          "toy-i8-m8", cwd=trained)
+    assert status == 0
+    assert_one_line_error(call(RWTHLM, "--ppl", "nosuch.txt", "--record", "exp", "toy-i8-m8", cwd=trained),
+                          "rwthlm", "nosuch.txt: no such file")
+    good, bad = sorted((trained / "exp" / "runs").iterdir())
+    assert good.name.endswith("-ppl") and bad.name.endswith("-rwthlm")
+    assert sorted(path.name for path in good.iterdir()) == [
+        "command.txt", "config.json", "log.txt", "machine.json", "status.json"]
+    assert "ppl --ppl test.txt --batch-size 3 --record exp toy-i8-m8" in (good / "command.txt").read_text()
+    config = json.loads((good / "config.json").read_text())
+    assert config["batch_size"] == 3 and config["ppl"] == "test.txt" and config["word_wrapping"] == "fixed"
+    machine = json.loads((good / "machine.json").read_text())
+    assert machine["numpy"] and machine["cores"] >= 1 and "blas" in machine
+    assert out.strip().splitlines()[-1] in (good / "log.txt").read_text()
+    assert json.loads((good / "status.json").read_text())["exit_status"] == 0
+    failed = json.loads((bad / "status.json").read_text())
+    assert failed["exit_status"] == 1 and "no such file" in failed["error"]

@@ -1,0 +1,150 @@
+"""A record of every run, so that any figure can be traced to the run that produced it.
+
+With `--record DIR` a run writes DIR/runs/<UTC time>-<command>/:
+
+    command.txt    the command line, shell-quoted, and the working directory
+    config.json    the resolved options (defaults, --config file and command line merged)
+    machine.json   rwthlm_py's version, Python, numpy and its BLAS, the threads, the CPU
+    log.txt        everything the run printed (progress lines redrawn on a terminal are left out)
+    status.json    exit status and wall time, written when the run ends
+
+The folder is created when the run starts, so a run that is killed still leaves its command,
+configuration, machine and log.
+"""
+
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+
+import numpy
+
+from rwthlm_py import __version__
+from rwthlm_py.errors import InputError
+from rwthlm_py.textio import atomic_output
+
+
+@contextlib.contextmanager
+def recording(directory, command, argv, options, console):
+    """Records the run in a new folder under directory/runs while the body runs; yields it.
+
+    The console's stdout and stderr are copied into log.txt. The status written at the end
+    is the body's return value (0 where it returns None) or 1 for an error.
+    """
+    if not directory:
+        yield None
+        return
+    folder = _new_folder(directory, command)
+    _write_json(os.path.join(folder, "config.json"), dataclasses.asdict(options))
+    _write_json(os.path.join(folder, "machine.json"), machine_facts())
+    with atomic_output(os.path.join(folder, "command.txt")) as handle:
+        handle.write(f"cd {shlex.quote(os.getcwd())}\n{shlex.join(argv)}\n")
+    record = RunFolder(folder)
+    started = time.time()
+    log = open(os.path.join(folder, "log.txt"), "w", encoding="utf-8")
+    out, err = console.out, console.err
+    console.out, console.err = Tee(out, log), Tee(err, log)
+    try:
+        yield record
+    except BaseException as error:
+        record.status = 130 if isinstance(error, KeyboardInterrupt) else 1
+        record.error = str(error) if isinstance(error, InputError) else type(error).__name__
+        raise
+    finally:
+        console.out, console.err = out, err
+        log.close()
+        status = {"exit_status": record.status, "seconds": round(time.time() - started, 3)}
+        if record.error:
+            status["error"] = record.error
+        _write_json(os.path.join(folder, "status.json"), status)
+
+
+class RunFolder:
+    """The folder of one run and what it ended with (set by the caller)."""
+
+    def __init__(self, path):
+        self.path, self.status, self.error = path, 0, None
+
+
+class Tee:
+    """A text stream that writes to a stream and to a log file; redrawn progress lines
+    (starting with a carriage return) go to the stream only."""
+
+    def __init__(self, stream, log):
+        self.stream, self.log = stream, log
+
+    def write(self, text):
+        self.stream.write(text)
+        if not text.startswith("\r"):
+            self.log.write(text)
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+        self.log.flush()
+
+    def isatty(self):
+        return hasattr(self.stream, "isatty") and self.stream.isatty()
+
+
+def machine_facts():
+    """What decides speed and results on this machine."""
+    return {
+        "rwthlm_py": __version__,
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "blas": _blas(),
+        "cpu": _cpu_model(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "threads_environment": {name: value for name, value in os.environ.items()
+                                if name.startswith(("OPENBLAS_", "OMP_", "MKL_"))},
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _blas():
+    try:
+        config = numpy.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # noqa: BLE001 - numpy's build description is informative only
+        return "unknown"
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _new_folder(directory, command):
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = os.path.join(directory, "runs", f"{stamp}-{command}")
+    folder, number = base, 1
+    while True:
+        try:
+            os.makedirs(folder)
+            return folder
+        except FileExistsError:
+            number += 1
+            folder = f"{base}-{number}"
+        except OSError as error:
+            raise InputError(f"cannot create the run record: {error.strerror}", folder) from None
+
+
+def _write_json(path, value):
+    with atomic_output(path) as handle:
+        json.dump(value, handle, indent=1, sort_keys=True, default=str)
+        handle.write("\n")
