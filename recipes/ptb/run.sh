@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Penn Treebank (Mikolov's split): train ptb-i200-m200 the rwthlm way, then test perplexity.
+# Penn Treebank (Mikolov's split): train ptb-i200-m200 the rwthlm way, then dev and test
+# perplexity. The default configuration is the one whose figures the README reports.
 #
-#   bash recipes/ptb/run.sh --corpus-dir ../shared/corpora/ptb             # full softmax
-#   bash recipes/ptb/run.sh --corpus-dir ../shared/corpora/ptb --classes 100   # exchange classes
-#   bash recipes/ptb/run.sh --corpus-dir ../shared/corpora/ptb --classes 100 --method frequency
-#   bash recipes/ptb/run.sh --corpus-dir ../shared/corpora/ptb --quick     # a few minutes
+#   bash recipes/ptb/run.sh --corpora ../shared/corpora                 # full softmax
+#   bash recipes/ptb/run.sh --corpora ../shared/corpora --classes 100   # exchange classes
+#   bash recipes/ptb/run.sh --corpora ../shared/corpora --quick         # a few minutes
 #
-# Stages: 1 vocabulary (with --classes: word classes made by the exchange algorithm or by
-# frequency binning), 2 training,
-# 3 test perplexity (stream mode as trained, and sentence by sentence). Training resumes
-# where it stopped when run again; finished stages are skipped.
+# Stages: 1 fetch and verify the corpus, 2 vocabulary (with --classes: word classes by the
+# exchange algorithm or frequency binning), 3 training, 4 perplexity of dev and test
+# (stream mode as trained, and test sentence by sentence). Finished stages are skipped
+# when run again; an interrupted training resumes where it stopped.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 
 # ---- configuration --------------------------------------------------------------------
-corpus_dir=${RWTHLM_PTB:-}        # folder with ptb.{train,valid,test}.txt.gz
-exp_dir=exp                       # everything this recipe writes goes here
+corpora=${RWTHLM_CORPORA:-}       # folder with the corpora (else they are downloaded)
+exp_dir=exp/ptb                   # everything this recipe writes goes here
 network=ptb-i200-m200             # rwthlm network string: projection 200, LSTM 200
 classes=0                         # 0: full softmax; N: N word classes
 method=exchange                   # how classes are made: exchange or frequency
@@ -27,72 +28,57 @@ learning_rate=0.025               # for the summed gradient of 700 words
 min_improvement=1.01              # also halve the rate after a dev gain below 1% (not in rwthlm)
 max_epoch=10
 stage=1
-stop_stage=3
+stop_stage=4
 quick=0                           # --quick: a 64-unit network, 50 classes (5 exchange iterations), one epoch
 # ---------------------------------------------------------------------------------------
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --corpus-dir) corpus_dir=$2; shift 2 ;;
+    --corpora) corpora=$2; shift 2 ;;
+    --corpus-dir) corpora=$2; shift 2 ;;  # the folder of PTB itself works too
     --exp-dir) exp_dir=$2; shift 2 ;;
     --classes) classes=$2; shift 2 ;;
     --method) method=$2; shift 2 ;;
     --max-epoch) max_epoch=$2; shift 2 ;;
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
-    --quick) network=ptb-i64-m64; max_epoch=1; quick=1; shift ;;
+    --quick) quick=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-
 if [ "$quick" = 1 ]; then
-  exp_dir=$exp_dir-quick
+  network=ptb-i64-m64 max_epoch=1 max_iterations=5 exp_dir=$exp_dir-quick
   [ "$classes" -gt 0 ] || classes=50
-  max_iterations=5
 fi
+. "$here/../utils/stages.sh"
+. "$here/../utils/word_lm.sh"
+find_tools
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
-
-if [ -z "$corpus_dir" ]; then
-  echo "give --corpus-dir DIR (the folder with ptb.train.txt.gz, ptb.valid.txt.gz, ptb.test.txt.gz)" >&2
-  exit 2
-fi
-for split in train valid test; do
-  [ -f "$corpus_dir/ptb.$split.txt.gz" ] || { echo "missing $corpus_dir/ptb.$split.txt.gz" >&2; exit 2; }
-done
-
-name=$network
 suffix=""
 [ "$classes" -gt 0 ] && suffix=$classes${method:0:1}
+name=$network
 [ "$classes" -gt 0 ] && name=ptb$suffix-${network#*-}
+exp_dir=$exp_dir/$name
 mkdir -p "$exp_dir"
-model=$exp_dir/$name
-vocab=$exp_dir/vocab$suffix
+data=$exp_dir/../data model=$exp_dir/$name vocab=$exp_dir/vocab$suffix
 
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ] && [ ! -f "$vocab" ]; then
-  log "Stage 1: vocabulary"
-  if [ "$classes" -gt 0 ]; then
-    python -m rwthlm_py vocab --train "$corpus_dir/ptb.train.txt.gz" --classes "$classes" --method "$method" \
-      --max-iterations "$max_iterations" --out "$vocab"
-  else
-    python -m rwthlm_py vocab --train "$corpus_dir/ptb.train.txt.gz" --out "$vocab"
-  fi
+if stage 1 "fetch and verify PTB"; then
+  bash "$here/local/prepare_data.sh" ptb "$data" ptb.train.txt.gz ptb.valid.txt.gz ptb.test.txt.gz "$corpora"
+  done_stage 1
 fi
 
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  log "Stage 2: training $model"
-  rwthlm --train "$corpus_dir/ptb.train.txt.gz" --dev "$corpus_dir/ptb.valid.txt.gz" --vocab "$vocab" \
-    --batch-size $batch_size --sequence-length $sequence_length --word-wrapping $wrapping \
-    --gradient-clipping $clipping --learning-rate $learning_rate --min-improvement $min_improvement \
-    --max-epoch $max_epoch "$model" \
-    | tee -a "$exp_dir/train-$name.log"
+if stage 2 "vocabulary${suffix:+ with $classes $method classes}"; then
+  vocabulary_stage
+  done_stage 2
 fi
 
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  log "Stage 3: test perplexity"
-  rwthlm --ppl "$corpus_dir/ptb.test.txt.gz" --batch-size $batch_size --sequence-length $sequence_length \
-    --word-wrapping $wrapping "$model" | tail -n 4
-  log "sentence by sentence (verbatim, state reset at every sentence):"
-  rwthlm --ppl "$corpus_dir/ptb.test.txt.gz" --batch-size 64 --sequence-length 100 \
-    --word-wrapping verbatim "$model" | tail -n 4
+if stage 3 "training $name"; then
+  training_stage
+  done_stage 3
 fi
+
+if stage 4 "perplexity of dev and test"; then
+  perplexity_stage
+  done_stage 4
+fi
+log "done: $exp_dir/results.txt; curves: tensorboard --logdir $(board_dir)"

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The toy recipe: every stage of a real recipe, on text the project writes itself, in
+# well under a minute. The test suite runs it.
+#
+#   bash recipes/toy/run.sh [--exp-dir DIR] [--stage N] [--stop-stage N] [--quick]
+#
+# Stages: 1 write the text (local/make_text.py), 2 vocabulary with word classes (exchange
+# algorithm), 3 training, 4 perplexity of dev and test. Finished stages are skipped when
+# run again; an interrupted training resumes.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+# ---- configuration --------------------------------------------------------------------
+exp_dir=exp/toy                   # everything this recipe writes goes here
+network=toy-i16-m16               # projection 16, LSTM 16
+classes=6                         # word classes of the output (exchange algorithm)
+batch_size=8
+sequence_length=20
+learning_rate=0.02
+clipping=1                        # largest gradient norm per word
+max_epoch=6
+stage=1
+stop_stage=4
+# ---------------------------------------------------------------------------------------
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --exp-dir) exp_dir=$2; shift 2 ;;
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --quick) max_epoch=3; shift ;;  # the whole recipe is quick; this halves training
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+. "$here/../utils/stages.sh"
+find_tools
+mkdir -p "$exp_dir"
+data=$exp_dir/data model=$exp_dir/$network vocab=$exp_dir/vocab.$classes
+common=(--batch-size $batch_size --sequence-length $sequence_length --record "$exp_dir")
+
+if stage 1 "write the toy text"; then
+  python "$here/local/make_text.py" "$data"
+  done_stage 1
+fi
+
+if stage 2 "vocabulary with $classes word classes"; then
+  rwthlm-py vocab --train "$data/train.txt" --classes $classes --method exchange --out "$vocab" \
+    --record "$exp_dir"
+  done_stage 2
+fi
+
+if stage 3 "training $network"; then
+  rwthlm --train "$data/train.txt" --dev "$data/dev.txt" --vocab "$vocab" "${common[@]}" \
+    --learning-rate $learning_rate --gradient-clipping $clipping --max-epoch $max_epoch --tensorboard "$exp_dir/tensorboard" "$model"
+  done_stage 3
+fi
+
+if stage 4 "perplexity of dev and test"; then
+  for split in dev test; do
+    rwthlm-py ppl --ppl "$data/$split.txt" "${common[@]}" --tensorboard "$exp_dir/tensorboard" "$model" \
+      | tail -n 1 > "$exp_dir/perplexity.$split"
+    log "$split perplexity: $(cat "$exp_dir/perplexity.$split")"
+  done
+  done_stage 4
+fi

@@ -1,0 +1,46 @@
+# Stages 2-4 of a word-level recipe, shared by the recipes' run.sh (sourced after
+# stages.sh). They read the configuration variables of run.sh: data (a folder with
+# train/dev/test.txt.gz; train_text, dev_text, test_text name other files), exp_dir, model,
+# vocab, classes, method, max_iterations, batch_size, sequence_length, wrapping, clipping,
+# learning_rate, min_improvement, max_epoch; verbatim_length (default 100, 0: no
+# sentence-by-sentence run) bounds the sentences of the verbatim test run.
+
+board_dir() { echo "$exp_dir/tensorboard"; }
+text_of() { local name="${1}_text"; echo "${!name:-$data/$1.txt.gz}"; }
+
+common_options() {
+  echo --batch-size "$batch_size" --sequence-length "$sequence_length" --word-wrapping "$wrapping" \
+    --record "$exp_dir"
+}
+
+vocabulary_stage() {
+  local class_options=()
+  [ "$classes" -gt 0 ] && class_options=(--classes "$classes" --method "$method" --max-iterations "$max_iterations")
+  rwthlm-py vocab --train "$(text_of train)" "${class_options[@]}" --out "$vocab" --record "$exp_dir"
+}
+
+training_stage() {
+  # shellcheck disable=SC2046
+  rwthlm --train "$(text_of train)" --dev "$(text_of dev)" --vocab "$vocab" $(common_options) \
+    --gradient-clipping "$clipping" --learning-rate "$learning_rate" --min-improvement "$min_improvement" \
+    --max-epoch "$max_epoch" --tensorboard "$(board_dir)" "$model"
+}
+
+# dev and test perplexity as trained, and test sentence by sentence (the state reset at
+# every sentence, rwthlm's verbatim mode); the whole outputs go to $exp_dir/ppl.{dev,test,
+# test_verbatim}, the perplexities to $exp_dir/results.txt
+perplexity_stage() {
+  # shellcheck disable=SC2046
+  rwthlm --ppl "$(text_of dev)" $(common_options) "$model" > "$exp_dir/ppl.dev"
+  # shellcheck disable=SC2046
+  rwthlm-py ppl --ppl "$(text_of test)" $(common_options) --tensorboard "$(board_dir)" "$model" > "$exp_dir/ppl.test"
+  local runs=(dev test)
+  if [ "${verbatim_length:-100}" -gt 0 ]; then
+    rwthlm --ppl "$(text_of test)" --batch-size 64 --sequence-length "${verbatim_length:-100}" \
+      --word-wrapping verbatim --record "$exp_dir" "$model" > "$exp_dir/ppl.test_verbatim"
+    runs+=(test_verbatim)
+  fi
+  for run in "${runs[@]}"; do
+    printf '%s %.2f\n' $run "$(tail -n 1 "$exp_dir/ppl.$run")"
+  done | tee "$exp_dir/results.txt"
+}

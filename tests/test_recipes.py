@@ -1,0 +1,59 @@
+"""The recipes: the toy recipe end to end (every stage, reruns, TensorBoard, run records);
+the shell syntax of every recipe."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+RECIPES = pathlib.Path(__file__).resolve().parents[1] / "recipes"
+
+
+def run_recipe(name, *args, cwd):
+    # the console scripts live beside this interpreter (the venv the package is installed in)
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    return subprocess.run(["bash", str(RECIPES / name / "run.sh"), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_toy_recipe_runs_every_stage_and_reruns_nothing(tmp_path):
+    exp = tmp_path / "exp"
+    first = run_recipe("toy", "--exp-dir", exp, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    for number in range(1, 5):
+        assert f"Stage {number}: " in first.stdout
+    test_perplexity = float((exp / "perplexity.test").read_text())
+    assert 1 < test_perplexity < 5  # the grammar is learnt: 38 words, perplexity far below
+    assert any((exp / "tensorboard").glob("events.out.tfevents.*"))
+    commands = sorted(path.name.split("-")[1] for path in (exp / "runs").iterdir())
+    assert commands == ["ppl", "ppl", "rwthlm", "vocab"]
+    second = run_recipe("toy", "--exp-dir", exp, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("done already") == 4 and "Stage 3: " not in second.stdout
+    assert len(list((exp / "runs").iterdir())) == 4
+
+
+def test_an_interrupted_training_stage_resumes(tmp_path):
+    exp = tmp_path / "exp"
+    assert run_recipe("toy", "--exp-dir", exp, "--stop-stage", 2, cwd=tmp_path).returncode == 0
+    # train two epochs, then "crash": the training stage is not marked done
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    subprocess.run(["rwthlm", "--train", exp / "data" / "train.txt", "--dev", exp / "data" / "dev.txt",
+                    "--vocab", exp / "vocab.6", "--batch-size", "8", "--sequence-length", "20",
+                    "--learning-rate", "0.02", "--gradient-clipping", "1", "--max-epoch", "2",
+                    exp / "toy-i16-m16"], env=env, check=True, capture_output=True)
+    resumed = run_recipe("toy", "--exp-dir", exp, "--stage", 3, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Best development perplexity after 2 epochs" in resumed.stdout
+    assert resumed.stdout.count("development perplexity =") == 4  # epochs 3 to 6
+
+
+@pytest.mark.parametrize("script", sorted(RECIPES.glob("*/run.sh")), ids=lambda path: path.parent.name)
+def test_every_recipe_is_valid_bash_with_the_common_flags(script):
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    for flag in ("--stage", "--stop-stage", "--quick", "--exp-dir"):
+        assert flag in text, f"{script} lacks {flag}"
+    assert (script.parent / "README.md").is_file()
