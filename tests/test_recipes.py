@@ -57,3 +57,49 @@ def test_every_recipe_is_valid_bash_with_the_common_flags(script):
     for flag in ("--stage", "--stop-stage", "--quick", "--exp-dir"):
         assert flag in text, f"{script} lacks {flag}"
     assert (script.parent / "README.md").is_file()
+
+
+def load_local(recipe, name):
+    """A recipe's local/ script as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{recipe}_{name}", RECIPES / recipe / "local" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gutenberg_normalisation_decodes_splits_and_holds_out_the_ends(tmp_path):
+    import gzip
+
+    normalize = load_local("gutenberg", "normalize")
+    assert normalize.decode("é".encode("iso-8859-1")) == ("é", "ISO-8859-1")
+    assert normalize.decode("é".encode("utf-8")) == ("é", "UTF-8")
+    assert list(normalize.sentences("Mr. Smith met Dr. J. Watson.\r\nThen \"Go!\" He went.\n\n\ufb01n.")) == [
+        "Mr. Smith met Dr. J. Watson.", "Then \"Go!\"", "He went.", "fin."]
+    books = tmp_path / "books"
+    books.mkdir()
+    crlf = "".join(f"Chapter {k}.\r\nMr. Smith met\r\nDr. J. Watson.\r\n\r\n" for k in range(20))
+    (books / "a.txt").write_bytes(crlf.encode("ascii"))
+    (books / "b.txt.gz").write_bytes(gzip.compress("Brunetière écrit. Une ligne?\n".encode("iso-8859-1")))
+    subprocess.run([sys.executable, str(RECIPES / "gutenberg" / "local" / "normalize.py"), str(books),
+                    str(tmp_path / "out"), "--held-out", "0.1"], check=True, capture_output=True)
+    splits = {name: gzip.decompress((tmp_path / "out" / f"{name}.txt.gz").read_bytes()).decode("utf-8").splitlines()
+              for name in ("train", "dev", "test")}
+    # book a has 40 sentences: the last 4 go to test, the 4 before to dev; book b has 2
+    watson = "Mr. Smith met Dr. J. Watson."
+    assert splits["train"] == [line for k in range(16) for line in (f"Chapter {k}.", watson)]
+    assert splits["dev"] == ["Chapter 16.", watson, "Chapter 17.", watson, "Brunetière écrit."]
+    assert splits["test"] == ["Chapter 18.", watson, "Chapter 19.", watson, "Une ligne?"]
+
+
+def test_word_perplexity_charges_each_word_its_pieces(tmp_path):
+    import gzip
+
+    (tmp_path / "ppl.out").write_text("file t: 2 sentences, 7 words, 0 OOVs\n"
+                                      "0 zeroprobs, logprob= -9 ppl= 12.9155 ppl1= 19.3070\nperplexity:\n12.9\n")
+    (tmp_path / "text.gz").write_bytes(gzip.compress(b"a bb\nccc\n"))
+    result = subprocess.run([sys.executable, str(RECIPES / "gutenberg" / "local" / "word_perplexity.py"),
+                             str(tmp_path / "ppl.out"), str(tmp_path / "text.gz")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(f"per piece 12.92, per word {10 ** (9 / (3 + 2)):.2f}")

@@ -25,6 +25,7 @@ clipping=0.25                     # largest gradient norm per word (not in rwthl
 learning_rate=0.025               # for the summed gradient of 700 words
 min_improvement=1.01              # also halve the rate after a dev gain below 1% (not in rwthlm)
 max_epoch=8
+verbatim_length=500               # the sentence-by-sentence run takes paragraphs of up to 481 words
 stage=1
 stop_stage=4
 quick=0                           # --quick: a 64-unit network, 3 exchange iterations, one epoch
