@@ -31,6 +31,7 @@ import numpy
 
 from rwthlm_py.data import read_corpus
 from rwthlm_py.errors import InputError
+from rwthlm_py.reporting import format_duration
 from rwthlm_py.vocabulary import count_words, vocabulary_from_counts
 
 METHODS = ("frequency", "exchange")
@@ -214,7 +215,7 @@ def class_vocabulary(path, num_classes, method="exchange", sb="<sb>", seed=1, ma
             console.say(f"Clustering {len(plain)} words into {num_classes} classes (exchange algorithm) ...")
         stream = read_corpus(path, plain).stream
         classes = exchange_classes(stream, len(plain), num_classes, classes, seed, max_iterations,
-                                   time_limit, _reporter(console))
+                                   time_limit, _reporter(console, len(plain), max_iterations))
     return vocabulary_from_counts(counts, sb, dict(zip(plain.words, classes.tolist())))
 
 
@@ -236,12 +237,22 @@ def _spread_over(classes, num_classes):
     return classes
 
 
-def _reporter(console):
+def _reporter(console, vocab_size, max_iterations):
+    """Progress lines: each iteration's result, speed and the most time that remains
+    (the algorithm may stop earlier, when no word moves)."""
     if console is None:
         return None
+    previous = [0.0]
 
     def report(iteration, moved, perplexity, seconds):
-        console.say(f"iteration {iteration}: {moved} words moved, class bigram perplexity "
-                    f"{perplexity:.2f}, {seconds:.1f} s")
+        line = (f"iteration {iteration}/{max_iterations}: {moved} words moved, class bigram perplexity "
+                f"{perplexity:.2f}, {seconds:.1f} s")
+        took = seconds - previous[0]
+        if iteration > 0 and took > 0:
+            remaining = (max_iterations - iteration) * took
+            line += f" ({vocab_size / took:,.0f} words/s; at most {format_duration(remaining)} more)"
+        previous[0] = seconds
+        console.say(line)
 
     return report
+

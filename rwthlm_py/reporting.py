@@ -62,7 +62,7 @@ class Progress:
         rate = self.words_per_second
         remaining = (self.total - self.words) / rate if rate > 0 else math.inf
         line = (f"{self.label}: {100.0 * self.words / self.total:5.1f}% | {rate:,.0f} words/s | "
-                f"ETA {_duration(remaining)} | ppl {self.perplexity:.2f}")
+                f"ETA {format_duration(remaining)} | ppl {self.perplexity:.2f}")
         if self.interactive:
             self.console.err.write(f"\r{line}\x1b[K")
             self.shown = True
@@ -76,7 +76,8 @@ class Progress:
             self.console.err.flush()
 
 
-def _duration(seconds):
+def format_duration(seconds):
+    """h:mm:ss, or ? for an unknown (infinite) time."""
     if not math.isfinite(seconds):
         return "?"
     seconds = int(seconds)
