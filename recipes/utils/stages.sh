@@ -27,7 +27,7 @@ stage() {
 
 done_stage() { touch "$exp_dir/.done.$1"; }
 
-# python of the environment rwthlm_py is installed in
+# the command lines of the environment rwthlm_py is installed in
 find_tools() {
   command -v rwthlm >/dev/null && command -v rwthlm-py >/dev/null \
     || die "rwthlm and rwthlm-py are not on PATH: activate the environment rwthlm_py is installed in (pip install -e .)"

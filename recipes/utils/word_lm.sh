@@ -8,9 +8,10 @@
 board_dir() { echo "$exp_dir/tensorboard"; }
 text_of() { local name="${1}_text"; echo "${!name:-$data/$1.txt.gz}"; }
 
+# sets the array `common`: the options every training and perplexity run shares
 common_options() {
-  echo --batch-size "$batch_size" --sequence-length "$sequence_length" --word-wrapping "$wrapping" \
-    --record "$exp_dir"
+  common=(--batch-size "$batch_size" --sequence-length "$sequence_length" --word-wrapping "$wrapping"
+          --record "$exp_dir")
 }
 
 vocabulary_stage() {
@@ -20,8 +21,8 @@ vocabulary_stage() {
 }
 
 training_stage() {
-  # shellcheck disable=SC2046
-  rwthlm --train "$(text_of train)" --dev "$(text_of dev)" --vocab "$vocab" $(common_options) \
+  common_options
+  rwthlm --train "$(text_of train)" --dev "$(text_of dev)" --vocab "$vocab" "${common[@]}" \
     --gradient-clipping "$clipping" --learning-rate "$learning_rate" --min-improvement "$min_improvement" \
     --max-epoch "$max_epoch" --tensorboard "$(board_dir)" "$model"
 }
@@ -30,10 +31,9 @@ training_stage() {
 # every sentence, rwthlm's verbatim mode); the whole outputs go to $exp_dir/ppl.{dev,test,
 # test_verbatim}, the perplexities to $exp_dir/results.txt
 perplexity_stage() {
-  # shellcheck disable=SC2046
-  rwthlm --ppl "$(text_of dev)" $(common_options) "$model" > "$exp_dir/ppl.dev"
-  # shellcheck disable=SC2046
-  rwthlm-py ppl --ppl "$(text_of test)" $(common_options) --tensorboard "$(board_dir)" "$model" > "$exp_dir/ppl.test"
+  common_options
+  rwthlm --ppl "$(text_of dev)" "${common[@]}" "$model" > "$exp_dir/ppl.dev"
+  rwthlm-py ppl --ppl "$(text_of test)" "${common[@]}" --tensorboard "$(board_dir)" "$model" > "$exp_dir/ppl.test"
   local runs=(dev test)
   if [ "${verbatim_length:-100}" -gt 0 ]; then
     rwthlm --ppl "$(text_of test)" --batch-size 64 --sequence-length "${verbatim_length:-100}" \
