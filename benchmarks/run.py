@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 
@@ -35,6 +34,7 @@ from rwthlm_py import data  # noqa: E402
 from rwthlm_py.backend import get_backend  # noqa: E402
 from rwthlm_py.network import Network  # noqa: E402
 from rwthlm_py.network_spec import parse_network  # noqa: E402
+from rwthlm_py.run_record import cpu_model  # noqa: E402
 from rwthlm_py.optim import Sgd  # noqa: E402
 from rwthlm_py.train import train_batch  # noqa: E402
 from rwthlm_py.clustering import frequency_classes  # noqa: E402
@@ -214,12 +214,7 @@ def sgemm_gflops(rows, inner, columns):
 
 
 def machine_line():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     coretype = os.environ.get("OPENBLAS_CORETYPE", "unset")
     return (f"machine: {cpu}, {get_backend('numpy').threads} threads; numpy {numpy.__version__}; "
             f"OPENBLAS_CORETYPE={coretype}")

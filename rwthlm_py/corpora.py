@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import GZIP_MAGIC, atomic_output
+from rwthlm_py.textio import atomic_output, open_binary
 
 MANIFEST_DIR = pathlib.Path(__file__).resolve().parent.parent / "corpora"
 SOURCE_ENVIRONMENT = "RWTHLM_CORPORA"
@@ -106,7 +106,7 @@ def measure(path):
     digest, size, lines, words = hashlib.sha256(), 0, 0, 0
     inside_word = False
     try:
-        with _open_text_bytes(path) as handle:
+        with open_binary(path) as handle:
             while chunk := handle.read(CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
@@ -120,13 +120,6 @@ def measure(path):
     except (OSError, EOFError, gzip.BadGzipFile) as error:
         raise InputError(f"cannot read: {error}", path) from None
     return Verified(digest.hexdigest(), size, lines, words)
-
-
-def _open_text_bytes(path):
-    handle = open(path, "rb")
-    if handle.peek(2)[:2] == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=handle, mode="rb")
-    return handle
 
 
 def verify(path, expected, origin):
@@ -203,16 +196,8 @@ def find_source(manifest, corpus_file, source_dir):
 
 def _store(source, target):
     """Writes source's text to target, compressed where target's name ends in .gz."""
-    with open(source, "rb") as handle:
-        is_gzip = handle.peek(2)[:2] == GZIP_MAGIC
-    if is_gzip:
-        with open(source, "rb") as handle, atomic_output(target, binary=True) as out:
-            # atomic_output compresses names ending in .gz: hand it the text
-            with gzip.GzipFile(fileobj=handle, mode="rb") as text:
-                shutil.copyfileobj(text, out, CHUNK)
-    else:
-        with open(source, "rb") as handle, atomic_output(target, binary=True) as out:
-            shutil.copyfileobj(handle, out, CHUNK)
+    with open_binary(source) as text, atomic_output(target, binary=True) as out:
+        shutil.copyfileobj(text, out, CHUNK)
 
 
 def download_url(url, path):

@@ -13,7 +13,6 @@ configuration, machine and log.
 """
 
 import contextlib
-import dataclasses
 import datetime
 import json
 import os
@@ -25,7 +24,9 @@ import time
 import numpy
 
 from rwthlm_py import __version__
+from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
+from rwthlm_py.parallel import available_cores
 from rwthlm_py.textio import atomic_output
 
 
@@ -40,7 +41,7 @@ def recording(directory, command, argv, options, console):
         yield None
         return
     folder = _new_folder(directory, command)
-    _write_json(os.path.join(folder, "config.json"), dataclasses.asdict(options))
+    _write_json(os.path.join(folder, "config.json"), to_dict(options))
     _write_json(os.path.join(folder, "machine.json"), machine_facts())
     with atomic_output(os.path.join(folder, "command.txt")) as handle:
         handle.write(f"cd {shlex.quote(os.getcwd())}\n{shlex.join(argv)}\n")
@@ -99,8 +100,8 @@ def machine_facts():
         "python": sys.version.split()[0],
         "numpy": numpy.__version__,
         "blas": _blas(),
-        "cpu": _cpu_model(),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu_model(),
+        "cores": available_cores(),
         "threads_environment": {name: value for name, value in os.environ.items()
                                 if name.startswith(("OPENBLAS_", "OMP_", "MKL_"))},
         "platform": platform.platform(),
@@ -118,7 +119,8 @@ def _blas():
         return "unknown"
 
 
-def _cpu_model():
+def cpu_model():
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:

@@ -38,6 +38,8 @@ HPARAMS = ("network", "learning_rate", "momentum", "batch_size", "sequence_lengt
 class EventLog:
     """Scalars, histograms, text and hparams into one TensorBoard run directory."""
 
+    enabled = True
+
     def __init__(self, logdir):
         self.logdir = str(logdir)
         self.writer = EventFileWriter(self.logdir)
@@ -82,6 +84,8 @@ class EventLog:
 
 class NoLog:
     """What is used without --tensorboard: every call does nothing."""
+
+    enabled = False  # callers skip work that only feeds the log
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None

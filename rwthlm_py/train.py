@@ -130,7 +130,7 @@ class Trainer:
         events.scalar("epoch/dev_perplexity", dev_perplexity, epoch)
         events.scalar("epoch/learning_rate", self.state.learning_rate, epoch)
         events.scalar("epoch/words_per_second", words_per_second, epoch)
-        if isinstance(events, NoLog):
+        if not events.enabled:
             return
         to_numpy = self.network.backend.to_numpy
         for name, value in self.network.named_params().items():
@@ -211,7 +211,6 @@ class BatchCurve:
 
     def __init__(self, events, words_before):
         self.events, self.words = events, words_before
-        self.enabled = not isinstance(events, NoLog)
         self._reset()
 
     def _reset(self):
@@ -219,7 +218,7 @@ class BatchCurve:
         self.started = time.perf_counter()
 
     def add(self, words, loss, network):
-        if not self.enabled:
+        if not self.events.enabled:
             return
         self.words += words
         self.batches, self.point_words, self.loss = self.batches + 1, self.point_words + words, self.loss + loss

@@ -10,6 +10,9 @@
 # model and the pieces of every split (local/subwords.py), 3 training, 4 perplexity of dev
 # and test per piece and per word (local/word_perplexity.py). Finished stages are skipped
 # when run again; an interrupted training resumes where it stopped.
+#
+# Options: --NAME VALUE sets any variable of the configuration block below (--stage N,
+# --stop-stage N, --exp-dir DIR, --corpora DIR, --max-epoch N, ...); --quick is a flag.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -32,22 +35,11 @@ stop_stage=4
 quick=0                           # --quick: 2000 pieces, a 64-unit network, one epoch
 # ---------------------------------------------------------------------------------------
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpora) corpora=$2; shift 2 ;;
-    --exp-dir) exp_dir=$2; shift 2 ;;
-    --pieces) pieces=$2; shift 2 ;;
-    --max-epoch) max_epoch=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --quick) quick=1; shift ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+. "$here/../utils/stages.sh"
+parse_options "$@"
 if [ "$quick" = 1 ]; then
   network=gut-i64-m64 pieces=2000 max_epoch=1 exp_dir=$exp_dir-quick
 fi
-. "$here/../utils/stages.sh"
 . "$here/../utils/word_lm.sh"
 find_tools
 

@@ -7,6 +7,9 @@
 # Stages: 1 write the text (local/make_text.py), 2 vocabulary with word classes (exchange
 # algorithm), 3 training, 4 perplexity of dev and test. Finished stages are skipped when
 # run again; an interrupted training resumes.
+#
+# Options: --NAME VALUE sets any variable of the configuration block below (--stage N,
+# --stop-stage N, --exp-dir DIR, --max-epoch N, ...); --quick is a flag.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -19,20 +22,16 @@ sequence_length=20
 learning_rate=0.02
 clipping=1                        # largest gradient norm per word
 max_epoch=6
+quick=0                           # --quick: 3 epochs (the whole recipe is quick; this halves training)
 stage=1
 stop_stage=4
 # ---------------------------------------------------------------------------------------
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --exp-dir) exp_dir=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --quick) max_epoch=3; shift ;;  # the whole recipe is quick; this halves training
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
 . "$here/../utils/stages.sh"
+parse_options "$@"
+if [ "$quick" = 1 ]; then
+  max_epoch=3
+fi
 find_tools
 mkdir -p "$exp_dir"
 data=$exp_dir/data model=$exp_dir/$network vocab=$exp_dir/vocab.$classes

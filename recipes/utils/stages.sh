@@ -1,6 +1,9 @@
-# Shared by the recipes' run.sh: option parsing for the common flags, stage selection with
-# done-markers, and timestamped log lines. Source it after the configuration block.
+# Shared by the recipes' run.sh: option parsing, stage selection with done-markers, and
+# timestamped log lines. Source it after the configuration block.
 #
+#   parse_options "$@"  Kaldi's convention (utils/parse_options.sh): --name VALUE sets the
+#                     configuration variable name (dashes read as underscores) that run.sh
+#                     defines, e.g. --stop-stage 2, --exp-dir DIR; --quick sets quick=1
 #   stage N "what"    true when stage N is selected (--stage/--stop-stage) and not done yet;
 #                     prints why it is skipped otherwise
 #   done_stage N      marks stage N finished (a rerun skips it)
@@ -11,6 +14,24 @@
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') $*"; }
 
 die() { echo "$(basename "$0"): $*" >&2; exit 2; }
+
+parse_options() {
+  local name
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --quick) quick=1; shift ;;
+      --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+      --*)
+        name=${1#--}
+        name=${name//-/_}
+        [ -n "${!name+set}" ] || die "unknown option $1 (the options are the variables of the configuration block)"
+        [ $# -ge 2 ] || die "$1 needs a value"
+        printf -v "$name" '%s' "$2"
+        shift 2 ;;
+      *) die "unknown argument $1" ;;
+    esac
+  done
+}
 
 stage() {
   local number=$1 what=$2

@@ -44,3 +44,19 @@ perplexity_stage() {
     printf '%s %.2f\n' $run "$(tail -n 1 "$exp_dir/ppl.$run")"
   done | tee "$exp_dir/results.txt"
 }
+
+# stages 2 to 4 of a word-level recipe; suffix names the classes ("" for a full softmax)
+word_lm_stages() {
+  if stage 2 "vocabulary${suffix:+ with $classes $method classes}"; then
+    vocabulary_stage
+    done_stage 2
+  fi
+  if stage 3 "training $(basename "$model")"; then
+    training_stage
+    done_stage 3
+  fi
+  if stage 4 "perplexity of dev and test"; then
+    perplexity_stage
+    done_stage 4
+  fi
+}

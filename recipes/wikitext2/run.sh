@@ -8,6 +8,9 @@
 # Stages: 1 fetch and verify the corpus, 2 vocabulary with word classes, 3 training,
 # 4 perplexity of dev and test. Finished stages are skipped when run again; an
 # interrupted training resumes where it stopped.
+#
+# Options: --NAME VALUE sets any variable of the configuration block below (--stage N,
+# --stop-stage N, --exp-dir DIR, --corpora DIR, --max-epoch N, ...); --quick is a flag.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -31,23 +34,11 @@ stop_stage=4
 quick=0                           # --quick: a 64-unit network, 3 exchange iterations, one epoch
 # ---------------------------------------------------------------------------------------
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpora) corpora=$2; shift 2 ;;
-    --exp-dir) exp_dir=$2; shift 2 ;;
-    --classes) classes=$2; shift 2 ;;
-    --method) method=$2; shift 2 ;;
-    --max-epoch) max_epoch=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --quick) quick=1; shift ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+. "$here/../utils/stages.sh"
+parse_options "$@"
 if [ "$quick" = 1 ]; then
   network=wt2-i64-m64 max_epoch=1 max_iterations=3 exp_dir=$exp_dir-quick
 fi
-. "$here/../utils/stages.sh"
 . "$here/../utils/word_lm.sh"
 find_tools
 
@@ -65,18 +56,5 @@ if stage 1 "fetch and verify WikiText-2"; then
   done_stage 1
 fi
 
-if stage 2 "vocabulary${suffix:+ with $classes $method classes}"; then
-  vocabulary_stage
-  done_stage 2
-fi
-
-if stage 3 "training $name"; then
-  training_stage
-  done_stage 3
-fi
-
-if stage 4 "perplexity of dev and test"; then
-  perplexity_stage
-  done_stage 4
-fi
+word_lm_stages
 log "done: $exp_dir/results.txt; curves: tensorboard --logdir $(board_dir)"

@@ -56,7 +56,8 @@ class Lstm(Layer):
         xp, H = self.xp, self.size
         T, B, D = x.shape
         scale = xp.asarray(GATE_SCALE, dtype=x.dtype)[:, None]
-        W_x = (x.reshape(T * B, D) @ (self.params["W"] * scale.repeat(H, axis=0)).T).reshape(T, B, 4 * H)
+        W_scaled = (self.params["W"].reshape(4, H, D) * scale[:, :, None]).reshape(4 * H, D)
+        W_x = (x.reshape(T * B, D) @ W_scaled.T).reshape(T, B, 4 * H)
         if self.bias:
             W_x += (self.params["b"].reshape(4, H) * scale).reshape(4 * H)
         R_scaled = (self.params["R"].reshape(4, H, H) * scale[:, :, None]).reshape(4 * H, H)
