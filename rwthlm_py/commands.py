@@ -161,6 +161,7 @@ def unk_penalty(options):
 
 
 def compute_perplexity(network, vocab, options, console):
+    events = open_log(options.tensorboard)  # first: a bad directory fails before the work
     console.say(f"Computing perplexity for file '{options.ppl}' ...")
     corpus = read_text(options.ppl, vocab, options)
     sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
@@ -176,27 +177,25 @@ def compute_perplexity(network, vocab, options, console):
             console.say(line)
     for line in summary_lines(scores, options.ppl):
         console.say(line)
-    if options.tensorboard:
-        events = open_log(options.tensorboard)
-        events.scalar("final/test_perplexity", scores.perplexity, 0)
-        events.close()
+    events.scalar("final/test_perplexity", scores.perplexity, 0)
+    events.close()
     return 0
 
 
 def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
           options, console):
     schedule = schedule_from(options)
-    if is_new:
-        if options.learning_rate is None:
-            sequences = data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
-                                  schedule.sequence_length, schedule.debug_no_sb)
-            if schedule.shuffles:
-                sequences = data.shuffled(sequences, schedule.random_seed, 0)
-            training_state.learning_rate = find_initial_learning_rate(
-                network, optimizer, train_corpus, sequences, schedule, console)
-        save_model(network_path, network, optimizer, training_state, to_dict(options))
-    events = open_log(options.tensorboard)
+    events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
     try:
+        if is_new:
+            if options.learning_rate is None:
+                sequences = data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
+                                      schedule.sequence_length, schedule.debug_no_sb)
+                if schedule.shuffles:
+                    sequences = data.shuffled(sequences, schedule.random_seed, 0)
+                training_state.learning_rate = find_initial_learning_rate(
+                    network, optimizer, train_corpus, sequences, schedule, console)
+            save_model(network_path, network, optimizer, training_state, to_dict(options))
         trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
                           to_dict(options), events)
         trainer.train(train_corpus, dev_corpus)

@@ -29,6 +29,8 @@ from tensorboard.plugins.text import metadata as text_metadata
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 
+from rwthlm_py.errors import InputError
+
 HISTOGRAM_BUCKETS = 30
 METRICS = ("final/dev_perplexity", "final/test_perplexity")
 HPARAMS = ("network", "learning_rate", "momentum", "batch_size", "sequence_length", "word_wrapping",
@@ -42,7 +44,10 @@ class EventLog:
 
     def __init__(self, logdir):
         self.logdir = str(logdir)
-        self.writer = EventFileWriter(self.logdir)
+        try:
+            self.writer = EventFileWriter(self.logdir)
+        except OSError as error:
+            raise InputError(f"cannot write TensorBoard events here: {error.strerror}", self.logdir) from None
 
     def scalar(self, tag, value, step):
         self._write(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)

@@ -262,3 +262,14 @@ def test_record_keeps_command_configuration_machine_log_and_status(trained):
     assert json.loads((good / "status.json").read_text())["exit_status"] == 0
     failed = json.loads((bad / "status.json").read_text())
     assert failed["exit_status"] == 1 and "no such file" in failed["error"]
+
+
+def test_an_unwritable_tensorboard_directory_is_one_line_and_writes_no_model(trained):
+    (trained / "blocker").write_text("a file where a directory should be\n")
+    assert_one_line_error(call(RWTHLM_PY, "train", "--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8,
+                               "--learning-rate", 0.05, "--max-epoch", 1, "--tensorboard", "blocker/tb",
+                               "new-i4-m4", cwd=trained),
+                          "rwthlm-py", "blocker/tb: cannot write TensorBoard events here")
+    assert not (trained / "new-i4-m4").exists()
+    assert_one_line_error(call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "--tensorboard", "blocker/tb", "toy-i8-m8",
+                               cwd=trained), "rwthlm-py", "cannot write TensorBoard events here")
