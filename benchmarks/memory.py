@@ -13,6 +13,7 @@ import time
 from common import MODELS, peak_memory_mb
 from run import benchmark_vocabulary, synthetic_batches
 
+from rwthlm_py.allocator import keep_freed_memory
 from rwthlm_py.backend import get_backend
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
@@ -29,6 +30,7 @@ def main():
     parser.add_argument("--vocab", type=int, default=10000)
     parser.add_argument("--updates", type=int, default=3)
     args = parser.parse_args()
+    keep_freed_memory()  # as the command lines do
     hidden, layers = MODELS[args.model]
     vocab = benchmark_vocabulary(args.vocab, 100 if args.output == "class" else None)
     network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab,

@@ -1,6 +1,6 @@
 """The command lines: `rwthlm` (rwthlm's own: `rwthlm [OPTION]... [LATTICE]... NETWORK`)
-and `rwthlm-py` (subcommands train, ppl, selftest, vocab with the same option names, and
-corpora).
+and `rwthlm-py` (subcommands train, ppl, nbest, selftest, vocab with the same option names,
+and corpora).
 
 The only module that parses arguments and chooses the backend. Bad input of any kind ends
 in one line `<program>: error: ...` on stderr and exit status 1 (2 for bad usage), never a
@@ -12,8 +12,9 @@ import contextlib
 import sys
 
 from rwthlm_py import __version__
-from rwthlm_py.config import (OPTION_FIELDS, Options, convert, flag_name, read_config_file,
-                              rescoring_options_given, validate)
+from rwthlm_py.allocator import keep_freed_memory
+from rwthlm_py.config import (OPTION_FIELDS, Options, convert, flag_name, names_in_group,
+                              read_config_file, rescoring_options_given, validate)
 from rwthlm_py.errors import InputError
 from rwthlm_py.reporting import Console
 
@@ -26,7 +27,12 @@ SUBCOMMANDS = {
               SHARED + ["train", "dev", "random_seed", "learning_rate", "momentum", "max_epoch",
                         "no_shuffling", "no_bias", "gradient_clipping", "min_improvement", "tensorboard"]
               + CLASS_OPTIONS),
-    "ppl": ("compute the perplexity of a text (rwthlm with --ppl)", SHARED + ["ppl", "tensorboard"]),
+    "ppl": ("compute the perplexity of a text (rwthlm with --ppl)",
+            SHARED + ["ppl", "tensorboard", "arpa", "lam"]),
+    "nbest": ("rescore SRILM or Kaldi n-best lists with the network (and an ARPA model), "
+              "re-rank them and count word errors (--batch-size: 256 here)",
+              ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "record",
+               "arpa", "lam"] + names_in_group("nbest")),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias"]),
 }
@@ -103,12 +109,13 @@ def rwthlm_parser():
     parser = Parser(prog="rwthlm", usage="rwthlm [OPTION]... [LATTICE]... NETWORK", add_help=False,
                     description="rwthlm_py's rwthlm-compatible command line.")
     parser.add_argument("--help", action="store_true", help="print this help")
-    add_option_flags(parser, list(OPTION_FIELDS))
+    add_option_flags(parser, [name for name in OPTION_FIELDS if name not in names_in_group("nbest")])
     parser.add_argument("positional", nargs="*", help=argparse.SUPPRESS)
     return parser
 
 
 def rwthlm_main(argv=None):
+    keep_freed_memory()
     console = Console()
     parser = rwthlm_parser()
 
@@ -117,7 +124,8 @@ def rwthlm_main(argv=None):
         if namespace.help or not namespace.positional:
             parser.print_help()
             return 0
-        options, explicit = resolve_options(namespace, list(OPTION_FIELDS), console)
+        options, explicit = resolve_options(namespace, [name for name in OPTION_FIELDS
+                                                        if name not in names_in_group("nbest")], console)
         lattices, network = namespace.positional[:-1], namespace.positional[-1]
         unsupported = rescoring_options_given(explicit)
         if lattices or unsupported:
@@ -157,8 +165,10 @@ def main_parser():
     for name, (description, names) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=description, description=description)
         add_option_flags(sub, names)
-        sub.add_argument("network", metavar="NETWORK", nargs="?" if name == "selftest" else None,
+        sub.add_argument("network", metavar="NETWORK", nargs="?" if name in ("selftest", "nbest") else None,
                          help="the model file, whose name is the network string (e.g. ptb-i200-m200)")
+        if name == "nbest":
+            add_nbest_inputs(sub)
     vocab = commands.add_parser("vocab", help="write a vocabulary file, with word classes if asked",
                                 description="Build an rwthlm vocabulary file from a training text: every "
                                             "word in its own class, or --classes word classes.")
@@ -168,6 +178,20 @@ def main_parser():
     vocab.add_argument("--out", required=True, help="the vocabulary file to write")
     add_corpora_parser(commands)
     return parser
+
+
+NBEST_BATCH_SIZE = 256  # nbest's default --batch-size: hypotheses scored together
+
+
+def add_nbest_inputs(parser):
+    parser.add_argument("--nbest", action="append", default=[], metavar="PATH",
+                        help="an SRILM n-best list (NBestList1.0, NBestList2.0 or `ascore lscore nwords words` "
+                             "lines; gzip allowed), one file per utterance, or a directory of them; may be "
+                             "repeated; the utterance id is the file name up to its first dot")
+    parser.add_argument("--nbest-files", metavar="FILE", help="a file naming SRILM n-best lists, one per line")
+    parser.add_argument("--kaldi", nargs=3, metavar=("TEXT", "AC_COST", "LM_COST"),
+                        help="Kaldi n-best: `<utt-id>-<n> words` lines and `key cost` files (negated "
+                             "natural logs) of the acoustic and the LM cost")
 
 
 def add_corpora_parser(commands):
@@ -187,6 +211,7 @@ def add_corpora_parser(commands):
 
 
 def main(argv=None):
+    keep_freed_memory()
     console = Console()
     parser = main_parser()
 
@@ -199,11 +224,13 @@ def main(argv=None):
             with recorded(options, "vocab", argv, console) as finish:
                 return finish(write_vocabulary(options, namespace.out, console))
         names = SUBCOMMANDS[namespace.command][1]
-        options, _ = resolve_options(namespace, names, console)
+        options, explicit = resolve_options(namespace, names, console)
         required = {"train": ["train", "dev"], "ppl": ["ppl"]}.get(namespace.command, [])
         for name in required:
             if getattr(options, name) is None:
                 raise UsageError(f"{namespace.command} needs {flag_name(OPTION_FIELDS[name])}")
+        if namespace.command == "nbest":
+            return run_nbest(namespace, options, explicit, argv, console)
         with recorded(options, namespace.command, argv, console) as finish:
             if namespace.command == "selftest":
                 return finish(run_selftest(options, namespace.network, console))
@@ -212,6 +239,16 @@ def main(argv=None):
             return finish(run(options, namespace.network, make_backend(options, console), console))
 
     return run_guarded("rwthlm-py", body)
+
+
+def run_nbest(namespace, options, explicit, argv, console):
+    from rwthlm_py.commands import rescore_nbest
+
+    if "batch_size" not in explicit:
+        options = options.replace(batch_size=NBEST_BATCH_SIZE)
+    inputs = (namespace.nbest, namespace.nbest_files, namespace.kaldi)
+    with recorded(options, "nbest", argv, console) as finish:
+        return finish(rescore_nbest(options, namespace.network, inputs, make_backend, console))
 
 
 def run_selftest(options, network, console):

@@ -13,11 +13,14 @@ from rwthlm_py.checkpoint import (TrainingState, build_network, load_momentum, m
 from rwthlm_py.clustering import class_vocabulary
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
-from rwthlm_py.evaluate import score_corpus, summary_lines, verbose_lines
+from rwthlm_py.arpa import read_arpa
+from rwthlm_py.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
 from rwthlm_py.lr_search import find_initial_learning_rate
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
+from rwthlm_py.reporting import Console
+from rwthlm_py.rescoring.command import Settings, read_lists, run_nbest
 from rwthlm_py.selftest import self_test_on_corpus
 from rwthlm_py.tensorboard_log import open_log
 from rwthlm_py.train import Schedule, Trainer
@@ -161,6 +164,8 @@ def unk_penalty(options):
 
 
 def compute_perplexity(network, vocab, options, console):
+    if options.lam is not None and not options.arpa:
+        raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
     events = open_log(options.tensorboard)  # first: a bad directory fails before the work
     console.say(f"Computing perplexity for file '{options.ppl}' ...")
     corpus = read_text(options.ppl, vocab, options)
@@ -170,8 +175,10 @@ def compute_perplexity(network, vocab, options, console):
     scores = score_corpus(network, corpus, sequences, options.batch_size,
                           carry_state=options.word_wrapping == "stream",
                           unk_penalty=unk_penalty(options), feedforward=options.feedforward,
-                          keep_tokens=options.verbose, progress=progress)
+                          keep_tokens=options.verbose or options.arpa is not None, progress=progress)
     progress.close()
+    if options.arpa:
+        scores = interpolate_perplexity(scores, corpus, options, console)
     if options.verbose:
         for line in verbose_lines(scores, corpus, vocab):
             console.say(line)
@@ -180,6 +187,48 @@ def compute_perplexity(network, vocab, options, console):
     events.scalar("final/test_perplexity", scores.perplexity, 0)
     events.close()
     return 0
+
+
+def interpolate_perplexity(scores, corpus, options, console):
+    if options.debug_no_sb:
+        raise InputError("--arpa scores sentences and needs their boundaries: remove --debug-no-sb")
+    arpa = open_arpa(options.arpa, console)
+    scores, unknown = interpolate_with_arpa(scores, corpus, arpa, options.lam, options.num_oovs)
+    console.say(f"interpolated with '{options.arpa}' (lambda {options.lam:g}); {unknown} words not in its "
+                "vocabulary" + (" were scored as <unk>" if arpa.unk >= 0 else " had probability 0 there"))
+    return scores
+
+
+def open_arpa(path, console):
+    console.say(f"Reading ARPA model from file '{path}' ...")
+    arpa = read_arpa(path)
+    console.note(f"ARPA model: order {arpa.order}, " + ", ".join(
+        f"{len(table):,} {n + 1}-grams" for n, table in enumerate(arpa.ngrams)))
+    return arpa
+
+
+def rescore_nbest(options, network_path, list_inputs, make_backend, console):
+    """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none), the
+    ARPA model and the lists, then rescoring.run_nbest. Setup lines go to stderr, so that
+    stdout holds only results (1-best lines, word error rates)."""
+    lists = read_lists(*list_inputs)
+    setup_console = Console(out=console.err, err=console.err)
+    model_weight = options.nn_weight * (options.lam if options.arpa else 1.0)
+    network = None
+    if model_weight > 0:
+        if network_path is None:
+            raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
+                             "with --arpa, rescores without one)")
+        model_file = read_model(network_path)
+        vocab = setup_vocabulary(options, model_file, setup_console)
+        network, _ = setup_network(options, network_path, model_file, vocab,
+                                   make_backend(options, setup_console), setup_console)
+    arpa = open_arpa(options.arpa, setup_console) if options.arpa and options.nn_weight > 0 else None
+    settings = Settings(lm_weight=options.lm_weight, word_penalty=options.word_penalty,
+                        nn_weight=options.nn_weight, lam=options.lam if options.lam is not None else 1.0,
+                        batch_size=options.batch_size, share_prefixes=not options.no_prefix_sharing,
+                        unk_penalty=unk_penalty(options), num_oovs=options.num_oovs)
+    return run_nbest(lists, network, arpa, settings, options.out, options.refs, options.noise_vocab, console)
 
 
 def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,

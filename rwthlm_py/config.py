@@ -44,7 +44,7 @@ class Options:
     feedforward: bool = option(False, "train and evaluate in feedforward style, one time slice at a time, without recurrence")
     no_bias: bool = option(False, "build the layers without bias vectors")
     num_oovs: int = option(0, "difference in recognition and network vocabulary size: p(<unk>) is divided by num-oovs + 1 (with --unk)")
-    lam: float = option(None, "interpolation weight of the network against the lattice LM", "rescoring", flag="lambda")
+    lam: float = option(None, "weight of the network in linear interpolation, against the ARPA model of --arpa or the lattice LM", "rescoring", flag="lambda")
     look_ahead_semiring: str = option("none", "look-ahead semiring", "rescoring", choices=("none", "tropical", "log"))
     dependent: bool = option(False, "start each lattice from the best final state of the previous one", "rescoring")
     look_ahead_lm_scale: float = option(None, "LM scale of the look-ahead (default: --lm-scale)", "rescoring")
@@ -65,6 +65,14 @@ class Options:
     time_limit: float = option(None, "no further exchange iteration after this many seconds", "rwthlm_py")
     record: str = option(None, "keep a record of this run (command line, resolved options, machine, log, exit status) in a new folder under DIR/runs", "rwthlm_py")
     tensorboard: str = option(None, "write TensorBoard event files to this directory: training curves, histograms, the configuration and hparams; with --ppl, the perplexity as final/test_perplexity", "rwthlm_py")
+    arpa: str = option(None, "an ARPA back-off model to interpolate with the network per word, p = lambda p_nn + (1 - lambda) p_arpa (with --lambda; for --ppl and nbest)", "rwthlm_py")
+    lm_weight: float = option(1.0, "weight of the LM score in the total: acoustic + lm-weight LM + word-penalty nwords (log10)", "nbest")
+    word_penalty: float = option(0.0, "added to the total per word (log10)", "nbest")
+    nn_weight: float = option(1.0, "log-linear weight of the model's LM score against the list's own: 0 keeps the list's score (no model needed), 1 uses the model's alone", "nbest")
+    no_prefix_sharing: bool = option(False, "score every hypothesis on its own instead of sharing the computation of common prefixes", "nbest")
+    out: str = option(None, "write the rescored lists, each in its own format, and 1best.txt into this directory (default: the 1-best lines on stdout)", "nbest")
+    refs: str = option(None, "reference transcripts (`uttid w1 w2 ...`): print the WER of the original and rescored 1-best and of the oracle", "nbest")
+    noise_vocab: str = option(None, "words to ignore in hypotheses and references when counting errors", "nbest")
     backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)", "rwthlm_py", choices=("auto", "numpy", "cupy"))
 
     def replace(self, **changes):
@@ -141,6 +149,11 @@ def validate(options):
         (options.time_limit is None or options.time_limit > 0, "--time-limit must be positive"),
         (0 <= options.random_seed < 2 ** 32, "--random-seed must lie in [0, 2^32)"),
         (options.map_unk != options.map_sb, "--map-unk and --map-sb must differ"),
+        (options.lam is None or 0 <= options.lam <= 1, "--lambda must lie in [0, 1]"),
+        (math.isfinite(options.nn_weight) and 0 <= options.nn_weight <= 1, "--nn-weight must lie in [0, 1]"),
+        (math.isfinite(options.lm_weight), "--lm-weight must be a number"),
+        (math.isfinite(options.word_penalty), "--word-penalty must be a number"),
+        (options.arpa is None or options.lam is not None, "--arpa needs --lambda, the network's weight in [0, 1]"),
         (bool(options.map_sb.split()) and len(options.map_sb.split()) == 1, "--map-sb must be one word"),
         (bool(options.map_unk.split()) and len(options.map_unk.split()) == 1, "--map-unk must be one word"),
     ]
@@ -151,9 +164,15 @@ def validate(options):
 
 
 def rescoring_options_given(explicit):
-    """The flags of lattice rescoring among the explicitly given option names."""
+    """The flags of lattice rescoring among the explicitly given option names (--lambda
+    with --arpa is ARPA interpolation, not lattice rescoring)."""
     return [flag_name(OPTION_FIELDS[name]) for name in explicit
-            if OPTION_FIELDS[name].metadata["group"] == "rescoring"]
+            if OPTION_FIELDS[name].metadata["group"] == "rescoring"
+            and not (name == "lam" and "arpa" in explicit)]
+
+
+def names_in_group(group):
+    return [name for name, field in OPTION_FIELDS.items() if field.metadata["group"] == group]
 
 
 def to_dict(options):

@@ -16,7 +16,10 @@ import math
 import numpy
 
 from rwthlm_py import data
+from rwthlm_py.errors import InputError
 from rwthlm_py.network import select_state
+from rwthlm_py.rescoring.scores import interpolate_linear
+from rwthlm_py.textio import read_lines, split_words
 
 LN10 = math.log(10.0)
 
@@ -83,6 +86,34 @@ def feedforward_log_probs(network, batch, state, unk_penalty):
         slice_logp, state = network.log_probs(step, network.without_recurrence(state), unk_penalty)
         logp[xp.asarray(order[flat_positions])] = slice_logp
     return logp, state
+
+
+def interpolate_with_arpa(scores, corpus, arpa, lam, num_oovs=0):
+    """The scores with every ln p replaced by ln(lam p_nn + (1 - lam) p_arpa).
+
+    The ARPA model scores each line as a sentence (<s> words </s>, its </s> at the line's
+    <sb>); a word it does not know is its <unk>, with p divided by num_oovs + 1. Returns
+    (new Scores, number of words the ARPA model does not know).
+    """
+    token_log_probs = scores.token_log_probs.copy()
+    unknown_total = 0
+    for line, (_, text) in enumerate(read_lines(corpus.path)):
+        words = split_words(text)
+        values, unknown = arpa.sentence_log10_probs(words)
+        values = values * math.log(10.0)
+        if unknown and num_oovs and arpa.unk >= 0:
+            values[[k for k, word in enumerate(words) if word not in arpa.word_ids]] -= math.log(num_oovs + 1)
+        unknown_total += unknown
+        start, end = corpus.line_starts[line], corpus.line_starts[line + 1]
+        predicted = ~numpy.isnan(token_log_probs[start:end])
+        combined = interpolate_linear(token_log_probs[start:end][predicted], values[predicted], lam)
+        if not numpy.all(numpy.isfinite(combined)):
+            raise InputError("a word has probability 0 under the models (not in the ARPA model, which "
+                             "has no <unk>; give the network a weight with --lambda)", corpus.path, line + 1)
+        token_log_probs[start:end][predicted] = combined
+    predicted = ~numpy.isnan(token_log_probs)
+    total = math.fsum(token_log_probs[predicted].tolist())
+    return dataclasses.replace(scores, log_prob=total, token_log_probs=token_log_probs), unknown_total
 
 
 def verbose_lines(scores, corpus, vocab):

@@ -82,3 +82,13 @@ def test_cupy_matches_numpy(class_vocab):
         expected = cpu.modules[module].dense_grad(param)
         got = gpu.backend.to_numpy(gpu.modules[module].dense_grad(param))
         assert numpy.allclose(expected, got, rtol=1e-3, atol=1e-5), name
+
+
+def test_keep_freed_memory_sets_glibcs_malloc_thresholds():
+    import platform
+
+    from rwthlm_py.allocator import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt thresholds are glibc's")
+    assert keep_freed_memory() is True

@@ -1,0 +1,74 @@
+"""ARPA back-off models: reading, back-off arithmetic checked by hand, and bad files."""
+
+import math
+import pathlib
+
+import numpy
+import pytest
+
+from rwthlm_py.arpa import read_arpa
+from rwthlm_py.errors import InputError
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def toy_arpa():
+    return read_arpa(DATA / "toy.arpa")
+
+
+def test_listed_bigrams_and_back_off_by_hand(toy_arpa):
+    values, unknown = toy_arpa.sentence_log10_probs(["the", "cat"])
+    assert unknown == 0
+    assert values.tolist() == pytest.approx([-0.1, -0.3, -0.2])
+    # p(dog | cat) is not listed: bow(cat) + p(dog); p(</s> | dog) is listed
+    values, _ = toy_arpa.sentence_log10_probs(["the", "cat", "dog"])
+    assert values.tolist() == pytest.approx([-0.1, -0.3, -0.1 - 1.0, -0.25])
+
+
+def test_unknown_words_are_unk_and_counted(toy_arpa):
+    values, unknown = toy_arpa.sentence_log10_probs(["the", "cat", "sees"])
+    assert unknown == 1
+    # p(<unk> | cat) = bow(cat) + p(<unk>); p(</s> | <unk>): <unk> has no bow, so p(</s>)
+    assert values.tolist() == pytest.approx([-0.1, -0.3, -0.1 - 1.2, -0.69897])
+
+
+def test_history_without_a_bigram_uses_the_unigram_and_its_back_off(toy_arpa):
+    # p(the | the) = bow(the) + p(the)
+    values, _ = toy_arpa.sentence_log10_probs(["the", "the"])
+    assert values.tolist() == pytest.approx([-0.1, -0.2 - 0.5, -0.2 - 0.69897])
+
+
+def test_model_without_unk_gives_probability_zero(tmp_path):
+    text = (DATA / "toy.arpa").read_text().replace("ngram 1=6", "ngram 1=5").replace("-1.2\t<unk>\n", "")
+    (tmp_path / "no-unk.arpa").write_text(text)
+    model = read_arpa(tmp_path / "no-unk.arpa")
+    values, unknown = model.sentence_log10_probs(["the", "zebra"])
+    assert unknown == 1 and values[1] == -math.inf and numpy.isfinite(values[0])
+
+
+def test_trigram_with_missing_context_backs_off_correctly(tmp_path):
+    (tmp_path / "tri.arpa").write_text(
+        "\\data\\\nngram 1=4\nngram 2=1\nngram 3=1\n\n\\1-grams:\n-99 <s> -0.5\n-1 </s>\n-0.6 a -0.25\n-0.7 b\n\n"
+        "\\2-grams:\n-0.3 <s> a -0.125\n\n\\3-grams:\n-0.05 a b </s>\n\\end\\\n")
+    model = read_arpa(tmp_path / "tri.arpa")
+    values, _ = model.sentence_log10_probs(["a", "b"])
+    # p(b | <s> a): no trigram -> bow(<s> a) + p(b | a); `a b` is only a context: bow(a) + p(b)
+    # p(</s> | a b) is the listed trigram
+    assert values.tolist() == pytest.approx([-0.3, -0.125 - 0.25 - 0.7, -0.05])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("\\1-grams:\n-1 a\n\\end\\\n", "expected \\data\\"),
+    ("\\data\\\nngram 1=x\n\\end\\\n", "expected `ngram N=count`"),
+    ("\\data\\\nngram 1=2\n\n\\1-grams:\n-1 <s>\n-1 </s>\n", "no \\end\\ line"),
+    ("\\data\\\nngram 1=2\n\n\\1-grams:\n-1 <s>\nminus </s>\n\\end\\\n", "not a number"),
+    ("\\data\\\nngram 1=2\n\n\\1-grams:\n-1 <s>\n-1 </s> 0 0\n\\end\\\n", "has 4 fields"),
+    ("\\data\\\nngram 1=2\n\n\\2-grams:\n-1 <s> </s>\n\\end\\\n", "not declared"),
+    ("\\data\\\nngram 1=1\n\n\\1-grams:\n-1 </s>\n\\end\\\n", "no unigram <s>"),
+])
+def test_bad_files_name_the_line(tmp_path, text, message):
+    (tmp_path / "bad.arpa").write_text(text)
+    with pytest.raises(InputError) as error:
+        read_arpa(tmp_path / "bad.arpa")
+    assert message in str(error.value) and "bad.arpa" in str(error.value)

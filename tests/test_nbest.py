@@ -1,0 +1,303 @@
+"""N-best lists: the formats read and written (golden files), score combination and
+ranking, and one clear line for every kind of bad list."""
+
+import gzip
+import math
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from rwthlm_py.errors import InputError
+from rwthlm_py.rescoring import nbest as formats
+from rwthlm_py.rescoring.scores import combine_lm, interpolate_linear, ranking, total_score
+
+DATA = pathlib.Path(__file__).parent / "data"
+GOLDEN = pathlib.Path(__file__).parent / "golden" / "nbest"
+RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
+ARPA_ONLY = ["--arpa", DATA / "toy.arpa", "--lambda", 0]
+
+
+def nbest_command(*args, cwd):
+    result = subprocess.run(RWTHLM_PY + ["nbest"] + [str(a) for a in args], cwd=cwd, capture_output=True,
+                            text=True, timeout=300)
+    return result.returncode, result.stdout, result.stderr
+
+
+def assert_one_line_error(result, *fragments):
+    status, _, err = result
+    assert status == 1 and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("rwthlm-py: error: ")]
+    assert len(errors) == 1, err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def assert_same_files(written, golden):
+    names = sorted(path.name for path in golden.iterdir() if path.name != "stdout.txt")
+    assert sorted(path.name for path in written.iterdir()) == names
+    for name in names:
+        assert (written / name).read_text() == (golden / name).read_text(), name
+
+
+# -- golden files ----------------------------------------------------------------------------
+
+def test_srilm_formats_written_back_in_their_own_format(tmp_path):
+    """Plain, NBestList1.0 and NBestList2.0 lists rescored with the toy ARPA model alone:
+    utt1's first line is -120.5 + new LM -2.85 (p(the|<s>) -0.1, cat -0.3, sees = <unk>
+    after a back-off -1.3, the -0.5, dog -0.4, </s> -0.25)."""
+    status, out, err = nbest_command("--nbest", DATA / "nbest", *ARPA_ONLY, "--lm-weight", 2,
+                                     "--word-penalty", -0.5, "--refs", DATA / "refs", "--noise-vocab",
+                                     DATA / "noise", "--out", tmp_path / "out", cwd=tmp_path)
+    assert status == 0, err
+    assert_same_files(tmp_path / "out", GOLDEN / "srilm")
+    assert out == (GOLDEN / "srilm" / "stdout.txt").read_text()
+    assert "-120.5 -2.85 5 the cat sees the dog" in (tmp_path / "out" / "utt1.nbest").read_text()
+
+
+def test_kaldi_text_and_costs_written_back(tmp_path):
+    status, out, err = nbest_command("--kaldi", DATA / "kaldi" / "text", DATA / "kaldi" / "ac_cost",
+                                     DATA / "kaldi" / "lm_cost", *ARPA_ONLY, "--nn-weight", 0.5,
+                                     "--refs", DATA / "refs", "--noise-vocab", DATA / "noise",
+                                     "--out", tmp_path / "out", cwd=tmp_path)
+    assert status == 0, err
+    assert_same_files(tmp_path / "out", GOLDEN / "kaldi")
+    assert out == (GOLDEN / "kaldi" / "stdout.txt").read_text()
+    # `the dog`: ARPA log10 -0.75, list cost 8.25: (0.75 ln 10 + 8.25) / 2
+    costs = dict(line.split() for line in (tmp_path / "out" / "lm_cost").read_text().splitlines())
+    assert float(costs["spk-1-3"]) == pytest.approx((0.75 * math.log(10) + 8.25) / 2, rel=1e-6)
+
+
+def test_one_best_on_stdout_without_out(tmp_path):
+    status, out, _ = nbest_command("--nbest", DATA / "nbest", *ARPA_ONLY, cwd=tmp_path)
+    assert status == 0
+    assert out == (GOLDEN / "srilm" / "1best.txt").read_text()
+
+
+def test_written_lists_read_back_with_the_new_scores(tmp_path):
+    nbest_command("--nbest", DATA / "nbest", *ARPA_ONLY, "--out", tmp_path / "out", cwd=tmp_path)
+    plain = formats.read_srilm_list(tmp_path / "out" / "utt1.nbest")
+    # totals -123.35, -123.95 (twice), -125.15
+    assert [h.lm for h in plain.hypotheses] == pytest.approx([-2.85, -4.95, -4.95, -4.15])
+    decipher2 = formats.read_srilm_list(tmp_path / "out" / "utt3.score.nbest")
+    assert decipher2.format == "nbest2"
+    assert [h.words for h in decipher2.hypotheses] == [["the", "cat"], ["the", "dog"]]
+    # bytelog rounding: -0.5 log10 (p(cat|the) p(</s>|cat)) is -11 bytelog
+    assert [t.lm for t in decipher2.hypotheses[0].tokens] == ["-2", "-11"]
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+def test_bytelog_conversion_is_srilms():
+    assert formats.bytelog_to_log10(-10000) == pytest.approx(-10000 * 1024 / 10000.5 / math.log(10))
+    for log10p in (-0.1, -3.25, -548.98):
+        assert abs(formats.bytelog_to_log10(formats.log10_to_bytelog(log10p)) - log10p) <= 0.5 / 22.48
+    assert formats.log10_to_bytelog(-0.1) == round(-0.1 * math.log(10) * 10000.5 / 1024)
+
+
+def test_nbest2_skips_phone_tokens_and_sums_word_scores():
+    nbest = formats.read_srilm_list(DATA / "nbest" / "utt3.score.nbest")
+    first = nbest.hypotheses[0]
+    assert nbest.utterance == "utt3"
+    assert first.words == ["the", "dog"] and first.num_words == 2
+    assert [t.is_word for t in first.tokens] == [True, True, False]
+    assert first.acoustic == pytest.approx(formats.bytelog_to_log10(-2000))
+    assert first.lm == pytest.approx(formats.bytelog_to_log10(-300))
+
+
+def test_nbest2_token_within_the_previous_word_is_no_word(tmp_path):
+    (tmp_path / "u.nbest").write_text(
+        "NBestList2.0\n(-30) a ( st: 0.00 et: 0.50 g: -10 a: -10 ) ph ( st: 0.20 et: 0.30 g: -5 a: -5 ) "
+        "b ( st: 0.51 et: 0.90 g: -10 a: 0 )\n")
+    hypothesis = formats.read_srilm_list(tmp_path / "u.nbest").hypotheses[0]
+    assert hypothesis.words == ["a", "b"]
+    assert hypothesis.lm == pytest.approx(formats.bytelog_to_log10(-20))
+
+
+def test_nbest1_score_is_the_acoustic_score_and_lm_zero():
+    nbest = formats.read_srilm_list(DATA / "nbest" / "utt2.nbest")
+    assert nbest.format == "nbest1"
+    assert nbest.hypotheses[0].acoustic == pytest.approx(formats.bytelog_to_log10(-12345))
+    assert nbest.hypotheses[0].lm == 0.0 and nbest.hypotheses[0].num_words == 5
+
+
+def test_gzip_lists_and_utterance_ids(tmp_path):
+    with gzip.open(tmp_path / "sw_4390-A.0.nbest.gz", "wt") as out:
+        out.write("-1 -2 1 hello\n")
+    nbest = formats.read_srilm_list(tmp_path / "sw_4390-A.0.nbest.gz")
+    assert nbest.utterance == "sw_4390-A" and nbest.hypotheses[0].words == ["hello"]
+
+
+def test_directory_and_listing_file(tmp_path):
+    (tmp_path / "lists").mkdir()
+    for name in ("b.nbest", "a.nbest"):
+        shutil.copy(DATA / "nbest" / "utt1.nbest", tmp_path / "lists" / name)
+    (tmp_path / "listing").write_text(f"{DATA / 'nbest' / 'utt2.nbest'}\n\n")
+    files = formats.list_files([tmp_path / "lists"], tmp_path / "listing")
+    assert [pathlib.Path(f).name for f in files] == ["a.nbest", "b.nbest", "utt2.nbest"]
+
+
+def test_kaldi_utterance_is_the_key_cut_at_the_last_dash():
+    lists = formats.read_kaldi_lists(DATA / "kaldi" / "text", DATA / "kaldi" / "ac_cost", DATA / "kaldi" / "lm_cost")
+    assert [(n.utterance, len(n.hypotheses)) for n in lists] == [("spk-1", 3), ("u2", 2)]
+    first = lists[0].hypotheses[0]
+    assert first.acoustic == pytest.approx(-250.5 / math.log(10))
+    assert first.lm == pytest.approx(-20.5 / math.log(10))
+
+
+# -- the formulas --------------------------------------------------------------------------------
+
+def test_score_formulas():
+    assert total_score(-100.0, -10.0, 5, 8.0, -0.5) == -100.0 - 80.0 - 2.5
+    assert combine_lm(-4.0, -8.0, 0.25) == pytest.approx(-7.0)
+    assert combine_lm(None, -8.0, 0.0) == -8.0 and combine_lm(-4.0, None, 1.0) == -4.0
+    mixed = interpolate_linear([math.log(0.2)], [math.log(0.6)], 0.25)
+    assert mixed[0] == pytest.approx(math.log(0.25 * 0.2 + 0.75 * 0.6))
+    assert interpolate_linear([math.log(0.2)], [-math.inf], 0.5)[0] == pytest.approx(math.log(0.1))
+    assert ranking([-3.0, -1.0, -3.0, -2.0]) == [1, 3, 0, 2]
+
+
+def test_nn_weight_zero_reproduces_the_lists_ranking(tmp_path):
+    """Lists sorted by their own scores come back in the same order, with the same scores."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "u1.nbest").write_text("-10 -5 2 a b\n-11 -4.5 2 a c\n-9 -7 1 d\n-12 -9 3 e f g\n")
+    (tmp_path / "in" / "u2.nbest").write_text("NBestList1.0\n(-100) x\n(-120) y\n(-120) z\n(-300) w\n")
+    status, _, err = nbest_command("--nbest", tmp_path / "in", "--nn-weight", 0, "--out", tmp_path / "out",
+                                   cwd=tmp_path)
+    assert status == 0, err
+    for name in ("u1.nbest", "u2.nbest"):
+        assert (tmp_path / "out" / name).read_text() == (tmp_path / "in" / name).read_text()
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+BAD_LISTS = [
+    ("-1 -2 x a b\n", "u.nbest:1:", "word count 'x' is not an integer"),
+    ("-1 -2\n", "u.nbest:1:", "expected `ascore lscore nwords word...`"),
+    ("-1 nan 1 a\n", "u.nbest:1:", "LM score is NaN"),
+    ("-1 -2 1 a\n-1 minus 1 a\n", "u.nbest:2:", "LM score 'minus' is not a number"),
+    ("NBestList1.0\n-100 a b\n", "u.nbest:2:", "score in parentheses"),
+    ("NBestList2.0\n(-1) a ( st: 0 et: 1 g: -1 a: 0 )  b\n", "u.nbest:2:", "11 fields per token"),
+    ("NBestList2.0\n(-1) a [ st: 0 et: 1 g: -1 a: 0 ]\n", "u.nbest:2:", "is not followed by"),
+    ("NBestList3.0\n(-1) a\n", "u.nbest:1:", "unknown n-best format 'NBestList3.0'"),
+    ("", "u.nbest:", "empty n-best list"),
+    ("NBestList1.0\n", "u.nbest:", "has no hypotheses"),
+]
+
+
+@pytest.mark.parametrize("text, where, message", BAD_LISTS)
+def test_malformed_lists_name_file_and_line(tmp_path, text, where, message):
+    (tmp_path / "u.nbest").write_text(text)
+    assert_one_line_error(nbest_command("--nbest", "u.nbest", "--nn-weight", 0, cwd=tmp_path), where, message)
+
+
+def write_kaldi(tmp_path, text, ac, lm):
+    for name, content in (("text", text), ("ac", ac), ("lm", lm)):
+        (tmp_path / name).write_text(content)
+    return nbest_command("--kaldi", "text", "ac", "lm", "--nn-weight", 0, cwd=tmp_path)
+
+
+def test_kaldi_cost_files_that_do_not_line_up(tmp_path):
+    assert_one_line_error(write_kaldi(tmp_path, "u-1 a\nu-2 b\n", "u-1 1\n", "u-1 1\nu-2 2\n"),
+                          "text:2:", "key 'u-2' has no cost in 'ac'")
+    assert_one_line_error(write_kaldi(tmp_path, "u-1 a\n", "u-1 1\nu-9 1\n", "u-1 1\n"),
+                          "ac:2:", "key 'u-9' is not in the n-best text")
+    assert_one_line_error(write_kaldi(tmp_path, "u-1 a\n", "u-1 1\n", "u-1 1 2\n"), "lm:1:", "expected `key cost`")
+    assert_one_line_error(write_kaldi(tmp_path, "u1 a\n", "u1 1\n", "u1 1\n"), "text:1:", "is not `<utt-id>-<n>`")
+    assert_one_line_error(write_kaldi(tmp_path, "u-1 a\nu-1 b\n", "u-1 1\n", "u-1 1\n"), "text:2:", "appears twice")
+
+
+def test_other_bad_input(tmp_path):
+    shutil.copy(DATA / "nbest" / "utt1.nbest", tmp_path / "utt1.nbest")
+    shutil.copy(DATA / "nbest" / "utt1.nbest", tmp_path / "utt1.copy.nbest")
+    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nbest", "utt1.copy.nbest", "--nn-weight", 0,
+                                        cwd=tmp_path),
+                          "utt1.copy.nbest", "utterance 'utt1' has a list already")
+    assert_one_line_error(nbest_command("--nbest", "missing.nbest", "--nn-weight", 0, cwd=tmp_path),
+                          "missing.nbest", "no such file")
+    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", cwd=tmp_path), "needs the NETWORK model file")
+    assert_one_line_error(nbest_command(cwd=tmp_path), "no n-best lists")
+    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 1.5, cwd=tmp_path),
+                          "--nn-weight must lie in [0, 1]")
+    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--arpa", DATA / "toy.arpa", cwd=tmp_path),
+                          "--arpa needs --lambda")
+    (tmp_path / "refs").write_text("other a b\n")
+    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--refs", "refs", cwd=tmp_path),
+                          "refs:", "no reference for utterance 'utt1'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_zero_probability_words_are_an_error(tmp_path):
+    text = (DATA / "toy.arpa").read_text().replace("ngram 1=6", "ngram 1=5").replace("-1.2\t<unk>\n", "")
+    (tmp_path / "no-unk.arpa").write_text(text)
+    (tmp_path / "u.nbest").write_text("-1 -1 2 the cat\n-1 -1 2 the zebra\n")
+    assert_one_line_error(nbest_command("--nbest", "u.nbest", "--arpa", "no-unk.arpa", "--lambda", 0, cwd=tmp_path),
+                          "u.nbest:2:", "'zebra' has probability 0")
+
+
+def test_errors_raised_by_the_reader_are_input_errors(tmp_path):
+    (tmp_path / "u.nbest").write_text("-1 -2 1\n")
+    hypotheses = formats.read_srilm_list(tmp_path / "u.nbest").hypotheses
+    assert hypotheses[0].words == []
+    with pytest.raises(InputError):
+        formats.read_srilm_list(tmp_path / "absent.nbest")
+
+
+def test_num_oovs_divides_the_arpa_unk_probability(tmp_path):
+    """`sees` is not in the toy ARPA model: with --num-oovs 9 its p(<unk>) is divided by 10."""
+    shutil.copy(DATA / "nbest" / "utt1.nbest", tmp_path / "utt1.nbest")
+    status, _, err = nbest_command("--nbest", "utt1.nbest", *ARPA_ONLY, "--num-oovs", 9, "--out", "out",
+                                   cwd=tmp_path)
+    assert status == 0, err
+    assert (tmp_path / "out" / "utt1.nbest").read_text().splitlines()[0] == "-120.5 -3.85 5 the cat sees the dog"
+    assert "7 words not in the ARPA model's vocabulary were scored as <unk>" in err  # sees 4x, a, big 2x
+
+
+@pytest.fixture
+def toy_network(tmp_path):
+    """A random network over the words of the toy lists (and <unk>), saved as a model file."""
+    from rwthlm_py.backend import get_backend
+    from rwthlm_py.checkpoint import TrainingState, save_model
+    from rwthlm_py.network import Network
+    from rwthlm_py.network_spec import parse_network
+    from rwthlm_py.optim import Sgd
+    from rwthlm_py.vocabulary import remap
+
+    words = ["the", "cat", "dog", "sees", "a", "big", "likes", "<unk>"]
+    vocab = remap([(word, k % 3) for k, word in enumerate(words)], "<sb>")
+    network = Network.build(parse_network("toy-i6-m6"), vocab, get_backend("numpy"), seed=3)
+    save_model(tmp_path / "toy-i6-m6", network, Sgd(network, 0.0), TrainingState())
+    return tmp_path / "toy-i6-m6"
+
+
+def test_network_scores_equal_its_perplexity_lines(tmp_path, toy_network):
+    """The LM score written for a hypothesis is the sum of `ppl --verbose`'s log10 values."""
+    status, _, err = nbest_command("--nbest", DATA / "nbest" / "utt1.nbest", "--out", "out", toy_network,
+                                   cwd=tmp_path)
+    assert status == 0, err
+    written = {" ".join(line.split()[3:]): float(line.split()[1])
+               for line in (tmp_path / "out" / "utt1.nbest").read_text().splitlines()}
+    (tmp_path / "hyps.txt").write_text("\n".join(written) + "\n")
+    ppl = subprocess.run(RWTHLM_PY + ["ppl", "--ppl", "hyps.txt", "--verbose", "--word-wrapping", "verbatim",
+                                      "--batch-size", "1", str(toy_network)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    lines = [line for line in ppl.stdout.splitlines() if line.startswith("\tp(")]
+    sums, position = [], 0
+    for sentence in written:
+        count = len(sentence.split()) + 1
+        sums.append(sum(float(line.split("[ ")[1].split(" ]")[0]) for line in lines[position:position + count]))
+        position += count
+    assert position == len(lines)
+    assert list(written.values()) == pytest.approx(sums, abs=5e-5 * 7)  # 5 printed decimals per word
+
+
+def test_unknown_words_need_unk(tmp_path, toy_network):
+    (tmp_path / "u.nbest").write_text("-1 -1 2 the cat\n-1 -1 2 the zebra\n")
+    assert_one_line_error(nbest_command("--nbest", "u.nbest", toy_network, cwd=tmp_path),
+                          "u.nbest:2:", "unknown word 'zebra'", "--unk")
+    status, out, err = nbest_command("--nbest", "u.nbest", "--unk", toy_network, cwd=tmp_path)
+    assert status == 0, err
+    assert "1 words not in the network's vocabulary were scored as <unk>" in err
+    assert out.startswith("u the ")

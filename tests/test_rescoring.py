@@ -1,0 +1,203 @@
+"""Scoring hypotheses: the same ln p as perplexity, whatever the batch size and with or
+without prefix sharing; word error counts as SRILM counts them; ARPA interpolation in ppl."""
+
+import math
+import pathlib
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+from rwthlm_py import data
+from rwthlm_py.evaluate import score_corpus
+from rwthlm_py.network import Network
+from rwthlm_py.network_spec import parse_network
+from rwthlm_py.rescoring.scores import ranking
+from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
+from rwthlm_py.rescoring.wer import align_counts
+from rwthlm_py.vocabulary import remap
+
+DATA = pathlib.Path(__file__).parent / "data"
+RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
+
+
+def nbest_like_sentences(vocab, count, seed):
+    """Variants of a few base sentences with 0-3 substitutions, insertions or deletions:
+    the shape of real n-best lists, duplicates and an empty one included."""
+    rng = numpy.random.default_rng(seed)
+    words_only = [k for k in range(len(vocab)) if k != vocab.sb]
+    vocab_size = len(words_only)
+    bases = [list(rng.integers(0, vocab_size, rng.integers(6, 14))) for _ in range(3)]
+    sentences = []
+    for _ in range(count):
+        words = list(bases[rng.integers(len(bases))])
+        for _ in range(rng.integers(0, 4)):
+            position = int(rng.integers(len(words) + 1))
+            kind = rng.integers(3)
+            if kind == 0 and position < len(words):
+                words[position] = rng.integers(vocab_size)
+            elif kind == 1:
+                words.insert(position, rng.integers(vocab_size))
+            elif len(words) > 1 and position < len(words):
+                del words[position]
+        sentences.append([words_only[word] for word in words])
+    return sentences + [[]]
+
+
+@pytest.fixture(params=["t-i12-m10", "t-i10-m8-m6", "t-36-M8"])
+def network_and_sentences(request, backend):
+    vocab = remap([(f"w{k}", k % 6) for k in range(40)], "<sb>")
+    network = Network.build(parse_network(request.param), vocab, backend, seed=5)
+    return network, nbest_like_sentences(vocab, 120, seed=7)
+
+
+def perplexity_token_log_probs(network, sentences, tmp_path):
+    """ln p of every token through `ppl`'s path: verbatim wrapping, one line at a time."""
+    path = tmp_path / "hypotheses.txt"
+    path.write_text("".join(" ".join(network.vocab.words[w] for w in words) + "\n" for words in sentences))
+    corpus = data.read_corpus(path, network.vocab)
+    scores = score_corpus(network, corpus, data.wrap(corpus, "verbatim", 1, 100), 1, keep_tokens=True)
+    return [scores.token_log_probs[corpus.line_starts[k]:corpus.line_starts[k + 1]] for k in range(len(sentences))]
+
+
+def test_a_hypothesis_score_is_its_perplexity_sum_exactly(network_and_sentences, tmp_path):
+    network, sentences = network_and_sentences
+    expected = perplexity_token_log_probs(network, sentences, tmp_path)
+    scored = score_sentences(network, sentences, batch_size=1, share_prefixes=False)
+    for got, want in zip(scored, expected):
+        assert numpy.array_equal(got, want)
+        assert sentence_log_prob(got) == math.fsum(want.tolist())
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+@pytest.mark.parametrize("share", [False, True])
+def test_scores_and_ranking_do_not_depend_on_batching_or_sharing(network_and_sentences, tmp_path, batch_size, share):
+    """Equal to the perplexity path up to float32 rounding of the products (the BLAS kernel
+    depends on the matrix shape), so every two hypotheses whose scores differ by more than
+    that rounding keep their order."""
+    network, sentences = network_and_sentences
+    expected = perplexity_token_log_probs(network, sentences, tmp_path)
+    scored = score_sentences(network, sentences, batch_size, share_prefixes=share)
+    for got, want in zip(scored, expected):
+        numpy.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
+    totals = numpy.asarray([sentence_log_prob(s) for s in scored])
+    reference = numpy.asarray([math.fsum(e.tolist()) for e in expected])
+    place = numpy.empty(len(totals), dtype=numpy.int64)
+    place[ranking(totals.tolist())] = numpy.arange(len(totals))
+    clearly_better = reference[:, None] - reference[None, :] > 1e-4
+    assert clearly_better.sum() > len(totals) ** 2 / 3
+    assert numpy.all((place[:, None] < place[None, :])[clearly_better])
+    if batch_size == 1 and not share:
+        assert totals.tolist() == reference.tolist()
+
+
+def test_identical_hypotheses_get_identical_scores(network_and_sentences):
+    network, sentences = network_and_sentences
+    doubled = sentences + sentences[::-1]
+    for share in (False, True):
+        scored = score_sentences(network, doubled, batch_size=7, share_prefixes=share)
+        for k in range(len(sentences)):
+            assert numpy.array_equal(scored[k], scored[len(doubled) - 1 - k])
+
+
+class CountingProgress:
+    def __init__(self):
+        self.targets = 0
+
+    def update(self, words, neg_log_prob):
+        self.targets += words
+
+
+def test_prefix_sharing_computes_each_shared_prefix_once(float64):
+    vocab = remap([(f"w{k}", 0) for k in range(5)], "<sb>")
+    network = Network.build(parse_network("t-i4-m4"), vocab, float64, seed=1)
+    sentences = [[0, 1, 2], [0, 1, 3], [0, 1, 3, 4], [0, 1, 2], [4]]
+    single = score_sentences(network, sentences, batch_size=4, share_prefixes=False)
+    # distinct target sequences in sorted order: 0 1 2 s | 0 1 3 s | 0 1 3 4 s | 4 s
+    for batch_size, computed in ((4, 4 + 2 + 2 + 2), (2, 4 + 2 + 5 + 2), (1, 4 + 4 + 5 + 2)):
+        counting = CountingProgress()
+        shared = score_sentences(network, sentences, batch_size, share_prefixes=True, progress=counting)
+        assert counting.targets == computed
+        for a, b in zip(shared, single):
+            numpy.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+# -- word error counts -----------------------------------------------------------------------
+
+def srilm_word_error(reference, hypothesis):
+    """SRILM's wordError, cell by cell with a backtrace (the oracle for align_counts)."""
+    rows, columns = len(reference) + 1, len(hypothesis) + 1
+    cost = [[0] * columns for _ in range(rows)]
+    step = [[""] * columns for _ in range(rows)]
+    for j in range(1, columns):
+        cost[0][j], step[0][j] = 3 * j, "ins"
+    for i in range(1, rows):
+        cost[i][0], step[i][0] = 3 * i, "del"
+        for j in range(1, columns):
+            same = hypothesis[j - 1] == reference[i - 1]
+            best, kind = cost[i - 1][j - 1] + (0 if same else 4), "cor" if same else "sub"
+            if cost[i - 1][j] + 3 < best:
+                best, kind = cost[i - 1][j] + 3, "del"
+            if cost[i][j - 1] + 3 < best:
+                best, kind = cost[i][j - 1] + 3, "ins"
+            cost[i][j], step[i][j] = best, kind
+    counts = {"sub": 0, "del": 0, "ins": 0, "cor": 0}
+    i, j = rows - 1, columns - 1
+    while i > 0 or j > 0:
+        kind = step[i][j]
+        counts[kind] += 1
+        i, j = (i - 1, j - 1) if kind in ("cor", "sub") else (i - 1, j) if kind == "del" else (i, j - 1)
+    return counts["sub"], counts["del"], counts["ins"]
+
+
+def test_word_errors_equal_srilms_on_random_pairs():
+    rng = numpy.random.default_rng(3)
+    for _ in range(200):
+        reference = list(rng.choice(list("abcd"), rng.integers(0, 9)))
+        hypotheses = [list(rng.choice(list("abcde"), rng.integers(0, 10))) for _ in range(6)]
+        for hypothesis, counts in zip(hypotheses, align_counts(reference, hypotheses)):
+            assert (counts.substitutions, counts.deletions, counts.insertions) == \
+                srilm_word_error(reference, hypothesis)
+            assert counts.reference_words == len(reference)
+
+
+def test_word_error_examples():
+    [same, shifted, empty] = align_counts("a b c d".split(), [["a", "b", "c", "d"], ["b", "c", "d", "e"], []])
+    assert (same.errors, shifted.deletions, shifted.insertions, shifted.substitutions) == (0, 1, 1, 0)
+    assert empty.deletions == 4 and empty.rate == 100.0
+    # sclite's weights prefer one substitution (4) to a deletion and an insertion (6)
+    [one] = align_counts(["a", "b"], [["a", "x"]])
+    assert (one.substitutions, one.errors) == (1, 1)
+
+
+# -- ARPA interpolation in ppl -----------------------------------------------------------------------
+
+def ppl_command(*args, cwd):
+    result = subprocess.run(RWTHLM_PY + ["ppl"] + [str(a) for a in args], cwd=cwd, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_ppl_with_an_arpa_model(tmp_path, float64):
+    vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees"])], "<sb>")
+    network = Network.build(parse_network("toy-i6-m6"), vocab, float64, seed=2)
+    from rwthlm_py.checkpoint import TrainingState, save_model
+    from rwthlm_py.optim import Sgd
+
+    save_model(tmp_path / "toy-i6-m6", network, Sgd(network, 0.0), TrainingState())
+    (tmp_path / "test.txt").write_text("the cat sees\nthe dog\n")
+    plain = ppl_command("--ppl", "test.txt", "--verbose", "--batch-size", 1, "toy-i6-m6", cwd=tmp_path)
+    same = ppl_command("--ppl", "test.txt", "--arpa", DATA / "toy.arpa", "--lambda", 1, "toy-i6-m6", cwd=tmp_path)
+    assert float(same.splitlines()[-1]) == pytest.approx(float(plain.splitlines()[-1]), rel=1e-12)
+    arpa_only = ppl_command("--ppl", "test.txt", "--arpa", DATA / "toy.arpa", "--lambda", 0, "toy-i6-m6", cwd=tmp_path)
+    # the cat <unk> </s>: -0.1 -0.3 -1.3 -0.69897; the dog </s>: -0.1 -0.4 -0.25 (log10)
+    log10_total = -0.1 - 0.3 - 1.3 - 0.69897 - 0.1 - 0.4 - 0.25
+    assert float(arpa_only.splitlines()[-1]) == pytest.approx(10 ** (-log10_total / 7), rel=1e-9)
+    assert "1 words not in its vocabulary were scored as <unk>" in arpa_only
+    nn = [float(line.split("[")[-1].split("]")[0]) for line in plain.splitlines() if line.startswith("\tp(")]
+    arpa = [-0.1, -0.3, -1.3, -0.69897, -0.1, -0.4, -0.25]
+    mixed = ppl_command("--ppl", "test.txt", "--arpa", DATA / "toy.arpa", "--lambda", 0.3, "toy-i6-m6", cwd=tmp_path)
+    expected = math.exp(-sum(math.log(0.3 * 10 ** a + 0.7 * 10 ** b) for a, b in zip(nn, arpa)) / 7)
+    assert float(mixed.splitlines()[-1]) == pytest.approx(expected, rel=1e-4)  # nn read with 5 decimals
