@@ -30,7 +30,7 @@ SUBCOMMANDS = {
     "ppl": ("compute the perplexity of a text (rwthlm with --ppl)",
             SHARED + ["ppl", "tensorboard", "arpa", "lam"]),
     "nbest": ("rescore SRILM or Kaldi n-best lists with the network (and an ARPA model), "
-              "re-rank them and count word errors (--batch-size: 256 here)",
+              "re-rank them and count word errors (--batch-size: 128 here)",
               ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "record",
                "arpa", "lam"] + names_in_group("nbest")),
     "selftest": ("check the gradients of every layer against finite differences",
@@ -180,7 +180,7 @@ def main_parser():
     return parser
 
 
-NBEST_BATCH_SIZE = 256  # nbest's default --batch-size: hypotheses scored together
+NBEST_BATCH_SIZE = 128  # sentences, or prefix-tree nodes, scored together (benchmarks/nbest.py)
 
 
 def add_nbest_inputs(parser):

@@ -14,7 +14,7 @@ from rwthlm_py.evaluate import score_corpus
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.rescoring.scores import ranking
-from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
+from rwthlm_py.rescoring.sentence_scores import PrefixTree, score_sentences, sentence_log_prob
 from rwthlm_py.rescoring.wer import align_counts
 from rwthlm_py.vocabulary import remap
 
@@ -115,12 +115,28 @@ def test_prefix_sharing_computes_each_shared_prefix_once(float64):
     sentences = [[0, 1, 2], [0, 1, 3], [0, 1, 3, 4], [0, 1, 2], [4]]
     single = score_sentences(network, sentences, batch_size=4, share_prefixes=False)
     # distinct target sequences in sorted order: 0 1 2 s | 0 1 3 s | 0 1 3 4 s | 4 s
-    for batch_size, computed in ((4, 4 + 2 + 2 + 2), (2, 4 + 2 + 5 + 2), (1, 4 + 4 + 5 + 2)):
+    for batch_size in (1, 2, 4):
         counting = CountingProgress()
         shared = score_sentences(network, sentences, batch_size, share_prefixes=True, progress=counting)
-        assert counting.targets == computed
+        assert counting.targets == 4 + 2 + 2 + 2
         for a, b in zip(shared, single):
             numpy.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_prefix_tree_of_the_docstring_example():
+    a, b, c, d, e, sb = range(6)
+    tree = PrefixTree([numpy.asarray(t) for t in ([a, b, c, sb], [a, b, d, sb], [a, b, d, e, sb])])
+    assert tree.num_nodes == 4 + 2 + 2
+    assert tree.depth.tolist() == [0, 1, 2, 3, 2, 3, 3, 4]
+    assert tree.target.tolist() == [a, b, c, sb, d, sb, e, sb]
+    assert tree.input.tolist() == [sb, a, b, c, b, d, d, e]
+    assert tree.parent.tolist() == [-1, 0, 1, 2, 1, 4, 4, 6]
+    shared = numpy.flatnonzero(~tree.in_tail).tolist()
+    assert [tree.target[n] for n in shared] == [a, b, d]
+    tails = [tree.target[first:end].tolist() for first, end in zip(tree.tail_first, tree.tail_end)]
+    assert tails == [[c, sb], [sb], [e, sb]]
+    assert tree.tail_parent.tolist() == [1, 4, 4]
+    assert [ids.tolist() for ids in tree.nodes_of_sentences()] == [[0, 1, 2, 3], [0, 1, 4, 5], [0, 1, 4, 6, 7]]
 
 
 # -- word error counts -----------------------------------------------------------------------

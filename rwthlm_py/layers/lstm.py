@@ -57,12 +57,13 @@ class Lstm(Layer):
         T, B, D = x.shape
         scale = xp.asarray(GATE_SCALE, dtype=x.dtype)[:, None]
         W_scaled = (self.params["W"].reshape(4, H, D) * scale[:, :, None]).reshape(4 * H, D)
-        W_x = (x.reshape(T * B, D) @ W_scaled.T).reshape(T, B, 4 * H)
+        W_x = W_scaled @ x.reshape(T * B, D).T  # [4H, T*B]: the B columns of step t are a block
         if self.bias:
-            W_x += (self.params["b"].reshape(4, H) * scale).reshape(4 * H)
+            W_x += (self.params["b"].reshape(4, H) * scale).reshape(4 * H, 1)
         R_scaled = (self.params["R"].reshape(4, H, H) * scale[:, :, None]).reshape(4 * H, H)
-        # spread over the B columns once: a broadcast along the short last axis is slow
-        p_half = xp.ascontiguousarray(xp.broadcast_to(0.5 * self.params["p"].reshape(3, H, 1), (3, H, B)))
+        p_half = xp.broadcast_to(0.5 * self.params["p"].reshape(3, H, 1), (3, H, B))
+        if T > 1:  # spread over the B columns once: a broadcast along the short last axis is slow
+            p_half = xp.ascontiguousarray(p_half)
         p_if, p_o = p_half[:2], p_half[2]
         A = xp.empty((T, 4, H, B), dtype=x.dtype)  # z, i, f, o of every step, [H, B] each
         C = xp.empty((T, H, B), dtype=x.dtype)
@@ -71,11 +72,12 @@ class Lstm(Layer):
         h_prev, c_prev = (state[0].T.copy(), state[1].T.copy()) if state is not None else (None, None)
         for t in range(T):
             a = A[t]
+            W_x_t = W_x[:, t * B:(t + 1) * B]
             if h_prev is not None:
                 xp.matmul(R_scaled, h_prev, out=a.reshape(4 * H, B))
-                a.reshape(4 * H, B)[...] += W_x[t].T
+                a.reshape(4 * H, B)[...] += W_x_t
             else:
-                a.reshape(4 * H, B)[...] = W_x[t].T
+                a.reshape(4 * H, B)[...] = W_x_t
             if c_prev is not None:
                 a[I:O] += p_if * c_prev
             zif = a[Z:O]

@@ -6,17 +6,20 @@ start with <sb>, the targets are the words and a final <sb>, from the zero state
 step d (input x[d], target y[d]) depends on y[0..d] alone, so sentences that agree in
 their first L targets have the same first L steps.
 
-The distinct sentences are sorted and taken `batch_size` at a time. Without sharing, such
-a batch is one [T, B] batch of whole sentences, exactly as `ppl` forms it. With sharing
-(a prefix tree), sentence k of the sorted batch agrees with sentence k-1 in its first L_k
-targets and adds only the steps d >= L_k as new tree nodes; the nodes are then run depth
-by depth, all nodes of depth d in one one-step batch whose state is gathered from their
-parents, the nodes of depth d-1:
+The distinct sentences are sorted. Without sharing, they are scored `batch_size` at a time
+as one [T, B] batch of whole sentences each, exactly as `ppl` forms it. With sharing (a
+prefix tree), sentence k agrees with sentence k-1 in its first L_k targets and adds only
+the steps d >= L_k as new tree nodes. Of these, only those of depth < L_{k+1} can be
+shared (by later sentences); the rest, from e_k = max(L_k, L_{k+1}) on, is k's tail:
 
-    sorted targets   L   new nodes (depths)      depth   0  1  2  3  4
-    a b c <sb>       0   0 1 2 3                  nodes   1  1  2  4  1
-    a b d <sb>       2   2 3
-    a b d e <sb>     3   3 4
+    sorted targets   L   e   shared nodes   tail          run
+    a b c <sb>       0   2   a b            c <sb>        depth 0: a   depth 1: b   depth 2: d
+    a b d <sb>       2   3   d              <sb>          then the tails, each from the state
+    a b d e <sb>     3   3                  e <sb>        after the step before it
+
+The shared nodes run depth by depth, `batch_size` nodes at a time in one-step batches whose
+state is gathered from their parents (the nodes of depth d-1); then the tails run as whole
+sequences, `batch_size` at a time, longest first, like the sentences without sharing.
 
 The two ways differ only in the shapes of the matrix products, so ln p values may differ
 in the last float32 bit (the BLAS kernel depends on the shape); sums are exact (math.fsum).
@@ -27,6 +30,7 @@ import math
 import numpy
 
 from rwthlm_py import data
+from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.network import select_state
 
 
@@ -40,10 +44,12 @@ def score_sentences(network, sentences, batch_size, share_prefixes=True, unk_pen
     sb = network.vocab.sb
     distinct, index_of = _distinct(sentences)
     targets = [numpy.asarray(words + (sb,), dtype=numpy.int32) for words in distinct]
-    score_batch = _score_prefix_tree if share_prefixes else _score_whole_sentences
-    log_probs = []
-    for start in range(0, len(targets), batch_size):
-        log_probs += score_batch(network, targets[start:start + batch_size], unk_penalty, progress)
+    if share_prefixes:
+        log_probs = _score_prefix_tree(network, targets, batch_size, unk_penalty, progress)
+    else:
+        log_probs = []
+        for start in range(0, len(targets), batch_size):
+            log_probs += _score_whole_sentences(network, targets[start:start + batch_size], unk_penalty, progress)
     return [log_probs[k] for k in index_of]
 
 
@@ -71,22 +77,67 @@ def _score_whole_sentences(network, targets, unk_penalty, progress):
     return numpy.split(flat, ends[:-1])
 
 
-def _score_prefix_tree(network, targets, unk_penalty, progress):
-    """The sentences' steps as prefix-tree nodes, run depth by depth."""
+def _score_prefix_tree(network, targets, batch_size, unk_penalty, progress):
+    """Shared nodes depth by depth, then every sentence's own tail as whole sequences."""
     tree = PrefixTree(targets)
     node_log_probs = numpy.full(tree.num_nodes, numpy.nan)
-    state = None
-    order = numpy.argsort(tree.depth, kind="stable")
-    levels = numpy.split(order, numpy.cumsum(numpy.bincount(tree.depth))[:-1])
-    for depth, members in enumerate(levels):
-        width = len(members)
-        batch = data.Batch(inputs=tree.input[members][None, :], targets=tree.target[members][None, :],
-                           lengths=numpy.ones(width, dtype=numpy.int64), positions=members[None, :],
-                           valid=numpy.arange(width))
-        if depth > 0:
-            state = select_state(state, numpy.searchsorted(levels[depth - 1], tree.parent[members]))
-        state = _run(network, batch, state, unk_penalty, progress, node_log_probs, return_state=True)
+    tail_states = _run_shared_nodes(network, tree, batch_size, unk_penalty, progress, node_log_probs)
+    _run_tails(network, tree, tail_states, batch_size, unk_penalty, progress, node_log_probs)
     return [node_log_probs[ids] for ids in tree.nodes_of_sentences()]
+
+
+def _run_shared_nodes(network, tree, batch_size, unk_penalty, progress, node_log_probs):
+    """Runs the shared nodes depth by depth in one-step batches of `batch_size` nodes; returns
+    the states after the nodes that tails start from, and each such node's row in them."""
+    shared = numpy.flatnonzero(~tree.in_tail)
+    depths = tree.depth[shared]
+    order = numpy.argsort(depths, kind="stable")
+    levels = numpy.split(shared[order], numpy.cumsum(numpy.bincount(depths, minlength=1))[:-1])
+    level_state, kept, kept_nodes = None, [], []
+    for depth, level in enumerate(levels):
+        if not len(level):
+            break
+        parents = numpy.searchsorted(levels[depth - 1], tree.parent[level]) if depth else None
+        states = []
+        for start in range(0, len(level), batch_size):
+            members = level[start:start + batch_size]
+            state = select_state(level_state, parents[start:start + batch_size]) if depth else None
+            batch = data.make_batch(tree.target, tree.input, members, members + 1)
+            states.append(_run(network, batch, state, unk_penalty, progress, node_log_probs, return_state=True))
+        level_state = _concatenate(states)
+        starts_tail = numpy.flatnonzero(tree.starts_tail[level])
+        kept.append(select_state(level_state, starts_tail))
+        kept_nodes.append(level[starts_tail])
+    row_of_node = numpy.full(tree.num_nodes, -1, dtype=numpy.int64)
+    if kept_nodes:
+        kept_nodes = numpy.concatenate(kept_nodes)
+        row_of_node[kept_nodes] = numpy.arange(len(kept_nodes))
+    return (_concatenate(kept) if kept else None), row_of_node
+
+
+def _run_tails(network, tree, tail_states, batch_size, unk_penalty, progress, node_log_probs):
+    """Runs each sentence's tail (the nodes no other sentence shares) as one sequence, from
+    the state after the node before it, longest tails first so that batches need little
+    padding; tails from the root run with the zero state."""
+    states, row_of_node = tail_states
+    for from_root in (True, False):
+        sentences = numpy.flatnonzero((tree.tail_parent < 0) == from_root)
+        sentences = sentences[numpy.argsort(tree.tail_first[sentences] - tree.tail_end[sentences], kind="stable")]
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start:start + batch_size]
+            batch = data.make_batch(tree.target, tree.input, tree.tail_first[chunk], tree.tail_end[chunk])
+            state = None if from_root else select_state(states, row_of_node[tree.tail_parent[chunk]])
+            _run(network, batch, state, unk_penalty, progress, node_log_probs)
+
+
+def _concatenate(states):
+    """Batch states joined along the batch axis (None stays None)."""
+    first = states[0]
+    if first is None or len(states) == 1:
+        return first
+    if isinstance(first, tuple):
+        return tuple(_concatenate([state[i] for state in states]) for i in range(len(first)))
+    return get_xp(first).concatenate(states)
 
 
 class PrefixTree:
@@ -95,6 +146,10 @@ class PrefixTree:
     Sentence k adds a node for each step d >= L_k (L_k: targets shared with sentence k-1);
     a step d < L_k is the node of the last earlier sentence that added one at depth d.
     Per node: depth, input x[d], target y[d] and parent (the node of step d-1, -1 at depth 0).
+    Only sentence k+1 and later can share sentence k's nodes, and only those of depth
+    < L_{k+1}: the nodes of depth >= e_k = max(L_k, L_{k+1}) are k's tail, which nobody
+    shares; they have consecutive ids [tail_first, tail_end), and the tail starts from
+    the state after tail_parent, the node of step e_k - 1 (-1: from the root).
     """
 
     def __init__(self, targets):
@@ -104,9 +159,9 @@ class PrefixTree:
         self.valid = columns < self.lengths[:, None]
         words = numpy.full((count, width), -1, dtype=numpy.int64)
         words[self.valid] = numpy.concatenate(targets)
-        shared = numpy.zeros(count, dtype=numpy.int64)
-        shared[1:] = numpy.argmax(words[1:] != words[:-1], axis=1)  # sentences differ before either ends
-        new = self.valid & (columns >= shared[:, None])
+        shared = numpy.zeros(count + 1, dtype=numpy.int64)
+        shared[1:count] = numpy.argmax(words[1:] != words[:-1], axis=1)  # they differ before either ends
+        new = self.valid & (columns >= shared[:count, None])
         self.num_nodes = int(new.sum())
         new_ids = numpy.full((count, width), -1, dtype=numpy.int64)
         new_ids[new] = numpy.arange(self.num_nodes)
@@ -117,6 +172,13 @@ class PrefixTree:
         sb = targets[0][-1]
         self.input = numpy.where(self.depth > 0, words[rows, self.depth - 1], sb).astype(numpy.int32)
         self.parent = numpy.where(self.depth > 0, self.node[rows, numpy.maximum(self.depth - 1, 0)], -1)
+        tail_start = numpy.maximum(shared[:count], shared[1:])
+        self.in_tail = self.depth >= tail_start[rows]
+        self.tail_first = new_ids[numpy.arange(count), tail_start]
+        self.tail_end = self.tail_first + self.lengths - tail_start
+        self.tail_parent = numpy.where(tail_start > 0, self.node[numpy.arange(count), numpy.maximum(tail_start - 1, 0)], -1)
+        self.starts_tail = numpy.zeros(self.num_nodes, dtype=bool)
+        self.starts_tail[self.tail_parent[self.tail_parent >= 0]] = True
 
     def nodes_of_sentences(self):
         """The node of every step, per sentence."""
