@@ -7,8 +7,8 @@ The lists are generated with the shape of real ones: each utterance has a senten
 Zipf-distributed words and a few alternatives for every position (the confusions a
 recogniser would have); a hypothesis takes alternatives at 1-5 positions, and one in five
 also drops or inserts a word. Both ways score the same hypotheses with the same random
-network through rescoring.sentence_scores, as `rwthlm-py nbest` does, each utterance's list
-in one call, taking turns, the fastest of --repeats runs each; words count every
+network through rescoring.sentence_scores, as `rwthlm-py nbest` does (whole utterances, up
+to 4096 hypotheses a call), taking turns, the fastest of --repeats runs each; words count every
 predicted token (the words and the final <sb>). GFLOP/s counts the products of the targets
 actually computed, against numpy's own sgemm on the machine. Nothing here is a test.
 """
@@ -30,6 +30,7 @@ from rwthlm_py.allocator import keep_freed_memory  # noqa: E402
 from rwthlm_py.backend import get_backend  # noqa: E402
 from rwthlm_py.network import Network  # noqa: E402
 from rwthlm_py.network_spec import parse_network  # noqa: E402
+from rwthlm_py.rescoring.command import GROUP_HYPOTHESES  # noqa: E402
 from rwthlm_py.rescoring.sentence_scores import score_sentences  # noqa: E402
 
 
@@ -67,10 +68,22 @@ def generated_lists(vocab_size, utterances, hypotheses, seed=0):
     return lists
 
 
+def groups(lists):
+    """Whole utterances, at most GROUP_HYPOTHESES hypotheses a group, as `rwthlm-py nbest` groups them."""
+    group = []
+    for sentences in lists:
+        if group and len(group) + len(sentences) > GROUP_HYPOTHESES:
+            yield group
+            group = []
+        group = group + sentences
+    if group:
+        yield group
+
+
 def measure(network, lists, batch_size, share):
     counting = CountingProgress()
     start = time.perf_counter()
-    for sentences in lists:
+    for sentences in groups(lists):
         score_sentences(network, sentences, batch_size, share_prefixes=share, progress=counting)
     return time.perf_counter() - start, counting.targets
 
