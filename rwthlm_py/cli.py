@@ -19,7 +19,7 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.reporting import Console
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
-          "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "backend", "record"]
+          "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "backend", "dtype", "record"]
 VOCAB_OPTIONS = ["train", "classes", "method", "max_iterations", "time_limit", "map_sb", "record"]
 CLASS_OPTIONS = ["classes", "method", "max_iterations", "time_limit"]
 SUBCOMMANDS = {
@@ -31,7 +31,7 @@ SUBCOMMANDS = {
             SHARED + ["ppl", "tensorboard", "arpa", "lam"]),
     "nbest": ("rescore SRILM or Kaldi n-best lists with the network (and an ARPA model), "
               "re-rank them and count word errors (--batch-size: 128 here)",
-              ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "record",
+              ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
                "arpa", "lam"] + names_in_group("nbest")),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias"]),
@@ -98,7 +98,7 @@ def run_guarded(program, body):
 def make_backend(options, console):
     from rwthlm_py.backend import get_backend
 
-    backend = get_backend(options.backend)
+    backend = get_backend(options.backend, options.dtype)
     console.note(f"backend: {backend.describe()}")
     return backend
 

@@ -20,7 +20,7 @@ from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
 from rwthlm_py.reporting import Console
-from rwthlm_py.rescoring.command import Settings, read_lists, run_nbest
+from rwthlm_py.rescoring.command import Settings, open_lists, run_nbest
 from rwthlm_py.selftest import self_test_on_corpus
 from rwthlm_py.tensorboard_log import open_log
 from rwthlm_py.train import Schedule, Trainer
@@ -211,7 +211,7 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
     """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none), the
     ARPA model and the lists, then rescoring.run_nbest. Setup lines go to stderr, so that
     stdout holds only results (1-best lines, word error rates)."""
-    lists = read_lists(*list_inputs)
+    source = open_lists(*list_inputs)
     setup_console = Console(out=console.err, err=console.err)
     model_weight = options.nn_weight * (options.lam if options.arpa else 1.0)
     network = None
@@ -228,7 +228,7 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
                         nn_weight=options.nn_weight, lam=options.lam if options.lam is not None else 1.0,
                         batch_size=options.batch_size, share_prefixes=not options.no_prefix_sharing,
                         unk_penalty=unk_penalty(options), num_oovs=options.num_oovs)
-    return run_nbest(lists, network, arpa, settings, options.out, options.refs, options.noise_vocab, console)
+    return run_nbest(source, network, arpa, settings, options.out, options.refs, options.noise_vocab, console)
 
 
 def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,

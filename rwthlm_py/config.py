@@ -73,6 +73,7 @@ class Options:
     out: str = option(None, "write the rescored lists, each in its own format, and 1best.txt into this directory (default: the 1-best lines on stdout)", "nbest")
     refs: str = option(None, "reference transcripts (`uttid w1 w2 ...`): print the WER of the original and rescored 1-best and of the oracle", "nbest")
     noise_vocab: str = option(None, "words to ignore in hypotheses and references when counting errors", "nbest")
+    dtype: str = option("float32", "floating-point type of the computation: float64 is slower, and makes scores independent of the batch size and of prefix sharing to far beyond the printed digits", "rwthlm_py", choices=("float32", "float64"))
     backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)", "rwthlm_py", choices=("auto", "numpy", "cupy"))
 
     def replace(self, **changes):

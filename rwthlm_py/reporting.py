@@ -26,21 +26,23 @@ class Console:
         self.err.write(f"{line}\n")
         self.err.flush()
 
-    def progress(self, label, total_words):
-        return Progress(self, label, total_words)
+    def progress(self, label, total_words, unit="words"):
+        return Progress(self, label, total_words, unit)
 
 
 class Progress:
-    """Running totals of words and -ln p, shown every so often."""
+    """Running totals of words (or other units) and -ln p, shown every so often; the
+    running perplexity only where the unit is words."""
 
-    def __init__(self, console, label, total_words):
+    def __init__(self, console, label, total_words, unit="words"):
         self.console, self.label, self.total = console, label, max(int(total_words), 1)
+        self.unit = unit
         self.words, self.neg_log_prob = 0, 0.0
         self.start = self.last_shown = time.perf_counter()
         self.interactive = hasattr(console.err, "isatty") and console.err.isatty()
         self.shown = False
 
-    def update(self, words, neg_log_prob):
+    def update(self, words, neg_log_prob=0.0):
         self.words += words
         self.neg_log_prob += neg_log_prob
         now = time.perf_counter()
@@ -61,8 +63,10 @@ class Progress:
     def _show(self, now):
         rate = self.words_per_second
         remaining = (self.total - self.words) / rate if rate > 0 else math.inf
-        line = (f"{self.label}: {100.0 * self.words / self.total:5.1f}% | {rate:,.0f} words/s | "
-                f"ETA {format_duration(remaining)} | ppl {self.perplexity:.2f}")
+        line = (f"{self.label}: {100.0 * self.words / self.total:5.1f}% | {rate:,.0f} {self.unit}/s | "
+                f"ETA {format_duration(remaining)}")
+        if self.unit == "words":
+            line += f" | ppl {self.perplexity:.2f}"
         if self.interactive:
             self.console.err.write(f"\r{line}\x1b[K")
             self.shown = True

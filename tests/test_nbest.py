@@ -223,6 +223,10 @@ def test_other_bad_input(tmp_path):
                           "--nn-weight must lie in [0, 1]")
     assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--arpa", DATA / "toy.arpa", cwd=tmp_path),
                           "--arpa needs --lambda")
+    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", ".", cwd=tmp_path),
+                          "utt1.nbest:", "--out would overwrite this input")
+    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", "utt1.nbest/x",
+                                        cwd=tmp_path), "utt1.nbest/x:", "cannot create the output directory")
     (tmp_path / "refs").write_text("other a b\n")
     assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--refs", "refs", cwd=tmp_path),
                           "refs:", "no reference for utterance 'utt1'")
@@ -301,3 +305,31 @@ def test_unknown_words_need_unk(tmp_path, toy_network):
     assert status == 0, err
     assert "1 words not in the network's vocabulary were scored as <unk>" in err
     assert out.startswith("u the ")
+
+
+def test_float64_output_does_not_depend_on_batch_size_or_sharing(tmp_path, toy_network):
+    """In float64 the products' rounding lies far below the printed digits: every written
+    file is the same byte for byte, whatever the batching."""
+    import numpy
+
+    rng = numpy.random.default_rng(4)
+    words = ["the", "cat", "dog", "sees", "a", "big", "likes"]
+    (tmp_path / "lists").mkdir()
+    for utterance in range(3):
+        base = list(rng.choice(words, 8))
+        lines = []
+        for _ in range(80):
+            hypothesis = list(base)
+            for position in rng.choice(len(base), int(rng.integers(1, 4)), replace=False):
+                hypothesis[position] = str(rng.choice(words))
+            lines.append(f"{rng.normal(-100, 3):.3f} -20 {len(hypothesis)} " + " ".join(hypothesis))
+        (tmp_path / "lists" / f"u{utterance}.nbest").write_text("\n".join(lines) + "\n")
+    runs = [["--batch-size", 1], ["--batch-size", 7], [], ["--batch-size", 7, "--no-prefix-sharing"],
+            ["--no-prefix-sharing"]]
+    for k, extra in enumerate(runs):
+        status, _, err = nbest_command("--nbest", "lists", "--dtype", "float64", "--out", f"out{k}", *extra,
+                                       toy_network, cwd=tmp_path)
+        assert status == 0, err
+    for k in range(1, len(runs)):
+        for name in ("u0.nbest", "u1.nbest", "u2.nbest", "1best.txt"):
+            assert (tmp_path / f"out{k}" / name).read_text() == (tmp_path / "out0" / name).read_text()

@@ -1,17 +1,19 @@
-"""`rwthlm-py nbest`: read the lists, score every hypothesis, re-rank, write, measure WER.
+"""`rwthlm-py nbest`: read the lists, score every hypothesis, re-rank, write, count word errors.
 
     lists ─ nbest.read_* ─► hypotheses (words, acoustic, list LM, nwords; log10)
       ─ words to ids (unknown words: <unk> with --unk, else an error naming the line)
       ─ sentence_scores.score_sentences (prefix tree, batches) ─► ln p per token
       ─ [--arpa: scores.interpolate_linear per token with the ARPA model's ln p]
       ─ scores.combine_lm, scores.total_score ─► new ranking
-      ─ nbest.write_* (--out DIR: each list in its own format, and 1best.txt)
+      ─ Outputs (--out DIR: each list in its own format, and 1best.txt; else 1-best lines)
       ─ [--refs: wer.align_counts for the original and rescored 1-best and the oracle]
 
-Utterances are scored a group at a time (at most GROUP_HYPOTHESES hypotheses), so that
-memory stays bounded whatever the number of lists.
+SRILM lists are read, scored and written a group at a time (whole utterances, at most
+GROUP_HYPOTHESES hypotheses), so that memory stays bounded whatever the number of lists;
+a Kaldi text is one file and is read whole.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -24,9 +26,10 @@ from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import LN10, combine_lm, interpolate_linear, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, remove_noise
-from rwthlm_py.textio import atomic_output, read_lines, split_words
+from rwthlm_py.textio import atomic_output, open_binary, read_lines, split_words
 
 GROUP_HYPOTHESES = 4096
+KALDI_OUTPUTS = ("text", "ac_cost", "lm_cost")
 
 
 @dataclasses.dataclass
@@ -35,7 +38,7 @@ class Settings:
     word_penalty: float = 0.0
     nn_weight: float = 1.0
     lam: float = 1.0  # network weight against the ARPA model
-    batch_size: int = 64
+    batch_size: int = 128
     share_prefixes: bool = True
     unk_penalty: float = 0.0  # ln(num_oovs + 1) with --unk, for the network's <unk>
     num_oovs: int = 0  # p(<unk>) of the ARPA model is divided by num_oovs + 1
@@ -44,7 +47,7 @@ class Settings:
 @dataclasses.dataclass
 class Rescored:
     """The new scores of one list: per hypothesis the LM score used (log10), its total, the
-    per-token log10 scores of the model (None without one), and the new order."""
+    per-token log10 scores of the models (None without one), and the new order."""
 
     lm: list
     totals: list
@@ -61,43 +64,56 @@ class Counts:
     arpa_oovs: int = 0
 
 
-def read_lists(list_paths, listing, kaldi_files):
-    """All n-best lists: SRILM files (paths, directories, a listing file) or Kaldi text and costs."""
+@dataclasses.dataclass
+class ListSource:
+    """Where the lists come from: SRILM files (read one by one) or Kaldi lists (read whole)."""
+
+    paths: list
+    kaldi_files: tuple = None
+    kaldi_lists: list = None
+
+    @property
+    def format(self):
+        return "kaldi" if self.kaldi_files else "srilm"
+
+    def count_hypotheses(self):
+        if self.kaldi_lists is not None:
+            return sum(len(nbest.hypotheses) for nbest in self.kaldi_lists)
+        return sum(_count_hypothesis_lines(path) for path in self.paths)
+
+    def lists(self):
+        if self.kaldi_lists is not None:
+            yield from self.kaldi_lists
+            return
+        seen = {}
+        for path in self.paths:
+            nbest = formats.read_srilm_list(path)
+            if nbest.utterance in seen:
+                raise InputError(f"utterance '{nbest.utterance}' has a list already: '{seen[nbest.utterance]}'", path)
+            seen[nbest.utterance] = path
+            yield nbest
+
+
+def open_lists(list_paths, listing, kaldi_files):
+    """The ListSource of the SRILM lists (paths, directories, a listing file) or Kaldi files."""
     if kaldi_files:
         if list_paths or listing:
-            raise InputError("give either SRILM lists (--nbest, --nbest-files) or Kaldi files, not both")
-        return formats.read_kaldi_lists(*kaldi_files)
+            raise InputError("give either SRILM lists (--nbest, --nbest-files) or Kaldi files (--kaldi), not both")
+        return ListSource([], tuple(kaldi_files), formats.read_kaldi_lists(*kaldi_files))
     paths = formats.list_files(list_paths, listing)
     if not paths:
-        raise InputError("no n-best lists: give --nbest FILE|DIR..., --nbest-files LIST or the Kaldi files")
-    lists, owner = [], {}
-    for path in paths:
-        nbest = formats.read_srilm_list(path)
-        if nbest.utterance in owner:
-            raise InputError(f"utterance '{nbest.utterance}' has a list already: '{owner[nbest.utterance]}'", path)
-        owner[nbest.utterance] = path
-        lists.append(nbest)
-    return lists
+        raise InputError("no n-best lists: give --nbest FILE|DIR, --nbest-files LIST or --kaldi TEXT AC LM")
+    return ListSource(paths)
 
 
-def rescore(lists, network, arpa, settings, console, counts):
-    """Rescored results of every list, in list order."""
-    results = []
-    progress = console.progress("rescoring", sum(
-        sum(len(h.words) + 1 for h in nbest.hypotheses) for nbest in lists)) if network is not None else None
-    for group in _groups(lists):
-        token_scores = _model_token_scores(group, network, arpa, settings, counts, progress)
-        for nbest, scores in zip(group, token_scores):
-            results.append(_rank(nbest, scores, settings))
-            counts.utterances += 1
-            counts.hypotheses += len(nbest.hypotheses)
-            counts.words += sum(len(h.words) for h in nbest.hypotheses)
-    if progress is not None:
-        progress.close()
-    return results
+def _count_hypothesis_lines(path):
+    """Non-empty lines that are no header: for the progress display."""
+    with open_binary(path) as handle:
+        return sum(1 for line in handle if line.strip() and not line.startswith(b"NBestList"))
 
 
-def _groups(lists):
+def groups(lists):
+    """Whole utterances, at most GROUP_HYPOTHESES hypotheses a group (one list may exceed it)."""
     group, size = [], 0
     for nbest in lists:
         if group and size + len(nbest.hypotheses) > GROUP_HYPOTHESES:
@@ -109,63 +125,46 @@ def _groups(lists):
         yield group
 
 
-def _model_token_scores(group, network, arpa, settings, counts, progress):
+# -- scoring ---------------------------------------------------------------------------------
+
+def rescore_group(group, network, arpa, settings, counts):
+    """The Rescored result of every list of the group."""
+    token_scores = _model_token_scores(group, network, arpa, settings, counts)
+    results = [_rank(nbest, scores, settings) for nbest, scores in zip(group, token_scores)]
+    counts.utterances += len(group)
+    counts.hypotheses += sum(len(nbest.hypotheses) for nbest in group)
+    counts.words += sum(len(h.words) for nbest in group for h in nbest.hypotheses)
+    return results
+
+
+def _model_token_scores(group, network, arpa, settings, counts):
     """Per list, per hypothesis: log10 scores of its words and </s>, or None without a model."""
     if network is None and arpa is None:
         return [[None] * len(nbest.hypotheses) for nbest in group]
+    pairs = [(nbest, h) for nbest in group for h in nbest.hypotheses]
     log_probs = None
     if network is not None:
-        sentences = [_word_ids(network.vocab, nbest, h, counts) for nbest in group for h in nbest.hypotheses]
+        sentences = [_word_ids(network.vocab, nbest, h, counts) for nbest, h in pairs]
         log_probs = score_sentences(network, sentences, settings.batch_size, settings.share_prefixes,
-                                    settings.unk_penalty, progress)
+                                    settings.unk_penalty)
     if arpa is not None:
-        arpa_log_probs = []
-        for nbest in group:
-            for h in nbest.hypotheses:
-                values, unknown = arpa.sentence_log10_probs(h.words)
-                counts.arpa_oovs += unknown
-                arpa_log_probs.append(_arpa_natural(values, unknown, settings, arpa, nbest, h))
+        arpa_log_probs = [_arpa_log_probs(arpa, h, settings, counts) for _, h in pairs]
         log_probs = arpa_log_probs if log_probs is None else [
             interpolate_linear(nn, backoff, settings.lam) for nn, backoff in zip(log_probs, arpa_log_probs)]
-    per_hypothesis = [values / LN10 for values in log_probs]
-    _check_finite(group, per_hypothesis)
-    result, start = [], 0
-    for nbest in group:
-        result.append(per_hypothesis[start:start + len(nbest.hypotheses)])
-        start += len(nbest.hypotheses)
-    return result
-
-
-def _arpa_natural(values, unknown, settings, arpa, nbest, hypothesis):
-    """ln p of the ARPA model, with p(<unk>) divided by num_oovs + 1 for unknown words."""
-    values = values * LN10
-    if unknown and settings.num_oovs and arpa.unk >= 0:
-        for position, word in enumerate(hypothesis.words):
-            if word not in arpa.word_ids:
-                values[position] -= math.log(settings.num_oovs + 1)
-    return values
-
-
-def _check_finite(group, per_hypothesis):
-    start = 0
-    for nbest in group:
-        for h, values in zip(nbest.hypotheses, per_hypothesis[start:start + len(nbest.hypotheses)]):
-            if not numpy.all(numpy.isfinite(values)):
-                position = int(numpy.flatnonzero(~numpy.isfinite(values))[0])
-                word = h.words[position] if position < len(h.words) else "</s>"
-                raise InputError(f"'{word}' has probability 0 under the models (not in the ARPA model, "
-                                 "which has no <unk>; give the network a weight with --lambda)", nbest.path, h.line)
-        start += len(nbest.hypotheses)
+    for (nbest, h), values in zip(pairs, log_probs):
+        _check_finite(nbest, h, values)
+    per_hypothesis = iter([values / LN10 for values in log_probs])
+    return [[next(per_hypothesis) for _ in nbest.hypotheses] for nbest in group]
 
 
 def _word_ids(vocab, nbest, hypothesis, counts):
     ids = []
     for word in hypothesis.words:
         word_id = vocab.index.get(word)
-        if word_id is None or word_id == vocab.sb:
-            if word_id == vocab.sb:
-                raise InputError(f"the hypothesis has the sentence boundary '{word}' as a word", nbest.path,
-                                 hypothesis.line)
+        if word_id == vocab.sb:
+            raise InputError(f"the hypothesis has the sentence boundary '{word}' as a word", nbest.path,
+                             hypothesis.line)
+        if word_id is None:
             if vocab.unk is None:
                 raise InputError(f"unknown word '{word}' (not in the network's vocabulary; --unk maps unknown "
                                  f"words to {vocab.unk_name or '<unk>'})", nbest.path, hypothesis.line)
@@ -173,6 +172,26 @@ def _word_ids(vocab, nbest, hypothesis, counts):
             counts.network_oovs += 1
         ids.append(word_id)
     return ids
+
+
+def _arpa_log_probs(arpa, hypothesis, settings, counts):
+    """ln p of the ARPA model, with p(<unk>) divided by num_oovs + 1 for unknown words."""
+    values, unknown = arpa.sentence_log10_probs(hypothesis.words)
+    counts.arpa_oovs += unknown
+    values = values * LN10
+    if unknown and settings.num_oovs and arpa.unk >= 0:
+        unknown_positions = [k for k, word in enumerate(hypothesis.words) if word not in arpa.word_ids]
+        values[unknown_positions] -= math.log(settings.num_oovs + 1)
+    return values
+
+
+def _check_finite(nbest, hypothesis, values):
+    if numpy.all(numpy.isfinite(values)):
+        return
+    position = int(numpy.flatnonzero(~numpy.isfinite(values))[0])
+    word = hypothesis.words[position] if position < len(hypothesis.words) else "</s>"
+    raise InputError(f"'{word}' has probability 0 under the models (not in the ARPA model, which has no "
+                     "<unk>; give the network a weight with --lambda)", nbest.path, hypothesis.line)
 
 
 def _rank(nbest, token_scores, settings):
@@ -186,24 +205,60 @@ def _rank(nbest, token_scores, settings):
 
 # -- writing -------------------------------------------------------------------------------------
 
-def write_outputs(lists, results, directory, settings):
-    """Each list in its own format under `directory`, and 1best.txt."""
-    os.makedirs(directory, exist_ok=True)
-    if lists[0].format == "kaldi":
-        formats.write_kaldi(lists, directory, [r.order for r in results], [r.lm for r in results])
-    else:
-        for nbest, result in zip(lists, results):
-            lm = result.lm if nbest.format != "nbest2" else _word_lm_scores(nbest, result, settings)
-            formats.write_list(nbest, os.path.join(directory, os.path.basename(nbest.path)),
-                               result.order, lm, result.totals)
-    with atomic_output(os.path.join(directory, "1best.txt")) as out:
-        for line in one_best_lines(lists, results):
-            out.write(line + "\n")
+class Outputs:
+    """Where results go: with a directory, each list in its own format (Kaldi: text,
+    ac_cost, lm_cost) and 1best.txt, each file written atomically; else the 1-best lines
+    on the console."""
 
+    def __init__(self, directory, source, settings, console):
+        self.directory, self.source, self.settings, self.console = directory, source, settings, console
+        self.stack = contextlib.ExitStack()
+        self.one_best = self.kaldi = None
 
-def one_best_lines(lists, results):
-    for nbest, result in zip(lists, results):
-        yield " ".join([nbest.utterance] + nbest.hypotheses[result.order[0]].words)
+    def __enter__(self):
+        if self.directory is not None:
+            try:
+                os.makedirs(self.directory, exist_ok=True)
+            except OSError as error:
+                raise InputError(f"cannot create the output directory: {error.strerror}", self.directory) from None
+            if self.source.kaldi_files:
+                for name, given in zip(KALDI_OUTPUTS, self.source.kaldi_files):
+                    self._refuse_overwriting(os.path.join(self.directory, name), given)
+                self.kaldi = [self.stack.enter_context(atomic_output(os.path.join(self.directory, name)))
+                              for name in KALDI_OUTPUTS]
+            self.one_best = self.stack.enter_context(atomic_output(os.path.join(self.directory, "1best.txt")))
+        return self
+
+    def __exit__(self, *exception):
+        return self.stack.__exit__(*exception)
+
+    def write(self, group, results):
+        for nbest, result in zip(group, results):
+            line = " ".join([nbest.utterance] + nbest.hypotheses[result.order[0]].words)
+            if self.one_best is None:
+                self.console.say(line)
+                continue
+            self.one_best.write(line + "\n")
+            if self.kaldi is not None:
+                self._write_kaldi(nbest, result)
+            else:
+                path = os.path.join(self.directory, os.path.basename(nbest.path))
+                self._refuse_overwriting(path, nbest.path)
+                lm = result.lm if nbest.format != "nbest2" else _word_lm_scores(nbest, result, self.settings)
+                formats.write_list(nbest, path, result.order, lm, result.totals)
+
+    def _write_kaldi(self, nbest, result):
+        text, acoustic, lm = self.kaldi
+        for h in result.order:
+            hypothesis = nbest.hypotheses[h]
+            text.write(" ".join([hypothesis.key] + hypothesis.words) + "\n")
+            acoustic.write(f"{hypothesis.key} {formats.format_cost(hypothesis.acoustic)}\n")
+            lm.write(f"{hypothesis.key} {formats.format_cost(result.lm[h])}\n")
+
+    @staticmethod
+    def _refuse_overwriting(path, given):
+        if os.path.exists(path) and os.path.samefile(path, given):
+            raise InputError("--out would overwrite this input; choose another directory", given)
 
 
 def _word_lm_scores(nbest, result, settings):
@@ -220,7 +275,32 @@ def _word_lm_scores(nbest, result, settings):
 
 # -- word error rates ------------------------------------------------------------------------------
 
-def read_references(path):
+class WordErrors:
+    """Error counts of the lists' first hypotheses (the recognizer's 1-best), the rescored
+    1-best and the oracle (the hypothesis with the fewest errors), summed over utterances."""
+
+    def __init__(self, references_path, noise_path):
+        self.path = references_path
+        self.references = _read_references(references_path)
+        self.noise = {word for _, text in read_lines(noise_path) for word in split_words(text)} if noise_path else set()
+        self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
+
+    def add(self, group, results):
+        for nbest, result in zip(group, results):
+            if nbest.utterance not in self.references:
+                raise InputError(f"no reference for utterance '{nbest.utterance}'", self.path)
+            reference = remove_noise(self.references[nbest.utterance], self.noise)
+            counts = align_counts(reference, [remove_noise(h.words, self.noise) for h in nbest.hypotheses])
+            self.original.add(counts[0])
+            self.rescored.add(counts[result.order[0]])
+            self.oracle.add(min(counts, key=lambda c: c.errors))
+
+    def lines(self):
+        return [f"{name + ':':17s} WER {errors.format()}" for name, errors in
+                (("original 1-best", self.original), ("rescored 1-best", self.rescored), ("oracle", self.oracle))]
+
+
+def _read_references(path):
     references = {}
     for line, text in read_lines(path):
         fields = split_words(text)
@@ -232,56 +312,39 @@ def read_references(path):
     return references
 
 
-def read_noise(path):
-    return {word for _, text in read_lines(path) for word in split_words(text)}
+# -- the command ------------------------------------------------------------------------------------
+
+def run_nbest(source, network, arpa, settings, out_dir, references_path, noise_path, console):
+    """Rescores every list of `source`; returns the exit status."""
+    errors = WordErrors(references_path, noise_path) if references_path else None
+    counts = Counts()
+    progress = console.progress("rescoring", source.count_hypotheses(), unit="hypotheses")
+    start = time.perf_counter()
+    with Outputs(out_dir, source, settings, console) as outputs:
+        for group in groups(source.lists()):
+            results = rescore_group(group, network, arpa, settings, counts)
+            outputs.write(group, results)
+            if errors is not None:
+                errors.add(group, results)
+            progress.update(sum(len(nbest.hypotheses) for nbest in group))
+    progress.close()
+    for line in summary_lines(counts, time.perf_counter() - start, settings, network, arpa):
+        console.note(line)
+    if errors is not None:
+        for line in errors.lines():
+            console.say(line)
+    return 0
 
 
-def word_error_rates(lists, results, references, references_path, noise):
-    """ErrorCounts of the original 1-best (the list's first hypothesis), the rescored 1-best
-    and the oracle (the hypothesis with the fewest errors), summed over the utterances."""
-    original, rescored, oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
-    for nbest, result in zip(lists, results):
-        if nbest.utterance not in references:
-            raise InputError(f"no reference for utterance '{nbest.utterance}'", references_path)
-        reference = remove_noise(references[nbest.utterance], noise)
-        counts = align_counts(reference, [remove_noise(h.words, noise) for h in nbest.hypotheses])
-        original.add(counts[0])
-        rescored.add(counts[result.order[0]])
-        oracle.add(min(counts, key=lambda c: c.errors))
-    return original, rescored, oracle
-
-
-def summary_lines(counts, seconds, settings, network_used):
+def summary_lines(counts, seconds, settings, network, arpa):
     lines = [f"{counts.utterances} utterances, {counts.hypotheses} hypotheses, {counts.words} words"]
-    if network_used:
+    if network is not None:
         lines.append(f"{counts.network_oovs} words not in the network's vocabulary were scored as <unk>"
                      + (f" (p divided by {settings.num_oovs + 1})" if settings.num_oovs else ""))
-        rate = counts.hypotheses / seconds if seconds > 0 else math.inf
-        lines.append(f"scored in {seconds:.2f} s: {rate:.1f} hypotheses/s, "
-                     f"{(counts.words + counts.hypotheses) / max(seconds, 1e-9):.0f} words/s")
-    return lines
-
-
-def run_nbest(lists, network, arpa, settings, out_dir, references_path, noise_path, console):
-    """The whole command after the inputs are open; returns the exit status."""
-    references = read_references(references_path) if references_path else None
-    noise = read_noise(noise_path) if noise_path else set()
-    counts = Counts()
-    start = time.perf_counter()
-    results = rescore(lists, network, arpa, settings, console, counts)
-    seconds = time.perf_counter() - start
-    if out_dir is not None:
-        write_outputs(lists, results, out_dir, settings)
-    else:
-        for line in one_best_lines(lists, results):
-            console.say(line)
-    for line in summary_lines(counts, seconds, settings, network is not None):
-        console.note(line)
     if arpa is not None:
-        console.note(f"{counts.arpa_oovs} words not in the ARPA model's vocabulary"
+        lines.append(f"{counts.arpa_oovs} words not in the ARPA model's vocabulary"
                      + (" were scored as <unk>" if arpa.unk >= 0 else " (probability 0 there)"))
-    if references is not None:
-        for name, errors in zip(("original 1-best", "rescored 1-best", "oracle"),
-                                word_error_rates(lists, results, references, references_path, noise)):
-            console.say(f"{name + ':':17s} WER {errors.format()}")
-    return 0
+    rate = counts.hypotheses / seconds if seconds > 0 else math.inf
+    lines.append(f"rescored in {seconds:.2f} s: {rate:.1f} hypotheses/s, "
+                 f"{(counts.words + counts.hypotheses) / max(seconds, 1e-9):.0f} words/s")
+    return lines
