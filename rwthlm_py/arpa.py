@@ -22,6 +22,7 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.textio import read_lines, split_words
 
 LOG_ZERO = -99.0
+LN10 = math.log(10.0)
 SECTION = re.compile(r"\\(\d+)-grams:$")
 
 
@@ -47,6 +48,15 @@ class ArpaModel:
         for position, word in enumerate(ids):
             values[position] = self._log10_prob(word, history) if word >= 0 else -math.inf
             history = (history + [word])[-(self.order - 1):] if self.order > 1 else []
+        return values, unknown
+
+    def sentence_log_probs(self, words, num_oovs=0):
+        """ln p of every word and of </s>, p(<unk>) divided by num_oovs + 1 for each word the
+        model does not know (rwthlm's --num-oovs); and the number of such words."""
+        values, unknown = self.sentence_log10_probs(words)
+        values *= LN10
+        if unknown and num_oovs and self.unk >= 0:
+            values[[k for k, word in enumerate(words) if word not in self.word_ids]] -= math.log(num_oovs + 1)
         return values, unknown
 
     def _log10_prob(self, word, history):

@@ -8,12 +8,12 @@ import math
 import os
 
 from rwthlm_py import data
+from rwthlm_py.arpa import read_arpa
 from rwthlm_py.checkpoint import (TrainingState, build_network, load_momentum, model_vocabulary,
                                   read_model, save_model)
 from rwthlm_py.clustering import class_vocabulary
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
-from rwthlm_py.arpa import read_arpa
 from rwthlm_py.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
 from rwthlm_py.lr_search import find_initial_learning_rate
 from rwthlm_py.network import Network

@@ -5,6 +5,7 @@ PPL = exp(-sum ln p / N), N = every predicted token: all words, <unk> included, 
 reset as in training are used (stream mode carries the state from batch to batch;
 --feedforward resets the recurrent layers at every step but keeps n-gram histories).
 
+With --arpa each word's probability is interpolated with an ARPA model's (interpolate_with_arpa).
 Besides rwthlm's `perplexity:` lines this prints SRILM's `ngram -ppl` summary, whose
 ppl = 10^(-logprob10 / (words + sentences)) equals rwthlm's value, and ppl1 divides by the
 words alone. Per-word `--verbose` lines come in text order whatever the batch size.
@@ -98,11 +99,7 @@ def interpolate_with_arpa(scores, corpus, arpa, lam, num_oovs=0):
     token_log_probs = scores.token_log_probs.copy()
     unknown_total = 0
     for line, (_, text) in enumerate(read_lines(corpus.path)):
-        words = split_words(text)
-        values, unknown = arpa.sentence_log10_probs(words)
-        values = values * math.log(10.0)
-        if unknown and num_oovs and arpa.unk >= 0:
-            values[[k for k, word in enumerate(words) if word not in arpa.word_ids]] -= math.log(num_oovs + 1)
+        values, unknown = arpa.sentence_log_probs(split_words(text), num_oovs)
         unknown_total += unknown
         start, end = corpus.line_starts[line], corpus.line_starts[line + 1]
         predicted = ~numpy.isnan(token_log_probs[start:end])

@@ -193,20 +193,20 @@ def test_malformed_lists_name_file_and_line(tmp_path, text, where, message):
     assert_one_line_error(nbest_command("--nbest", "u.nbest", "--nn-weight", 0, cwd=tmp_path), where, message)
 
 
-def write_kaldi(tmp_path, text, ac, lm):
+def rescore_kaldi_files(tmp_path, text, ac, lm):
     for name, content in (("text", text), ("ac", ac), ("lm", lm)):
         (tmp_path / name).write_text(content)
     return nbest_command("--kaldi", "text", "ac", "lm", "--nn-weight", 0, cwd=tmp_path)
 
 
 def test_kaldi_cost_files_that_do_not_line_up(tmp_path):
-    assert_one_line_error(write_kaldi(tmp_path, "u-1 a\nu-2 b\n", "u-1 1\n", "u-1 1\nu-2 2\n"),
+    assert_one_line_error(rescore_kaldi_files(tmp_path, "u-1 a\nu-2 b\n", "u-1 1\n", "u-1 1\nu-2 2\n"),
                           "text:2:", "key 'u-2' has no cost in 'ac'")
-    assert_one_line_error(write_kaldi(tmp_path, "u-1 a\n", "u-1 1\nu-9 1\n", "u-1 1\n"),
+    assert_one_line_error(rescore_kaldi_files(tmp_path, "u-1 a\n", "u-1 1\nu-9 1\n", "u-1 1\n"),
                           "ac:2:", "key 'u-9' is not in the n-best text")
-    assert_one_line_error(write_kaldi(tmp_path, "u-1 a\n", "u-1 1\n", "u-1 1 2\n"), "lm:1:", "expected `key cost`")
-    assert_one_line_error(write_kaldi(tmp_path, "u1 a\n", "u1 1\n", "u1 1\n"), "text:1:", "is not `<utt-id>-<n>`")
-    assert_one_line_error(write_kaldi(tmp_path, "u-1 a\nu-1 b\n", "u-1 1\n", "u-1 1\n"), "text:2:", "appears twice")
+    assert_one_line_error(rescore_kaldi_files(tmp_path, "u-1 a\n", "u-1 1\n", "u-1 1 2\n"), "lm:1:", "expected `key cost`")
+    assert_one_line_error(rescore_kaldi_files(tmp_path, "u1 a\n", "u1 1\n", "u1 1\n"), "text:1:", "is not `<utt-id>-<n>`")
+    assert_one_line_error(rescore_kaldi_files(tmp_path, "u-1 a\nu-1 b\n", "u-1 1\n", "u-1 1\n"), "text:2:", "appears twice")
 
 
 def test_other_bad_input(tmp_path):

@@ -175,13 +175,8 @@ def _word_ids(vocab, nbest, hypothesis, counts):
 
 
 def _arpa_log_probs(arpa, hypothesis, settings, counts):
-    """ln p of the ARPA model, with p(<unk>) divided by num_oovs + 1 for unknown words."""
-    values, unknown = arpa.sentence_log10_probs(hypothesis.words)
+    values, unknown = arpa.sentence_log_probs(hypothesis.words, settings.num_oovs)
     counts.arpa_oovs += unknown
-    values = values * LN10
-    if unknown and settings.num_oovs and arpa.unk >= 0:
-        unknown_positions = [k for k, word in enumerate(hypothesis.words) if word not in arpa.word_ids]
-        values[unknown_positions] -= math.log(settings.num_oovs + 1)
     return values
 
 

@@ -291,20 +291,6 @@ def _format_nbest2(hypothesis, word_lm_scores):
     return " ".join([f"({total})"] + parts)
 
 
-def write_kaldi(lists, directory, orders, lm_scores):
-    """Writes `text`, `ac_cost` and `lm_cost` (the new LM cost, -ln) into `directory`,
-    hypotheses of each utterance in the new order."""
-    with atomic_output(os.path.join(directory, "text")) as text, \
-            atomic_output(os.path.join(directory, "ac_cost")) as acoustic, \
-            atomic_output(os.path.join(directory, "lm_cost")) as lm:
-        for nbest, order, scores in zip(lists, orders, lm_scores):
-            for h in order:
-                hypothesis = nbest.hypotheses[h]
-                text.write(" ".join([hypothesis.key] + hypothesis.words) + "\n")
-                acoustic.write(f"{hypothesis.key} {format_cost(hypothesis.acoustic)}\n")
-                lm.write(f"{hypothesis.key} {format_cost(scores[h])}\n")
-
-
 def format_cost(log10p):
     """A negated natural log, as Kaldi's cost files hold it (Kaldi writes float costs)."""
     return f"{-log10p * LN10:.7g}"

@@ -52,7 +52,8 @@ def align_counts(reference, hypotheses):
     hyp = numpy.full((len(hypotheses), width), -1, dtype=numpy.int64)
     for h, words in enumerate(hypotheses):
         hyp[h, :len(words)] = [ids.get(word, -2) for word in words]
-    # counts[i][j] = (cost, sub, del, ins) of the best alignment of ref[:i] and hyp[:, :j]
+    # previous[j] (the chart row of ref[:i]): (cost, sub, del, ins) of the best alignment of
+    # ref[:i] and each hypothesis's first j words, one array over the hypotheses each
     previous = [_first_row(j, len(hypotheses)) for j in range(width + 1)]
     for i in range(1, len(ref) + 1):
         current = [tuple(value + add for value, add in zip(previous[0], (DELETION_COST, 0, 1, 0)))]
