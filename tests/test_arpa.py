@@ -72,3 +72,46 @@ def test_bad_files_name_the_line(tmp_path, text, message):
     with pytest.raises(InputError) as error:
         read_arpa(tmp_path / "bad.arpa")
     assert message in str(error.value) and "bad.arpa" in str(error.value)
+
+
+def write_backoff_bigram(path, sentences, discount=0.5):
+    """A bigram model in ARPA form with absolute discounting, its back-off weights chosen so
+    that every p(. | h) sums to one over the vocabulary (</s> included, <s> excluded)."""
+    from collections import Counter
+
+    unigrams, bigrams = Counter(), Counter()
+    for words in sentences:
+        tokens = ["<s>"] + words + ["</s>"]
+        unigrams.update(tokens[1:])
+        bigrams.update(zip(tokens[:-1], tokens[1:]))
+    total = sum(unigrams.values())
+    p1 = {word: count / total for word, count in unigrams.items()}
+    history_count = Counter()
+    for (history, _), count in bigrams.items():
+        history_count[history] += count
+    p2 = {pair: (count - discount) / history_count[pair[0]] for pair, count in bigrams.items()}
+    bow = {}
+    for history in history_count:
+        seen = [word for (h, word) in p2 if h == history]
+        left = 1.0 - sum(p2[(history, word)] for word in seen)
+        bow[history] = left / (1.0 - sum(p1[word] for word in seen))
+    lines = ["\\data\\", f"ngram 1={len(p1) + 1}", f"ngram 2={len(p2)}", "", "\\1-grams:",
+             f"-99\t<s>\t{math.log10(bow['<s>'])}"]
+    lines += [f"{math.log10(p)}\t{word}" + (f"\t{math.log10(bow[word])}" if word in bow else "")
+              for word, p in sorted(p1.items())]
+    lines += ["", "\\2-grams:"] + [f"{math.log10(p)}\t{h} {w}" for (h, w), p in sorted(p2.items())]
+    path.write_text("\n".join(lines + ["", "\\end\\", ""]))
+    return sorted(p1)
+
+
+def test_back_off_distributions_sum_to_one(tmp_path):
+    sentences = [s.split() for s in ["a b c", "a c", "b b a", "c a b a", "a"]]
+    vocabulary = write_backoff_bigram(tmp_path / "bigram.arpa", sentences)
+    model = read_arpa(tmp_path / "bigram.arpa")
+    for history in [[], ["a"], ["b"], ["c"], ["a", "b", "b"]]:
+        total = 0.0
+        for word in vocabulary:  # p(word | <s> history), read off the last value of each sentence
+            values, _ = model.sentence_log10_probs(history + [word]) if word != "</s>" else \
+                model.sentence_log10_probs(history)
+            total += 10 ** values[len(history)]
+        assert total == pytest.approx(1.0, abs=1e-12)
