@@ -5,8 +5,9 @@
 #   bash recipes/toy/run.sh [--exp-dir DIR] [--stage N] [--stop-stage N] [--quick]
 #
 # Stages: 1 write the text (local/make_text.py), 2 vocabulary with word classes (exchange
-# algorithm), 3 training, 4 perplexity of dev and test. Finished stages are skipped when
-# run again; an interrupted training resumes.
+# algorithm), 3 training, 4 perplexity of dev and test, 5 n-best rescoring of test
+# sentences' generated lists (local/make_nbest.py) with word error rates. Finished stages
+# are skipped when run again; an interrupted training resumes.
 #
 # Options: --NAME VALUE sets any variable of the configuration block below (--stage N,
 # --stop-stage N, --exp-dir DIR, --max-epoch N, ...); --quick is a flag.
@@ -22,9 +23,12 @@ sequence_length=20
 learning_rate=0.02
 clipping=1                        # largest gradient norm per word
 max_epoch=6
+nbest_utterances=100              # n-best lists of the first test sentences
+nbest_hypotheses=50               # hypotheses per list
+lm_weight=1                       # total = acoustic + lm_weight * LM (log10)
 quick=0                           # --quick: 3 epochs (the whole recipe is quick; this halves training)
 stage=1
-stop_stage=4
+stop_stage=5
 # ---------------------------------------------------------------------------------------
 
 . "$here/../utils/stages.sh"
@@ -61,4 +65,13 @@ if stage 4 "perplexity of dev and test"; then
     log "$split perplexity: $(cat "$exp_dir/perplexity.$split")"
   done
   done_stage 4
+fi
+
+if stage 5 "n-best rescoring of $nbest_utterances test sentences' lists"; then
+  python "$here/local/make_nbest.py" "$data/test.txt" "$exp_dir/nbest" --utterances $nbest_utterances \
+    --hypotheses $nbest_hypotheses
+  rwthlm-py nbest --nbest "$exp_dir/nbest/lists" --refs "$exp_dir/nbest/refs" --lm-weight $lm_weight \
+    --out "$exp_dir/nbest/rescored" --record "$exp_dir" "$model" > "$exp_dir/wer.test"
+  while read -r line; do log "$line"; done < "$exp_dir/wer.test"
+  done_stage 5
 fi
