@@ -30,7 +30,7 @@ from rwthlm_py.allocator import keep_freed_memory  # noqa: E402
 from rwthlm_py.backend import get_backend  # noqa: E402
 from rwthlm_py.network import Network  # noqa: E402
 from rwthlm_py.network_spec import parse_network  # noqa: E402
-from rwthlm_py.rescoring.command import GROUP_HYPOTHESES  # noqa: E402
+from rwthlm_py.rescoring.command import groups  # noqa: E402
 from rwthlm_py.rescoring.sentence_scores import score_sentences  # noqa: E402
 
 
@@ -68,22 +68,11 @@ def generated_lists(vocab_size, utterances, hypotheses, seed=0):
     return lists
 
 
-def groups(lists):
-    """Whole utterances, at most GROUP_HYPOTHESES hypotheses a group, as `rwthlm-py nbest` groups them."""
-    group = []
-    for sentences in lists:
-        if group and len(group) + len(sentences) > GROUP_HYPOTHESES:
-            yield group
-            group = []
-        group = group + sentences
-    if group:
-        yield group
-
-
 def measure(network, lists, batch_size, share):
     counting = CountingProgress()
     start = time.perf_counter()
-    for sentences in groups(lists):
+    for group in groups(lists, size_of=len):
+        sentences = [words for utterance in group for words in utterance]
         score_sentences(network, sentences, batch_size, share_prefixes=share, progress=counting)
     return time.perf_counter() - start, counting.targets
 

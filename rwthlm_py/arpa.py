@@ -19,10 +19,10 @@ import re
 import numpy
 
 from rwthlm_py.errors import InputError
+from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.textio import read_lines, split_words
 
 LOG_ZERO = -99.0
-LN10 = math.log(10.0)
 SECTION = re.compile(r"\\(\d+)-grams:$")
 
 
@@ -41,22 +41,27 @@ class ArpaModel:
 
         Returns (values, number of words not in the model's vocabulary).
         """
+        values, unknown = self._scores(words)
+        return values, len(unknown)
+
+    def sentence_log_probs(self, words, num_oovs=0):
+        """ln p of every word and of </s>, p(<unk>) divided by num_oovs + 1 for each word the
+        model does not know (rwthlm's --num-oovs); and the number of such words."""
+        values, unknown = self._scores(words)
+        values *= LN10
+        if unknown and num_oovs and self.unk >= 0:
+            values[unknown] -= math.log(num_oovs + 1)
+        return values, len(unknown)
+
+    def _scores(self, words):
+        """log10 p of the words and </s>, and the positions of the words the model does not know."""
         ids = [self.word_ids.get(word, self.unk) for word in words] + [self.sentence_end]
-        unknown = sum(1 for word in words if word not in self.word_ids)
+        unknown = [k for k, word in enumerate(words) if word not in self.word_ids]
         history = [self.sentence_start]
         values = numpy.empty(len(ids))
         for position, word in enumerate(ids):
             values[position] = self._log10_prob(word, history) if word >= 0 else -math.inf
             history = (history + [word])[-(self.order - 1):] if self.order > 1 else []
-        return values, unknown
-
-    def sentence_log_probs(self, words, num_oovs=0):
-        """ln p of every word and of </s>, p(<unk>) divided by num_oovs + 1 for each word the
-        model does not know (rwthlm's --num-oovs); and the number of such words."""
-        values, unknown = self.sentence_log10_probs(words)
-        values *= LN10
-        if unknown and num_oovs and self.unk >= 0:
-            values[[k for k, word in enumerate(words) if word not in self.word_ids]] -= math.log(num_oovs + 1)
         return values, unknown
 
     def _log10_prob(self, word, history):

@@ -30,12 +30,18 @@ SUBCOMMANDS = {
     "ppl": ("compute the perplexity of a text (rwthlm with --ppl)",
             SHARED + ["ppl", "tensorboard", "arpa", "lam"]),
     "nbest": ("rescore SRILM or Kaldi n-best lists with the network (and an ARPA model), "
-              "re-rank them and count word errors (--batch-size: 128 here)",
+              "re-rank them and count word errors",
               ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
                "arpa", "lam"] + names_in_group("nbest")),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias"]),
 }
+
+# where a subcommand's default differs from rwthlm's (nbest: sentences, or prefix-tree nodes,
+# scored together; see benchmarks/nbest.py)
+SUBCOMMAND_DEFAULTS = {"nbest": {"batch_size": 128}}
+# rwthlm's command line has every option but those of rwthlm-py's subcommand nbest
+RWTHLM_OPTIONS = [name for name in OPTION_FIELDS if name not in names_in_group("nbest")]
 
 
 class UsageError(Exception):
@@ -49,7 +55,7 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def add_option_flags(parser, names):
+def add_option_flags(parser, names, defaults=None):
     for name in names:
         field = OPTION_FIELDS[name]
         help_text = argparse.SUPPRESS if field.metadata["hidden"] else field.metadata["help"]
@@ -57,7 +63,7 @@ def add_option_flags(parser, names):
             parser.add_argument(flag_name(field), dest=name, action="store_const", const="true",
                                 default=argparse.SUPPRESS, help=help_text)
         else:
-            default = field.default
+            default = (defaults or {}).get(name, field.default)
             shown = f" (default: {default})" if default is not None else ""
             choices = field.metadata["choices"]
             metavar = "{" + ",".join(choices) + "}" if choices else field.type.__name__.upper()
@@ -65,8 +71,9 @@ def add_option_flags(parser, names):
                                 metavar=metavar, help=help_text + shown)
 
 
-def resolve_options(namespace, names, console):
-    """Options from defaults, then the --config file, then the command line; and the explicit names."""
+def resolve_options(namespace, names, console, defaults=None):
+    """Options from the defaults (rwthlm's, then `defaults`), then the --config file, then the
+    command line; and the names the file or the command line set."""
     explicit = {name: convert(OPTION_FIELDS[name], getattr(namespace, name), ())
                 for name in names if hasattr(namespace, name)}
     values = {}
@@ -74,7 +81,7 @@ def resolve_options(namespace, names, console):
         console.say(f"Reading options from config file '{explicit['config']}' ...")
         values.update(read_config_file(explicit["config"]))
     values.update(explicit)
-    return validate(Options(**values)), set(values)
+    return validate(Options(**{**(defaults or {}), **values})), set(values)
 
 
 def run_guarded(program, body):
@@ -109,7 +116,7 @@ def rwthlm_parser():
     parser = Parser(prog="rwthlm", usage="rwthlm [OPTION]... [LATTICE]... NETWORK", add_help=False,
                     description="rwthlm_py's rwthlm-compatible command line.")
     parser.add_argument("--help", action="store_true", help="print this help")
-    add_option_flags(parser, [name for name in OPTION_FIELDS if name not in names_in_group("nbest")])
+    add_option_flags(parser, RWTHLM_OPTIONS)
     parser.add_argument("positional", nargs="*", help=argparse.SUPPRESS)
     return parser
 
@@ -124,8 +131,7 @@ def rwthlm_main(argv=None):
         if namespace.help or not namespace.positional:
             parser.print_help()
             return 0
-        options, explicit = resolve_options(namespace, [name for name in OPTION_FIELDS
-                                                        if name not in names_in_group("nbest")], console)
+        options, explicit = resolve_options(namespace, RWTHLM_OPTIONS, console)
         lattices, network = namespace.positional[:-1], namespace.positional[-1]
         unsupported = rescoring_options_given(explicit)
         if lattices or unsupported:
@@ -164,7 +170,7 @@ def main_parser():
                                      parser_class=Parser)
     for name, (description, names) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=description, description=description)
-        add_option_flags(sub, names)
+        add_option_flags(sub, names, SUBCOMMAND_DEFAULTS.get(name))
         sub.add_argument("network", metavar="NETWORK", nargs="?" if name in ("selftest", "nbest") else None,
                          help="the model file, whose name is the network string (e.g. ptb-i200-m200)")
         if name == "nbest":
@@ -178,9 +184,6 @@ def main_parser():
     vocab.add_argument("--out", required=True, help="the vocabulary file to write")
     add_corpora_parser(commands)
     return parser
-
-
-NBEST_BATCH_SIZE = 128  # sentences, or prefix-tree nodes, scored together (benchmarks/nbest.py)
 
 
 def add_nbest_inputs(parser):
@@ -224,13 +227,13 @@ def main(argv=None):
             with recorded(options, "vocab", argv, console) as finish:
                 return finish(write_vocabulary(options, namespace.out, console))
         names = SUBCOMMANDS[namespace.command][1]
-        options, explicit = resolve_options(namespace, names, console)
+        options, _ = resolve_options(namespace, names, console, SUBCOMMAND_DEFAULTS.get(namespace.command))
         required = {"train": ["train", "dev"], "ppl": ["ppl"]}.get(namespace.command, [])
         for name in required:
             if getattr(options, name) is None:
                 raise UsageError(f"{namespace.command} needs {flag_name(OPTION_FIELDS[name])}")
         if namespace.command == "nbest":
-            return run_nbest(namespace, options, explicit, argv, console)
+            return run_nbest(namespace, options, argv, console)
         with recorded(options, namespace.command, argv, console) as finish:
             if namespace.command == "selftest":
                 return finish(run_selftest(options, namespace.network, console))
@@ -241,11 +244,9 @@ def main(argv=None):
     return run_guarded("rwthlm-py", body)
 
 
-def run_nbest(namespace, options, explicit, argv, console):
+def run_nbest(namespace, options, argv, console):
     from rwthlm_py.commands import rescore_nbest
 
-    if "batch_size" not in explicit:
-        options = options.replace(batch_size=NBEST_BATCH_SIZE)
     inputs = (namespace.nbest, namespace.nbest_files, namespace.kaldi)
     with recorded(options, "nbest", argv, console) as finish:
         return finish(rescore_nbest(options, namespace.network, inputs, make_backend, console))

@@ -19,10 +19,9 @@ import numpy
 from rwthlm_py import data
 from rwthlm_py.errors import InputError
 from rwthlm_py.network import select_state
-from rwthlm_py.rescoring.scores import interpolate_linear
+from rwthlm_py.rescoring.scores import LN10, interpolate_linear
 from rwthlm_py.textio import read_lines, split_words
 
-LN10 = math.log(10.0)
 
 
 @dataclasses.dataclass
@@ -98,6 +97,7 @@ def interpolate_with_arpa(scores, corpus, arpa, lam, num_oovs=0):
     """
     token_log_probs = scores.token_log_probs.copy()
     unknown_total = 0
+    # the text again: the corpus holds ids, in which words outside the network's vocabulary are <unk>
     for line, (_, text) in enumerate(read_lines(corpus.path)):
         values, unknown = arpa.sentence_log_probs(split_words(text), num_oovs)
         unknown_total += unknown

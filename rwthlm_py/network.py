@@ -12,6 +12,7 @@ state), returned by every call and passed back in by the caller to carry it on.
 import numpy
 
 from rwthlm_py.layers import ClassSoftmax, build_layer
+from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.layers.row_gradient import RowGradient
 
 
@@ -147,6 +148,16 @@ class Network:
         d_hidden = self.xp.zeros((T * B, H), dtype=d_rows.dtype)
         d_hidden[self.xp.asarray(batch.valid)] = d_rows
         return d_hidden.reshape(T, B, H)
+
+
+def concatenate_states(states):
+    """Batch states joined along the batch axis, the inverse of select_state (None stays None)."""
+    first = states[0]
+    if first is None or len(states) == 1:
+        return first
+    if isinstance(first, tuple):
+        return tuple(concatenate_states([state[i] for state in states]) for i in range(len(first)))
+    return get_xp(first).concatenate(states)
 
 
 def select_state(state, index):

@@ -69,6 +69,19 @@ def toy(tmp_path):
     return tmp_path
 
 
+def assert_one_line_error(result, program, *fragments):
+    """A command's (status, stdout, stderr): it failed with one `PROGRAM: error: ...` line
+    holding every fragment, and no traceback."""
+    status, _, err = result
+    lines = err.strip().splitlines()
+    assert status != 0
+    assert "Traceback" not in err
+    errors = [line for line in lines if line.startswith(f"{program}: error: ")]
+    assert len(errors) == 1, err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
 def corpus_file(*parts):
     """A file of the shared corpora, or a skip saying why it is missing."""
     path = CORPORA.joinpath(*parts)

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from conftest import assert_one_line_error
+
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 
@@ -15,17 +17,6 @@ def call(command, *args, cwd):
     result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
                             timeout=300)
     return result.returncode, result.stdout, result.stderr
-
-
-def assert_one_line_error(result, program, *fragments):
-    status, _, err = result
-    lines = err.strip().splitlines()
-    assert status != 0
-    assert "Traceback" not in err
-    errors = [line for line in lines if line.startswith(f"{program}: error: ")]
-    assert len(errors) == 1, err
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
 
 
 @pytest.fixture

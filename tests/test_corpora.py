@@ -10,8 +10,8 @@ from rwthlm_py import corpora, data
 from rwthlm_py.errors import InputError
 from rwthlm_py.vocabulary import count_words, vocabulary_from_counts
 
-from conftest import corpus_file
-from test_cli import RWTHLM_PY, assert_one_line_error, call
+from conftest import assert_one_line_error, corpus_file
+from test_cli import RWTHLM_PY, call
 
 
 def test_ptb_counts_match_its_source_description():

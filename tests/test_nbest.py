@@ -14,6 +14,8 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import combine_lm, interpolate_linear, ranking, total_score
 
+from conftest import assert_one_line_error
+
 DATA = pathlib.Path(__file__).parent / "data"
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "nbest"
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
@@ -26,13 +28,9 @@ def nbest_command(*args, cwd):
     return result.returncode, result.stdout, result.stderr
 
 
-def assert_one_line_error(result, *fragments):
-    status, _, err = result
-    assert status == 1 and "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if line.startswith("rwthlm-py: error: ")]
-    assert len(errors) == 1, err
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
+def assert_input_error(result, *fragments):
+    assert result[0] == 1, result[2]
+    assert_one_line_error(result, "rwthlm-py", *fragments)
 
 
 def assert_same_files(written, golden):
@@ -190,7 +188,7 @@ BAD_LISTS = [
 @pytest.mark.parametrize("text, where, message", BAD_LISTS)
 def test_malformed_lists_name_file_and_line(tmp_path, text, where, message):
     (tmp_path / "u.nbest").write_text(text)
-    assert_one_line_error(nbest_command("--nbest", "u.nbest", "--nn-weight", 0, cwd=tmp_path), where, message)
+    assert_input_error(nbest_command("--nbest", "u.nbest", "--nn-weight", 0, cwd=tmp_path), where, message)
 
 
 def rescore_kaldi_files(tmp_path, text, ac, lm):
@@ -200,35 +198,35 @@ def rescore_kaldi_files(tmp_path, text, ac, lm):
 
 
 def test_kaldi_cost_files_that_do_not_line_up(tmp_path):
-    assert_one_line_error(rescore_kaldi_files(tmp_path, "u-1 a\nu-2 b\n", "u-1 1\n", "u-1 1\nu-2 2\n"),
+    assert_input_error(rescore_kaldi_files(tmp_path, "u-1 a\nu-2 b\n", "u-1 1\n", "u-1 1\nu-2 2\n"),
                           "text:2:", "key 'u-2' has no cost in 'ac'")
-    assert_one_line_error(rescore_kaldi_files(tmp_path, "u-1 a\n", "u-1 1\nu-9 1\n", "u-1 1\n"),
+    assert_input_error(rescore_kaldi_files(tmp_path, "u-1 a\n", "u-1 1\nu-9 1\n", "u-1 1\n"),
                           "ac:2:", "key 'u-9' is not in the n-best text")
-    assert_one_line_error(rescore_kaldi_files(tmp_path, "u-1 a\n", "u-1 1\n", "u-1 1 2\n"), "lm:1:", "expected `key cost`")
-    assert_one_line_error(rescore_kaldi_files(tmp_path, "u1 a\n", "u1 1\n", "u1 1\n"), "text:1:", "is not `<utt-id>-<n>`")
-    assert_one_line_error(rescore_kaldi_files(tmp_path, "u-1 a\nu-1 b\n", "u-1 1\n", "u-1 1\n"), "text:2:", "appears twice")
+    assert_input_error(rescore_kaldi_files(tmp_path, "u-1 a\n", "u-1 1\n", "u-1 1 2\n"), "lm:1:", "expected `key cost`")
+    assert_input_error(rescore_kaldi_files(tmp_path, "u1 a\n", "u1 1\n", "u1 1\n"), "text:1:", "is not `<utt-id>-<n>`")
+    assert_input_error(rescore_kaldi_files(tmp_path, "u-1 a\nu-1 b\n", "u-1 1\n", "u-1 1\n"), "text:2:", "appears twice")
 
 
 def test_other_bad_input(tmp_path):
     shutil.copy(DATA / "nbest" / "utt1.nbest", tmp_path / "utt1.nbest")
     shutil.copy(DATA / "nbest" / "utt1.nbest", tmp_path / "utt1.copy.nbest")
-    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nbest", "utt1.copy.nbest", "--nn-weight", 0,
+    assert_input_error(nbest_command("--nbest", "utt1.nbest", "--nbest", "utt1.copy.nbest", "--nn-weight", 0,
                                         cwd=tmp_path),
                           "utt1.copy.nbest", "utterance 'utt1' has a list already")
-    assert_one_line_error(nbest_command("--nbest", "missing.nbest", "--nn-weight", 0, cwd=tmp_path),
+    assert_input_error(nbest_command("--nbest", "missing.nbest", "--nn-weight", 0, cwd=tmp_path),
                           "missing.nbest", "no such file")
-    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", cwd=tmp_path), "needs the NETWORK model file")
-    assert_one_line_error(nbest_command(cwd=tmp_path), "no n-best lists")
-    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 1.5, cwd=tmp_path),
+    assert_input_error(nbest_command("--nbest", "utt1.nbest", cwd=tmp_path), "needs the NETWORK model file")
+    assert_input_error(nbest_command(cwd=tmp_path), "no n-best lists")
+    assert_input_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 1.5, cwd=tmp_path),
                           "--nn-weight must lie in [0, 1]")
-    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--arpa", DATA / "toy.arpa", cwd=tmp_path),
+    assert_input_error(nbest_command("--nbest", "utt1.nbest", "--arpa", DATA / "toy.arpa", cwd=tmp_path),
                           "--arpa needs --lambda")
-    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", ".", cwd=tmp_path),
+    assert_input_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", ".", cwd=tmp_path),
                           "utt1.nbest:", "--out would overwrite this input")
-    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", "utt1.nbest/x",
+    assert_input_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", "utt1.nbest/x",
                                         cwd=tmp_path), "utt1.nbest/x:", "cannot create the output directory")
     (tmp_path / "refs").write_text("other a b\n")
-    assert_one_line_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--refs", "refs", cwd=tmp_path),
+    assert_input_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--refs", "refs", cwd=tmp_path),
                           "refs:", "no reference for utterance 'utt1'")
     assert not (tmp_path / "out").exists()
 
@@ -237,7 +235,7 @@ def test_zero_probability_words_are_an_error(tmp_path):
     text = (DATA / "toy.arpa").read_text().replace("ngram 1=6", "ngram 1=5").replace("-1.2\t<unk>\n", "")
     (tmp_path / "no-unk.arpa").write_text(text)
     (tmp_path / "u.nbest").write_text("-1 -1 2 the cat\n-1 -1 2 the zebra\n")
-    assert_one_line_error(nbest_command("--nbest", "u.nbest", "--arpa", "no-unk.arpa", "--lambda", 0, cwd=tmp_path),
+    assert_input_error(nbest_command("--nbest", "u.nbest", "--arpa", "no-unk.arpa", "--lambda", 0, cwd=tmp_path),
                           "u.nbest:2:", "'zebra' has probability 0")
 
 
@@ -299,7 +297,7 @@ def test_network_scores_equal_its_perplexity_lines(tmp_path, toy_network):
 
 def test_unknown_words_need_unk(tmp_path, toy_network):
     (tmp_path / "u.nbest").write_text("-1 -1 2 the cat\n-1 -1 2 the zebra\n")
-    assert_one_line_error(nbest_command("--nbest", "u.nbest", toy_network, cwd=tmp_path),
+    assert_input_error(nbest_command("--nbest", "u.nbest", toy_network, cwd=tmp_path),
                           "u.nbest:2:", "unknown word 'zebra'", "--unk")
     status, out, err = nbest_command("--nbest", "u.nbest", "--unk", toy_network, cwd=tmp_path)
     assert status == 0, err

@@ -46,13 +46,7 @@ fi
 . "$here/../utils/word_lm.sh"
 find_tools
 
-suffix=""
-[ "$classes" -gt 0 ] && suffix=$classes${method:0:1}
-name=$network
-[ "$classes" -gt 0 ] && name=ptb$suffix-${network#*-}
-exp_dir=$exp_dir/$name
-mkdir -p "$exp_dir"
-data=$exp_dir/../data model=$exp_dir/$name vocab=$exp_dir/vocab$suffix
+word_lm_experiment
 
 if stage 1 "fetch and verify PTB"; then
   bash "$here/local/prepare_data.sh" ptb "$data" ptb.train.txt.gz ptb.valid.txt.gz ptb.test.txt.gz "$corpora"

@@ -5,6 +5,18 @@
 # learning_rate, min_improvement, max_epoch; verbatim_length (default 100, 0: no
 # sentence-by-sentence run) bounds the sentences of the verbatim test run.
 
+# the experiment: its name, the network string with the classes after the corpus name
+# (e.g. ptb100e-i200-m200), and its folder under exp_dir; sets suffix, name, exp_dir, data
+# (beside the experiments, shared by them), model and vocab
+word_lm_experiment() {
+  suffix=""
+  [ "$classes" -gt 0 ] && suffix=$classes${method:0:1}
+  name=${network%%-*}$suffix-${network#*-}
+  exp_dir=$exp_dir/$name
+  mkdir -p "$exp_dir"
+  data=$exp_dir/../data model=$exp_dir/$name vocab=$exp_dir/vocab$suffix
+}
+
 board_dir() { echo "$exp_dir/tensorboard"; }
 text_of() { local name="${1}_text"; echo "${!name:-$data/$1.txt.gz}"; }
 

@@ -42,13 +42,7 @@ fi
 . "$here/../utils/word_lm.sh"
 find_tools
 
-suffix=""
-[ "$classes" -gt 0 ] && suffix=$classes${method:0:1}
-name=$network
-[ "$classes" -gt 0 ] && name=wt2$suffix-${network#*-}
-exp_dir=$exp_dir/$name
-mkdir -p "$exp_dir"
-data=$exp_dir/../data model=$exp_dir/$name vocab=$exp_dir/vocab$suffix
+word_lm_experiment
 
 if stage 1 "fetch and verify WikiText-2"; then
   bash "$here/local/prepare_data.sh" wikitext2 "$data" wiki.train.tokens.gz wiki.valid.tokens.gz \

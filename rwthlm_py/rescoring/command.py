@@ -26,7 +26,7 @@ from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import LN10, combine_lm, interpolate_linear, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, remove_noise
-from rwthlm_py.textio import atomic_output, open_binary, read_lines, split_words
+from rwthlm_py.textio import atomic_output, read_lines, split_words
 
 GROUP_HYPOTHESES = 4096
 KALDI_OUTPUTS = ("text", "ac_cost", "lm_cost")
@@ -76,10 +76,8 @@ class ListSource:
     def format(self):
         return "kaldi" if self.kaldi_files else "srilm"
 
-    def count_hypotheses(self):
-        if self.kaldi_lists is not None:
-            return sum(len(nbest.hypotheses) for nbest in self.kaldi_lists)
-        return sum(_count_hypothesis_lines(path) for path in self.paths)
+    def count_lists(self):
+        return len(self.kaldi_lists) if self.kaldi_lists is not None else len(self.paths)
 
     def lists(self):
         if self.kaldi_lists is not None:
@@ -106,21 +104,15 @@ def open_lists(list_paths, listing, kaldi_files):
     return ListSource(paths)
 
 
-def _count_hypothesis_lines(path):
-    """Non-empty lines that are no header: for the progress display."""
-    with open_binary(path) as handle:
-        return sum(1 for line in handle if line.strip() and not line.startswith(b"NBestList"))
-
-
-def groups(lists):
-    """Whole utterances, at most GROUP_HYPOTHESES hypotheses a group (one list may exceed it)."""
+def groups(lists, size_of=lambda nbest: len(nbest.hypotheses)):
+    """Whole lists, at most GROUP_HYPOTHESES hypotheses a group (one list may exceed it)."""
     group, size = [], 0
     for nbest in lists:
-        if group and size + len(nbest.hypotheses) > GROUP_HYPOTHESES:
+        if group and size + size_of(nbest) > GROUP_HYPOTHESES:
             yield group
             group, size = [], 0
         group.append(nbest)
-        size += len(nbest.hypotheses)
+        size += size_of(nbest)
     if group:
         yield group
 
@@ -151,8 +143,9 @@ def _model_token_scores(group, network, arpa, settings, counts):
         arpa_log_probs = [_arpa_log_probs(arpa, h, settings, counts) for _, h in pairs]
         log_probs = arpa_log_probs if log_probs is None else [
             interpolate_linear(nn, backoff, settings.lam) for nn, backoff in zip(log_probs, arpa_log_probs)]
-    for (nbest, h), values in zip(pairs, log_probs):
-        _check_finite(nbest, h, values)
+    if not numpy.isfinite(numpy.concatenate(log_probs)).all():
+        for (nbest, h), values in zip(pairs, log_probs):
+            _check_finite(nbest, h, values)
     per_hypothesis = iter([values / LN10 for values in log_probs])
     return [[next(per_hypothesis) for _ in nbest.hypotheses] for nbest in group]
 
@@ -313,7 +306,7 @@ def run_nbest(source, network, arpa, settings, out_dir, references_path, noise_p
     """Rescores every list of `source`; returns the exit status."""
     errors = WordErrors(references_path, noise_path) if references_path else None
     counts = Counts()
-    progress = console.progress("rescoring", source.count_hypotheses(), unit="hypotheses")
+    progress = console.progress("rescoring", source.count_lists(), unit="lists")
     start = time.perf_counter()
     with Outputs(out_dir, source, settings, console) as outputs:
         for group in groups(source.lists()):
@@ -321,7 +314,7 @@ def run_nbest(source, network, arpa, settings, out_dir, references_path, noise_p
             outputs.write(group, results)
             if errors is not None:
                 errors.add(group, results)
-            progress.update(sum(len(nbest.hypotheses) for nbest in group))
+            progress.update(len(group))
     progress.close()
     for line in summary_lines(counts, time.perf_counter() - start, settings, network, arpa):
         console.note(line)

@@ -28,9 +28,9 @@ import os
 import re
 
 from rwthlm_py.errors import InputError
+from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.textio import atomic_output, read_lines, split_words
 
-LN10 = math.log(10.0)
 BYTELOG_SCALE = 10000.5 / 1024.0  # bytelog units per natural-log unit
 HEADER_1 = "NBestList1.0"
 HEADER_2 = "NBestList2.0"

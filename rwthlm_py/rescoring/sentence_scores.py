@@ -30,8 +30,7 @@ import math
 import numpy
 
 from rwthlm_py import data
-from rwthlm_py.layers.functional import get_xp
-from rwthlm_py.network import select_state
+from rwthlm_py.network import concatenate_states, select_state
 
 
 def score_sentences(network, sentences, batch_size, share_prefixes=True, unk_penalty=0.0,
@@ -104,7 +103,7 @@ def _run_shared_nodes(network, tree, batch_size, unk_penalty, progress, node_log
             state = select_state(level_state, parents[start:start + batch_size]) if depth else None
             batch = data.make_batch(tree.target, tree.input, members, members + 1)
             states.append(_run(network, batch, state, unk_penalty, progress, node_log_probs, return_state=True))
-        level_state = _concatenate(states)
+        level_state = concatenate_states(states)
         starts_tail = numpy.flatnonzero(tree.starts_tail[level])
         kept.append(select_state(level_state, starts_tail))
         kept_nodes.append(level[starts_tail])
@@ -112,7 +111,7 @@ def _run_shared_nodes(network, tree, batch_size, unk_penalty, progress, node_log
     if kept_nodes:
         kept_nodes = numpy.concatenate(kept_nodes)
         row_of_node[kept_nodes] = numpy.arange(len(kept_nodes))
-    return (_concatenate(kept) if kept else None), row_of_node
+    return (concatenate_states(kept) if kept else None), row_of_node
 
 
 def _run_tails(network, tree, tail_states, batch_size, unk_penalty, progress, node_log_probs):
@@ -128,16 +127,6 @@ def _run_tails(network, tree, tail_states, batch_size, unk_penalty, progress, no
             batch = data.make_batch(tree.target, tree.input, tree.tail_first[chunk], tree.tail_end[chunk])
             state = None if from_root else select_state(states, row_of_node[tree.tail_parent[chunk]])
             _run(network, batch, state, unk_penalty, progress, node_log_probs)
-
-
-def _concatenate(states):
-    """Batch states joined along the batch axis (None stays None)."""
-    first = states[0]
-    if first is None or len(states) == 1:
-        return first
-    if isinstance(first, tuple):
-        return tuple(_concatenate([state[i] for state in states]) for i in range(len(first)))
-    return get_xp(first).concatenate(states)
 
 
 class PrefixTree:
