@@ -4,6 +4,13 @@ This is the only module that imports cupy. `get_backend` is called once by the c
 line (and by test fixtures); every layer receives the `Backend` at construction and uses
 `backend.xp` for arithmetic. Weights are always initialised on the host with numpy and then
 moved with `asarray`, so a seed gives the same starting weights on either backend.
+
+Where numpy and cupy differ, the backend decides: `to_numpy` (the explicit device-to-host
+copy), `scatter_add`, `gemm` (a product written into, or added onto, an existing array:
+cuBLAS's beta = 1, so that R h(t-1) lands on W x(t) without a temporary) and `kernels`,
+the fused operations of rwthlm_py.kernels (numpy bodies, or CUDA kernels compiled at first
+use). Any module with cupy's API can stand in for cupy (the test suite's strict double);
+`register_array_type` tells `array_module` which module an array of its type belongs to.
 """
 
 import dataclasses
@@ -12,19 +19,36 @@ import numpy
 
 try:  # cupy is optional; importing rwthlm_py must work without it.
     import cupy
-    import cupyx
+    import cupy.cublas
 
     _CUPY_IMPORT_ERROR = None
 except Exception as error:  # noqa: BLE001 - any import failure means "no cupy"
     cupy = None
-    cupyx = None
     _CUPY_IMPORT_ERROR = f"{type(error).__name__}: {error}"
 
 from rwthlm_py.errors import InputError
+from rwthlm_py.kernels import numpy_kernels
+from rwthlm_py.kernels.cuda import CudaKernels
 from rwthlm_py.parallel import available_cores, for_row_blocks
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 DTYPES = ("float32", "float64")
+_MODULE_OF_TYPE = {}  # device array type -> function giving the array module of such an array
+
+
+def register_array_type(array_type, module_of):
+    """Makes array_module(x) return module_of(x) for arrays x of array_type."""
+    _MODULE_OF_TYPE[array_type] = module_of
+
+
+def array_module(array):
+    """numpy, cupy (or a stand-in registered for the array's type): the module of `array`."""
+    module_of = _MODULE_OF_TYPE.get(type(array))
+    return numpy if module_of is None else module_of(array)
+
+
+if cupy is not None:
+    register_array_type(cupy.ndarray, lambda array: cupy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +60,11 @@ class Backend:
     dtype: object
     device_id: int = 0
     threads: int = 1  # CPU threads for large element-wise work (numpy only)
+    kernels: object = dataclasses.field(default_factory=numpy_kernels, compare=False, repr=False)
+
+    @property
+    def on_host(self):
+        return self.xp is numpy
 
     def asarray(self, array, dtype=None):
         """Moves a host array to the backend, as `dtype` (default: the float type)."""
@@ -43,17 +72,17 @@ class Backend:
 
     def to_numpy(self, array):
         """Returns a host numpy copy (a view for numpy arrays)."""
-        if self.xp is numpy:
+        if self.on_host:
             return numpy.asarray(array)
-        return cupy.asnumpy(array)
+        return self.xp.asnumpy(array)
 
     def zeros(self, shape, dtype=None):
         return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
 
     def scatter_add(self, target, indices, values):
         """target[indices] += values, adding up repeated indices (indices: 1-D)."""
-        if self.xp is not numpy:
-            cupyx.scatter_add(target, indices, values)
+        if not self.on_host:
+            self.xp.add.at(target, indices, values)
             return
         # Summing the rows of each index first (sorted, then reduceat) is several times
         # faster than numpy.add.at, which adds one element at a time.
@@ -62,19 +91,33 @@ class Backend:
         firsts = numpy.flatnonzero(numpy.diff(sorted_indices, prepend=sorted_indices[:1] - 1))
         target[sorted_indices[firsts]] += numpy.add.reduceat(values[order], firsts, axis=0)
 
+    def gemm(self, a, b, out, accumulate=False):
+        """out = a @ b, or out += a @ b with accumulate (2-D arrays; on a GPU one cuBLAS call
+        with beta = 1, no temporary; operands should be C- or F-contiguous, or cupy copies)."""
+        if self.on_host:
+            if accumulate:
+                out += a @ b
+            else:
+                numpy.matmul(a, b, out=out)
+            return out
+        return self.xp.cublas.gemm("N", "N", a, b, out=out, beta=1.0 if accumulate else 0.0)
+
     def for_row_blocks(self, function, num_rows, row_bytes):
         """Calls function(start, stop) over row blocks; on the CPU, blocks run on all cores."""
-        if self.xp is not numpy:
+        if not self.on_host:
             return [function(0, num_rows)]
         return for_row_blocks(function, num_rows, row_bytes, self.threads)
 
     def describe(self):
-        if self.xp is numpy:
+        if self.on_host:
             return (f"numpy {numpy.__version__} on the CPU ({self.threads} threads), "
                 f"{numpy.dtype(self.dtype).name}")
-        properties = cupy.cuda.runtime.getDeviceProperties(self.device_id)
+        properties = self.xp.cuda.runtime.getDeviceProperties(self.device_id)
         device = properties["name"].decode() if isinstance(properties["name"], bytes) else properties["name"]
-        return f"cupy {cupy.__version__} on CUDA device {self.device_id} ({device}), {numpy.dtype(self.dtype).name}"
+        memory = properties.get("totalGlobalMem", 0) / 2 ** 30
+        version = getattr(self.xp, "__version__", "")
+        return (f"{self.name} {version} on CUDA device {self.device_id} ({device}, {memory:.1f} GiB), "
+                f"{numpy.dtype(self.dtype).name}").replace("  ", " ")
 
 
 def cupy_device_count():
@@ -105,4 +148,4 @@ def get_backend(name="auto", dtype="float32", device_id=0):
     if cupy_device_count() <= device_id:
         raise InputError(f"cupy backend requested but there is no CUDA device {device_id}")
     cupy.cuda.Device(device_id).use()
-    return Backend("cupy", cupy, numpy.dtype(dtype), device_id)
+    return Backend("cupy", cupy, numpy.dtype(dtype), device_id, kernels=CudaKernels(cupy, dtype))

@@ -8,14 +8,14 @@ The sigmoid is computed as 0.5 tanh(a/2) + 0.5, which cannot overflow.
 
 import numpy
 
+from rwthlm_py.backend import array_module
+
 
 def get_xp(array):
     """The array module (numpy or cupy) of `array`."""
-    if type(array).__module__.startswith("cupy"):
-        from rwthlm_py.backend import cupy
-
-        return cupy
-    return numpy
+    if isinstance(array, numpy.ndarray):
+        return numpy
+    return array_module(array)
 
 
 def sigmoid(a, out=None):

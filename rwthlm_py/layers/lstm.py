@@ -23,7 +23,11 @@ e_h(t) = dy(t) + R^T dA(t+1) the error reaching h(t) and a_g the pre-activations
 
 Speed: W x of all steps is one matrix product before the time loop, and dW, dx, dR are one
 product each after it; the factors K and G, which do not depend on the recurrence, are
-computed for all steps at once, leaving R h(t-1) and a few element-wise products per step.
+computed for all steps at once. What remains inside the loops is, per step, one product
+and one fused kernel (rwthlm_py.kernels.lstm, from the backend): forward, R h(t-1) is
+written into the step's gates and the kernel adds W x(t) and computes gates, cell and
+output; backward, the kernel gives dA(t) and the cell error passed to t-1, and R^T dA(t)
+is added straight onto the error of h(t-1) (backend.gemm with accumulate).
 Inside the loops a step's values are [H, B] (a column per sequence): R h(t-1) is then the
 product [4H, H] x [H, B] straight into the step's gates, and every gate's block is
 contiguous (numpy's element-wise calls on the strided gate views of a [B, 4, H] array
@@ -38,7 +42,6 @@ from rwthlm_py.layers.layer import Layer, last_steps
 
 GATES = ("z", "i", "f", "o")
 Z, I, F, O = range(4)
-GATE_SCALE = (1.0, 0.5, 0.5, 0.5)  # a gate's pre-activation is kept times this in the loop
 
 
 class Lstm(Layer):
@@ -53,48 +56,24 @@ class Lstm(Layer):
 
     def forward(self, x, state, lengths, train=True):
         """x[T,B,D] -> h[T,B,H]; state = (h0[B,H], c0[B,H]) or None (zero state)."""
-        xp, H = self.xp, self.size
+        xp, H, kernels = self.xp, self.size, self.backend.kernels
         T, B, D = x.shape
-        scale = xp.asarray(GATE_SCALE, dtype=x.dtype)[:, None]
-        W_scaled = (self.params["W"].reshape(4, H, D) * scale[:, :, None]).reshape(4 * H, D)
-        W_x = W_scaled @ x.reshape(T * B, D).T  # [4H, T*B]: the B columns of step t are a block
+        W_x = _halve_gates_ifo(self.params["W"]) @ x.reshape(T * B, D).T  # [4H, T*B]: step t's B columns are a block
         if self.bias:
-            W_x += (self.params["b"].reshape(4, H) * scale).reshape(4 * H, 1)
-        R_scaled = (self.params["R"].reshape(4, H, H) * scale[:, :, None]).reshape(4 * H, H)
-        p_half = xp.broadcast_to(0.5 * self.params["p"].reshape(3, H, 1), (3, H, B))
-        if T > 1:  # spread over the B columns once: a broadcast along the short last axis is slow
-            p_half = xp.ascontiguousarray(p_half)
-        p_if, p_o = p_half[:2], p_half[2]
+            W_x += _halve_gates_ifo(self.params["b"]).reshape(4 * H, 1)
+        R_scaled = _halve_gates_ifo(self.params["R"])
+        peepholes = kernels.lstm_peepholes(self.params["p"], B, T)
         A = xp.empty((T, 4, H, B), dtype=x.dtype)  # z, i, f, o of every step, [H, B] each
         C = xp.empty((T, H, B), dtype=x.dtype)
         tanh_C = xp.empty_like(C)
         Hs = xp.empty_like(C)
         h_prev, c_prev = (state[0].T.copy(), state[1].T.copy()) if state is not None else (None, None)
         for t in range(T):
-            a = A[t]
-            W_x_t = W_x[:, t * B:(t + 1) * B]
             if h_prev is not None:
-                xp.matmul(R_scaled, h_prev, out=a.reshape(4 * H, B))
-                a.reshape(4 * H, B)[...] += W_x_t
-            else:
-                a.reshape(4 * H, B)[...] = W_x_t
-            if c_prev is not None:
-                a[I:O] += p_if * c_prev
-            zif = a[Z:O]
-            xp.tanh(zif, out=zif)
-            a[I:O] *= 0.5
-            a[I:O] += 0.5
-            c = xp.multiply(a[I], a[Z], out=C[t])
-            if c_prev is not None:
-                c += a[F] * c_prev
-            o = a[O]
-            o += p_o * c
-            xp.tanh(o, out=o)
-            o *= 0.5
-            o += 0.5
-            xp.tanh(c, out=tanh_C[t])
-            xp.multiply(o, tanh_C[t], out=Hs[t])
-            h_prev, c_prev = Hs[t], c
+                self.backend.gemm(R_scaled, h_prev, out=A[t].reshape(4 * H, B))
+            kernels.lstm_forward_step(A[t], W_x[:, t * B:(t + 1) * B], c_prev, peepholes, C[t], tanh_C[t],
+                                      Hs[t], h_prev is not None)
+            h_prev, c_prev = Hs[t], C[t]
         y = xp.ascontiguousarray(Hs.transpose(0, 2, 1))
         new_state = (last_steps(y, lengths), _last_columns(C, lengths))
         cache = (x, y, A, C, tanh_C, state, lengths) if train else None
@@ -102,55 +81,31 @@ class Lstm(Layer):
 
     def backward(self, dh_out, cache, d_state=None):
         """Full BPTT; returns (dx[T,B,D], (dh0, dc0)) and adds into the parameter gradients."""
-        xp, H = self.xp, self.size
+        xp, H, kernels = self.xp, self.size, self.backend.kernels
         x, y, A, C, tanh_C, state, lengths = cache
         T, B, D = x.shape
-        h0, c0 = (state[0].T, state[1].T) if state is not None else (None, None)
-        K_o, K_h, K_zif, G = self._backward_factors(A, C, tanh_C, c0)
+        h0, c0 = (state[0].T.copy(), state[1].T.copy()) if state is not None else (None, None)
+        K_o, K_h, K_zif, G = kernels.lstm_backward_factors(A, C, tanh_C, c0, self.params["p"])
         dh_final, dc_final = d_state if d_state is not None else (None, None)
         at_end = _steps_ending(self.backend, lengths, T) if d_state is not None else None
-        dh_columns = xp.ascontiguousarray(dh_out.transpose(0, 2, 1))  # [T, H, B]
+        e_h = dh_out.transpose(0, 2, 1).copy()  # [T, H, B]; R^T dA(t+1) is added into step t
         R_T = xp.ascontiguousarray(self.params["R"].T)  # R^T dA with a stored R^T: faster
         dA = xp.empty_like(A)
-        dh_next = e_c_next = None
+        dc = None
         for t in range(T - 1, -1, -1):
-            da = dA[t]
-            dh = dh_columns[t] if dh_next is None else dh_columns[t] + dh_next
-            dc = None if e_c_next is None else e_c_next * G[t + 1]
             if at_end is not None and at_end[t] is not None:
-                dh, dc = _add_final(xp, dh, dc, dh_final, dc_final, at_end[t])
-            xp.multiply(dh, K_o[t], out=da[O])
-            e_c = dh * K_h[t]
-            if dc is not None:
-                e_c += dc
-            xp.multiply(e_c, K_zif[t], out=da[Z:O])
-            e_c_next = e_c
-            dh_next = R_T @ da.reshape(4 * H, B) if t > 0 or h0 is not None else None
+                dc = _add_final(xp, e_h[t], dc, dh_final, dc_final, at_end[t])
+            dc_out = xp.empty_like(e_h[t]) if t > 0 or c0 is not None else None
+            kernels.lstm_backward_step(e_h[t], dc, K_o[t], K_h[t], K_zif[t], G[t], dA[t], dc_out)
+            if t > 0:
+                self.backend.gemm(R_T, dA[t].reshape(4 * H, B), out=e_h[t - 1], accumulate=True)
+            dc = dc_out
         dA_rows = xp.ascontiguousarray(dA.reshape(T, 4 * H, B).transpose(1, 0, 2)).reshape(4 * H, T * B)
         self._accumulate(x, y, dA, dA_rows, C, h0, c0)
         dx = (dA_rows.T @ self.params["W"]).reshape(T, B, D)
-        dh0 = dh_next.T if dh_next is not None else None
-        dc0 = (e_c_next * G[0]).T if c0 is not None else None
+        dh0 = (R_T @ dA[0].reshape(4 * H, B)).T if h0 is not None else None
+        dc0 = dc.T if c0 is not None else None
         return dx, (dh0, dc0)
-
-    def _backward_factors(self, A, C, tanh_C, c0):
-        """K_o, K_h, K_zif = [i(1-z^2), z i(1-i), c(t-1) f(1-f)] and G, for all steps at once."""
-        xp, H = self.xp, self.size
-        p = self.params["p"].reshape(3, H, 1)
-        z, i, f, o = A[:, Z], A[:, I], A[:, F], A[:, O]
-        K_o = tanh_C * o * (1 - o)
-        K_h = o * (1 - tanh_C * tanh_C) + p[2] * K_o
-        K_zif = xp.empty((A.shape[0], 3) + A.shape[2:], dtype=A.dtype)
-        xp.multiply(i, 1 - z * z, out=K_zif[:, 0])
-        xp.multiply(z, i * (1 - i), out=K_zif[:, 1])
-        f_slope = f * (1 - f)
-        K_zif[1:, 2] = C[:-1] * f_slope[1:]
-        if c0 is not None:
-            K_zif[0, 2] = c0 * f_slope[0]
-        else:
-            K_zif[0, 2] = 0
-        G = f + p[0] * K_zif[:, 1] + p[1] * K_zif[:, 2]
-        return K_o, K_h, K_zif, G
 
     def _accumulate(self, x, y, dA, dA_rows, C, h0, c0):
         """Adds the parameter gradients of a whole sequence, one matrix product each;
@@ -185,15 +140,23 @@ def _steps_ending(backend, lengths, T):
 
 
 def _add_final(xp, dh, dc, dh_final, dc_final, columns):
-    """Adds the gradients on the final state of the columns that end at this step
-    (dh, dc are [H, B]; dh_final, dc_final are [B, H])."""
-    dh = dh.copy()
+    """Adds the gradients on the final state of the columns that end at this step: into dh
+    in place, and into (a copy of) dc, which is returned (dh, dc are [H, B]; dh_final,
+    dc_final are [B, H])."""
     if dh_final is not None:
         dh[:, columns] += dh_final[columns].T
     if dc_final is not None:
         dc = xp.zeros_like(dh) if dc is None else dc.copy()
         dc[:, columns] += dc_final[columns].T
-    return dh, dc
+    return dc
+
+
+def _halve_gates_ifo(weights):
+    """A copy of W, R or b with the rows of the gates i, f, o halved: the forward loop keeps
+    their pre-activations halved (made on the device, with no constant from the host)."""
+    scaled = weights.copy()
+    scaled[len(weights) // 4:] *= 0.5
+    return scaled
 
 
 def _last_columns(steps, lengths):
