@@ -65,14 +65,16 @@ class Network:
         return sum(int(value.size) for value in self.named_params().values())
 
     def gradient_norm(self):
-        total = 0.0
+        """|g| of all gradients, a 0-d array on the device (reading it is a wait on a GPU)."""
+        xp, dtype = self.xp, self.backend.dtype
+        total = xp.zeros((), dtype=dtype)
         for gradient in self.named_grads().values():
             if isinstance(gradient, RowGradient):
-                total += gradient.squared_norm(self.xp)
+                total += gradient.squared_norm(xp, dtype)
             else:
                 flat = gradient.reshape(-1)
-                total += float(flat @ flat)
-        return total ** 0.5
+                total += flat @ flat
+        return xp.sqrt(total)
 
     # -- computation -----------------------------------------------------------------------
 

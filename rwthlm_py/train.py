@@ -18,6 +18,8 @@ import dataclasses
 import math
 import time
 
+import numpy
+
 from rwthlm_py import data
 from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
 from rwthlm_py.evaluate import network_state_for, score_corpus
@@ -71,11 +73,16 @@ def _train_slices(network, optimizer, batch, state, learning_rate, clipping):
 
 
 def clipping_factor(network, num_targets, clipping):
-    """min(1, clipping / (|g| / N)): scaling the step scales the summed gradient g alike."""
+    """min(1, clipping / (|g| / N)): scaling the step scales the summed gradient g alike.
+
+    With clipping, a 0-d array on the device: the step takes it from there, so that no
+    norm has to come back to the host (a zero norm gives 1)."""
     if clipping is None:
         return 1.0
+    xp = network.xp
     norm_per_word = network.gradient_norm() / max(num_targets, 1)
-    return min(1.0, clipping / norm_per_word) if norm_per_word > 0 else 1.0
+    tiny = numpy.finfo(network.backend.dtype).tiny
+    return xp.minimum(1.0, clipping / xp.maximum(norm_per_word, tiny))
 
 
 class Trainer:
@@ -226,6 +233,7 @@ class BatchCurve:
             return
         elapsed = time.perf_counter() - self.started
         self.events.scalar("batch/train_perplexity", math.exp(min(self.loss / self.point_words, 700.0)), self.words)
-        self.events.scalar("batch/gradient_norm", network.gradient_norm() / max(words, 1), self.words)
+        norm = float(network.gradient_norm())  # a wait on a GPU, once per point
+        self.events.scalar("batch/gradient_norm", norm / max(words, 1), self.words)
         self.events.scalar("batch/words_per_second", self.point_words / max(elapsed, 1e-9), self.words)
         self._reset()

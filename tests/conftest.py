@@ -7,6 +7,7 @@ import numpy
 import pytest
 
 from rwthlm_py.backend import cupy_device_count, get_backend
+from strict_cupy import strict_backend
 from rwthlm_py.vocabulary import Vocabulary, remap
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
@@ -14,14 +15,22 @@ CORPORA = pathlib.Path(os.environ.get("RWTHLM_CORPORA", SHARED / "corpora"))
 
 BACKENDS = [
     "numpy",
+    "strict-cupy",
     pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
         cupy_device_count() == 0, reason="needs cupy and a CUDA device")]),
 ]
 
 
+def make_backend(name, dtype="float32"):
+    """numpy, cupy, or the strict cupy double (tests/strict_cupy.py) of that float type."""
+    if name == "strict-cupy":
+        return strict_backend(dtype)
+    return get_backend(name, dtype)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    return get_backend(request.param, "float32")
+    return make_backend(request.param)
 
 
 @pytest.fixture

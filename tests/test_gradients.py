@@ -182,7 +182,27 @@ def test_row_gradient_pieces_sum_and_norm(overlapping):
     gradient.add(rows, values)
     expected[rows] += values
     numpy.testing.assert_allclose(gradient.to_dense(numpy, numpy.float64), expected, rtol=1e-13)
-    assert gradient.squared_norm(numpy) == pytest.approx(float((expected ** 2).sum()), rel=1e-12)
+    assert float(gradient.squared_norm(numpy, numpy.float64)) == pytest.approx(float((expected ** 2).sum()), rel=1e-12)
+    parameter = numpy.ones((9, 3))
+    gradient.apply(parameter, -0.5)
+    numpy.testing.assert_allclose(parameter, 1 - 0.5 * expected, rtol=1e-13)
+
+
+def test_row_gradient_scattered_rows_are_summed(float64):
+    """An embedding's piece: word ids that repeat, added by the backend's scatter-add."""
+    from rwthlm_py.layers.row_gradient import RowGradient
+
+    rng = numpy.random.default_rng(2)
+    ids = numpy.array([4, 1, 4, 6, 1, 4])
+    values = rng.normal(size=(len(ids), 3))
+    expected = numpy.zeros((9, 3))
+    numpy.add.at(expected, ids, values)
+    gradient = RowGradient((9, 3))
+    gradient.add_scattered(ids, values, float64.scatter_add)
+    gradient.add(slice(0, 2), numpy.ones((2, 3)))  # shares row 1 with the ids
+    expected[0:2] += 1
+    numpy.testing.assert_allclose(gradient.to_dense(numpy, numpy.float64), expected, rtol=1e-13)
+    assert float(gradient.squared_norm(numpy, numpy.float64)) == pytest.approx(float((expected ** 2).sum()), rel=1e-12)
     parameter = numpy.ones((9, 3))
     gradient.apply(parameter, -0.5)
     numpy.testing.assert_allclose(parameter, 1 - 0.5 * expected, rtol=1e-13)

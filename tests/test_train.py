@@ -179,10 +179,12 @@ def test_gradient_clipping_limits_the_step(class_vocab):
     batch = next(data.batches(corpus, data.wrap(corpus, "verbatim", 4, 20), 4))
     network.zero_grads()
     network.accumulate_gradients(batch)
-    per_word = network.gradient_norm() / batch.num_targets
+    per_word = float(network.gradient_norm()) / batch.num_targets
     assert clipping_factor(network, batch.num_targets, None) == 1.0
-    assert clipping_factor(network, batch.num_targets, 10 * per_word) == 1.0
-    assert clipping_factor(network, batch.num_targets, per_word / 4) == pytest.approx(0.25)
+    assert float(clipping_factor(network, batch.num_targets, 10 * per_word)) == 1.0
+    assert float(clipping_factor(network, batch.num_targets, per_word / 4)) == pytest.approx(0.25)
+    network.zero_grads()
+    assert float(clipping_factor(network, batch.num_targets, 1.0)) == 1.0  # a zero gradient
 
 
 def test_dev_is_required_for_training(toy):

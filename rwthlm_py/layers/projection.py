@@ -91,13 +91,5 @@ class Projection(Layer):
         da = da.reshape(-1, self.width)
         if self.bias:
             self.add_grad("b", da.sum(axis=0))
-        self.grads["E"].add(*sum_rows_by_id(self.xp, ids.ravel(), da))
+        self.grads["E"].add_scattered(ids.ravel(), da, self.backend.scatter_add)
         return None, (None, dy0)
-
-
-def sum_rows_by_id(xp, ids, values):
-    """(unique ids, the sum of the rows of `values` that have each id), by sorting the ids."""
-    order = xp.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    starts = xp.flatnonzero(xp.concatenate([xp.ones(1, dtype=bool), sorted_ids[1:] != sorted_ids[:-1]]))
-    return sorted_ids[starts], xp.add.reduceat(values[order], starts, axis=0)

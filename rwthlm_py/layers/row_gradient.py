@@ -6,8 +6,12 @@ a cost that grows with V. A RowGradient keeps only the rows a batch touched, as 
     (rows, values)                values[k] is the gradient of row rows[k]
     (rows, left, right)           the gradient of the rows is left^T right (a product of
                                   an [n,K] and an [n,H] matrix, K = number of rows)
+    (ids, values, scatter_add)    values[k] is added to row ids[k]; ids may repeat (an
+                                  embedding's word ids), summed by the backend's scatter-add
 
-Rows are unique inside each piece. A product piece is never formed as a matrix: applying
+Rows are unique inside the first two kinds. The third is applied straight to the matrix
+by a scatter-add: finding the distinct ids first would need their number on the host (a
+wait on a GPU); only its norm needs the sums, which it takes from the dense gradient. A product piece is never formed as a matrix: applying
 it computes left^T (scale * right) one piece at a time into a reused buffer that stays in
 cache, and its squared norm is sum((left left^T) * (right right^T)), which costs n^2 (K + H)
 instead of K H. For the word-class output weights this halves the memory traffic of a step.
@@ -26,6 +30,10 @@ class RowGradient:
         """Adds `values[k]` to row `rows[k]`; `rows` must be unique (or a slice)."""
         self.pieces.append((rows, values))
 
+    def add_scattered(self, ids, values, scatter_add):
+        """Adds `values[k]` to row `ids[k]` (ids may repeat) with scatter_add(target, ids, values)."""
+        self.pieces.append((ids, values, scatter_add))
+
     def add_product(self, rows, left, right):
         """Adds left^T right ([K,n] @ [n,H]) to the K rows `rows` (a slice)."""
         self.pieces.append((rows, left, right))
@@ -39,6 +47,9 @@ class RowGradient:
             if len(piece) == 2:
                 rows, values = piece
                 parameter[rows] += scale * values
+            elif callable(piece[2]):
+                ids, values, scatter_add = piece
+                scatter_add(parameter, ids, scale * values)
             else:
                 rows, left, right = piece
                 parameter[rows] += self._product(left, scale * right)
@@ -55,25 +66,28 @@ class RowGradient:
         self.apply(dense, 1.0)
         return dense
 
-    def squared_norm(self, xp):
-        """|g|^2 of the summed gradient: piece by piece where the pieces are row ranges that
-        do not overlap, else (pieces may share rows) from the dense sum."""
+    def squared_norm(self, xp, dtype):
+        """|g|^2 of the summed gradient, a 0-d array on the gradient's device: piece by piece
+        where the pieces are row ranges that do not overlap, else (pieces may share rows)
+        from the dense sum."""
         if not self.pieces:
-            return 0.0
+            return xp.zeros((), dtype=dtype)
         if not self._disjoint_ranges():
-            dense = self.to_dense(xp, self.pieces[0][-1].dtype)
-            return float((dense * dense).sum())
-        total = 0.0
+            dense = self.to_dense(xp, dtype).reshape(-1)
+            return dense @ dense
+        total = xp.zeros((), dtype=dtype)
         for piece in self.pieces:
             if len(piece) == 2:
                 values = piece[1].reshape(-1)
-                total += float(values @ values)
+                total += values @ values
             else:
                 left, right = piece[1], piece[2]
-                total += float(((left @ left.T) * (right @ right.T)).sum())
+                total += ((left @ left.T) * (right @ right.T)).sum()
         return total
 
     def _disjoint_ranges(self):
+        if any(callable(piece[-1]) for piece in self.pieces):
+            return False  # scattered ids may repeat
         if len(self.pieces) == 1:
             return True
         ranges = []
