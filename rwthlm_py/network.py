@@ -95,11 +95,11 @@ class Network:
         unknown word, as rwthlm's --num-oovs does.
         """
         inputs, lengths = self._device_batch(batch)
-        hidden, new_state, _ = self.hidden(inputs, state, lengths, train=False)
+        hidden, new_state, _ = self.hidden(inputs, self.on_device(state), lengths, train=False)
         targets = batch.targets.ravel()[batch.valid]
         logp, _ = self.output.forward(self._valid_rows(hidden, batch), targets, train=False)
         if unk_penalty and self.vocab.unk is not None:
-            logp = logp - unk_penalty * self.xp.asarray(targets == self.vocab.unk)
+            logp = logp - unk_penalty * self.xp.asarray(targets == self.vocab.unk, dtype=logp.dtype)
         return logp, new_state
 
     def accumulate_gradients(self, batch, state=None, d_logp=None, d_state=None):
@@ -110,13 +110,22 @@ class Network:
         gradient on the initial state).
         """
         inputs, lengths = self._device_batch(batch)
-        hidden, new_state, caches = self.hidden(inputs, state, lengths, train=True)
+        hidden, new_state, caches = self.hidden(inputs, self.on_device(state), lengths, train=True)
         targets = batch.targets.ravel()[batch.valid]
         logp, output_cache = self.output.forward(self._valid_rows(hidden, batch), targets)
-        dh_valid = self.output.backward(d_logp, output_cache)
+        dh_valid = self.output.backward(self.on_device(d_logp), output_cache)
         d_hidden = self._scatter_rows(dh_valid, hidden.shape, batch)
-        d_initial = self._backward_hidden(d_hidden, caches, d_state)
+        d_initial = self._backward_hidden(d_hidden, caches, self.on_device(d_state))
         return logp, new_state, d_initial
+
+    def on_device(self, value):
+        """A state or gradient from the caller with its arrays on this network's device
+        (host arrays are copied there; None stays None)."""
+        if value is None:
+            return None
+        if isinstance(value, tuple):
+            return tuple(self.on_device(part) for part in value)
+        return self.xp.asarray(value)
 
     def without_recurrence(self, state):
         """Keeps only the n-gram word histories: the state of --feedforward, reset every slice."""

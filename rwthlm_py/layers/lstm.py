@@ -115,10 +115,15 @@ class Lstm(Layer):
         self.add_grad("W", dA_rows @ x.reshape(T * B, D))
         if self.bias:
             self.add_grad("b", dA_rows @ xp.ones(T * B, dtype=dA.dtype))
-        dR = dA_rows[:, B:] @ y[:-1].reshape(-1, H)
+        # h(t-1) of every step, h0 (or the zero state) first: one product, with operands
+        # that a GPU's BLAS takes as they are (a column slice of dA_rows it would copy)
+        h_prev = xp.empty((T * B, H), dtype=y.dtype)
+        h_prev[B:] = y[:-1].reshape(-1, H)
         if h0 is not None:
-            dR += dA[0].reshape(4 * H, B) @ h0.T
-        self.add_grad("R", dR)
+            h_prev[:B] = h0.T
+        else:
+            h_prev[:B] = 0
+        self.add_grad("R", dA_rows @ h_prev)
         # summed over the steps first: a sum along the short last axis (B) is slow
         dp = xp.empty((3, H, B), dtype=dA.dtype)
         dp[:2] = (dA[1:, I:O] * C[:-1, None]).sum(axis=0)
