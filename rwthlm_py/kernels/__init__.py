@@ -2,9 +2,9 @@
 
 A layer asks its backend's `kernels` for an operation by name and calls it with arrays of
 its backend; the numpy body and the CUDA kernel take the same arguments and write the same
-outputs. The numpy bodies are the specification: tests compare every CUDA kernel with its
-body (on a GPU), compile every CUDA source with NVRTC (without one), and compare the bodies
-with the layers' equations in float64.
+outputs. The numpy bodies are the specification: the tests compile every CUDA source with
+NVRTC, run the CUDA kernels (on the CPU, thread by thread, or on a GPU) against the bodies,
+and check the bodies against the layers' equations in float64.
 
     lstm_peepholes(p, B, T)   the peephole operand of the step kernels (0.5 p, laid out
                               for the body that uses it)
