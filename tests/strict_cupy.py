@@ -22,7 +22,6 @@ no copy, `broadcast_to`) launch nothing, as on cupy.
 """
 
 import collections
-import contextlib
 import pathlib
 import sys
 import types
@@ -45,7 +44,7 @@ def _call_site():
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
-        if name not in (_HERE, _BACKEND) and not name.startswith(_NUMPY_DIR) and "contextlib" not in name:
+        if name not in (_HERE, _BACKEND) and not name.startswith(_NUMPY_DIR):
             return f"{pathlib.Path(name).name}:{frame.f_lineno}"
         frame = frame.f_back
     return "?"
@@ -59,14 +58,13 @@ class Counts:
         self.waits = collections.Counter()
         self.copies = collections.Counter()
         self.operand_copies = collections.Counter()
-        self.enabled = True
 
     def clear(self):
         for counter in (self.launches, self.waits, self.copies, self.operand_copies):
             counter.clear()
 
     def add(self, counter, number=1):
-        if self.enabled and number:
+        if number:
             getattr(self, counter)[_call_site()] += number
 
     def total(self, counter):
@@ -75,14 +73,6 @@ class Counts:
     def summary(self):
         return (f"{self.total('launches')} launches ({self.total('operand_copies')} operand copies), "
                 f"{self.total('waits')} waits, {self.total('copies')} host-to-device copies")
-
-    @contextlib.contextmanager
-    def paused(self):
-        enabled, self.enabled = self.enabled, False
-        try:
-            yield
-        finally:
-            self.enabled = enabled
 
 
 def _is_host_array(value):
@@ -107,7 +97,7 @@ class StrictArray:
         device_ufunc = getattr(self._xp, ufunc.__name__, None)
         if not isinstance(device_ufunc, StrictUfunc):
             raise TypeError(f"cupy has no ufunc {ufunc.__name__}")
-        return getattr(device_ufunc, method if method != "__call__" else "__call__")(*inputs, **kwargs)
+        return getattr(device_ufunc, method)(*inputs, **kwargs)
 
     def __array_function__(self, function, types_, args, kwargs):
         device_function = getattr(self._xp, function.__name__, None)
@@ -495,12 +485,11 @@ class StrictCupy(types.SimpleNamespace):
 
     # -- products -----------------------------------------------------------------------------
 
-    def _gemm_operand(self, array):
-        data = array._a
+    def _count_operand_copy(self, data):
+        """cupy copies a 2-D GEMM operand that is neither C- nor F-contiguous."""
         if data.ndim == 2 and not (data.flags.c_contiguous or data.flags.f_contiguous):
             self.counts.add("operand_copies")
             self.counts.add("launches")
-        return data
 
     def matmul(self, a, b, out=None):
         a, b = self._device_arrays([a, b])
@@ -508,9 +497,7 @@ class StrictCupy(types.SimpleNamespace):
             raise TypeError("the strict cupy double has only 1-D and 2-D products")
         self.counts.add("launches")
         for data in (a, b):
-            if data.ndim == 2 and not (data.flags.c_contiguous or data.flags.f_contiguous):
-                self.counts.add("operand_copies")
-                self.counts.add("launches")
+            self._count_operand_copy(data)
         if out is not None:
             numpy.matmul(a, b, out=out._a)
             return out
@@ -524,7 +511,7 @@ class StrictCupy(types.SimpleNamespace):
             raise AssertionError("cupy.cublas.gemm needs 2-D operands of one dtype")
         self.counts.add("launches")
         for array in (a, b):
-            self._gemm_operand(array)
+            self._count_operand_copy(array._a)
         product = (a._a.T if transa == "T" else a._a) @ (b._a.T if transb == "T" else b._a)
         if out is None:
             return self._wrap(alpha * product)
