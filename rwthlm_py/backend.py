@@ -114,10 +114,9 @@ class Backend:
                 f"{numpy.dtype(self.dtype).name}")
         properties = self.xp.cuda.runtime.getDeviceProperties(self.device_id)
         device = properties["name"].decode() if isinstance(properties["name"], bytes) else properties["name"]
-        memory = properties.get("totalGlobalMem", 0) / 2 ** 30
-        version = getattr(self.xp, "__version__", "")
-        return (f"{self.name} {version} on CUDA device {self.device_id} ({device}, {memory:.1f} GiB), "
-                f"{numpy.dtype(self.dtype).name}").replace("  ", " ")
+        memory = properties["totalGlobalMem"] / 2 ** 30
+        return (f"{self.name} {self.xp.__version__} on CUDA device {self.device_id} ({device}, "
+                f"{memory:.1f} GiB), {numpy.dtype(self.dtype).name}")
 
 
 def cupy_device_count():

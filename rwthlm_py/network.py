@@ -121,11 +121,7 @@ class Network:
     def on_device(self, value):
         """A state or gradient from the caller with its arrays on this network's device
         (host arrays are copied there; None stays None)."""
-        if value is None:
-            return None
-        if isinstance(value, tuple):
-            return tuple(self.on_device(part) for part in value)
-        return self.xp.asarray(value)
+        return map_state(self.xp.asarray, value)
 
     def without_recurrence(self, state):
         """Keeps only the n-gram word histories: the state of --feedforward, reset every slice."""
@@ -173,8 +169,13 @@ def concatenate_states(states):
 
 def select_state(state, index):
     """The state of the columns `index` (a slice or index array); None stays None."""
+    return map_state(lambda part: part[index], state)
+
+
+def map_state(function, state):
+    """function applied to every array of a (nested tuple) state; None stays None."""
     if state is None:
         return None
     if isinstance(state, tuple):
-        return tuple(select_state(part, index) for part in state)
-    return state[index]
+        return tuple(map_state(function, part) for part in state)
+    return function(state)

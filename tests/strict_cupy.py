@@ -30,6 +30,7 @@ import numpy
 
 from rwthlm_py.backend import Backend, register_array_type
 from rwthlm_py.kernels import KERNEL_NAMES, numpy_kernels
+from rwthlm_py.kernels.cuda import CudaKernels
 
 _HERE = str(pathlib.Path(__file__).resolve())
 _NUMPY_DIR = str(pathlib.Path(numpy.__file__).resolve().parent)
@@ -319,6 +320,7 @@ class StrictUfunc:
 class StrictCupy(types.SimpleNamespace):
     """The module: cupy's functions on StrictArrays, with a shared Counts."""
 
+    __version__ = "(strict test double)"
     ndarray = StrictArray
     float32, float64, int32, int64, bool_ = numpy.float32, numpy.float64, numpy.int32, numpy.int64, numpy.bool_
     newaxis = None
@@ -577,10 +579,14 @@ class _FakeCuda:
 register_array_type(StrictArray, lambda array: array._xp)
 
 
-def strict_backend(dtype="float32"):
-    """A Backend on a fresh StrictCupy whose fused kernels are the numpy bodies, each
-    counted as one launch (its counts are backend.xp.counts)."""
+def strict_backend(dtype="float32", cuda_kernels=False):
+    """A Backend on a fresh StrictCupy (its counts are backend.xp.counts). Its fused kernels
+    are the numpy bodies, each counted as one launch, or with cuda_kernels the CUDA kernels
+    through their real launcher, run on the CPU (tests/cuda_on_cpu.py)."""
     xp = StrictCupy()
-    kernels = numpy_kernels()
-    emulated = types.SimpleNamespace(**{name: xp.emulate(getattr(kernels, name)) for name in KERNEL_NAMES})
-    return Backend("strict-cupy", xp, numpy.dtype(dtype), kernels=emulated)
+    if cuda_kernels:
+        kernels = CudaKernels(xp, dtype)
+    else:
+        bodies = numpy_kernels()
+        kernels = types.SimpleNamespace(**{name: xp.emulate(getattr(bodies, name)) for name in KERNEL_NAMES})
+    return Backend("strict-cupy", xp, numpy.dtype(dtype), kernels=kernels)

@@ -8,13 +8,13 @@ import pytest
 import cuda_on_cpu
 import nvrtc
 from rwthlm_py import data
-from rwthlm_py.backend import Backend, get_backend
+from rwthlm_py.backend import get_backend
 from rwthlm_py.kernels import lstm as kernels
-from rwthlm_py.kernels.cuda import CudaKernels, source_for
+from rwthlm_py.kernels.cuda import source_for
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.selftest import synthetic_corpus
-from strict_cupy import StrictCupy
+from strict_cupy import strict_backend
 
 H, B = 5, 3
 needs_compiler = pytest.mark.skipif(cuda_on_cpu.compiler() is None, reason="needs a C++ compiler (g++)")
@@ -104,12 +104,6 @@ def test_the_cuda_sources_compile_with_nvrtc(dtype):
         assert ".f64" not in ptx, "a float kernel computes in double"
 
 
-def strict_cuda_backend(dtype):
-    """The strict cupy double with the real CUDA launcher, its kernels run on the CPU."""
-    xp = StrictCupy()
-    return Backend("strict-cupy", xp, numpy.dtype(dtype), kernels=CudaKernels(xp, dtype))
-
-
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
 
@@ -117,7 +111,7 @@ TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("with_state", [True, False])
 def test_the_cuda_kernels_match_the_numpy_bodies(dtype, with_state):
-    backend = strict_cuda_backend(dtype)
+    backend = strict_backend(dtype, cuda_kernels=True)
     xp, cuda = backend.xp, backend.kernels
     rng = numpy.random.default_rng(4)
     T = 3
@@ -149,7 +143,7 @@ def test_a_network_on_the_cuda_kernels_equals_numpy(class_vocab, spec_text):
     """log p, the gradient of every parameter and of the initial state, and the final state."""
     spec = parse_network(spec_text)
     cpu = Network.build(spec, class_vocab, get_backend("numpy", "float64"), seed=2)
-    gpu = Network.build(spec, class_vocab, strict_cuda_backend("float64"), seed=2)
+    gpu = Network.build(spec, class_vocab, strict_backend("float64", cuda_kernels=True), seed=2)
     corpus = synthetic_corpus(class_vocab, seed=3)
     warm_up, batch = list(data.batches(corpus, data.wrap(corpus, "fixed", 3, 6), 3))[:2]
     results = {}

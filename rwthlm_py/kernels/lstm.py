@@ -83,7 +83,8 @@ def lstm_backward_factors(A, C, tanh_C, c0, p):
 
 
 def lstm_backward_step(dh, dc, K_o, K_h, K_zif, G, da, dc_out):
-    """One backward step: writes da [4,H,B] and, unless dc_out is None, dc_out = e_c G."""
+    """One backward step: writes da [4,H,B] and, unless dc_out is None, dc_out = e_c G
+    (dc_out may be dc: each element of dc is read before its own is written)."""
     numpy.multiply(dh, K_o, out=da[O])
     e_c = dh * K_h
     if dc is not None:

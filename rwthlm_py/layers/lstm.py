@@ -84,18 +84,19 @@ class Lstm(Layer):
         xp, H, kernels = self.xp, self.size, self.backend.kernels
         x, y, A, C, tanh_C, state, lengths = cache
         T, B, D = x.shape
-        h0, c0 = (state[0].T.copy(), state[1].T.copy()) if state is not None else (None, None)
+        # as [H, B]; the kernel reads c0 contiguous
+        h0, c0 = (state[0].T, state[1].T.copy()) if state is not None else (None, None)
         K_o, K_h, K_zif, G = kernels.lstm_backward_factors(A, C, tanh_C, c0, self.params["p"])
         dh_final, dc_final = d_state if d_state is not None else (None, None)
         at_end = _steps_ending(self.backend, lengths, T) if d_state is not None else None
         e_h = dh_out.transpose(0, 2, 1).copy()  # [T, H, B]; R^T dA(t+1) is added into step t
         R_T = xp.ascontiguousarray(self.params["R"].T)  # R^T dA with a stored R^T: faster
         dA = xp.empty_like(A)
-        dc = None
+        dc, cell_error = None, xp.empty_like(e_h[0])  # the kernel may write dc_out over dc
         for t in range(T - 1, -1, -1):
             if at_end is not None and at_end[t] is not None:
                 dc = _add_final(xp, e_h[t], dc, dh_final, dc_final, at_end[t])
-            dc_out = xp.empty_like(e_h[t]) if t > 0 or c0 is not None else None
+            dc_out = cell_error if t > 0 or c0 is not None else None
             kernels.lstm_backward_step(e_h[t], dc, K_o[t], K_h[t], K_zif[t], G[t], dA[t], dc_out)
             if t > 0:
                 self.backend.gemm(R_T, dA[t].reshape(4 * H, B), out=e_h[t - 1], accumulate=True)

@@ -3,21 +3,28 @@
 A dense gradient of a V x H embedding would be zeroed and added in full for every batch,
 a cost that grows with V. A RowGradient keeps only the rows a batch touched, as pieces:
 
-    (rows, values)                values[k] is the gradient of row rows[k]
-    (rows, left, right)           the gradient of the rows is left^T right (a product of
+    Rows(rows, values)            values[k] is the gradient of row rows[k]
+    Product(rows, left, right)    the gradient of the rows is left^T right (a product of
                                   an [n,K] and an [n,H] matrix, K = number of rows)
-    (ids, values, scatter_add)    values[k] is added to row ids[k]; ids may repeat (an
+    Scattered(ids, values, add)   values[k] is added to row ids[k]; ids may repeat (an
                                   embedding's word ids), summed by the backend's scatter-add
 
-Rows are unique inside the first two kinds. The third is applied straight to the matrix
-by a scatter-add: finding the distinct ids first would need their number on the host (a
-wait on a GPU); only its norm needs the sums, which it takes from the dense gradient. A product piece is never formed as a matrix: applying
-it computes left^T (scale * right) one piece at a time into a reused buffer that stays in
-cache, and its squared norm is sum((left left^T) * (right right^T)), which costs n^2 (K + H)
-instead of K H. For the word-class output weights this halves the memory traffic of a step.
+Rows are unique inside Rows and Product pieces. A Scattered piece is applied straight to
+the matrix by a scatter-add: finding the distinct ids first would need their number on the
+host (a wait on a GPU); only its norm needs the sums, which it takes from the dense
+gradient. A product piece is never formed as a matrix: applying it computes
+left^T (scale * right) one piece at a time into a reused buffer that stays in cache, and
+its squared norm is sum((left left^T) * (right right^T)), which costs n^2 (K + H) instead
+of K H. For the word-class output weights this halves the memory traffic of a step.
 """
 
+import collections
+
 from rwthlm_py.layers.functional import blas_matmul, get_xp
+
+Rows = collections.namedtuple("Rows", "rows values")
+Product = collections.namedtuple("Product", "rows left right")
+Scattered = collections.namedtuple("Scattered", "ids values scatter_add")
 
 
 class RowGradient:
@@ -28,15 +35,15 @@ class RowGradient:
 
     def add(self, rows, values):
         """Adds `values[k]` to row `rows[k]`; `rows` must be unique (or a slice)."""
-        self.pieces.append((rows, values))
+        self.pieces.append(Rows(rows, values))
 
     def add_scattered(self, ids, values, scatter_add):
         """Adds `values[k]` to row `ids[k]` (ids may repeat) with scatter_add(target, ids, values)."""
-        self.pieces.append((ids, values, scatter_add))
+        self.pieces.append(Scattered(ids, values, scatter_add))
 
     def add_product(self, rows, left, right):
         """Adds left^T right ([K,n] @ [n,H]) to the K rows `rows` (a slice)."""
-        self.pieces.append((rows, left, right))
+        self.pieces.append(Product(rows, left, right))
 
     def clear(self):
         self.pieces = []
@@ -44,15 +51,12 @@ class RowGradient:
     def apply(self, parameter, scale):
         """parameter += scale * gradient."""
         for piece in self.pieces:
-            if len(piece) == 2:
-                rows, values = piece
-                parameter[rows] += scale * values
-            elif callable(piece[2]):
-                ids, values, scatter_add = piece
-                scatter_add(parameter, ids, scale * values)
+            if isinstance(piece, Rows):
+                parameter[piece.rows] += scale * piece.values
+            elif isinstance(piece, Scattered):
+                piece.scatter_add(parameter, piece.ids, scale * piece.values)
             else:
-                rows, left, right = piece
-                parameter[rows] += self._product(left, scale * right)
+                parameter[piece.rows] += self._product(piece.left, scale * piece.right)
 
     def _product(self, left, right):
         """left^T right in a buffer reused from piece to piece."""
@@ -77,23 +81,22 @@ class RowGradient:
             return dense @ dense
         total = xp.zeros((), dtype=dtype)
         for piece in self.pieces:
-            if len(piece) == 2:
-                values = piece[1].reshape(-1)
+            if isinstance(piece, Rows):
+                values = piece.values.reshape(-1)
                 total += values @ values
             else:
-                left, right = piece[1], piece[2]
-                total += ((left @ left.T) * (right @ right.T)).sum()
+                total += ((piece.left @ piece.left.T) * (piece.right @ piece.right.T)).sum()
         return total
 
     def _disjoint_ranges(self):
-        if any(callable(piece[-1]) for piece in self.pieces):
+        if any(isinstance(piece, Scattered) for piece in self.pieces):
             return False  # scattered ids may repeat
         if len(self.pieces) == 1:
             return True
         ranges = []
         for piece in self.pieces:
-            if not isinstance(piece[0], slice):
+            if not isinstance(piece.rows, slice):
                 return False
-            ranges.append((piece[0].start, piece[0].stop))
+            ranges.append((piece.rows.start, piece.rows.stop))
         ranges.sort()
         return all(stop <= next_start for (_, stop), (next_start, _) in zip(ranges, ranges[1:]))
