@@ -1,0 +1,67 @@
+"""What one batch would ask of a GPU: kernel launches, waits and copies, by call site.
+
+    python benchmarks/device_counts.py                       # 2x650, B=64, T=35, V=10,000
+    python benchmarks/device_counts.py --mode score --batch 1 --clipping 1.0 --top 40
+
+Runs a batch on the test suite's strict cupy double (tests/strict_cupy.py), which counts a
+launch per element-wise operation, reduction, gather, copy and product (plus one per GEMM
+operand that cupy would copy first), a wait per device-to-host transfer, and a copy per
+host-to-device transfer. Counts are of the second batch, after one of warm-up. No GPU is
+needed; nothing is timed. The class output uses frequency-binned classes, as
+benchmarks/run.py does.
+"""
+
+import argparse
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from common import MODELS  # noqa: E402
+from run import benchmark_vocabulary, synthetic_batches  # noqa: E402
+from strict_cupy import strict_backend  # noqa: E402
+
+from rwthlm_py.network import Network  # noqa: E402
+from rwthlm_py.network_spec import parse_network  # noqa: E402
+from rwthlm_py.optim import Sgd  # noqa: E402
+from rwthlm_py.train import train_batch  # noqa: E402
+
+
+def main():
+    args = parse_arguments()
+    hidden, layers = MODELS[args.model]
+    vocab = benchmark_vocabulary(args.vocab, args.classes)
+    backend = strict_backend()
+    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab, backend, seed=1)
+    optimizer = Sgd(network, momentum=0.9)
+    counts = backend.xp.counts
+    for batch in synthetic_batches(vocab, args.batch, args.seq, 2):
+        counts.clear()
+        if args.mode == "train":
+            train_batch(network, optimizer, batch, None, 1e-3, clipping=args.clipping)
+        else:
+            backend.to_numpy(network.log_probs(batch)[0])
+    print(f"{args.model} {args.mode} B={args.batch} T={args.seq} V={args.vocab} classes={args.classes} "
+          f"clipping={args.clipping}: {counts.summary()}")
+    for name in ("launches", "waits", "copies", "operand_copies"):
+        for site, number in getattr(counts, name).most_common(args.top):
+            print(f"  {name:15s} {number:6d}  {site}")
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=MODELS, default="2x650")
+    parser.add_argument("--mode", choices=("train", "score"), default="train")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seq", type=int, default=35)
+    parser.add_argument("--vocab", type=int, default=10000)
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--clipping", type=float, default=None)
+    parser.add_argument("--top", type=int, default=15, help="call sites listed per count")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
