@@ -6,8 +6,9 @@
 Runs a batch on the test suite's strict cupy double (tests/strict_cupy.py), which counts a
 launch per element-wise operation, reduction, gather, copy and product (plus one per GEMM
 operand that cupy would copy first), a wait per device-to-host transfer, and a copy per
-host-to-device transfer. Counts are of the second batch, after one of warm-up. No GPU is
-needed; nothing is timed. The class output uses frequency-binned classes, as
+host-to-device transfer. The fused kernels are the CUDA kernels run on the CPU
+(tests/cuda_on_cpu.py; needs g++), so what they launch around their kernels is counted too.
+Counts are of the second batch, after one of warm-up. No GPU is needed; nothing is timed. The class output uses frequency-binned classes, as
 benchmarks/run.py does.
 """
 
@@ -21,6 +22,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from common import MODELS  # noqa: E402
 from run import benchmark_vocabulary, synthetic_batches  # noqa: E402
+import cuda_on_cpu  # noqa: E402
 from strict_cupy import strict_backend  # noqa: E402
 
 from rwthlm_py.network import Network  # noqa: E402
@@ -33,7 +35,7 @@ def main():
     args = parse_arguments()
     hidden, layers = MODELS[args.model]
     vocab = benchmark_vocabulary(args.vocab, args.classes)
-    backend = strict_backend()
+    backend = strict_backend(cuda_kernels=cuda_on_cpu.compiler() is not None)
     network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab, backend, seed=1)
     optimizer = Sgd(network, momentum=0.9)
     counts = backend.xp.counts

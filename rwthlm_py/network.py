@@ -67,13 +67,12 @@ class Network:
     def gradient_norm(self):
         """|g| of all gradients, a 0-d array on the device (reading it is a wait on a GPU)."""
         xp, dtype = self.xp, self.backend.dtype
-        total = xp.zeros((), dtype=dtype)
-        for gradient in self.named_grads().values():
+        gradients = list(self.named_grads().values())
+        dense = [gradient for gradient in gradients if not isinstance(gradient, RowGradient)]
+        total = self.backend.kernels.sum_of_squares(dense) if dense else xp.zeros((), dtype=dtype)
+        for gradient in gradients:
             if isinstance(gradient, RowGradient):
-                total += gradient.squared_norm(xp, dtype)
-            else:
-                flat = gradient.reshape(-1)
-                total += flat @ flat
+                total = total + gradient.squared_norm(xp, dtype)
         return xp.sqrt(total)
 
     # -- computation -----------------------------------------------------------------------

@@ -7,7 +7,8 @@ For a parameter w with momentum buffer m, one step with learning rate eta and mo
 so that v(k) = mu v(k-1) - eta g(k) and w(k) = w(k-1) + v(k). Parameters that rwthlm updates
 without momentum (embeddings, their bias, the word-class output weights) take w <- w - eta g.
 The buffers hold mu * v(k), exactly what rwthlm stores in its model file, so a resumed run
-continues the same sequence of steps.
+continues the same sequence of steps. The dense parameters take their step together, in
+the backend's fused sgd_step (one kernel on a GPU); row gradients update their rows.
 """
 
 from rwthlm_py.layers.row_gradient import RowGradient
@@ -21,30 +22,20 @@ class Sgd:
         self.buffers = {name: network.xp.zeros_like(value)
                         for name, value in network.named_params().items() if name in names}
         self._buffers_in_use = momentum != 0.0
-        self._scratch = None
 
     def step(self, learning_rate):
+        """One step with learning rate eta (a number, or a 0-d array on the device)."""
         params = self.network.named_params()
+        dense = []
         for name, gradient in self.network.named_grads().items():
-            param = params[name]
             if isinstance(gradient, RowGradient):
-                gradient.apply(param, -learning_rate)
-                continue
-            step = self._scaled(gradient, learning_rate)
-            if name in self.buffers and self._buffers_in_use:
-                buffer = self.buffers[name]
-                buffer -= step
-                param += buffer
-                buffer *= self.momentum
-            else:  # no momentum, or mu = 0 with empty buffers: the same step, cheaper
-                param -= step
-
-    def _scaled(self, gradient, factor):
-        """factor * gradient in a reused buffer (no temporary as large as the parameter)."""
-        if self._scratch is None or self._scratch.size < gradient.size:
-            self._scratch = self.network.xp.empty(gradient.size, dtype=gradient.dtype)
-        out = self._scratch[:gradient.size].reshape(gradient.shape)
-        return self.network.xp.multiply(gradient, factor, out=out)
+                gradient.apply(params[name], -learning_rate)
+            else:
+                # no momentum, or mu = 0 with empty buffers: the same step, cheaper
+                buffer = self.buffers.get(name) if self._buffers_in_use else None
+                dense.append((params[name], gradient, buffer))
+        if dense:
+            self.network.backend.kernels.sgd_step(*map(list, zip(*dense)), learning_rate, self.momentum)
 
     def reset(self):
         for buffer in self.buffers.values():

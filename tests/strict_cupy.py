@@ -121,6 +121,9 @@ class StrictArray:
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: self._wrap(self._a.T))
     base = property(lambda self: None if self._a.base is None else self._wrap(self._a.base))
+    # cupy's MemoryPointer: the address a kernel is given (here in host memory, which the
+    # CUDA kernels run on the CPU read)
+    data = property(lambda self: types.SimpleNamespace(ptr=self._a.ctypes.data))
 
     def _wrap(self, array):
         return StrictArray(array, self._xp)
@@ -235,6 +238,8 @@ def _scalar(value):
 
 
 def _unwrap(value):
+    if isinstance(value, list):
+        return [_unwrap(item) for item in value]
     return value._a if isinstance(value, StrictArray) else value
 
 

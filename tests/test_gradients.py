@@ -156,7 +156,7 @@ def _all_none(state):
 @pytest.mark.parametrize("shapes", [((1, 5), (5, 1)), ((4, 5), (5, 1)), ((1, 5), (5, 3)),
                                     ((4, 1), (1, 3)), ((4, 5), (5, 3))])
 def test_blas_matmul_equals_matmul_for_every_thin_shape(shapes):
-    from rwthlm_py.layers.functional import blas_matmul
+    from rwthlm_py.kernels.matmul import blas_matmul
 
     rng = numpy.random.default_rng(0)
     a, b = rng.normal(size=shapes[0]), rng.normal(size=shapes[1])
@@ -165,27 +165,49 @@ def test_blas_matmul_equals_matmul_for_every_thin_shape(shapes):
     numpy.testing.assert_allclose(out, a @ b, rtol=1e-13)
 
 
+def computed_piece(rows, values, norms_taken):
+    """A Computed piece adding `values` to `rows`, counting the norms it is asked for."""
+    def apply(parameter, scale):
+        parameter[rows] += scale * values
+
+    def squared_norm():
+        norms_taken.append(rows)
+        return (values ** 2).sum()
+
+    return apply, squared_norm
+
+
 @pytest.mark.parametrize("overlapping", [False, True])
 def test_row_gradient_pieces_sum_and_norm(overlapping):
     from rwthlm_py.layers.row_gradient import RowGradient
 
     rng = numpy.random.default_rng(1)
-    gradient, expected = RowGradient((9, 3)), numpy.zeros((9, 3))
-    left, right = rng.normal(size=(2, 4)), rng.normal(size=(2, 3))
-    gradient.add_product(slice(0, 4), left, right)
-    expected[0:4] += left.T @ right
-    single_left, single_right = rng.normal(size=(1, 2)), rng.normal(size=(1, 3))
-    gradient.add_product(slice(4, 6), single_left, single_right)
-    expected[4:6] += single_left.T @ single_right
-    rows = slice(3, 5) if overlapping else slice(6, 8)
-    values = rng.normal(size=(2, 3))
-    gradient.add(rows, values)
-    expected[rows] += values
+    gradient, expected, norms_taken = RowGradient((9, 3)), numpy.zeros((9, 3)), []
+    computed = rng.normal(size=(4, 3))
+    gradient.add_computed(*computed_piece(slice(0, 4), computed, norms_taken))
+    expected[0:4] += computed
+    range_values, index_values = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    rows = slice(3, 5) if overlapping else slice(4, 6)
+    gradient.add(rows, range_values)
+    expected[rows] += range_values
+    gradient.add(numpy.array([8, 6]), index_values)
+    expected[[8, 6]] += index_values
     numpy.testing.assert_allclose(gradient.to_dense(numpy, numpy.float64), expected, rtol=1e-13)
     assert float(gradient.squared_norm(numpy, numpy.float64)) == pytest.approx(float((expected ** 2).sum()), rel=1e-12)
+    assert norms_taken == []  # several pieces that may overlap: the norm of the dense sum
     parameter = numpy.ones((9, 3))
     gradient.apply(parameter, -0.5)
     numpy.testing.assert_allclose(parameter, 1 - 0.5 * expected, rtol=1e-13)
+
+
+def test_a_lone_computed_piece_gives_its_own_norm():
+    from rwthlm_py.layers.row_gradient import RowGradient
+
+    values, norms_taken = numpy.arange(6.0).reshape(2, 3), []
+    gradient = RowGradient((5, 3))
+    gradient.add_computed(*computed_piece(slice(1, 3), values, norms_taken))
+    assert float(gradient.squared_norm(numpy, numpy.float64)) == float((values ** 2).sum())
+    assert norms_taken == [slice(1, 3)]
 
 
 def test_row_gradient_scattered_rows_are_summed(float64):

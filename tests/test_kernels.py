@@ -43,12 +43,11 @@ def random_step(seed, with_state=True):
 
 
 def body_forward(pre, c_prev, p, with_state):
-    """The numpy body's forward step, given the full pre-activations (it takes i, f, o halved)."""
-    halved = pre * numpy.array([1, 0.5, 0.5, 0.5])[:, None, None]
+    """The numpy body's forward step, given the full pre-activations."""
     a = numpy.empty_like(pre)
     c, tanh_c, h = (numpy.empty((H, B)) for _ in range(3))
     peepholes = kernels.lstm_peepholes(p.reshape(-1), B, 2)
-    kernels.lstm_forward_step(a, halved.reshape(4 * H, B), c_prev if with_state else None, peepholes,
+    kernels.lstm_forward_step(a, pre.reshape(4 * H, B), c_prev if with_state else None, peepholes,
                               c, tanh_c, h, False)
     return a, c, tanh_c, h
 

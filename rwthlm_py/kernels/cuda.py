@@ -10,15 +10,35 @@ a kernel given a strided view would read the wrong elements without a word.
 
 import numpy
 
-from rwthlm_py.kernels import lstm
+from rwthlm_py.kernels import lstm, optimizer, softmax
 
 THREADS_PER_BLOCK = 256
 REAL_TYPES = {"float32": "float", "float64": "double"}
+# What the kernels share: finding the row of a table that a thread's element belongs to.
+COMMON_SOURCE = r"""
+extern "C" {
+
+// The last row whose value in `column` is at most `value` (the column is increasing; the
+// table has `rows` rows of `width` entries).
+__device__ __forceinline__ int last_row_at_most(const long long* table, int rows, int width, int column,
+                                                long long value) {
+    int low = 0, high = rows - 1;
+    while (low < high) {
+        int middle = (low + high + 1) / 2;
+        if (table[middle * width + column] <= value) low = middle; else high = middle - 1;
+    }
+    return low;
+}
+
+}
+"""
+SOURCES = (COMMON_SOURCE, lstm.CUDA_SOURCE, softmax.CUDA_SOURCE, optimizer.CUDA_SOURCE)
+SUM_THREADS = 1 << 16  # threads of sum_of_squares_parts: enough to fill a GPU
 
 
-def source_for(dtype, source=lstm.CUDA_SOURCE):
-    """A kernel source with `real` defined as the C type of `dtype`."""
-    return f"typedef {REAL_TYPES[numpy.dtype(dtype).name]} real;\n{source}"
+def source_for(dtype):
+    """The kernels' source with `real` defined as the C type of `dtype`."""
+    return f"typedef {REAL_TYPES[numpy.dtype(dtype).name]} real;\n" + "".join(SOURCES)
 
 
 class CudaKernels:
@@ -36,11 +56,15 @@ class CudaKernels:
         blocks = (int(elements) + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
         function((max(blocks, 1),), (THREADS_PER_BLOCK,), args)
 
-    def _check(self, *arrays):
+    def _check(self, *arrays, dtype=None):
+        dtype = self._dtype if dtype is None else dtype
         for array in arrays:
-            if array is not None and (array.dtype != self._dtype or not array.flags.c_contiguous):
-                raise ValueError(f"a CUDA kernel needs contiguous {self._dtype.name} arrays, "
+            if array is not None and (array.dtype != dtype or not array.flags.c_contiguous):
+                raise ValueError(f"a CUDA kernel needs contiguous {dtype.name} arrays, "
                                  f"got {array.dtype} with strides {array.strides}")
+
+    def _check_indices(self, *arrays):
+        self._check(*arrays, dtype=numpy.dtype(numpy.int64))
 
     def lstm_peepholes(self, p, batch_size, steps):
         """0.5 p as [3H] (the kernels index it by cell)."""
@@ -72,3 +96,112 @@ class CudaKernels:
         self._launch("lstm_backward_step", H * B, dh, dh if dc is None else dc, K_o, K_h, K_zif, G, da,
                      da if dc_out is None else dc_out, numpy.int32(H), numpy.int32(B),
                      numpy.int32(dc is not None), numpy.int32(dc_out is not None))
+
+    def lstm_peephole_gradient(self, dA, C, c0):
+        self._check(dA, C, c0)
+        T, H, B = C.shape
+        terms = self._cupy.empty((3, H, B), dtype=self._dtype)
+        self._launch("lstm_peephole_terms", terms.size, dA, C, C if c0 is None else c0, terms, numpy.int32(T),
+                     numpy.int32(H), numpy.int32(B), numpy.int32(c0 is not None))
+        return terms.sum(axis=2).reshape(3 * H)
+
+    def softmax_pick(self, logits, bias, target, logp, totals, sum_probs):
+        """The row softmax, shifted by each row's maximum (cupy reductions, one kernel)."""
+        self._check(logits, bias, logp, totals)
+        self._check_indices(target)
+        if bias is not None:
+            logits += bias
+        logits -= logits.max(axis=1)[:, None]
+        N, K = logits.shape
+        self._launch("softmax_pick_rows", N, logits, target, logp, numpy.int64(N), numpy.int64(K))
+        self._cupy.exp(logits, out=logits)
+        logits.sum(axis=1, out=totals)
+        logp -= self._cupy.log(totals)
+        return (1 / totals) @ logits if sum_probs else None
+
+    def word_logits(self, weights, bias, h_columns, table, buffer):
+        self._check(weights, bias, h_columns, buffer)
+        self._check_indices(table)
+        H, M = h_columns.shape
+        self._launch("word_logits", buffer.size, weights, weights if bias is None else bias,
+                     numpy.int32(bias is not None), h_columns, numpy.int64(M), numpy.int32(H), table,
+                     numpy.int32(len(table)), buffer, numpy.int64(buffer.size))
+
+    def word_softmax_pick(self, buffer, table, target_index, logp, totals):
+        self._check(buffer, logp, totals)
+        self._check_indices(table, target_index)
+        self._launch("word_softmax_pick", len(logp), buffer, table, numpy.int32(len(table)), target_index,
+                     logp, totals, numpy.int64(len(logp)))
+
+    def word_logit_gradient(self, buffer, table, target_index, totals, g):
+        self._check(buffer, totals, g)
+        self._check_indices(table, target_index)
+        self._launch("word_logit_gradient", len(totals), buffer, table, numpy.int32(len(table)), target_index,
+                     totals, totals if g is None else g, numpy.int32(g is not None), numpy.int64(len(totals)))
+
+    def word_input_gradient(self, buffer, weights, table, dh_sorted):
+        self._check(buffer, weights, dh_sorted)
+        self._check_indices(table)
+        M, H = dh_sorted.shape
+        self._launch("word_input_gradient", M * H, buffer, weights, table, numpy.int32(len(table)), dh_sorted,
+                     numpy.int64(M), numpy.int32(H))
+
+    def word_bias_gradient(self, buffer, table, db):
+        self._check(buffer, db)
+        self._check_indices(table)
+        self._launch("word_bias_gradient", len(db), buffer, table, numpy.int32(len(table)), db,
+                     numpy.int64(len(db)))
+
+    def _word_weight_gradient(self, buffer, h_sorted, table, rows_used):
+        self._check(buffer, h_sorted)
+        self._check_indices(table)
+        H = h_sorted.shape[1]
+        stacked = self._cupy.empty((rows_used, H), dtype=self._dtype)
+        self._launch("word_weight_gradient", rows_used * H, buffer, h_sorted, table, numpy.int32(len(table)),
+                     stacked, numpy.int64(rows_used), numpy.int32(H))
+        return stacked
+
+    def word_weight_update(self, weights, scale, buffer, h_sorted, table, rows_used):
+        """The used rows' gradient formed once (a GPU reads it back at full speed), scaled
+        and added to W_word."""
+        self._check(weights)
+        stacked = self._word_weight_gradient(buffer, h_sorted, table, rows_used)
+        stacked *= scale
+        self._launch("add_stacked_rows", stacked.size, weights, stacked, table, numpy.int32(len(table)),
+                     numpy.int64(rows_used), numpy.int32(weights.shape[1]))
+
+    def word_weight_squared_norm(self, buffer, h_sorted, table, rows_used):
+        stacked = self._word_weight_gradient(buffer, h_sorted, table, rows_used).reshape(-1)
+        return stacked @ stacked
+
+    def _address_table(self, *columns):
+        """A table on the device with a row per array of columns[0]: its first element in a
+        numbering of all their elements, its size, and the device address of it and of the
+        arrays at the same place in the other columns (0 for None)."""
+        sizes = numpy.array([array.size for array in columns[0]], dtype=numpy.int64)
+        table = numpy.zeros((len(sizes), 2 + len(columns)), dtype=numpy.int64)
+        table[:, 0] = numpy.cumsum(sizes) - sizes
+        table[:, 1] = sizes
+        for k, arrays in enumerate(columns):
+            table[:, 2 + k] = [0 if array is None else array.data.ptr for array in arrays]
+        return self._cupy.asarray(table), int(sizes.sum())
+
+    def sgd_step(self, params, gradients, buffers, learning_rate, momentum):
+        """One launch for all parameters, through a table of their device addresses."""
+        self._check(*params, *gradients, *buffers)
+        table, total = self._address_table(params, gradients, buffers)
+        on_device = not isinstance(learning_rate, (int, float, numpy.floating))
+        rate = learning_rate if on_device else params[0]
+        self._check(rate)
+        self._launch("sgd_step", total, table, numpy.int32(len(params)), numpy.int64(total),
+                     self._dtype.type(0 if on_device else learning_rate), rate, numpy.int32(on_device),
+                     self._dtype.type(momentum))
+
+    def sum_of_squares(self, arrays):
+        self._check(*arrays)
+        table, total = self._address_table(arrays)
+        threads = max(1, min(total, SUM_THREADS))
+        parts = self._cupy.empty(threads, dtype=self._dtype)
+        self._launch("sum_of_squares_parts", threads, table, numpy.int32(len(arrays)), numpy.int64(total),
+                     numpy.int64(threads), parts)
+        return parts.sum()

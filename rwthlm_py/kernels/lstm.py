@@ -1,14 +1,15 @@
 """The fused steps of the peephole LSTM (layers/lstm.py has the equations and their names).
 
 A step's values are [H, B] (a column per sequence) and its four gates a [4, H, B] block in
-the order z, i, f, o. In the forward loop the pre-activations of i, f, o are kept halved
-(the layer scales W, R and b), so that sigmoid(x) = 0.5 tanh(x/2) + 0.5 needs one tanh:
+the order z, i, f, o. The forward step halves the pre-activations of i, f, o, so that
+sigmoid(x) = 0.5 tanh(x/2) + 0.5 needs one tanh (halving is exact in binary floating
+point, so it does not matter whether it comes before or after the products):
 
     forward step t, with a = R h(t-1) (when has_recurrence) + w_x = W x(t) + b:
         z = tanh(a_z)
-        i = 0.5 tanh(a_i + 0.5 p_i c(t-1)) + 0.5      f likewise with p_f
+        i = 0.5 tanh(0.5 a_i + 0.5 p_i c(t-1)) + 0.5      f likewise with p_f
         c = i z + f c(t-1)
-        o = 0.5 tanh(a_o + 0.5 p_o c) + 0.5
+        o = 0.5 tanh(0.5 a_o + 0.5 p_o c) + 0.5
         h = o tanh(c)                  a is overwritten by z, i, f, o
 
     backward factors, every step at once (c(-1) = c0, or 0 for the zero state):
@@ -18,6 +19,9 @@ the order z, i, f, o. In the forward loop the pre-activations of i, f, o are kep
     backward step t, with dh = e_h(t) and dc = e_c(t+1) G(t+1) (None at the last step):
         da_o = dh K_o,   e_c = dh K_h + dc,   [da_z, da_i, da_f] = e_c K_zif,
         dc_out = e_c G(t)              (what reaches c(t-1); skipped when dc_out is None)
+
+    peephole gradient, every step at once:
+        dp_i = sum_t,b da_i c(t-1),   dp_f = sum_t,b da_f c(t-1),   dp_o = sum_t,b da_o c(t)
 
 The numpy bodies below are the reference; CUDA_SOURCE holds the same operations as CUDA
 kernels over one thread per (cell, column), with `real` float or double.
@@ -44,6 +48,7 @@ def lstm_forward_step(a, w_x, c_prev, peepholes, c, tanh_c, h, has_recurrence):
         a_rows += w_x
     else:
         a_rows[...] = w_x
+    a[I:] *= 0.5
     if c_prev is not None:
         a[I:O] += peepholes[:2] * c_prev
     zif = a[Z:O]
@@ -94,6 +99,18 @@ def lstm_backward_step(dh, dc, K_o, K_h, K_zif, G, da, dc_out):
         numpy.multiply(e_c, G, out=dc_out)
 
 
+def lstm_peephole_gradient(dA, C, c0):
+    """dp [3H] from dA [T,4,H,B], the cells C [T,H,B] and c0 [H,B] (None: the zero state).
+    Summed over the steps first: a sum along the short last axis (B) is slow."""
+    H = C.shape[1]
+    dp = numpy.empty((3, H, C.shape[2]), dtype=dA.dtype)
+    dp[:2] = (dA[1:, I:O] * C[:-1, None]).sum(axis=0)
+    if c0 is not None:
+        dp[:2] += dA[0, I:O] * c0
+    dp[2] = (dA[:, O] * C).sum(axis=0)
+    return dp.sum(axis=2).reshape(3 * H)
+
+
 CUDA_SOURCE = r"""
 extern "C" {
 
@@ -111,6 +128,7 @@ __global__ void lstm_forward_step(real* a, const real* w_x, long long w_x_stride
     for (int g = 0; g < 4; ++g) {
         real x = w_x[((long long)g * H + j) * w_x_stride + b];
         pre[g] = has_recurrence ? a[g * HB + k] + x : x;
+        if (g > 0) pre[g] *= (real)0.5;
     }
     real cp = has_state ? c_prev[k] : (real)0;
     real z = tanh(pre[0]);
@@ -159,6 +177,25 @@ __global__ void lstm_backward_step(const real* dh, const real* dc, const real* K
     da[HB + k] = e_c * K_zif[HB + k];
     da[2 * HB + k] = e_c * K_zif[2 * HB + k];
     if (want_dc_out) dc_out[k] = e_c * G[k];
+}
+
+// One thread per element (q, j, b) of the [3, H, B] sums over the steps of the peephole
+// gradient's terms (q: i, f, o).
+__global__ void lstm_peephole_terms(const real* dA, const real* C, const real* c0, real* terms,
+                                    int T, int H, int B, int has_state) {
+    long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    long long HB = (long long)H * B;
+    if (k >= 3 * HB) return;
+    int q = (int)(k / HB);
+    long long e = k % HB;
+    real sum = 0;
+    if (q < 2) {
+        if (has_state) sum = dA[(1 + q) * HB + e] * c0[e];
+        for (int t = 1; t < T; ++t) sum += dA[(t * 4 + 1 + q) * HB + e] * C[(t - 1) * HB + e];
+    } else {
+        for (int t = 0; t < T; ++t) sum += dA[(t * 4 + 3) * HB + e] * C[t * HB + e];
+    }
+    terms[k] = sum;
 }
 
 }

@@ -15,8 +15,10 @@ the logits W h + b with row sums s, the gradients are
     dh = (e W) * r + g * W[target],        r = -g / s
 
 which needs no normalised softmax; in training r^T e = sum_n p_n is summed while each
-block of e is still in cache. Log-probabilities are logit - log s, finite where rwthlm's
-log of an underflowed probability gives -inf.
+block of e is still in cache. e may be shifted by a constant per softmax (the fused
+softmax_pick does so where exp could overflow; see rwthlm_py.kernels.softmax), which
+changes neither p nor these gradients. Log-probabilities are logit - log s, finite where
+rwthlm's log of an underflowed probability gives -inf.
 
 Shapes: N scored positions, H inputs, C classes, V words.
 """
@@ -25,7 +27,7 @@ import numpy
 
 from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.layers.layer import Layer
-from rwthlm_py.layers.word_groups import SAFE_TOTALS, WordGroups, word_gradients, word_log_probs
+from rwthlm_py.layers.word_groups import WordGroups, word_gradients, word_log_probs, word_weight_gradient
 
 
 class ClassSoftmax(Layer):
@@ -48,17 +50,16 @@ class ClassSoftmax(Layer):
 
     def forward(self, h, targets, train=True):
         """h[N,H], targets[N] (host ints) -> (log p(target|h)[N], cache)."""
-        xp = self.xp
         classes = self.word_class[targets]
         class_part = softmax_forward(self.backend, h, self.params["W_class"], self._bias("b_class"),
-                                     xp.asarray(classes), train)
+                                     self.backend.asarray(classes, dtype=numpy.int64), train)
         logp = class_part.logp
         groups = WordGroups(classes, targets, self.class_start, self.class_size, self.shortlist)
         word_cache = None
         if len(groups):
-            word_logp, word_cache = word_log_probs(self.backend, groups, h, self.params["W_word"],
-                                                   self._bias("b_word"), train)
-            logp[xp.asarray(groups.positions)] += word_logp
+            word_logp, on_device, word_cache = word_log_probs(self.backend, groups, h, self.params["W_word"],
+                                                              self._bias("b_word"), train)
+            logp[on_device.positions] += word_logp  # positions are distinct
         cache = (class_part, word_cache) if train else None
         return logp, cache
 
@@ -77,16 +78,13 @@ class ClassSoftmax(Layer):
         if self.bias:
             self.add_grad("b_class", db)
         if word_cache is not None:
-            groups = word_cache[0]
-            positions = self.xp.asarray(groups.positions)
-            word_d_logp = None if d_logp is None else d_logp[positions]
-            weight_pieces, db_word, dh_word = word_gradients(self.backend, word_cache, word_d_logp)
-            for rows, E, h_group in weight_pieces:
-                self.grads["W_word"].add_product(rows, E, h_group)
+            on_device = word_cache.on_device
+            word_d_logp = None if d_logp is None else d_logp[on_device.positions]
+            db_word, dh_word = word_gradients(self.backend, word_cache, word_d_logp)
+            self.grads["W_word"].add_computed(*word_weight_gradient(self.backend, word_cache))
             if self.bias:
-                for rows, stacked in groups.row_runs():
-                    self.grads["b_word"].add(rows, db_word[stacked])
-            dh[positions] += dh_word  # positions are distinct
+                self.grads["b_word"].add(on_device.used_rows, db_word)
+            dh[on_device.positions] += dh_word  # positions are distinct
         return dh
 
     def log_distribution(self, h):
@@ -113,13 +111,25 @@ class SoftmaxPart:
 
 
 def softmax_forward(backend, h, weights, bias, target, train):
-    """log softmax(h W^T + b)[n, target[n]] as a SoftmaxPart (with what training needs)."""
+    """log softmax(h W^T + b)[n, target[n]] as a SoftmaxPart (with what training needs).
+
+    The logits are replaced by their exponentials e (the softmax is e / s) by the fused
+    softmax_pick, in cached row blocks (backend.for_row_blocks), where training also sums
+    the probabilities while each block is in cache.
+    """
+    xp = backend.xp
     exps = h @ weights.T
-    logp, totals, prob_sums = log_softmax_pick(
-        backend, exps, target, bias, train, lambda rows: affine(h[rows], weights, bias))
+    logp = xp.empty(exps.shape[0], dtype=exps.dtype)
+    totals = xp.empty(exps.shape[0], dtype=exps.dtype)
+
+    def block(start, stop):
+        return backend.kernels.softmax_pick(exps[start:stop], bias, target[start:stop], logp[start:stop],
+                                            totals[start:stop], train)
+
+    partial_sums = backend.for_row_blocks(block, exps.shape[0], exps.shape[1] * exps.itemsize)
     if not train:
         return SoftmaxPart(h, weights, bias, target, logp)
-    return SoftmaxPart(h, weights, bias, target, logp, exps, totals, prob_sums)
+    return SoftmaxPart(h, weights, bias, target, logp, exps, totals, _add_all(partial_sums))
 
 
 def affine(h, weights, bias):
@@ -128,60 +138,11 @@ def affine(h, weights, bias):
     return logits if bias is None else logits + bias
 
 
-def log_softmax_pick(backend, logits, target, bias, sum_probs, recompute):
-    """log softmax(logits + bias)[n, target[n]] for every row n.
-
-    Returns (log p[N], row sums s[N], sum_n p_n[K] or None). The logits are replaced by
-    their exponentials e (the softmax is e / s), processed in cached row blocks
-    (backend.for_row_blocks), with the row sums as matrix-vector products. The usual shift
-    by the row maximum costs a pass over the logits and matters only where exp overflows or
-    the sum underflows; rows whose sum leaves SAFE_TOTALS are computed again, shifted, from
-    recompute(rows), which gives their logits (bias included).
-    """
-    xp = backend.xp
-    logp = xp.empty(logits.shape[0], dtype=logits.dtype)
-    totals = xp.empty(logits.shape[0], dtype=logits.dtype)
-    ones = xp.ones(logits.shape[1], dtype=logits.dtype)
-    lowest, highest = SAFE_TOTALS[numpy.dtype(logits.dtype).name]
-
-    def block(start, stop):
-        chunk = logits[start:stop]
-        if bias is not None:
-            chunk += bias
-        picked = chunk[xp.arange(stop - start), target[start:stop]]
-        with numpy.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-            xp.exp(chunk, out=chunk)  # overflowed or underflowed rows are redone below
-            total = chunk @ ones
-            totals[start:stop] = total
-            logp[start:stop] = picked - xp.log(total)
-            return (1 / total) @ chunk if sum_probs else None
-
-    partial_sums = backend.for_row_blocks(block, logits.shape[0], logits.shape[1] * logits.itemsize)
-    at_risk = xp.flatnonzero(~((totals >= lowest) & (totals <= highest)))
-    if len(at_risk):
-        _shifted_rows(xp, logits, target, recompute(at_risk), at_risk, logp, totals)
-    prob_sums = None
-    if sum_probs:
-        prob_sums = (1 / totals) @ logits if len(at_risk) else _add_all(partial_sums)
-    return logp, totals, prob_sums
-
-
 def _add_all(arrays):
     total = arrays[0]
     for array in arrays[1:]:
         total = total + array
     return total
-
-
-def _shifted_rows(xp, logits, target, row_logits, rows, logp, totals):
-    """The rows `rows` again, with their logits shifted by the row maximum first."""
-    row_logits = row_logits - row_logits.max(axis=1, keepdims=True)
-    picked = row_logits[xp.arange(len(rows)), target[rows]]
-    exps = xp.exp(row_logits)
-    total = exps.sum(axis=1)
-    logits[rows] = exps
-    totals[rows] = total
-    logp[rows] = picked - xp.log(total)
 
 
 def softmax_backward(backend, part, d_logp):

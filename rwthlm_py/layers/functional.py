@@ -1,5 +1,4 @@
-"""Stateless helpers shared by the layers (activations, a BLAS-friendly matrix product);
-they work on numpy and cupy arrays.
+"""Stateless helpers shared by the layers (activations); they work on numpy and cupy arrays.
 
 Activations are written in place where an `out` array is given. Derivatives are expressed
 through the activation's output y, as rwthlm does: tanh' = 1 - y^2, sigmoid' = y (1 - y).
@@ -44,29 +43,3 @@ def backprop_activation(name, y, dy):
     if name == "sigmoid":
         return dy * y * (1 - y)
     return dy
-
-
-def blas_matmul(a, b, out):
-    """out = a @ b, with the shapes that numpy's matmul would not hand to BLAS recast.
-
-    numpy computes a product with a dimension of 1 in its own loops, up to ten times slower
-    than BLAS (measured for [1,H] x [H,K] with a transposed operand and for outer products):
-    a single row or column becomes a matrix-vector product, and an outer product gets a
-    row of zeros added so that BLAS does it as a rank-2 product.
-    """
-    rows, inner = a.shape
-    columns = b.shape[1]
-    if rows == 1 and columns == 1:
-        out[0, 0] = a[0] @ b[:, 0]
-    elif columns == 1:
-        out[:, 0] = a @ b[:, 0]
-    elif rows == 1:
-        out[0] = a[0] @ b
-    elif inner == 1:
-        xp = get_xp(a)
-        padded_a = xp.concatenate([a, xp.zeros_like(a)], axis=1)
-        padded_b = xp.concatenate([b, xp.zeros_like(b)])
-        xp.matmul(padded_a, padded_b, out=out)
-    else:
-        get_xp(a).matmul(a, b, out=out)
-    return out

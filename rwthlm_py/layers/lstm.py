@@ -32,8 +32,8 @@ Inside the loops a step's values are [H, B] (a column per sequence): R h(t-1) is
 product [4H, H] x [H, B] straight into the step's gates, and every gate's block is
 contiguous (numpy's element-wise calls on the strided gate views of a [B, 4, H] array
 cost four times as much). The cache holds the steps as [T, 4, H, B] and [T, H, B]; the
-layer's input and output stay time-major [T, B, .]. The gates i, f, o are kept scaled by
-1/2 inside the forward loop so that one tanh call gives z and both sigmoids of i and f:
+layer's input and output stay time-major [T, B, .]. The forward kernel halves the
+pre-activations of i, f, o so that one tanh call gives z and both sigmoids of i and f:
 sigmoid(a) = (tanh(a/2) + 1) / 2.
 """
 
@@ -58,10 +58,9 @@ class Lstm(Layer):
         """x[T,B,D] -> h[T,B,H]; state = (h0[B,H], c0[B,H]) or None (zero state)."""
         xp, H, kernels = self.xp, self.size, self.backend.kernels
         T, B, D = x.shape
-        W_x = _halve_gates_ifo(self.params["W"]) @ x.reshape(T * B, D).T  # [4H, T*B]: step t's B columns are a block
+        W_x = self.params["W"] @ x.reshape(T * B, D).T  # [4H, T*B]: step t's B columns are a block
         if self.bias:
-            W_x += _halve_gates_ifo(self.params["b"]).reshape(4 * H, 1)
-        R_scaled = _halve_gates_ifo(self.params["R"])
+            W_x += self.params["b"].reshape(4 * H, 1)
         peepholes = kernels.lstm_peepholes(self.params["p"], B, T)
         A = xp.empty((T, 4, H, B), dtype=x.dtype)  # z, i, f, o of every step, [H, B] each
         C = xp.empty((T, H, B), dtype=x.dtype)
@@ -70,7 +69,7 @@ class Lstm(Layer):
         h_prev, c_prev = (state[0].T.copy(), state[1].T.copy()) if state is not None else (None, None)
         for t in range(T):
             if h_prev is not None:
-                self.backend.gemm(R_scaled, h_prev, out=A[t].reshape(4 * H, B))
+                self.backend.gemm(self.params["R"], h_prev, out=A[t].reshape(4 * H, B))
             kernels.lstm_forward_step(A[t], W_x[:, t * B:(t + 1) * B], c_prev, peepholes, C[t], tanh_C[t],
                                       Hs[t], h_prev is not None)
             h_prev, c_prev = Hs[t], C[t]
@@ -125,13 +124,7 @@ class Lstm(Layer):
         else:
             h_prev[:B] = 0
         self.add_grad("R", dA_rows @ h_prev)
-        # summed over the steps first: a sum along the short last axis (B) is slow
-        dp = xp.empty((3, H, B), dtype=dA.dtype)
-        dp[:2] = (dA[1:, I:O] * C[:-1, None]).sum(axis=0)
-        if c0 is not None:
-            dp[:2] += dA[0, I:O] * c0
-        dp[2] = (dA[:, O] * C).sum(axis=0)
-        self.add_grad("p", dp.sum(axis=2).reshape(3 * H))
+        self.add_grad("p", self.backend.kernels.lstm_peephole_gradient(dA, C, c0))
 
 
 def _steps_ending(backend, lengths, T):
@@ -155,14 +148,6 @@ def _add_final(xp, dh, dc, dh_final, dc_final, columns):
         dc = xp.zeros_like(dh) if dc is None else dc.copy()
         dc[:, columns] += dc_final[columns].T
     return dc
-
-
-def _halve_gates_ifo(weights):
-    """A copy of W, R or b with the rows of the gates i, f, o halved: the forward loop keeps
-    their pre-activations halved (made on the device, with no constant from the host)."""
-    scaled = weights.copy()
-    scaled[len(weights) // 4:] *= 0.5
-    return scaled
 
 
 def _last_columns(steps, lengths):

@@ -7,159 +7,124 @@ Each scored position n whose target w is in a class c with more than one word ne
 Positions are sorted by class into groups (one per target class in the batch). The logits
 of every group are written into one flat buffer, group after group, each as a [K_g, n_g]
 block L = W_word[c] h^T (K_g = |c| words, n_g positions: column j is position j's
-softmax), so that the element-wise work (exp, picking the targets, the target corrections
-of the gradient) is one call for the whole batch and only the matrix products remain per
-group. With e the exponentials, s their column sums and g_n = d(loss)/d(log p_n) (g = -1 in
-training), the gradient of the logits is
+softmax), described by a table the fused kernels read (rwthlm_py.kernels.softmax), so
+that each step of the forward and backward pass is one operation for all groups. With e
+the exponentials, s their column sums and g_n = d(loss)/d(log p_n) (g = -1 in training),
+the gradient of the logits is
 
     E = e * r + onehot(target) * g,    r = -g / s       (r, g per column)
 
-and per group dW = E h, dh = E^T W, db = the row sums of E. dW is handed on as that
-product (RowGradient.add_product): forming it would write a K x H matrix per group, nearly
-all of W_word per batch, only to read it again for the update.
+and per group dW = E h, dh = E^T W, db = the row sums of E. dW is handed on as a gradient
+that applies itself (RowGradient.add_computed): forming it would write a K x H matrix per
+group, nearly all of W_word per batch, only to read it again for the update.
 
 The blocks are [K_g, n_g] rather than [n_g, K_g] because every product then reads W_word
-in its stored row order, which BLAS does at full speed for any n_g (blas_matmul takes
-care of n_g = 1). As in log_softmax_pick, no shift by the maximum is made unless a column
-sum leaves SAFE_TOTALS; such columns are computed again, shifted.
+in its stored row order, which BLAS does at full speed for any n_g, and neighbouring
+threads of a GPU kernel read neighbouring columns.
 """
+
+import collections
 
 import numpy
 
-from rwthlm_py.layers.functional import blas_matmul
+from rwthlm_py.kernels.softmax import COUNT, FIRST, OFFSET, ROW, STACKED, TABLE_COLUMNS, WIDTH
 
-# A row sum s of exponentials inside these bounds is exact enough without the shift: no
-# term overflowed, and the terms that underflowed are below 1e-14 of the largest.
-SAFE_TOTALS = {"float32": (1e-20, 1e30), "float64": (1e-200, 1e200)}
+OnDevice = collections.namedtuple("OnDevice", "positions target_index used_rows table")
+WordCache = collections.namedtuple("WordCache", "groups on_device h_sorted weights bias buffer totals")
 
 
 class WordGroups:
-    """The groups of one batch: which positions, which rows of W_word, where in the buffer.
+    """The groups of one batch (host arrays): which positions, which rows of W_word, where
+    in the buffer.
 
-    positions[M]: the clustered positions sorted by class (host ints), within[M]: each
-    target's index inside its class, target_index[M]: where its logit is in the buffer, and
-    per group (rows, first, last, offset): its slice of W_word, its range in `positions`
-    and the start of its block in the buffer.
+    positions[M]: the clustered positions sorted by class, target_index[M]: where each
+    target's logit is in the buffer, table[G, 6]: per group its block's offset in the
+    buffer, its first position (index into `positions`), n_g, the class's first row of
+    W_word, K_g and its first stacked row (rwthlm_py.kernels.softmax), used_rows[R]: the
+    rows of W_word the groups use, in stacked order.
     """
 
     def __init__(self, classes, targets, class_start, class_size, shortlist):
         clustered = numpy.flatnonzero(classes >= shortlist)
         self.positions = clustered[numpy.argsort(classes[clustered], kind="stable")]
         sorted_classes = classes[self.positions]
-        self.within = targets[self.positions] - class_start[sorted_classes]
+        within = targets[self.positions] - class_start[sorted_classes]
         width = class_size[sorted_classes].astype(numpy.int64)  # K of each position's group
         block_starts = numpy.concatenate([[0], numpy.cumsum(width)])  # as if n_g were 1
         self.size = int(block_starts[-1])
         firsts = numpy.flatnonzero(numpy.diff(sorted_classes, prepend=-1))
         lasts = numpy.append(firsts[1:], len(self.positions))
-        group_of = numpy.repeat(numpy.arange(len(firsts)), lasts - firsts)
+        counts = lasts - firsts
+        group_of = numpy.repeat(numpy.arange(len(firsts)), counts)
         first_of = firsts[group_of]
         # logit (k, j) of a group's block is at offset + k n_g + j
-        self.target_index = (block_starts[first_of] + self.within * (lasts - firsts)[group_of]
+        self.target_index = (block_starts[first_of] + within * counts[group_of]
                              + numpy.arange(len(self.positions)) - first_of)
-        self.groups = []
-        for first, last in zip(firsts.tolist(), lasts.tolist()):
-            start = int(class_start[sorted_classes[first]]) - shortlist
-            rows = slice(start, start + int(width[first]))
-            self.groups.append((rows, first, last, int(block_starts[first])))
+        self.table = numpy.empty((len(firsts), TABLE_COLUMNS), dtype=numpy.int64)
+        self.table[:, OFFSET] = block_starts[firsts]
+        self.table[:, FIRST] = firsts
+        self.table[:, COUNT] = counts
+        self.table[:, ROW] = class_start[sorted_classes[firsts]] - shortlist
+        self.table[:, WIDTH] = width[firsts]
+        self.table[:, STACKED] = numpy.cumsum(self.table[:, WIDTH]) - self.table[:, WIDTH]
+        self.rows_used = int(self.table[:, WIDTH].sum())
+        self.used_rows = numpy.repeat(self.table[:, ROW] - self.table[:, STACKED], self.table[:, WIDTH]) + numpy.arange(self.rows_used)
 
     def __len__(self):
         return len(self.positions)
 
-    def row_runs(self):
-        """The rows of W_word the groups use, as runs of adjacent classes: (rows of W_word,
-        rows of the stacked gradient) slice pairs, in group order."""
-        runs, stacked = [], 0
-        for rows, *_ in self.groups:
-            width = rows.stop - rows.start
-            if runs and runs[-1][0].stop == rows.start:
-                previous, previous_stacked = runs[-1]
-                runs[-1] = (slice(previous.start, rows.stop), slice(previous_stacked.start, stacked + width))
-            else:
-                runs.append((rows, slice(stacked, stacked + width)))
-            stacked += width
-        return runs
-
-    def rows_used(self):
-        """How many rows of W_word the groups use."""
-        return sum(rows.stop - rows.start for rows, *_ in self.groups)
+    def to_device(self, backend):
+        """positions, target_index, used_rows and table on the backend, in one copy."""
+        parts = (self.positions, self.target_index, self.used_rows, self.table.reshape(-1))
+        packed = backend.asarray(numpy.concatenate(parts).astype(numpy.int64), dtype=numpy.int64)
+        bounds = numpy.cumsum([0] + [len(part) for part in parts]).tolist()
+        views = [packed[start:stop] for start, stop in zip(bounds, bounds[1:])]
+        return OnDevice(*views[:3], views[3].reshape(self.table.shape))
 
 
 def word_log_probs(backend, groups, h, weights, bias, train):
-    """log p(target | class, h) of every grouped position [M], and the cache for training.
-
-    h[N,H] are all positions' inputs; weights = W_word, bias = b_word (or None).
-    """
-    xp = backend.xp
-    h_sorted = h[xp.asarray(groups.positions)]
+    """(log p(target | class, h) of every grouped position [M], the groups on the device,
+    the cache for training). h[N,H] are all positions' inputs; weights = W_word, bias =
+    b_word (or None)."""
+    xp, kernels = backend.xp, backend.kernels
+    on_device = groups.to_device(backend)
+    h_sorted = h[on_device.positions]
     h_columns = xp.ascontiguousarray(h_sorted.T)  # [H, M]: each group's h^T is a column range
     buffer = xp.empty(groups.size, dtype=h.dtype)
+    logp = xp.empty(len(groups), dtype=h.dtype)
     totals = xp.empty(len(groups), dtype=h.dtype)
-    for rows, first, last, offset in groups.groups:
-        logits = _block(buffer, rows, first, last, offset)
-        blas_matmul(weights[rows], h_columns[:, first:last], out=logits)
-        if bias is not None:
-            logits += bias[rows, None]
-    target_index = xp.asarray(groups.target_index)
-    picked = buffer[target_index]
-    with numpy.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        xp.exp(buffer, out=buffer)  # overflowed or underflowed columns are redone below
-        for rows, first, last, offset in groups.groups:
-            ones = xp.ones((1, rows.stop - rows.start), dtype=h.dtype)
-            blas_matmul(ones, _block(buffer, rows, first, last, offset), out=totals[None, first:last])
-        logp = picked - xp.log(totals)
-    _redo_unsafe_columns(backend, groups, h_sorted, weights, bias, buffer, totals, logp)
-    cache = (groups, h_sorted, weights, bias, buffer, totals) if train else None
-    return logp, cache
+    kernels.word_logits(weights, bias, h_columns, on_device.table, buffer)
+    kernels.word_softmax_pick(buffer, on_device.table, on_device.target_index, logp, totals)
+    cache = WordCache(groups, on_device, h_sorted, weights, bias, buffer, totals) if train else None
+    return logp, on_device, cache
 
 
 def word_gradients(backend, cache, d_logp):
-    """(dW pieces, db[R] or None, dh_sorted[M,H]) from d(loss)/d(log p)[M] (None: the loss
-    is -sum log p). dW is left as one product per group, (rows, E^T, h) with dW[rows] = E h
-    (see RowGradient.add_product); db stacks the groups' bias gradients in group order
-    (groups.row_runs() says which rows they are)."""
-    xp = backend.xp
-    groups, h_sorted, weights, bias, buffer, totals = cache
-    g = -xp.ones_like(totals) if d_logp is None else d_logp.astype(totals.dtype, copy=False)
-    r = -g / totals
-    for rows, first, last, offset in groups.groups:
-        _block(buffer, rows, first, last, offset)[...] *= r[first:last]
-    buffer[xp.asarray(groups.target_index)] += g  # one target per column: no repeated index
-    db = xp.empty((groups.rows_used(), 1), dtype=h_sorted.dtype) if bias is not None else None
-    dh_sorted = xp.empty_like(h_sorted)
-    weight_pieces, row = [], 0
-    for rows, first, last, offset in groups.groups:
-        E = _block(buffer, rows, first, last, offset)
-        width = rows.stop - rows.start
-        weight_pieces.append((rows, E.T, h_sorted[first:last]))
-        blas_matmul(E.T, weights[rows], out=dh_sorted[first:last])
-        if db is not None:
-            blas_matmul(E, xp.ones((last - first, 1), dtype=E.dtype), out=db[row:row + width])
-        row += width
-    return weight_pieces, None if db is None else db[:, 0], dh_sorted
+    """(db[R] or None, dh_sorted[M,H]) from d(loss)/d(log p)[M] (None: the loss is
+    -sum log p); the buffer's exponentials become E for word_weight_gradient. db stacks
+    the groups' bias gradients in group order (the rows `used_rows`)."""
+    xp, kernels = backend.xp, backend.kernels
+    table = cache.on_device.table
+    g = None if d_logp is None else xp.ascontiguousarray(d_logp, dtype=cache.totals.dtype)
+    kernels.word_logit_gradient(cache.buffer, table, cache.on_device.target_index, cache.totals, g)
+    dh_sorted = xp.empty_like(cache.h_sorted)
+    kernels.word_input_gradient(cache.buffer, cache.weights, table, dh_sorted)
+    db = None
+    if cache.bias is not None:
+        db = xp.empty(cache.groups.rows_used, dtype=cache.h_sorted.dtype)
+        kernels.word_bias_gradient(cache.buffer, table, db)
+    return db, dh_sorted
 
 
-def _block(buffer, rows, first, last, offset):
-    """The [K_g, n_g] logits (or exponentials, or gradients) of one group in the buffer."""
-    width = rows.stop - rows.start
-    return buffer[offset:offset + (last - first) * width].reshape(width, last - first)
+def word_weight_gradient(backend, cache):
+    """The gradient of W_word's used rows, sum over groups of E h, as (apply(W, scale),
+    squared_norm()) for RowGradient.add_computed; call after word_gradients."""
+    kernels, table, rows_used = backend.kernels, cache.on_device.table, cache.groups.rows_used
 
+    def apply(weights, scale):
+        kernels.word_weight_update(weights, scale, cache.buffer, cache.h_sorted, table, rows_used)
 
-def _redo_unsafe_columns(backend, groups, h_sorted, weights, bias, buffer, totals, logp):
-    """Columns whose sum of exponentials left SAFE_TOTALS, again with the maximum shifted
-    out (rare: a column's own loop costs nothing in the usual case)."""
-    xp = backend.xp
-    lowest, highest = SAFE_TOTALS[numpy.dtype(buffer.dtype).name]
-    unsafe = numpy.flatnonzero(backend.to_numpy(~((totals >= lowest) & (totals <= highest))))
-    if not len(unsafe):
-        return
-    for rows, first, last, offset in groups.groups:
-        for m in unsafe[(unsafe >= first) & (unsafe < last)].tolist():
-            logits = weights[rows] @ h_sorted[m]
-            if bias is not None:
-                logits += bias[rows]
-            logits -= logits.max()
-            exps = xp.exp(logits)
-            _block(buffer, rows, first, last, offset)[:, m - first] = exps
-            totals[m] = exps.sum()
-            logp[m] = logits[int(groups.within[m])] - xp.log(totals[m])
+    def squared_norm():
+        return kernels.word_weight_squared_norm(cache.buffer, cache.h_sorted, table, rows_used)
+
+    return apply, squared_norm
