@@ -100,11 +100,13 @@ def word_logits(weights, bias, h_columns, table, buffer):
 def word_softmax_pick(buffer, table, target_index, logp, totals):
     """The groups' column softmaxes in place (the blocks become e); writes log p and the
     totals [M]. target_index [M]: where each position's target logit is in the buffer."""
-    for group in _groups(table):
-        block = _block(buffer, group)
-        shift = _needed_shift(block.max(axis=0), buffer.dtype, group[WIDTH])
-        if shift is not None:
-            block -= shift
+    lowest, highest = safe_max_range(buffer.dtype, int(table[:, WIDTH].max()))
+    if not lowest <= buffer.min() <= buffer.max() <= highest:  # else no column needs a shift
+        for group in _groups(table):
+            block = _block(buffer, group)
+            shift = _needed_shift(block.max(axis=0), buffer.dtype, group[WIDTH])
+            if shift is not None:
+                block -= shift
     picked = buffer[target_index]
     numpy.exp(buffer, out=buffer)
     for group in _groups(table):
