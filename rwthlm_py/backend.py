@@ -66,6 +66,11 @@ class Backend:
     def on_host(self):
         return self.xp is numpy
 
+    def with_dtype(self, dtype):
+        """The same backend computing in `dtype` (CUDA kernels are compiled per float type)."""
+        kernels = self.kernels.for_dtype(dtype) if hasattr(self.kernels, "for_dtype") else self.kernels
+        return dataclasses.replace(self, dtype=numpy.dtype(dtype), kernels=kernels)
+
     def asarray(self, array, dtype=None):
         """Moves a host array to the backend, as `dtype` (default: the float type)."""
         return self.xp.asarray(array, dtype=self.dtype if dtype is None else dtype)

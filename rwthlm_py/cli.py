@@ -257,7 +257,7 @@ def run_selftest(options, network, console):
     from rwthlm_py.selftest import builtin_self_test
 
     if network is None or options.train is None:
-        return builtin_self_test(options, network, console)
+        return builtin_self_test(options, network, console, make_backend(options.replace(dtype="float64"), console))
     options = options.replace(self_test=True)
     return run(options, network, make_backend(options, console), console)
 

@@ -117,11 +117,10 @@ def self_test_batches(corpus, sequences, batch_size, max_steps=6):
 
 
 def as_float64(network):
-    """A float64 copy of a network on the numpy backend (the checks need double precision)."""
-    backend = get_backend("numpy", "float64")
-    copy = Network(network.spec, network.vocab, backend, network.bias)
+    """A float64 copy of a network on its backend (the checks need double precision)."""
+    copy = Network(network.spec, network.vocab, network.backend.with_dtype("float64"), network.bias)
     for name, value in copy.named_params().items():
-        value[...] = network.backend.to_numpy(network.named_params()[name])
+        value[...] = network.named_params()[name].astype(value.dtype)
     return copy
 
 
@@ -185,15 +184,16 @@ def synthetic_corpus(vocab, seed, num_lines=24, max_words=7):
                        numpy.asarray(starts, dtype=numpy.int64), vocab.sb, 0)
 
 
-def builtin_self_test(options, network_path, console):
-    """Checks a given network (or a built-in set covering every layer type) on generated text."""
+def builtin_self_test(options, network_path, console, backend=None):
+    """Checks a given network (or a built-in set covering every layer type) on generated
+    text, on `backend` in float64 (default: numpy)."""
     import os
 
     from rwthlm_py.checkpoint import build_network, read_model
     from rwthlm_py.network_spec import parse_network
     from rwthlm_py.vocabulary import Vocabulary
 
-    backend = get_backend("numpy", "float64")
+    backend = get_backend("numpy", "float64") if backend is None else backend.with_dtype("float64")
     if network_path is not None and os.path.exists(network_path):
         networks = [build_network(read_model(network_path), backend)]
     else:

@@ -47,6 +47,9 @@ class CudaKernels:
         self._module = None
         self._functions = {}
 
+    def for_dtype(self, dtype):
+        return self if numpy.dtype(dtype) == self._dtype else CudaKernels(self._cupy, dtype)
+
     def _launch(self, name, elements, *args):
         if self._module is None:
             self._module = self._cupy.RawModule(code=source_for(self._dtype), options=("--std=c++14",))
