@@ -33,23 +33,29 @@ from rwthlm_py.train import train_batch  # noqa: E402
 
 def main():
     args = parse_arguments()
-    hidden, layers = MODELS[args.model]
-    vocab = benchmark_vocabulary(args.vocab, args.classes)
-    backend = strict_backend(cuda_kernels=cuda_on_cpu.compiler() is not None)
-    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab, backend, seed=1)
-    optimizer = Sgd(network, momentum=0.9)
-    counts = backend.xp.counts
-    for batch in synthetic_batches(vocab, args.batch, args.seq, 2):
-        counts.clear()
-        if args.mode == "train":
-            train_batch(network, optimizer, batch, None, 1e-3, clipping=args.clipping)
-        else:
-            backend.to_numpy(network.log_probs(batch)[0])
+    counts = count_one_batch(args.model, args.mode, args.batch, args.seq, args.vocab, args.classes, args.clipping)
     print(f"{args.model} {args.mode} B={args.batch} T={args.seq} V={args.vocab} classes={args.classes} "
           f"clipping={args.clipping}: {counts.summary()}")
     for name in ("launches", "waits", "copies", "operand_copies"):
         for site, number in getattr(counts, name).most_common(args.top):
             print(f"  {name:15s} {number:6d}  {site}")
+
+
+def count_one_batch(model, mode, batch_size, steps, vocab_size, classes, clipping=None):
+    """The strict double's counts (tests/strict_cupy.py Counts) of the second of two batches."""
+    hidden, layers = MODELS[model]
+    vocab = benchmark_vocabulary(vocab_size, classes)
+    backend = strict_backend(cuda_kernels=cuda_on_cpu.compiler() is not None)
+    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab, backend, seed=1)
+    optimizer = Sgd(network, momentum=0.9)
+    counts = backend.xp.counts
+    for batch in synthetic_batches(vocab, batch_size, steps, 2):
+        counts.clear()
+        if mode == "train":
+            train_batch(network, optimizer, batch, None, 1e-3, clipping=clipping)
+        else:
+            backend.to_numpy(network.log_probs(batch)[0])
+    return counts
 
 
 def parse_arguments():

@@ -6,6 +6,7 @@ import pathlib
 import numpy
 import pytest
 
+import cuda_on_cpu
 from rwthlm_py.backend import cupy_device_count, get_backend
 from strict_cupy import strict_backend
 from rwthlm_py.vocabulary import Vocabulary, remap
@@ -19,6 +20,24 @@ BACKENDS = [
     pytest.param("cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
         cupy_device_count() == 0, reason="needs cupy and a CUDA device")]),
 ]
+
+
+# Where the CUDA kernels run: on the CPU in the strict double, or on a GPU.
+CUDA_DEVICES = [
+    pytest.param("cuda-on-cpu", marks=pytest.mark.skipif(cuda_on_cpu.compiler() is None,
+                                                         reason="needs a C++ compiler (g++)")),
+    pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        cupy_device_count() == 0, reason="needs cupy and a CUDA device")]),
+]
+
+
+@pytest.fixture(params=CUDA_DEVICES)
+def cuda_backend(request):
+    """backend(dtype): a backend whose fused operations are the CUDA kernels, run on the CPU
+    (in the strict double) or on a GPU."""
+    if request.param == "cuda-on-cpu":
+        return lambda dtype: strict_backend(dtype, cuda_kernels=True)
+    return lambda dtype: get_backend("cupy", dtype)
 
 
 def make_backend(name, dtype="float32"):

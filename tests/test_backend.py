@@ -8,7 +8,8 @@ from rwthlm_py.backend import cupy_device_count, get_backend
 from rwthlm_py.errors import InputError
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
-from rwthlm_py.selftest import synthetic_corpus
+from rwthlm_py.selftest import BUILTIN_NETWORKS, synthetic_corpus
+from conftest import BACKENDS, make_backend
 
 
 def test_numpy_backend():
@@ -82,6 +83,45 @@ def test_cupy_matches_numpy(class_vocab):
         expected = cpu.modules[module].dense_grad(param)
         got = gpu.backend.to_numpy(gpu.modules[module].dense_grad(param))
         assert numpy.allclose(expected, got, rtol=1e-3, atol=1e-5), name
+
+
+def trained_params(spec, vocab, backend, batches):
+    """The float64 parameters after training on `batches` with momentum and clipping."""
+    from rwthlm_py.optim import Sgd
+    from rwthlm_py.train import train_batch
+
+    network = Network.build(parse_network(spec), vocab, backend, seed=2)
+    optimizer = Sgd(network, momentum=0.9)
+    for batch in batches:
+        train_batch(network, optimizer, batch, None, 0.05, clipping=0.5)
+    return {key: network.backend.to_numpy(value) for key, value in network.named_params().items()}
+
+
+def assert_same_params(got, expected):
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        numpy.testing.assert_allclose(got[key], value, rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("device", BACKENDS[1:])
+def test_twenty_training_batches_on_the_device_equal_numpys(class_vocab, device):
+    """Identical seeds, momentum and clipping: after 20 batches every float64 parameter on
+    the device agrees with numpy's to 1e-9."""
+    corpus = synthetic_corpus(class_vocab, seed=4, num_lines=120)
+    batches = list(data.batches(corpus, data.wrap(corpus, "fixed", 4, 6), 4))[:20]
+    assert len(batches) == 20
+    assert_same_params(trained_params("t-i12-m10-m8", class_vocab, make_backend(device, "float64"), batches),
+                       trained_params("t-i12-m10-m8", class_vocab, get_backend("numpy", "float64"), batches))
+
+
+@pytest.mark.parametrize("spec", BUILTIN_NETWORKS)
+@pytest.mark.parametrize("output", ["class", "full"])
+def test_every_layer_trains_on_the_cuda_kernels_as_on_numpy(cuda_backend, class_vocab, full_vocab, spec, output):
+    vocab = class_vocab if output == "class" else full_vocab
+    corpus = synthetic_corpus(vocab, seed=5)
+    batches = list(data.batches(corpus, data.wrap(corpus, "fixed", 3, 6), 3))[:3]
+    assert_same_params(trained_params(spec, vocab, cuda_backend("float64"), batches),
+                       trained_params(spec, vocab, get_backend("numpy", "float64"), batches))
 
 
 def test_keep_freed_memory_sets_glibcs_malloc_thresholds():
