@@ -44,17 +44,17 @@ extern "C" {
 
 // The table has a row per parameter: its first element in the thread numbering, its size,
 // and the device addresses of w, g and m (0: no momentum buffer).
-#define SGD_COLUMNS 5
+enum { FIRST_ELEMENT, SIZE, W_ADDRESS, G_ADDRESS, M_ADDRESS, SGD_COLUMNS };
 
 __global__ void sgd_step(const long long* table, int params, long long total, real learning_rate,
                          const real* rate_on_device, int rate_is_on_device, real momentum) {
     long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (k >= total) return;
-    const long long* row = table + last_row_at_most(table, params, SGD_COLUMNS, 0, k) * SGD_COLUMNS;
-    long long e = k - row[0];
-    real* w = (real*)row[2];
-    const real* g = (const real*)row[3];
-    real* m = (real*)row[4];
+    const long long* row = table + last_row_at_most(table, params, SGD_COLUMNS, FIRST_ELEMENT, k) * SGD_COLUMNS;
+    long long e = k - row[FIRST_ELEMENT];
+    real* w = (real*)row[W_ADDRESS];
+    const real* g = (const real*)row[G_ADDRESS];
+    real* m = (real*)row[M_ADDRESS];
     real step = (rate_is_on_device ? *rate_on_device : learning_rate) * g[e];
     if (m) {
         real v = m[e] - step;
@@ -74,8 +74,8 @@ __global__ void sum_of_squares_parts(const long long* table, int arrays, long lo
     if (q >= threads) return;
     real sum = 0;
     for (long long k = q; k < total; k += threads) {
-        const long long* row = table + last_row_at_most(table, arrays, 3, 0, k) * 3;
-        real x = ((const real*)row[2])[k - row[0]];
+        const long long* row = table + last_row_at_most(table, arrays, 3, FIRST_ELEMENT, k) * 3;
+        real x = ((const real*)row[2])[k - row[FIRST_ELEMENT]];
         sum += x * x;
     }
     parts[q] = sum;

@@ -165,8 +165,8 @@ def word_weight_squared_norm(buffer, h_sorted, table, rows_used):
 CUDA_SOURCE = r"""
 extern "C" {
 
-// The table's columns (rwthlm_py.kernels.softmax): offset, first, count, row, width, stacked.
-#define TABLE_COLUMNS 6
+// The table's columns, as in rwthlm_py.kernels.softmax.
+enum { OFFSET, FIRST, COUNT, ROW, WIDTH, STACKED, TABLE_COLUMNS };
 
 __device__ __forceinline__ int group_of(const long long* table, int groups, int column, long long value) {
     return last_row_at_most(table, groups, TABLE_COLUMNS, column, value);
@@ -186,9 +186,9 @@ __global__ void word_logits(const real* weights, const real* bias, int has_bias,
                             long long size) {
     long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= size) return;
-    const long long* group = table + group_of(table, groups, 0, e) * TABLE_COLUMNS;
-    long long local = e - group[0], count = group[2];
-    long long row = group[3] + local / count, m = group[1] + local % count;
+    const long long* group = table + group_of(table, groups, OFFSET, e) * TABLE_COLUMNS;
+    long long local = e - group[OFFSET], count = group[COUNT];
+    long long row = group[ROW] + local / count, m = group[FIRST] + local % count;
     real sum = has_bias ? bias[row] : (real)0;
     for (int i = 0; i < H; ++i) sum += weights[row * H + i] * h_columns[i * M + m];
     buffer[e] = sum;
@@ -199,9 +199,9 @@ __global__ void word_softmax_pick(real* buffer, const long long* table, int grou
                                   const long long* target_index, real* logp, real* totals, long long M) {
     long long m = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (m >= M) return;
-    const long long* group = table + group_of(table, groups, 1, m) * TABLE_COLUMNS;
-    long long count = group[2], width = group[4];
-    real* column = buffer + group[0] + (m - group[1]);
+    const long long* group = table + group_of(table, groups, FIRST, m) * TABLE_COLUMNS;
+    long long count = group[COUNT], width = group[WIDTH];
+    real* column = buffer + group[OFFSET] + (m - group[FIRST]);
     real highest = column[0];
     for (long long k = 1; k < width; ++k) highest = column[k * count] > highest ? column[k * count] : highest;
     real picked = buffer[target_index[m]] - highest;
@@ -221,9 +221,9 @@ __global__ void word_logit_gradient(real* buffer, const long long* table, int gr
                                     int has_g, long long M) {
     long long m = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (m >= M) return;
-    const long long* group = table + group_of(table, groups, 1, m) * TABLE_COLUMNS;
-    long long count = group[2], width = group[4];
-    real* column = buffer + group[0] + (m - group[1]);
+    const long long* group = table + group_of(table, groups, FIRST, m) * TABLE_COLUMNS;
+    long long count = group[COUNT], width = group[WIDTH];
+    real* column = buffer + group[OFFSET] + (m - group[FIRST]);
     real g_m = has_g ? g[m] : (real)-1;
     real r = -g_m / totals[m];
     for (long long k = 0; k < width; ++k) column[k * count] *= r;
@@ -236,10 +236,10 @@ __global__ void word_input_gradient(const real* buffer, const real* weights, con
     long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (q >= M * H) return;
     long long m = q / H, i = q % H;
-    const long long* group = table + group_of(table, groups, 1, m) * TABLE_COLUMNS;
-    long long count = group[2], width = group[4];
-    const real* column = buffer + group[0] + (m - group[1]);
-    const real* w = weights + group[3] * H + i;
+    const long long* group = table + group_of(table, groups, FIRST, m) * TABLE_COLUMNS;
+    long long count = group[COUNT], width = group[WIDTH];
+    const real* column = buffer + group[OFFSET] + (m - group[FIRST]);
+    const real* w = weights + group[ROW] * H + i;
     real sum = 0;
     for (long long k = 0; k < width; ++k) sum += column[k * count] * w[k * H];
     dh_sorted[q] = sum;
@@ -250,9 +250,9 @@ __global__ void word_bias_gradient(const real* buffer, const long long* table, i
                                    long long R) {
     long long s = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (s >= R) return;
-    const long long* group = table + group_of(table, groups, 5, s) * TABLE_COLUMNS;
-    long long count = group[2];
-    const real* row = buffer + group[0] + (s - group[5]) * count;
+    const long long* group = table + group_of(table, groups, STACKED, s) * TABLE_COLUMNS;
+    long long count = group[COUNT];
+    const real* row = buffer + group[OFFSET] + (s - group[STACKED]) * count;
     real sum = 0;
     for (long long j = 0; j < count; ++j) sum += row[j];
     db[s] = sum;
@@ -264,10 +264,10 @@ __global__ void word_weight_gradient(const real* buffer, const real* h_sorted, c
     long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (q >= R * H) return;
     long long s = q / H, i = q % H;
-    const long long* group = table + group_of(table, groups, 5, s) * TABLE_COLUMNS;
-    long long count = group[2];
-    const real* row = buffer + group[0] + (s - group[5]) * count;
-    const real* h = h_sorted + group[1] * H + i;
+    const long long* group = table + group_of(table, groups, STACKED, s) * TABLE_COLUMNS;
+    long long count = group[COUNT];
+    const real* row = buffer + group[OFFSET] + (s - group[STACKED]) * count;
+    const real* h = h_sorted + group[FIRST] * H + i;
     real sum = 0;
     for (long long j = 0; j < count; ++j) sum += row[j] * h[j * H];
     stacked[q] = sum;
@@ -279,8 +279,8 @@ __global__ void add_stacked_rows(real* weights, const real* stacked, const long 
     long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (q >= R * H) return;
     long long s = q / H, i = q % H;
-    const long long* group = table + group_of(table, groups, 5, s) * TABLE_COLUMNS;
-    weights[(group[3] + s - group[5]) * H + i] += stacked[q];
+    const long long* group = table + group_of(table, groups, STACKED, s) * TABLE_COLUMNS;
+    weights[(group[ROW] + s - group[STACKED]) * H + i] += stacked[q];
 }
 
 }
