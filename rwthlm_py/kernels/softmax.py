@@ -21,7 +21,7 @@ its first row among the stacked rows of all groups (the gradient of W_word's use
 
 where m is a shift of each softmax by a constant, which leaves p unchanged. The numpy
 bodies shift only softmaxes whose maximum logit could overflow exp or underflow the sum
-(outside SAFE_MAX; a pass over the maxima is cheaper than shifting every row on a CPU);
+(outside safe_max_range; a pass over the maxima is cheaper than shifting every row on a CPU);
 the CUDA kernels always shift by the maximum. Both give the same log p, E and gradients.
 The numpy bodies do the products per group with BLAS; the CUDA kernels give each thread
 one output element, which finds its group in the table by binary search.

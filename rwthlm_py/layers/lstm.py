@@ -41,7 +41,6 @@ from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.layers.layer import Layer, last_steps
 
 GATES = ("z", "i", "f", "o")
-Z, I, F, O = range(4)
 
 
 class Lstm(Layer):
