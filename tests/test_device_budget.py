@@ -74,12 +74,13 @@ def test_clipping_adds_no_wait():
 
 
 @pytest.mark.skipif(cuda_on_cpu.compiler() is None, reason="needs a C++ compiler (g++) to run the CUDA kernels")
-@pytest.mark.parametrize("mode, clipping, batch_size, waits", [
-    ("train", None, 64, 1), ("train", 1.0, 64, 2), ("score", None, 64, 1), ("score", None, 1, 1)])
-def test_a_2x650_batch_keeps_the_budget(mode, clipping, batch_size, waits):
-    """At most 400 launches per batch, no operand copies, one wait (two with clipping)."""
+@pytest.mark.parametrize("mode, clipping, batch_size", [
+    ("train", None, 64), ("train", 1.0, 64), ("score", None, 64), ("score", None, 1)])
+def test_a_2x650_batch_keeps_the_budget(mode, clipping, batch_size):
+    """At most 400 launches per batch, no operand copies, one wait (the loss, or the
+    caller's reading of log p), also with clipping (the issue's budget allows two)."""
     counts = counted(35, mode, clipping, vocab_size=10000, classes=100, size=650, batch_size=batch_size,
                      cuda_kernels=True)
     assert counts.total("launches") <= 400, counts.summary()
-    assert counts.total("waits") <= waits, counts.waits
+    assert counts.total("waits") == 1, counts.waits
     assert counts.total("operand_copies") == 0, counts.operand_copies
