@@ -1,7 +1,9 @@
 """A whole network: the hidden layers of a network string plus the class-factored output.
 
-The one scoring path: `log_probs` gives ln p of every target of a batch; perplexity (and
-later n-best and lattice rescoring) sum it. `accumulate_gradients` runs the same forward
+The one scoring path: `log_probs` gives ln p of every target of a batch; perplexity and
+n-best rescoring sum it. Lattice rescoring extends many histories by one word each and
+asks for several next words per history: `next_word_log_probs` runs the same layers for
+one step and the same output layer for every (history, word) pair. `accumulate_gradients` runs the same forward
 pass, then full backpropagation through time over the whole batch, and adds the gradient
 of the summed loss -sum ln p into every layer's `grads` (the sum, not the mean, as rwthlm).
 
@@ -96,10 +98,28 @@ class Network:
         inputs, lengths = self._device_batch(batch)
         hidden, new_state, _ = self.hidden(inputs, self.on_device(state), lengths, train=False)
         targets = batch.targets.ravel()[batch.valid]
-        logp, _ = self.output.forward(self._valid_rows(hidden, batch), targets, train=False)
+        return self._target_log_probs(self._valid_rows(hidden, batch), targets, unk_penalty), new_state
+
+    def next_word_log_probs(self, inputs, state, columns, targets, unk_penalty=0.0):
+        """One step of B histories: column b feeds the word inputs[b] from its state.
+
+        Returns ln p(targets[k] | the history of column columns[k]) for every k (host int
+        arrays `columns`, `targets` of equal length; a column may have many targets) and
+        the state after the step.
+        """
+        inputs = numpy.asarray(inputs, dtype=numpy.int32)[None, :]
+        lengths = numpy.ones(inputs.shape[1], dtype=numpy.int64)
+        hidden, new_state, _ = self.hidden(self.xp.asarray(inputs), self.on_device(state), self.xp.asarray(lengths),
+                                           train=False)
+        rows = hidden[0][self.xp.asarray(numpy.asarray(columns, dtype=numpy.int64))]
+        return self._target_log_probs(rows, numpy.asarray(targets), unk_penalty), new_state
+
+    def _target_log_probs(self, rows, targets, unk_penalty):
+        """ln p of targets[k] given the hidden row rows[k]; minus the unk penalty for <unk>."""
+        logp, _ = self.output.forward(rows, targets, train=False)
         if unk_penalty and self.vocab.unk is not None:
             logp = logp - unk_penalty * self.xp.asarray(targets == self.vocab.unk, dtype=logp.dtype)
-        return logp, new_state
+        return logp
 
     def accumulate_gradients(self, batch, state=None, d_logp=None, d_state=None):
         """Forward and full BPTT over a batch; adds d(loss)/d(param) into the grads.
