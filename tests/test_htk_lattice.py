@@ -126,7 +126,7 @@ def test_rescored_lines_replace_only_the_lm_scores(tmp_path):
             "J=1   S=1  E=2 l=-2.5 W=\"b c\" a=-7.25   r=-0.5\n"
             "J=2 S=0 E=2 W=d a=-9\n")
     lattice = read_lattice(write(tmp_path, text))
-    lines = rescored_lines(lattice, [-0.0, -1.23456789, -3.5], new_acoustic={0: 0.0})
+    lines = rescored_lines(lattice, [0.0, -1.23456789, -3.5], new_acoustic={0: 0.0})
     assert lines == ["VERSION=1.0", "N=3 L=3", "I=0 t=0.00", "I=1 t=0.10", "I=2 t=0.20",
                      "J=0 S=0 E=1 W=<s> v=0 a=0.000000 l=0.000000",
                      "J=1   S=1  E=2 l=-1.234568 W=\"b c\" a=-7.25   r=-0.5",

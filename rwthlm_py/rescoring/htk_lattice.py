@@ -289,8 +289,7 @@ def format_score(natural_log, base):
     """A log score in the lattice's base, as rwthlm writes it (std::to_string: %f)."""
     if base == 0:
         return f"{math.exp(natural_log):f}"
-    value = natural_log / math.log(base)
-    return f"{value + 0.0:f}"  # + 0.0 turns -0.0 into 0.0, as std::to_string prints it
+    return f"{natural_log / math.log(base):f}"
 
 
 def rescored_lines(lattice, new_lm, new_acoustic=None):

@@ -1,0 +1,196 @@
+"""The lattice search (rwthlm_py.rescoring.lattice_search) against independent oracles: a
+brute-force enumeration of every path of small lattices scored through Network.log_probs,
+a plain Viterbi search over the lattice's own scores, and the network's own log p of the
+best path's words; batched and one-at-a-time evaluation give the same results (to float64
+rounding: the products differ in shape)."""
+
+import itertools
+import math
+
+import numpy
+import pytest
+
+from rwthlm_py import data
+from rwthlm_py.backend import get_backend
+from rwthlm_py.network import Network
+from rwthlm_py.network_spec import parse_network
+from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice
+from rwthlm_py.rescoring.lattice_search import SearchOptions, search
+from rwthlm_py.rescoring.lattice_topology import lattice_topology
+
+
+def random_lattice(tmp_path, vocab, seed, layers=4, width=3):
+    """A layered lattice: node 0, `layers` layers of up to `width` nodes 0.1 s apart, a last
+    node reached over <sb> links; words from the vocabulary, some !NULL links with l=0 and
+    some zero LM scores on words (noise), random acoustic and LM scores."""
+    rng = numpy.random.default_rng(seed)
+    words = [vocab.words[k] for k in range(len(vocab)) if k != vocab.sb]
+    sizes = [1] + [int(rng.integers(1, width + 1)) for _ in range(layers)]
+    firsts = numpy.cumsum([0] + sizes)
+    final = int(firsts[-1])
+    times = [0.0] + [round(0.1 * (layer + 1), 2) for layer, size in enumerate(sizes[1:]) for _ in range(size)]
+    times.append(round(0.1 * (layers + 1), 2))
+    links = []
+
+    def link(start, end, word, lm):
+        links.append((start, end, word, round(float(-rng.uniform(0.5, 3)), 2), lm))
+
+    for layer in range(len(sizes) - 1):
+        sources = range(firsts[layer], firsts[layer + 1])
+        targets = list(range(firsts[layer + 1], firsts[layer + 2]))
+        for target in targets:  # every node has an incoming link
+            link(int(rng.choice(list(sources))), target, str(rng.choice(words)), round(float(-rng.uniform(0.1, 5)), 2))
+        for source in sources:
+            for target in rng.choice(targets, size=int(rng.integers(1, len(targets) + 1)), replace=False):
+                kind = rng.uniform()
+                if kind < 0.15:
+                    link(int(source), int(target), EPSILON, 0.0)
+                elif kind < 0.25:
+                    link(int(source), int(target), str(rng.choice(words)), 0.0)
+                else:
+                    link(int(source), int(target), str(rng.choice(words)), round(float(-rng.uniform(0.1, 5)), 2))
+    for source in range(firsts[-2], firsts[-1]):
+        link(source, final, vocab.words[vocab.sb], round(float(-rng.uniform(0.1, 2)), 2))
+    lines = [f"N={final + 1} L={len(links)}"] + [f"I={node} t={time:.2f}" for node, time in enumerate(times)]
+    lines += [f"J={k} S={s} E={e} W={w} v=1 a={a} l={l}" for k, (s, e, w, a, l) in enumerate(links)]
+    path = tmp_path / f"random{seed}.lat"
+    path.write_text("\n".join(lines) + "\n")
+    return read_lattice(path)
+
+
+def link_words(lattice, vocab):
+    return [vocab.index[link.word] if link.word != EPSILON else -1 for link in lattice.links]
+
+
+def all_paths(lattice, topology):
+    """Every path from node 0 to the final node, as link lists."""
+    paths, stack = [], [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        if node == topology.final:
+            paths.append(path)
+            continue
+        for link_id in topology.outgoing[node]:
+            stack.append((lattice.links[link_id].end, path + [link_id]))
+    return paths
+
+
+def sentence_log_probs(network, words):
+    """ln p of each word of `words` after <sb> (no final <sb> added), by Network.log_probs."""
+    stream = numpy.array(words, dtype=numpy.int32)
+    context = numpy.array([network.vocab.sb] + list(words[:-1]), dtype=numpy.int32)
+    batch = data.make_batch(stream, context, numpy.array([0]), numpy.array([len(words)]))
+    return network.backend.to_numpy(network.log_probs(batch)[0])
+
+
+def path_cost(network, lattice, path, words, options):
+    """A path's cost by the formula of lattice_search's docstring, written out again."""
+    scored = [link_id for link_id in path if lattice.links[link_id].lm != 0]
+    nn = sentence_log_probs(network, [words[k] for k in scored]) if scored else []
+    nn_of = dict(zip(scored, nn))
+    cost = 0.0
+    for link_id in path:
+        link = lattice.links[link_id]
+        cost -= options.acoustic_scale * link.acoustic
+        if link.lm != 0:
+            p = options.lam * math.exp(nn_of[link_id]) + (1 - options.lam) * math.exp(link.lm)
+            cost += -options.lm_scale * math.log(p) - options.word_penalty
+    return cost
+
+
+@pytest.fixture(scope="module")
+def network():
+    from rwthlm_py.vocabulary import remap
+
+    vocab = remap([(f"w{k}", k % 4) for k in range(9)], "<sb>")
+    network = Network.build(parse_network("t-i6-m5"), vocab, get_backend("numpy", "float64"), seed=4)
+    for value in network.named_params().values():
+        value *= 15  # far from uniform: p(w | history) depends on the history
+    return network
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("look_ahead", ["none", "tropical", "log"])
+def test_an_infinite_beam_finds_the_best_of_all_paths(tmp_path, network, seed, look_ahead):
+    lattice = random_lattice(tmp_path, network.vocab, seed)
+    topology = lattice_topology(lattice)
+    words = link_words(lattice, network.vocab)
+    options = SearchOptions(lam=0.7, dp_order=50, lm_scale=2.5, look_ahead=look_ahead, acoustic_scale=0.9,
+                            word_penalty=0.3)
+    result = search(network, lattice, topology, words, options)
+    costs = {tuple(path): path_cost(network, lattice, path, words, options) for path in all_paths(lattice, topology)}
+    best = min(costs, key=costs.get)
+    assert result.cost == pytest.approx(costs[best], abs=1e-9)
+    assert costs[tuple(result.best_links)] == pytest.approx(costs[best], abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_without_the_network_the_best_path_is_the_viterbi_path_of_the_lattice(tmp_path, network, seed):
+    lattice = random_lattice(tmp_path, network.vocab, seed, layers=6)
+    topology = lattice_topology(lattice)
+    result = search(network, lattice, topology, link_words(lattice, network.vocab),
+                    SearchOptions(lam=0.0, lm_scale=3.0, dp_order=2))
+    best = numpy.full(len(lattice.nodes), math.inf)
+    best[0] = 0.0
+    into = [None] * len(lattice.nodes)
+    for node in topology.order:
+        for link_id in topology.outgoing[node]:
+            link = lattice.links[link_id]
+            cost = best[node] - link.acoustic - 3.0 * link.lm
+            if cost < best[link.end]:
+                best[link.end], into[link.end] = cost, link_id
+    path, node = [], topology.final
+    while node != 0:
+        path.append(into[node])
+        node = lattice.links[into[node]].start
+    assert result.cost == pytest.approx(best[topology.final], abs=1e-9)
+    assert result.best_links == path[::-1]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_best_paths_new_lm_scores_are_the_networks_log_probs(tmp_path, network, seed):
+    lattice = random_lattice(tmp_path, network.vocab, seed)
+    words = link_words(lattice, network.vocab)
+    result = search(network, lattice, lattice_topology(lattice), words, SearchOptions(lam=1.0, dp_order=50))
+    scored = [k for k in result.best_links if lattice.links[k].lm != 0]
+    expected = sentence_log_probs(network, [words[k] for k in scored])
+    assert [result.link_lm[k] for k in scored] == pytest.approx(list(expected), abs=1e-12)
+    assert all(result.link_lm[k] == 0.0 for k in result.best_links if lattice.links[k].lm == 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("beam, limit", [(0.0, 0), (15.0, 0), (8.0, 2)])
+def test_batched_and_one_at_a_time_give_the_same_results(tmp_path, network, seed, beam, limit):
+    lattice = random_lattice(tmp_path, network.vocab, seed, layers=6, width=4)
+    topology = lattice_topology(lattice)
+    words = link_words(lattice, network.vocab)
+    results = [search(network, lattice, topology, words,
+                      SearchOptions(lam=0.5, beam=beam, limit=limit, dp_order=2, look_ahead="tropical",
+                                    batch_size=batch_size))
+               for batch_size in (None, 1, 3)]
+    for other in results[1:]:  # the products' shapes differ: equal to float64 rounding
+        assert other.cost == pytest.approx(results[0].cost, abs=1e-12)
+        assert other.best_links == results[0].best_links
+        assert [value is None for value in other.link_lm] == [value is None for value in results[0].link_lm]
+        assert [v for v in other.link_lm if v is not None] == pytest.approx(
+            [v for v in results[0].link_lm if v is not None], abs=1e-12)
+        assert other.pruning_lines == results[0].pruning_lines
+    assert results[0].network_steps == results[1].network_steps
+
+
+def test_recombination_keeps_one_hypothesis_per_word_history(tmp_path, network):
+    """Two words, then the same word: with dp_order 1 the two histories end in the same
+    word and merge at the next frame; with dp_order 2 they stay apart."""
+    text = ("N=5 L=5\nI=0 t=0\nI=1 t=0.1\nI=2 t=0.2\nI=3 t=0.3\nI=4 t=0.4\n"
+            "J=0 S=0 E=1 W=w1 a=-1 l=-1\nJ=1 S=0 E=1 W=w2 a=-2 l=-1\nJ=2 S=1 E=2 W=w3 a=-1 l=-1\n"
+            "J=3 S=2 E=3 W=w4 a=-1 l=-1\nJ=4 S=3 E=4 W=<sb> a=-1 l=-1\n")
+    path = tmp_path / "merge.lat"
+    path.write_text(text)
+    lattice = read_lattice(path)
+    topology = lattice_topology(lattice)
+    words = link_words(lattice, network.vocab)
+    lines = {order: search(network, lattice, topology, words, SearchOptions(lam=1.0, dp_order=order)).pruning_lines
+             for order in (1, 2)}
+    assert lines[1][1] == "t=20 #hyps/#nodes: 2/1 (min: 2, max: 2) -> 1 (min: 1, max: 1)"
+    assert lines[2][1] == "t=20 #hyps/#nodes: 2/1 (min: 2, max: 2) -> 2 (min: 2, max: 2)"
+    assert all(itertools.starmap(lambda a, b: a.startswith(b[:5]), zip(lines[1], lines[2])))
