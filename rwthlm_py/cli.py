@@ -133,14 +133,15 @@ def rwthlm_main(argv=None):
             return 0
         options, explicit = resolve_options(namespace, RWTHLM_OPTIONS, console)
         lattices, network = namespace.positional[:-1], namespace.positional[-1]
-        unsupported = rescoring_options_given(explicit)
-        if lattices or unsupported:
-            what = ", ".join(unsupported) or "LATTICE arguments"
-            raise InputError(f"lattice rescoring ({what}) is not supported yet")
+        misplaced = rescoring_options_given(explicit)
+        if misplaced and not lattices:
+            raise InputError(f"{', '.join(misplaced)}: only for lattice rescoring (give LATTICE files "
+                             "before the NETWORK)")
         from rwthlm_py.commands import run
 
+        batch_size = options.batch_size if "batch_size" in explicit else None  # default: a time frame at once
         with recorded(options, "rwthlm", argv, console) as finish:
-            return finish(run(options, network, make_backend(options, console), console, lattices))
+            return finish(run(options, network, make_backend(options, console), console, lattices, batch_size))
 
     return run_guarded("rwthlm", body)
 

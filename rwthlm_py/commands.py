@@ -21,6 +21,7 @@ from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
 from rwthlm_py.reporting import Console
 from rwthlm_py.rescoring.command import Settings, open_lists, run_nbest
+from rwthlm_py.rescoring.lattice_command import rescore_lattices
 from rwthlm_py.selftest import self_test_on_corpus
 from rwthlm_py.tensorboard_log import open_log
 from rwthlm_py.train import Schedule, Trainer
@@ -30,9 +31,13 @@ STREAM_NOTE = ("word wrapping 'stream': the recurrent state is carried from one 
                "(as in PyTorch's word_language_model); this is not an rwthlm mode")
 
 
-def run(options, network_path, backend, console, lattices=()):
-    """Runs whatever the options ask for; returns the process exit status."""
+def run(options, network_path, backend, console, lattices=(), lattice_batch_size=None):
+    """Runs whatever the options ask for; returns the process exit status. Lattices are
+    rescored with the network's steps `lattice_batch_size` histories at a time (None: a
+    whole time frame at once)."""
     model_file = read_model(network_path) if os.path.exists(network_path) else None
+    if lattices and model_file is None:
+        raise InputError("lattice rescoring needs a trained model, and this file does not exist", network_path)
     if options.ppl and model_file is None:
         raise InputError("--ppl needs a trained model, and this file does not exist", network_path)
     if options.self_test and not options.train:
@@ -50,7 +55,7 @@ def run(options, network_path, backend, console, lattices=()):
     if options.ppl:
         return compute_perplexity(network, vocab, options, console)
     if lattices:
-        raise InputError("lattice rescoring is not supported yet")
+        return rescore_lattices(network, lattices, options, console, lattice_batch_size)
     if options.train:
         console.say(f"Reading training data from file '{options.train}' ...")
         train_corpus = read_text(options.train, vocab, options)

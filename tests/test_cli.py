@@ -110,7 +110,7 @@ BAD_OPTIONS = [
     (["--sequence-length", "1"], "--sequence-length must be at least 2"),
     (["--num-oovs", "-3"], "--num-oovs must not be negative"),
     (["--no-such-option"], "unrecognized arguments"),
-    (["--lambda", "0.5"], "lattice rescoring (--lambda) is not supported yet"),
+    (["--lambda", "0.5"], "--lambda: only for lattice rescoring (give LATTICE files before the NETWORK)"),
 ]
 
 
@@ -120,9 +120,74 @@ def test_nonsensical_options(trained, arguments, message):
     assert_one_line_error(result, "rwthlm", message)
 
 
-def test_lattices_are_not_supported_yet(trained):
-    (trained / "x.lat").write_text("VERSION=1.0\n")
-    assert_one_line_error(call(RWTHLM, "x.lat", "toy-i8-m8", cwd=trained), "rwthlm", "not supported yet")
+TOY_LATTICE = """VERSION=1.0
+UTTERANCE=toy
+N=6 L=7
+I=0 t=0.00
+I=1 t=0.20
+I=2 t=0.50
+I=3 t=0.55
+I=4 t=0.80
+I=5 t=0.80
+J=0 S=0 E=1 W=the v=1 a=-10.0 l=-1.0
+J=1 S=1 E=2 W=cat v=1 a=-30.0 l=-2.0
+J=2 S=1 E=2 W=dog v=1 a=-29.0 l=-2.5
+J=3 S=2 E=3 W=!NULL v=1 a=-1.0 l=0
+J=4 S=3 E=4 W=sees v=1 a=-20.0 l=-1.5
+J=5 S=2 E=4 W=feeds v=1 a=-25.0 l=-1.0
+J=6 S=4 E=5 W=</s> v=1 a=0 l=-0.5
+"""
+
+
+def test_rwthlm_rescores_lattices_and_writes_next_to_them(trained):
+    (trained / "x.lat").write_text(TOY_LATTICE)
+    with gzip.open(trained / "y.lat.gz", "wt") as handle:
+        handle.write(TOY_LATTICE)
+    for output, names in (("lattice", ("x.lat.rescored", "y.lat.rescored.gz")), ("ctm", ("x.lat.ctm", "y.lat.ctm.gz"))):
+        status, out, err = call(RWTHLM, "--lambda", 0.8, "--pruning-threshold", 0, "--map-sb", "</s>", "--output",
+                                output, "x.lat", "y.lat.gz", "toy-i8-m8", cwd=trained)
+        assert status == 1  # the model's boundary is <sb>: --map-sb must match it
+        assert "the model's sentence boundary is '<sb>'" in err
+        status, out, err = call(RWTHLM, "--lambda", 0.8, "--pruning-threshold", 0, "--set-sb-last",
+                                "--output", output, "x.lat", "y.lat.gz", "toy-i8-m8", cwd=trained)
+        assert status == 0, err
+        lines = out.splitlines()
+        assert lines.count("Rescoring ...") == 1
+        assert "lattice 'x.lat' ..." in lines and "lattice 'y.lat.gz' ..." in lines
+        assert "Setting final epsilon link 6 to <sb>!" in lines
+        assert any(line.startswith("t=20 #hyps/#nodes: 1/1 ") for line in lines)
+        best = [line.split("\t") for line in lines if line.startswith("\tW=")]
+        assert [fields[1] for fields in best[:len(best) // 2]][-1] == "W=</s>"
+        assert all((trained / name).exists() for name in names)
+    ctm = (trained / "x.lat.ctm").read_text().splitlines()
+    assert ctm[0] == "x.lat 1 0.000 0.200 the" and "</s>" not in " ".join(ctm)
+    rescored = (trained / "x.lat.rescored").read_text().splitlines()
+    assert rescored[:9] == TOY_LATTICE.splitlines()[:9]
+    assert all(" l=" in line and not line.endswith("l=-1.0") for line in rescored[9:10])
+
+
+def test_a_broken_lattice_is_one_error_and_the_others_go_on(trained):
+    (trained / "good.lat").write_text(TOY_LATTICE.replace("W=</s>", "W=<sb>"))
+    (trained / "bad.lat").write_text("VERSION=1.0\n")
+    status, out, err = call(RWTHLM, "--lambda", 0.5, "--pruning-threshold", 10, "bad.lat", "good.lat",
+                            "toy-i8-m8", cwd=trained)
+    assert status == 1 and "Traceback" not in err
+    assert err.splitlines()[-2:] == ["rwthlm: error: bad.lat:1: no size line (N= L=)",
+                                     "rwthlm: 1 of 2 lattices failed"]
+    assert "single best: " in out and (trained / "good.lat.rescored").exists()
+    assert not (trained / "bad.lat.rescored").exists()
+
+
+def test_lattice_rescoring_needs_its_options_and_a_model(trained):
+    (trained / "x.lat").write_text(TOY_LATTICE)
+    assert_one_line_error(call(RWTHLM, "--pruning-threshold", 0, "x.lat", "toy-i8-m8", cwd=trained), "rwthlm",
+                          "lattice rescoring needs --lambda")
+    assert_one_line_error(call(RWTHLM, "--lambda", 1, "x.lat", "toy-i8-m8", cwd=trained), "rwthlm",
+                          "lattice rescoring needs --pruning-threshold")
+    assert_one_line_error(call(RWTHLM, "--lambda", 1, "--pruning-threshold", 0, "x.lat", "missing", cwd=trained),
+                          "rwthlm", "needs a trained model")
+    result = call(RWTHLM, "--lambda", 1, "--pruning-threshold", 0, "x.lat", "toy-i8-m8", cwd=trained)
+    assert_one_line_error(result, "rwthlm", "x.lat:16:", "link 6: '</s>' is not in the vocabulary (give --unk")
 
 
 def test_bad_vocabulary_files(toy):

@@ -120,15 +120,16 @@ def test_a_truncated_gzip_lattice_names_the_last_line_read(tmp_path):
 
 def test_rescored_lines_replace_only_the_lm_scores(tmp_path):
     """The input's lines as they were, l= rewritten with six decimals (std::to_string),
-    a= of a cleared initial link set to 0, a missing l= appended, an unchanged link kept."""
+    a= of a cleared initial link written as given, a missing l= appended, an unchanged
+    link kept."""
     text = ("VERSION=1.0\nN=3 L=3\nI=0 t=0.00\nI=1 t=0.10\nI=2 t=0.20\n"
             "J=0 S=0 E=1 W=<s> v=0 a=-5.0 l=-1.0\n"
             "J=1   S=1  E=2 l=-2.5 W=\"b c\" a=-7.25   r=-0.5\n"
             "J=2 S=0 E=2 W=d a=-9\n")
     lattice = read_lattice(write(tmp_path, text))
-    lines = rescored_lines(lattice, [0.0, -1.23456789, -3.5], new_acoustic={0: 0.0})
+    lines = rescored_lines(lattice, [0.0, -1.23456789, -3.5], new_acoustic={0: "0.0"})
     assert lines == ["VERSION=1.0", "N=3 L=3", "I=0 t=0.00", "I=1 t=0.10", "I=2 t=0.20",
-                     "J=0 S=0 E=1 W=<s> v=0 a=0.000000 l=0.000000",
+                     "J=0 S=0 E=1 W=<s> v=0 a=0.0 l=0.000000",
                      "J=1   S=1  E=2 l=-1.234568 W=\"b c\" a=-7.25   r=-0.5",
                      "J=2 S=0 E=2 W=d a=-9 l=-3.500000"]
     assert rescored_lines(lattice, [None, None, None]) == text.splitlines()

@@ -194,3 +194,26 @@ def test_recombination_keeps_one_hypothesis_per_word_history(tmp_path, network):
     assert lines[1][1] == "t=20 #hyps/#nodes: 2/1 (min: 2, max: 2) -> 1 (min: 1, max: 1)"
     assert lines[2][1] == "t=20 #hyps/#nodes: 2/1 (min: 2, max: 2) -> 2 (min: 2, max: 2)"
     assert all(itertools.starmap(lambda a, b: a.startswith(b[:5]), zip(lines[1], lines[2])))
+
+
+@pytest.mark.parametrize("words", [["w1", "w5", "w2"], ["w3"], ["w8", "w8", "w0", "w4", "w6"]])
+def test_a_linear_lattice_scores_a_sentence_as_perplexity_and_nbest_do(tmp_path, network, words):
+    """The invariant of the design: ln p(sentence) by `ppl`'s path (Network.log_probs), by
+    n-best rescoring (score_sentences) and by a lattice spelling it (lambda 1, no acoustic
+    score) agree."""
+    from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
+
+    vocab = network.vocab
+    spelled = words + ["<sb>"]
+    lines = [f"N={len(spelled) + 1} L={len(spelled)}"] + [f"I={k} t={k / 10:.2f}" for k in range(len(spelled) + 1)]
+    lines += [f"J={k} S={k} E={k + 1} W={word} a=0 l=-1" for k, word in enumerate(spelled)]
+    path = tmp_path / "linear.lat"
+    path.write_text("\n".join(lines) + "\n")
+    lattice = read_lattice(path)
+    result = search(network, lattice, lattice_topology(lattice), link_words(lattice, vocab),
+                    SearchOptions(lam=1.0, beam=5.0, dp_order=3))
+    ids = [vocab.index[word] for word in words]
+    ppl = sentence_log_probs(network, ids + [vocab.sb]).sum()
+    nbest = sentence_log_prob(score_sentences(network, [ids], batch_size=4)[0])
+    assert -result.cost == pytest.approx(ppl, abs=1e-12)
+    assert -result.cost == pytest.approx(nbest, abs=1e-12)

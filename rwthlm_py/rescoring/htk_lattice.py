@@ -294,7 +294,7 @@ def format_score(natural_log, base):
 
 def rescored_lines(lattice, new_lm, new_acoustic=None):
     """The lattice file's lines with link k's l= set to new_lm[k] (natural logs; None keeps
-    the old value), and a= likewise where new_acoustic gives one (--clear-initial-links)."""
+    the old value), and a= set to the text new_acoustic[k] where given (--clear-initial-links)."""
     lines = list(lattice.lines)
     for link in lattice.links:
         replacements = []
@@ -315,11 +315,13 @@ def _field(lattice, link, names):
 
 
 def _replaced(text, replacements, base):
-    """`text` with each (field, name, value) written in; a missing field is appended."""
+    """`text` with each (field, name, value) written in (a number as a score, a string as
+    it is); a missing field is appended."""
     appended = []
     for field, name, value in sorted(replacements, key=lambda item: -(item[0].start if item[0] else -1)):
+        written = value if isinstance(value, str) else format_score(value, base)
         if field is None:
-            appended.append(f"{name}={format_score(value, base)}")
+            appended.append(f"{name}={written}")
         else:
-            text = text[:field.start] + format_score(value, base) + text[field.end:]
+            text = text[:field.start] + written + text[field.end:]
     return " ".join([text.rstrip()] + appended) if appended else text

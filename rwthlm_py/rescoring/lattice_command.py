@@ -1,0 +1,173 @@
+"""rwthlm's lattice mode, `rwthlm [OPTION]... LATTICE... NETWORK` (§7): each lattice in
+command-line order is read, prepared as the options say, searched, reported with rwthlm's
+lines and written next to its input.
+
+Printed (stdout): `Rescoring ...` once; per lattice `lattice '<file>' ...`, the lines of
+--clear-initial-links and --set-sb-last/--set-sb-next-to-last, one pruning line per time
+frame, `single best: <cost>` and a line `\\tW=<word>\\tJ=<link>\\tl=<new ln p>` per link of
+the best path, from its first link to its last. Written (§7.8), a suffix inserted before a
+trailing `.gz`:
+
+    --output lattice   x.lat.gz -> x.lat.rescored.gz: the input with every l= the new LM
+                       log-probability (links no hypothesis reached keep theirs)
+    --output ctm       x.lat.gz -> x.lat.ctm.gz: `<x.lat> 1 <start> <duration> <word>` per
+                       word of the best path, without the final sentence boundary and the
+                       links without an LM score (new ln p above -1e-8), original spellings
+
+Words of LM-scored links map to the network's words (the sentence boundary is --map-sb;
+unknown words need --unk); the words of links without an LM score are never looked up.
+A lattice that cannot be rescored (a broken file, a shape rwthlm would assert on, an
+unknown word, a best path that does not end in the sentence boundary) is one error line
+on stderr; the other lattices still go on, a last line counts the failures, and the exit
+status is then 1. With --dependent each lattice starts from the state of the previous
+successful lattice's best path.
+"""
+
+import math
+import os
+
+from rwthlm_py.errors import InputError
+from rwthlm_py.rescoring.htk_lattice import read_lattice, rescored_lines
+from rwthlm_py.rescoring.lattice_search import SearchOptions, search
+from rwthlm_py.rescoring.lattice_topology import lattice_topology
+from rwthlm_py.textio import atomic_output
+
+NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
+OUTPUT_SUFFIX = {"lattice": "rescored", "ctm": "ctm"}
+
+
+def rescore_lattices(network, paths, options, console, batch_size=None, program="rwthlm"):
+    """Rescores every lattice of `paths`; returns the exit status."""
+    for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
+        if value is None:
+            raise InputError(f"lattice rescoring needs {name}")
+    if options.output not in OUTPUT_SUFFIX:
+        raise InputError(f"--output {options.output} is not supported yet (choose lattice or ctm)")
+    search_options = SearchOptions(
+        lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
+        lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
+        look_ahead_lm_scale=options.look_ahead_lm_scale,
+        unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
+    console.say("Rescoring ...")
+    failed, state = 0, None
+    for path in paths:
+        console.say(f"lattice '{path}' ...")
+        try:
+            result = rescore_lattice(network, path, options, search_options, console,
+                                     state if options.dependent else None)
+        except InputError as error:
+            console.note(f"{program}: error: {error}")
+            failed += 1
+            continue
+        state = result.final_state
+    if failed:
+        console.note(f"{program}: {failed} of {len(paths)} lattices failed")
+    return 1 if failed else 0
+
+
+def rescore_lattice(network, path, options, search_options, console, initial_state=None):
+    """One lattice: read, prepare, search, report, write; returns the SearchResult."""
+    lattice = read_lattice(path)
+    topology = lattice_topology(lattice)
+    cleared = clear_initial_links(lattice, topology, console) if options.clear_initial_links else {}
+    words = network_words(lattice, topology, network.vocab, options, console)
+    result = search(network, lattice, topology, words, search_options, initial_state)
+    for line in result.pruning_lines:
+        console.say(line)
+    last = result.best_links[-1]
+    if words[last] != network.vocab.sb:
+        raise InputError(f"the best path ends in '{lattice.links[last].word}' (link {last}), not in the sentence "
+                         f"boundary '{network.vocab.sb_name}': give the lattice's name for it with --map-sb, "
+                         "or relabel the last links with --set-sb-last or --set-sb-next-to-last",
+                         lattice.path, lattice.links[last].line)
+    console.say(f"single best: {result.cost:g}")
+    for link_id in result.best_links:
+        console.say(f"\tW={lattice.links[link_id].word}\tJ={link_id}\tl={result.link_lm[link_id]:g}")
+    write_output(lattice, result, options.output, cleared)
+    return result
+
+
+def clear_initial_links(lattice, topology, console):
+    """--clear-initial-links: the links leaving node 0 lose their LM and acoustic scores
+    (RWTH ASR's initial epsilon links); returns {link: "0.0"} for the written a=."""
+    cleared = {}
+    for link_id in topology.outgoing[0]:
+        link = lattice.links[link_id]
+        if topology.centiseconds[link.end] != topology.centiseconds[0]:
+            raise InputError(f"--clear-initial-links: link {link_id} leaves node 0 but ends at "
+                             f"t={lattice.nodes[link.end].time:g}, not at the start time: it is no initial epsilon link",
+                             lattice.path, link.line)
+        console.say(f"Setting score of initial epsilon link {link_id} to zero!")
+        link.lm = link.acoustic = 0.0
+        cleared[link_id] = "0.0"
+    return cleared
+
+
+def network_words(lattice, topology, vocab, options, console):
+    """The network's word id of every LM-scored link (-1 for the others), with the final
+    links relabelled by --set-sb-last or --set-sb-next-to-last. A relabelled link must
+    have an LM score, a=0 and a word that is no other word of the vocabulary (rwthlm also
+    needs that word mapped to <unk> by --unk; here it need not be known)."""
+    relabelled = set()
+    if options.set_sb_last or options.set_sb_next_to_last:
+        relabelled = set(_links_to_relabel(lattice, topology, options.set_sb_last))
+    words = [-1] * len(lattice.links)
+    for link in lattice.links:
+        if link.id in relabelled:
+            if link.lm == 0 or link.acoustic != 0 or vocab.index.get(link.word, vocab.sb) not in (vocab.sb, vocab.unk):
+                raise InputError(f"link {link.id} ('{link.word}') cannot become the sentence boundary: it must "
+                                 "have an LM score, a=0, and no word of the vocabulary other than the boundary "
+                                 "or the unknown word", lattice.path, link.line)
+            console.say(f"Setting final epsilon link {link.id} to {vocab.sb_name}!")
+            words[link.id] = vocab.sb
+        elif link.lm != 0:
+            words[link.id] = _word_id(link, vocab, options, lattice.path)
+    return words
+
+
+def _links_to_relabel(lattice, topology, last):
+    """The links into the final node (last), or the links into the start nodes of those."""
+    final_links = [link.id for link in lattice.links if link.end == topology.final]
+    if last:
+        return final_links
+    before = {lattice.links[link_id].start for link_id in final_links}
+    return [link.id for link in lattice.links if link.end in before]
+
+
+def _word_id(link, vocab, options, path):
+    word = link.word
+    if word in vocab.index:
+        return vocab.index[word]
+    if options.unk:
+        return vocab.unk
+    raise InputError(f"link {link.id}: '{word}' is not in the vocabulary (give --unk to map unknown words "
+                     f"to {options.map_unk})", path, link.line)
+
+
+def output_path(path, output):
+    """rwthlm's output name: x.lat.gz -> x.lat.<suffix>.gz, x.lat -> x.lat.<suffix>."""
+    suffix = OUTPUT_SUFFIX[output]
+    path = os.fspath(path)
+    if path.endswith(".gz"):
+        return f"{path[:-3]}.{suffix}.gz"
+    return f"{path}.{suffix}"
+
+
+def write_output(lattice, result, output, cleared):
+    with atomic_output(output_path(lattice.path, output)) as handle:
+        lines = rescored_lines(lattice, result.link_lm, cleared) if output == "lattice" else ctm_lines(lattice, result)
+        for line in lines:
+            handle.write(line + "\n")
+
+
+def ctm_lines(lattice, result):
+    """The best path's words as CTM lines (rwthlm's: channel 1, three decimals)."""
+    name = lattice.path[:-3] if lattice.path.endswith(".gz") else lattice.path
+    lines = []
+    for link_id in result.best_links[:-1]:  # the last link is the sentence boundary
+        link = lattice.links[link_id]
+        if -result.link_lm[link_id] < NON_SPEECH:
+            continue
+        start, end = lattice.nodes[link.start].time, lattice.nodes[link.end].time
+        lines.append(f"{name} 1 {start:.3f} {end - start:.3f} {link.word}")
+    return lines
