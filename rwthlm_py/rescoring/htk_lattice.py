@@ -27,7 +27,13 @@ the file and line:
 `rescored_lines` gives the file again with every link's `l=` replaced (rwthlm's `--output
 lattice`): the input's lines are kept as they were, only the l= values change (written
 like C++'s std::to_string, six decimals, in the file's own base); a link without `l=`
-gets one at the end of its line.
+gets one at the end of its line. `slf_lines` writes a new lattice as rwthlm writes its
+expanded lattices (base e):
+
+    VERSION=1.0 / UTTERANCE=<name> / lmscale=<scale> / NODES=<n> LINKS=<m>
+    I=<k> t=<seconds, 2 decimals>
+    J=<k> S=<from> E=<to> W="<word>" v=<pron> a=<%f> l=<%f>
+    J=<k> S=<from> E=<to> W="!NULL" v=-1 a=-0 l=-0          (an epsilon link)
 """
 
 import dataclasses
@@ -325,3 +331,23 @@ def _replaced(text, replacements, base):
         else:
             text = text[:field.start] + written + text[field.end:]
     return " ".join([text.rstrip()] + appended) if appended else text
+
+
+def quoted(word):
+    """A word as an SLF value in double quotes (backslash before a quote or backslash)."""
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def slf_lines(utterance, lm_scale, times, links):
+    """A new base-e lattice: `times` in centiseconds per node, `links` as (start, end, word,
+    pronunciation, acoustic, lm) with natural-log scores, or (start, end) for an epsilon link."""
+    lines = ["VERSION=1.0", f"UTTERANCE={utterance}", f"lmscale={lm_scale:g}", f"NODES={len(times)} LINKS={len(links)}"]
+    lines += [f"I={node} t={time / 100:.2f}" for node, time in enumerate(times)]
+    for k, link in enumerate(links):
+        if len(link) == 2:
+            lines.append(f"J={k} S={link[0]} E={link[1]} W=\"{EPSILON}\" v=-1 a=-0 l=-0")
+            continue
+        start, end, word, pronunciation, acoustic, lm = link
+        pron = "" if pronunciation is None else f" v={pronunciation}"
+        lines.append(f"J={k} S={start} E={end} W={quoted(word)}{pron} a={acoustic:f} l={lm:f}")
+    return lines

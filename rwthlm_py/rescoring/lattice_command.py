@@ -13,6 +13,10 @@ trailing `.gz`:
     --output ctm       x.lat.gz -> x.lat.ctm.gz: `<x.lat> 1 <start> <duration> <word>` per
                        word of the best path, without the final sentence boundary and the
                        links without an LM score (new ln p above -1e-8), original spellings
+    --output expanded-lattice
+                       x.lat.gz -> x.lat.rescored.gz: a new lattice with a node per
+                       surviving hypothesis, whose links carry the LM log-probability of
+                       their own history (lattice_search.expand, htk_lattice.slf_lines)
 
 Words of LM-scored links map to the network's words (the sentence boundary is --map-sb;
 unknown words need --unk); the words of links without an LM score are never looked up.
@@ -27,13 +31,13 @@ import math
 import os
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.rescoring.htk_lattice import read_lattice, rescored_lines
-from rwthlm_py.rescoring.lattice_search import SearchOptions, search
+from rwthlm_py.rescoring.htk_lattice import read_lattice, rescored_lines, slf_lines
+from rwthlm_py.rescoring.lattice_search import SearchOptions, expand, search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.textio import atomic_output
 
 NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
-OUTPUT_SUFFIX = {"lattice": "rescored", "ctm": "ctm"}
+OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "ctm"}
 
 
 def rescore_lattices(network, paths, options, console, batch_size=None, program="rwthlm"):
@@ -41,8 +45,6 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
     for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
         if value is None:
             raise InputError(f"lattice rescoring needs {name}")
-    if options.output not in OUTPUT_SUFFIX:
-        raise InputError(f"--output {options.output} is not supported yet (choose lattice or ctm)")
     search_options = SearchOptions(
         lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
         lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
@@ -83,7 +85,7 @@ def rescore_lattice(network, path, options, search_options, console, initial_sta
     console.say(f"single best: {result.cost:g}")
     for link_id in result.best_links:
         console.say(f"\tW={lattice.links[link_id].word}\tJ={link_id}\tl={result.link_lm[link_id]:g}")
-    write_output(lattice, result, options.output, cleared)
+    write_output(lattice, topology, result, options, cleared)
     return result
 
 
@@ -153,11 +155,38 @@ def output_path(path, output):
     return f"{path}.{suffix}"
 
 
-def write_output(lattice, result, output, cleared):
-    with atomic_output(output_path(lattice.path, output)) as handle:
-        lines = rescored_lines(lattice, result.link_lm, cleared) if output == "lattice" else ctm_lines(lattice, result)
+def write_output(lattice, topology, result, options, cleared):
+    if options.output == "lattice":
+        lines = rescored_lines(lattice, result.link_lm, cleared)
+    elif options.output == "ctm":
+        lines = ctm_lines(lattice, result)
+    else:
+        lines = expanded_lattice_lines(lattice, topology, result, options.lm_scale)
+    with atomic_output(output_path(lattice.path, options.output)) as handle:
         for line in lines:
             handle.write(line + "\n")
+
+
+def expanded_lattice_lines(lattice, topology, result, lm_scale):
+    """The context-expanded lattice as SLF lines; UTTERANCE is the input's name without
+    `.gz` and its last extension."""
+    times, links = expand(result, topology)
+    written = []
+    for link in links:
+        if link.link is None:
+            written.append((link.start, link.end))
+        else:
+            original = lattice.links[link.link]
+            written.append((link.start, link.end, original.word, original.pronunciation, original.acoustic,
+                            link.lm_log_prob))
+    return slf_lines(utterance_name(lattice.path), lm_scale, times, written)
+
+
+def utterance_name(path):
+    """x.lat.gz -> x, dir/x.lat -> dir/x."""
+    name = path[:-3] if path.endswith(".gz") else path
+    stem, extension = os.path.splitext(name)
+    return stem if extension else name
 
 
 def ctm_lines(lattice, result):

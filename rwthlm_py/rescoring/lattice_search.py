@@ -102,6 +102,50 @@ class SearchResult:
     network_steps: int  # histories stepped by the network
 
 
+@dataclasses.dataclass
+class ExpandedLink:
+    start: int
+    end: int
+    link: int  # the lattice link it copies, or None for an epsilon link into the new final node
+    lm_log_prob: float
+
+
+def expand(result, topology):
+    """rwthlm's context-expanded lattice (§7.8) from a search's traceback.
+
+    Its nodes are the traceback entries that survived (predecessors of another entry, or
+    at the final node; the root first), then one new final node; node k's time is that of
+    its entry's lattice node. Every entry but the root is a link from its predecessor's
+    node, with the LM log-probability its hypothesis gave it; an entry that was pruned
+    leads to the worst surviving entry of its lattice node whose score is not worse than
+    its own (or, if there is none, the best one). Every entry at the final node gets an
+    epsilon link to the new final node. Returns (node times in centiseconds, links).
+    """
+    traceback, final = result.traceback, topology.final
+    predecessors = set(traceback.predecessor[1:])
+    surviving = [entry for entry in range(len(traceback.link)) if entry in predecessors or traceback.node[entry] == final]
+    node_of = {entry: k for k, entry in enumerate(surviving)}
+    survivors_at = {}
+    for entry in surviving:
+        survivors_at.setdefault(traceback.node[entry], []).append(entry)
+    links = []
+    for entry in range(1, len(traceback.link)):
+        end = node_of.get(entry)
+        if end is None:
+            survivors = survivors_at[traceback.node[entry]]
+            not_worse = [other for other in survivors if traceback.score[other] <= traceback.score[entry]]
+            if not_worse:
+                end = node_of[max(not_worse, key=lambda other: traceback.score[other])]
+            else:
+                end = node_of[min(survivors, key=lambda other: traceback.score[other])]
+        links.append(ExpandedLink(node_of[traceback.predecessor[entry]], end, traceback.link[entry],
+                                  traceback.lm_log_prob[entry]))
+    new_final = len(surviving)
+    links += [ExpandedLink(node_of[entry], new_final, None, 0.0) for entry in surviving if traceback.node[entry] == final]
+    times = [int(topology.centiseconds[traceback.node[entry]]) for entry in surviving]
+    return times + [int(topology.centiseconds[final])], links
+
+
 def look_ahead_scores(lattice, topology, semiring, lm_scale, acoustic_scale=1.0):
     """LA of every node (§7.4), from the lattice's own scores."""
     scores = numpy.zeros(len(lattice.nodes))

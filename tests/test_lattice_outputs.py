@@ -1,0 +1,76 @@
+"""The three outputs of lattice rescoring against golden files, on a lattice small enough
+to check by hand (tests/golden/lattice/), and the same outputs batched and one at a time.
+
+The lattice (a, l natural logs; lambda 0, so the new LM scores are the lattice's own, and
+the network only runs; lm-scale 1; dp-order 1; no beam):
+
+    0 -the(-10,-1)-> 1 -cat(-30,-2)--> 2 -!NULL(-1,0)-> 3 -sees(-20,-1.5)-> 4 -</s>(0,-0.5)-> 5
+                       -dog(-29,-2.5)->  -feeds(-25,-1) ----------------->
+
+Costs: the 11; at node 2 via cat 43, via dog 42.5 (different last words: both kept);
+node 3 (!NULL, no LM score) 44 and 43.5; node 4 via sees 65.5 (cat) and 65 (dog), which
+share the last word `sees` and recombine to 65, and via feeds 69 and 68.5, recombined to
+68.5; node 5: 65.5 and 69. The single best is the dog sees </s> at 65.5; every link keeps
+its l (written %f), the CTM has the, dog and sees, and the expanded lattice has a node per
+surviving hypothesis, with the recombined ones (cat sees, cat feeds) led to the survivor.
+"""
+
+import io
+import pathlib
+
+import pytest
+
+from rwthlm_py.backend import get_backend
+from rwthlm_py.config import Options
+from rwthlm_py.network import Network
+from rwthlm_py.network_spec import parse_network
+from rwthlm_py.reporting import Console
+from rwthlm_py.rescoring.lattice_command import rescore_lattices
+from rwthlm_py.vocabulary import remap
+
+GOLDEN = pathlib.Path(__file__).parent / "golden" / "lattice"
+LATTICE = """VERSION=1.0
+UTTERANCE=hand
+N=6 L=7
+I=0 t=0.00
+I=1 t=0.20
+I=2 t=0.50
+I=3 t=0.55
+I=4 t=0.80
+I=5 t=0.80
+J=0 S=0 E=1 W=the v=1 a=-10.0 l=-1.0
+J=1 S=1 E=2 W=cat v=1 a=-30.0 l=-2.0
+J=2 S=1 E=2 W=dog v=1 a=-29.0 l=-2.5
+J=3 S=2 E=3 W=!NULL v=1 a=-1.0 l=0
+J=4 S=3 E=4 W=sees v=1 a=-20.0 l=-1.5
+J=5 S=2 E=4 W=feeds v=1 a=-25.0 l=-1.0
+J=6 S=4 E=5 W=</s> v=1 a=0 l=-0.5
+"""
+OUTPUTS = {"lattice": "hand.lat.rescored", "ctm": "hand.lat.ctm", "expanded-lattice": "hand.lat.rescored"}
+
+
+def rescore(tmp_path, output, batch_size=None, lam=0.0):
+    vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees", "feeds"])], "<sb>")
+    network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
+    (tmp_path / "hand.lat").write_text(LATTICE)
+    console = Console(out=io.StringIO(), err=io.StringIO())
+    options = Options(lam=lam, pruning_threshold=0.0, dp_order=1, set_sb_last=True, output=output)
+    status = rescore_lattices(network, [str(tmp_path / "hand.lat")], options, console, batch_size)
+    assert status == 0, console.err.getvalue()
+    written = (tmp_path / OUTPUTS[output]).read_text()
+    return console.out.getvalue().replace(str(tmp_path) + "/", ""), written.replace(str(tmp_path) + "/", "")
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_the_outputs_equal_the_golden_files(tmp_path, output):
+    printed, written = rescore(tmp_path, output)
+    assert printed == (GOLDEN / "stdout.txt").read_text()
+    assert written == (GOLDEN / output).read_text()
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_batched_and_one_at_a_time_write_the_same_bytes(tmp_path, output):
+    """With the network's weight in play (float64), as the issue asks."""
+    for name in ("batched", "one-by-one"):
+        (tmp_path / name).mkdir()
+    assert rescore(tmp_path / "batched", output, None, lam=0.6) == rescore(tmp_path / "one-by-one", output, 1, lam=0.6)
