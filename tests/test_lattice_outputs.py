@@ -18,6 +18,7 @@ surviving hypothesis, with the recombined ones (cat sees, cat feeds) led to the 
 import io
 import pathlib
 
+import numpy
 import pytest
 
 from rwthlm_py.backend import get_backend
@@ -74,3 +75,62 @@ def test_batched_and_one_at_a_time_write_the_same_bytes(tmp_path, output):
     for name in ("batched", "one-by-one"):
         (tmp_path / name).mkdir()
     assert rescore(tmp_path / "batched", output, None, lam=0.6) == rescore(tmp_path / "one-by-one", output, 1, lam=0.6)
+
+
+def linear_lattice(path, words):
+    """A lattice spelling `words` (no acoustic scores, every LM score -1), then <sb>."""
+    spelled = words + ["<sb>"]
+    lines = [f"N={len(spelled) + 1} L={len(spelled)}"] + [f"I={k} t={k / 10:.2f}" for k in range(len(spelled) + 1)]
+    lines += [f"J={k} S={k} E={k + 1} W={word} a=0 l=-1" for k, word in enumerate(spelled)]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_dependent_lattices_carry_the_state_of_the_best_path(tmp_path):
+    """--dependent: the second lattice starts where the first one's best path ended, so
+    its cost is that of its words after the first lattice's words and <sb>."""
+    from rwthlm_py import data
+
+    vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees", "feeds"])], "<sb>")
+    network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
+    first, second = ["the", "cat", "sees"], ["the", "dog"]
+    paths = [linear_lattice(tmp_path / "a.lat", first), linear_lattice(tmp_path / "b.lat", second)]
+    costs = {}
+    for dependent in (False, True):
+        console = Console(out=io.StringIO(), err=io.StringIO())
+        options = Options(lam=1.0, pruning_threshold=0.0, dependent=dependent)
+        assert rescore_lattices(network, paths, options, console) == 0
+        costs[dependent] = [float(line.split()[-1]) for line in console.out.getvalue().splitlines()
+                            if line.startswith("single best: ")]
+    ids = [vocab.index[word] for word in first] + [vocab.sb] + [vocab.index[word] for word in second] + [vocab.sb]
+    stream = numpy.array(ids, dtype=numpy.int32)
+    context = numpy.array([vocab.sb] + ids[:-1], dtype=numpy.int32)
+    batch = data.make_batch(stream, context, numpy.array([0]), numpy.array([len(ids)]))
+    log_probs = network.log_probs(batch)[0]
+    assert costs[True][0] == costs[False][0] == pytest.approx(-log_probs[:len(first) + 1].sum(), rel=1e-5)
+    assert costs[True][1] == pytest.approx(-log_probs[len(first) + 1:].sum(), rel=1e-5)
+    assert costs[True][1] != pytest.approx(costs[False][1], rel=1e-5)
+
+
+def test_initial_links_cleared_and_the_links_before_the_last_relabelled(tmp_path):
+    """RWTH ASR lattices: an initial epsilon link at t=0 with scores, the sentence end as an
+    LM-scored unknown word before a last silence link without LM score."""
+    text = ("N=5 L=4\nI=0 t=0.00\nI=1 t=0.00\nI=2 t=0.30\nI=3 t=0.50\nI=4 t=0.60\n"
+            "J=0 S=0 E=1 W=[start] v=1 a=-3.0 l=-2.0\nJ=1 S=1 E=2 W=cat v=1 a=-10.0 l=-1.0\n"
+            "J=2 S=2 E=3 W=[end] v=1 a=0 l=-0.5\nJ=3 S=3 E=4 W=[silence] v=1 a=-4.0 l=0\n")
+    (tmp_path / "rwth.lat").write_text(text)
+    vocab = remap([(word, k) for k, word in enumerate(["the", "cat"])], "<sb>")
+    network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
+    console = Console(out=io.StringIO(), err=io.StringIO())
+    options = Options(lam=1.0, pruning_threshold=0.0, clear_initial_links=True, set_sb_next_to_last=True)
+    assert rescore_lattices(network, [str(tmp_path / "rwth.lat")], options, console) == 0, console.err.getvalue()
+    out = console.out.getvalue().splitlines()
+    assert "Setting score of initial epsilon link 0 to zero!" in out
+    assert "Setting final epsilon link 2 to <sb>!" in out
+    written = (tmp_path / "rwth.lat.rescored").read_text().splitlines()
+    assert written[6] == "J=0 S=0 E=1 W=[start] v=1 a=0.0 l=0.000000"
+    assert written[9].startswith("J=3 S=3 E=4 W=[silence] v=1 a=-4.0 l=0.000000")
+    console = Console(out=io.StringIO(), err=io.StringIO())
+    options = Options(lam=1.0, pruning_threshold=0.0, clear_initial_links=True, set_sb_last=True)
+    assert rescore_lattices(network, [str(tmp_path / "rwth.lat")], options, console) == 1
+    assert "rwth.lat:10: link 3 ('[silence]') cannot become the sentence boundary" in console.err.getvalue()

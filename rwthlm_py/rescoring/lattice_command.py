@@ -76,9 +76,10 @@ def rescore_lattice(network, path, options, search_options, console, initial_sta
     result = search(network, lattice, topology, words, search_options, initial_state)
     for line in result.pruning_lines:
         console.say(line)
-    last = result.best_links[-1]
-    if words[last] != network.vocab.sb:
-        raise InputError(f"the best path ends in '{lattice.links[last].word}' (link {last}), not in the sentence "
+    scored = [link_id for link_id in result.best_links if words[link_id] >= 0]
+    last = scored[-1] if scored else result.best_links[-1]
+    if result.final_word != network.vocab.sb:
+        raise InputError(f"the best path's last word is '{lattice.links[last].word}' (link {last}), not the sentence "
                          f"boundary '{network.vocab.sb_name}': give the lattice's name for it with --map-sb, "
                          "or relabel the last links with --set-sb-last or --set-sb-next-to-last",
                          lattice.path, lattice.links[last].line)
@@ -190,13 +191,13 @@ def utterance_name(path):
 
 
 def ctm_lines(lattice, result):
-    """The best path's words as CTM lines (rwthlm's: channel 1, three decimals)."""
+    """The best path's words as CTM lines (rwthlm's: channel 1, three decimals), without
+    the links without an LM score and the last LM-scored one (the sentence boundary)."""
     name = lattice.path[:-3] if lattice.path.endswith(".gz") else lattice.path
+    speech = [link_id for link_id in result.best_links if -result.link_lm[link_id] >= NON_SPEECH]
     lines = []
-    for link_id in result.best_links[:-1]:  # the last link is the sentence boundary
+    for link_id in speech[:-1]:
         link = lattice.links[link_id]
-        if -result.link_lm[link_id] < NON_SPEECH:
-            continue
         start, end = lattice.nodes[link.start].time, lattice.nodes[link.end].time
         lines.append(f"{name} 1 {start:.3f} {end - start:.3f} {link.word}")
     return lines
