@@ -130,7 +130,9 @@ def test_initial_links_cleared_and_the_links_before_the_last_relabelled(tmp_path
     written = (tmp_path / "rwth.lat.rescored").read_text().splitlines()
     assert written[6] == "J=0 S=0 E=1 W=[start] v=1 a=0.0 l=0.000000"
     assert written[9].startswith("J=3 S=3 E=4 W=[silence] v=1 a=-4.0 l=0.000000")
+    (tmp_path / "silence.lat").write_text("N=3 L=2\nI=0 t=0\nI=1 t=0.3\nI=2 t=0.5\n"
+                                          "J=0 S=0 E=1 W=cat a=-1 l=-1\nJ=1 S=1 E=2 W=[silence] a=-4 l=0\n")
     console = Console(out=io.StringIO(), err=io.StringIO())
-    options = Options(lam=1.0, pruning_threshold=0.0, clear_initial_links=True, set_sb_last=True)
-    assert rescore_lattices(network, [str(tmp_path / "rwth.lat")], options, console) == 1
-    assert "rwth.lat:10: link 3 ('[silence]') cannot become the sentence boundary" in console.err.getvalue()
+    options = Options(lam=1.0, pruning_threshold=0.0, set_sb_last=True)
+    assert rescore_lattices(network, [str(tmp_path / "silence.lat")], options, console) == 1
+    assert "silence.lat:6: link 1 ('[silence]') cannot become the sentence boundary" in console.err.getvalue()
