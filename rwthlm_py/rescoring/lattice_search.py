@@ -266,14 +266,17 @@ class _Search:
                 column_of[key] = len(keys)
                 keys.append(key)
             requests.append((column_of[key], self.link_words[link.id]))
-        log_probs, new_states = self._step(keys, requests) if requests else ([], [])
-        stepped = iter(zip(log_probs, requests))
+        lm_log_probs, new_states = [], []
+        if requests:
+            nn_log_probs, new_states = self._step(keys, requests)
+            lattice_lm = [link.lm for _, _, link in pending if link.lm != 0]
+            lm_log_probs = interpolate_linear(nn_log_probs, lattice_lm, self.options.lam).tolist()
+        stepped = iter(zip(lm_log_probs, requests))
         for hypothesis, node, link in pending:
             if link.lm == 0:
                 self._extend(hypothesis, node, link, 0.0, hypothesis.state, hypothesis.last_word, hypothesis.history)
                 continue
-            nn_log_prob, (column, word) = next(stepped)
-            lm_log_prob = float(interpolate_linear(nn_log_prob, link.lm, self.options.lam))
+            lm_log_prob, (column, word) = next(stepped)
             history = (hypothesis.history + (word,))[1:] if self.options.dp_order > 0 else ()
             self._extend(hypothesis, node, link, lm_log_prob, new_states[column], word, history)
 
