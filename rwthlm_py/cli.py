@@ -33,6 +33,10 @@ SUBCOMMANDS = {
               "re-rank them and count word errors",
               ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
                "arpa", "lam"] + names_in_group("nbest")),
+    "lattice": ("rescore HTK lattices with the network as rwthlm does (LATTICE... NETWORK), with outputs under "
+                "--out, a word penalty and an acoustic scale",
+                ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
+                 "out", "word_penalty"] + names_in_group("rescoring") + names_in_group("lattice")),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias"]),
 }
@@ -40,8 +44,8 @@ SUBCOMMANDS = {
 # where a subcommand's default differs from rwthlm's (nbest: sentences, or prefix-tree nodes,
 # scored together; see benchmarks/nbest.py)
 SUBCOMMAND_DEFAULTS = {"nbest": {"batch_size": 128}}
-# rwthlm's command line has every option but those of rwthlm-py's subcommand nbest
-RWTHLM_OPTIONS = [name for name in OPTION_FIELDS if name not in names_in_group("nbest")]
+# rwthlm's command line has every option but those of rwthlm-py's subcommands nbest and lattice
+RWTHLM_OPTIONS = [name for name in OPTION_FIELDS if name not in names_in_group("nbest") + names_in_group("lattice")]
 
 
 class UsageError(Exception):
@@ -172,6 +176,8 @@ def main_parser():
     for name, (description, names) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=description, description=description)
         add_option_flags(sub, names, SUBCOMMAND_DEFAULTS.get(name))
+        if name == "lattice":
+            sub.add_argument("lattices", metavar="LATTICE", nargs="+", help="HTK lattices (SLF, gzip allowed)")
         sub.add_argument("network", metavar="NETWORK", nargs="?" if name in ("selftest", "nbest") else None,
                          help="the model file, whose name is the network string (e.g. ptb-i200-m200)")
         if name == "nbest":
@@ -228,7 +234,7 @@ def main(argv=None):
             with recorded(options, "vocab", argv, console) as finish:
                 return finish(write_vocabulary(options, namespace.out, console))
         names = SUBCOMMANDS[namespace.command][1]
-        options, _ = resolve_options(namespace, names, console, SUBCOMMAND_DEFAULTS.get(namespace.command))
+        options, explicit = resolve_options(namespace, names, console, SUBCOMMAND_DEFAULTS.get(namespace.command))
         required = {"train": ["train", "dev"], "ppl": ["ppl"]}.get(namespace.command, [])
         for name in required:
             if getattr(options, name) is None:
@@ -240,7 +246,10 @@ def main(argv=None):
                 return finish(run_selftest(options, namespace.network, console))
             from rwthlm_py.commands import run
 
-            return finish(run(options, namespace.network, make_backend(options, console), console))
+            lattices = getattr(namespace, "lattices", ())
+            batch_size = options.batch_size if "batch_size" in explicit else None  # default: a time frame at once
+            return finish(run(options, namespace.network, make_backend(options, console), console, lattices,
+                              batch_size))
 
     return run_guarded("rwthlm-py", body)
 

@@ -67,10 +67,11 @@ class Options:
     tensorboard: str = option(None, "write TensorBoard event files to this directory: training curves, histograms, the configuration and hparams; with --ppl, the perplexity as final/test_perplexity", "rwthlm_py")
     arpa: str = option(None, "an ARPA back-off model to interpolate with the network per word, p = lambda p_nn + (1 - lambda) p_arpa (with --lambda; for --ppl and nbest)", "rwthlm_py")
     lm_weight: float = option(1.0, "weight of the LM score in the total: acoustic + lm-weight LM + word-penalty nwords (log10)", "nbest")
-    word_penalty: float = option(0.0, "added to the total per word (log10)", "nbest")
+    word_penalty: float = option(0.0, "added to the total per word (log10); in lattices per word with an LM score", "nbest")
     nn_weight: float = option(1.0, "log-linear weight of the model's LM score against the list's own: 0 keeps the list's score (no model needed), 1 uses the model's alone", "nbest")
     no_prefix_sharing: bool = option(False, "score every hypothesis on its own instead of sharing the computation of common prefixes", "nbest")
-    out: str = option(None, "write the rescored lists, each in its own format, and 1best.txt into this directory (default: the 1-best lines on stdout)", "nbest")
+    out: str = option(None, "nbest: write the rescored lists, each in its own format, and 1best.txt into this directory (default: the 1-best lines on stdout); lattice: write the outputs into this directory (default: next to each lattice, as rwthlm)", "nbest")
+    acoustic_scale: float = option(1.0, "scale of the acoustic scores in lattice rescoring (rwthlm has none)", "lattice")
     refs: str = option(None, "reference transcripts (`uttid w1 w2 ...`): print the WER of the original and rescored 1-best and of the oracle", "nbest")
     noise_vocab: str = option(None, "words to ignore in hypotheses and references when counting errors", "nbest")
     dtype: str = option("float32", "floating-point type of the computation: float64 is slower, and makes scores independent of the batch size and of prefix sharing to far beyond the printed digits", "rwthlm_py", choices=("float32", "float64"))
@@ -154,6 +155,15 @@ def validate(options):
         (math.isfinite(options.nn_weight) and 0 <= options.nn_weight <= 1, "--nn-weight must lie in [0, 1]"),
         (math.isfinite(options.lm_weight), "--lm-weight must be a number"),
         (math.isfinite(options.word_penalty), "--word-penalty must be a number"),
+        (math.isfinite(options.acoustic_scale) and options.acoustic_scale >= 0, "--acoustic-scale must not be negative"),
+        (options.pruning_threshold is None or (math.isfinite(options.pruning_threshold) and options.pruning_threshold >= 0),
+         "--pruning-threshold must not be negative (0: an infinite beam)"),
+        (options.pruning_limit >= 0, "--pruning-limit must not be negative"),
+        (options.dp_order >= 0, "--dp-order must not be negative"),
+        (math.isfinite(options.lm_scale) and options.lm_scale > 0, "--lm-scale must be positive"),
+        (options.look_ahead_lm_scale is None or (math.isfinite(options.look_ahead_lm_scale)
+                                                 and options.look_ahead_lm_scale > 0),
+         "--look-ahead-lm-scale must be positive"),
         (options.arpa is None or options.lam is not None, "--arpa needs --lambda, the network's weight in [0, 1]"),
         (bool(options.map_sb.split()) and len(options.map_sb.split()) == 1, "--map-sb must be one word"),
         (bool(options.map_unk.split()) and len(options.map_unk.split()) == 1, "--map-unk must be one word"),

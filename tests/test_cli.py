@@ -172,10 +172,34 @@ def test_a_broken_lattice_is_one_error_and_the_others_go_on(trained):
     status, out, err = call(RWTHLM, "--lambda", 0.5, "--pruning-threshold", 10, "bad.lat", "good.lat",
                             "toy-i8-m8", cwd=trained)
     assert status == 1 and "Traceback" not in err
-    assert err.splitlines()[-2:] == ["rwthlm: error: bad.lat:1: no size line (N= L=)",
-                                     "rwthlm: 1 of 2 lattices failed"]
+    lines = err.splitlines()
+    assert "rwthlm: error: bad.lat:1: no size line (N= L=)" in lines
+    assert lines[-1] == "rwthlm: 1 of 2 lattices failed"
+    assert lines[-2].startswith("rescored 1 lattices (0.80 s of audio) in ")
     assert "single best: " in out and (trained / "good.lat.rescored").exists()
     assert not (trained / "bad.lat.rescored").exists()
+
+
+def test_rwthlm_py_lattice_writes_under_out_with_a_word_penalty(trained):
+    (trained / "x.lat").write_text(TOY_LATTICE)
+    (trained / "out").mkdir()
+    common = ["lattice", "--lambda", 0.5, "--pruning-threshold", 50, "--set-sb-last", "--output", "ctm"]
+    status, out, err = call(RWTHLM_PY, *common, "--out", "out", "x.lat", "toy-i8-m8", cwd=trained)
+    assert status == 0, err
+    assert (trained / "out" / "x.lat.ctm").exists() and not (trained / "x.lat.ctm").exists()
+    assert "real-time factor" in err.splitlines()[-1]
+    plain = float(next(line for line in out.splitlines() if line.startswith("single best: ")).split()[-1])
+    status, out, err = call(RWTHLM_PY, *common, "--out", "out", "--word-penalty", 1, "--acoustic-scale", 0.5,
+                            "x.lat", "toy-i8-m8", cwd=trained)
+    assert status == 0, err
+    scaled = float(next(line for line in out.splitlines() if line.startswith("single best: ")).split()[-1])
+    assert scaled < plain - 30  # half the acoustic cost (at least 60 on any path), less 4 ln 10 for 4 words
+    assert_one_line_error(call(RWTHLM_PY, *common, "--out", "nowhere", "x.lat", "toy-i8-m8", cwd=trained),
+                          "rwthlm-py", "nowhere: no such directory (--out)")
+    (trained / "sub").mkdir()
+    (trained / "sub" / "x.lat").write_text(TOY_LATTICE)
+    assert_one_line_error(call(RWTHLM_PY, *common, "--out", "out", "x.lat", "sub/x.lat", "toy-i8-m8", cwd=trained),
+                          "rwthlm-py", "x.lat and sub/x.lat would write the same output")
 
 
 def test_lattice_rescoring_needs_its_options_and_a_model(trained):

@@ -25,10 +25,16 @@ unknown word, a best path that does not end in the sentence boundary) is one err
 on stderr; the other lattices still go on, a last line counts the failures, and the exit
 status is then 1. With --dependent each lattice starts from the state of the previous
 successful lattice's best path.
+
+`rwthlm-py lattice` is the same with outputs under --out DIR (never over an input), a
+word penalty (--word-penalty, log10 per LM-scored word, as SRILM counts it) and an
+acoustic scale; both print progress (lattices/s, ETA) on stderr and, at the end, the
+real-time factor: processing seconds over the audio seconds the lattices span.
 """
 
 import math
 import os
+import time
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring.htk_lattice import read_lattice, rescored_lines, slf_lines
@@ -41,34 +47,66 @@ OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "
 
 
 def rescore_lattices(network, paths, options, console, batch_size=None, program="rwthlm"):
-    """Rescores every lattice of `paths`; returns the exit status."""
+    """Rescores every lattice of `paths`; returns the exit status. With options.out the
+    outputs go into that directory instead of next to their inputs."""
     for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
         if value is None:
             raise InputError(f"lattice rescoring needs {name}")
+    targets = output_paths(paths, options.output, options.out)
     search_options = SearchOptions(
         lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
         lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
-        look_ahead_lm_scale=options.look_ahead_lm_scale,
+        look_ahead_lm_scale=options.look_ahead_lm_scale, acoustic_scale=options.acoustic_scale,
+        word_penalty=options.word_penalty * math.log(10),
         unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
     console.say("Rescoring ...")
-    failed, state = 0, None
-    for path in paths:
+    failed, state, audio_seconds = 0, None, 0.0
+    progress = console.progress("rescoring", len(paths), unit="lattices")
+    start = time.perf_counter()
+    for path, target in zip(paths, targets):
         console.say(f"lattice '{path}' ...")
         try:
-            result = rescore_lattice(network, path, options, search_options, console,
-                                     state if options.dependent else None)
+            lattice, result = rescore_lattice(network, path, target, options, search_options, console,
+                                              state if options.dependent else None)
         except InputError as error:
             console.note(f"{program}: error: {error}")
             failed += 1
-            continue
-        state = result.final_state
+        else:
+            state = result.final_state
+            audio_seconds += max(node.time for node in lattice.nodes) - min(node.time for node in lattice.nodes)
+        progress.update(1)
+    progress.close()
+    seconds = time.perf_counter() - start
+    console.note(f"rescored {len(paths) - failed} lattices ({audio_seconds:.2f} s of audio) in {seconds:.2f} s: "
+                 f"real-time factor {seconds / audio_seconds if audio_seconds else math.nan:.3f}")
     if failed:
         console.note(f"{program}: {failed} of {len(paths)} lattices failed")
     return 1 if failed else 0
 
 
-def rescore_lattice(network, path, options, search_options, console, initial_state=None):
-    """One lattice: read, prepare, search, report, write; returns the SearchResult."""
+def output_paths(paths, output, directory):
+    """Where each lattice's output goes: next to it, or into `directory` (which must not
+    make two outputs one file, or an output an input)."""
+    targets = [output_path(path, output) for path in paths]
+    if directory is None:
+        return targets
+    if not os.path.isdir(directory):
+        raise InputError("no such directory (--out)", directory)
+    targets = [os.path.join(directory, os.path.basename(target)) for target in targets]
+    inputs = {os.path.realpath(path) for path in paths}
+    seen = {}
+    for path, target in zip(paths, targets):
+        if os.path.realpath(target) in inputs:
+            raise InputError(f"the output of {path} would overwrite an input lattice", target)
+        if target in seen:
+            raise InputError(f"{seen[target]} and {path} would write the same output", target)
+        seen[target] = path
+    return targets
+
+
+def rescore_lattice(network, path, target, options, search_options, console, initial_state=None):
+    """One lattice: read, prepare, search, report, write to `target`; returns the lattice
+    and the SearchResult."""
     lattice = read_lattice(path)
     topology = lattice_topology(lattice)
     cleared = clear_initial_links(lattice, topology, console) if options.clear_initial_links else {}
@@ -86,8 +124,8 @@ def rescore_lattice(network, path, options, search_options, console, initial_sta
     console.say(f"single best: {result.cost:g}")
     for link_id in result.best_links:
         console.say(f"\tW={lattice.links[link_id].word}\tJ={link_id}\tl={result.link_lm[link_id]:g}")
-    write_output(lattice, topology, result, options, cleared)
-    return result
+    write_output(lattice, topology, result, options, cleared, target)
+    return lattice, result
 
 
 def clear_initial_links(lattice, topology, console):
@@ -156,14 +194,14 @@ def output_path(path, output):
     return f"{path}.{suffix}"
 
 
-def write_output(lattice, topology, result, options, cleared):
+def write_output(lattice, topology, result, options, cleared, target):
     if options.output == "lattice":
         lines = rescored_lines(lattice, result.link_lm, cleared)
     elif options.output == "ctm":
         lines = ctm_lines(lattice, result)
     else:
         lines = expanded_lattice_lines(lattice, topology, result, options.lm_scale)
-    with atomic_output(output_path(lattice.path, options.output)) as handle:
+    with atomic_output(target) as handle:
         for line in lines:
             handle.write(line + "\n")
 
