@@ -34,9 +34,9 @@ SUBCOMMANDS = {
               ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
                "arpa", "lam"] + names_in_group("nbest")),
     "lattice": ("rescore HTK lattices with the network as rwthlm does (LATTICE... NETWORK), with outputs under "
-                "--out, a word penalty and an acoustic scale",
+                "--out, a word penalty, an acoustic scale and word error rates",
                 ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
-                 "out", "word_penalty"] + names_in_group("rescoring") + names_in_group("lattice")),
+                 "out", "word_penalty", "refs", "noise_vocab"] + names_in_group("rescoring") + names_in_group("lattice")),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias"]),
 }
@@ -249,7 +249,7 @@ def main(argv=None):
             lattices = getattr(namespace, "lattices", ())
             batch_size = options.batch_size if "batch_size" in explicit else None  # default: a time frame at once
             return finish(run(options, namespace.network, make_backend(options, console), console, lattices,
-                              batch_size))
+                              batch_size, "rwthlm-py"))
 
     return run_guarded("rwthlm-py", body)
 

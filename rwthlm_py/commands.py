@@ -31,10 +31,10 @@ STREAM_NOTE = ("word wrapping 'stream': the recurrent state is carried from one 
                "(as in PyTorch's word_language_model); this is not an rwthlm mode")
 
 
-def run(options, network_path, backend, console, lattices=(), lattice_batch_size=None):
+def run(options, network_path, backend, console, lattices=(), lattice_batch_size=None, program="rwthlm"):
     """Runs whatever the options ask for; returns the process exit status. Lattices are
     rescored with the network's steps `lattice_batch_size` histories at a time (None: a
-    whole time frame at once)."""
+    whole time frame at once); `program` names the command in their error lines."""
     model_file = read_model(network_path) if os.path.exists(network_path) else None
     if lattices and model_file is None:
         raise InputError("lattice rescoring needs a trained model, and this file does not exist", network_path)
@@ -55,7 +55,7 @@ def run(options, network_path, backend, console, lattices=(), lattice_batch_size
     if options.ppl:
         return compute_perplexity(network, vocab, options, console)
     if lattices:
-        return rescore_lattices(network, lattices, options, console, lattice_batch_size)
+        return rescore_lattices(network, lattices, options, console, lattice_batch_size, program)
     if options.train:
         console.say(f"Reading training data from file '{options.train}' ...")
         train_corpus = read_text(options.train, vocab, options)

@@ -202,6 +202,24 @@ def test_rwthlm_py_lattice_writes_under_out_with_a_word_penalty(trained):
                           "rwthlm-py", "x.lat and sub/x.lat would write the same output")
 
 
+def test_rwthlm_py_lattice_counts_word_errors(trained):
+    """The lattice's own best path (the dog feeds: acoustic and LM scores 25 + 1 beat the
+    !NULL and sees, 1 + 20 + 1.5), the rescored one and the oracle (the cat sees)."""
+    (trained / "utt1.lat").write_text(TOY_LATTICE.replace("W=</s>", "W=<sb>"))
+    (trained / "refs").write_text("utt1 the cat sees\n")
+    status, out, err = call(RWTHLM_PY, "lattice", "--lambda", 0.0, "--pruning-threshold", 0, "--refs", "refs",
+                            "utt1.lat", "toy-i8-m8", cwd=trained)
+    assert status == 0, err
+    lines = out.splitlines()[-3:]
+    assert lines[0] == "original 1-best:  WER 33.33% [ 1 / 3, 0 ins, 0 del, 1 sub ]"
+    assert lines[1].startswith("rescored 1-best:  WER 33.33%")  # lambda 0: the lattice's own LM again
+    assert lines[2] == "oracle:           WER 0.00% [ 0 / 3, 0 ins, 0 del, 0 sub ]"
+    (trained / "refs").write_text("utt2 the cat sees\n")
+    result = call(RWTHLM_PY, "lattice", "--lambda", 0.0, "--pruning-threshold", 0, "--refs", "refs", "utt1.lat",
+                  "toy-i8-m8", cwd=trained)
+    assert_one_line_error(result, "rwthlm-py", "no reference for utterance 'utt1'")
+
+
 def test_lattice_rescoring_needs_its_options_and_a_model(trained):
     (trained / "x.lat").write_text(TOY_LATTICE)
     assert_one_line_error(call(RWTHLM, "--pruning-threshold", 0, "x.lat", "toy-i8-m8", cwd=trained), "rwthlm",

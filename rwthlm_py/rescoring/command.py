@@ -25,8 +25,8 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import LN10, combine_lm, interpolate_linear, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
-from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, remove_noise
-from rwthlm_py.textio import atomic_output, read_lines, split_words
+from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
+from rwthlm_py.textio import atomic_output
 
 GROUP_HYPOTHESES = 4096
 KALDI_OUTPUTS = ("text", "ac_cost", "lm_cost")
@@ -269,8 +269,8 @@ class WordErrors:
 
     def __init__(self, references_path, noise_path):
         self.path = references_path
-        self.references = _read_references(references_path)
-        self.noise = {word for _, text in read_lines(noise_path) for word in split_words(text)} if noise_path else set()
+        self.references = read_references(references_path)
+        self.noise = read_noise_words(noise_path)
         self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
 
     def add(self, group, results):
@@ -286,18 +286,6 @@ class WordErrors:
     def lines(self):
         return [f"{name + ':':17s} WER {errors.format()}" for name, errors in
                 (("original 1-best", self.original), ("rescored 1-best", self.rescored), ("oracle", self.oracle))]
-
-
-def _read_references(path):
-    references = {}
-    for line, text in read_lines(path):
-        fields = split_words(text)
-        if not fields:
-            continue
-        if fields[0] in references:
-            raise InputError(f"utterance '{fields[0]}' has a second reference", path, line)
-        references[fields[0]] = fields[1:]
-    return references
 
 
 # -- the command ------------------------------------------------------------------------------------

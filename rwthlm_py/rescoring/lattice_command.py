@@ -32,14 +32,17 @@ acoustic scale; both print progress (lattices/s, ETA) on stderr and, at the end,
 real-time factor: processing seconds over the audio seconds the lattices span.
 """
 
+import dataclasses
 import math
 import os
 import time
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.rescoring.htk_lattice import read_lattice, rescored_lines, slf_lines
+from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
+from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
 from rwthlm_py.rescoring.lattice_search import SearchOptions, expand, search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
+from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
 from rwthlm_py.textio import atomic_output
 
 NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
@@ -59,6 +62,7 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
         look_ahead_lm_scale=options.look_ahead_lm_scale, acoustic_scale=options.acoustic_scale,
         word_penalty=options.word_penalty * math.log(10),
         unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
+    errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options) if options.refs else None
     console.say("Rescoring ...")
     failed, state, audio_seconds = 0, None, 0.0
     progress = console.progress("rescoring", len(paths), unit="lattices")
@@ -66,19 +70,25 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
     for path, target in zip(paths, targets):
         console.say(f"lattice '{path}' ...")
         try:
-            lattice, result = rescore_lattice(network, path, target, options, search_options, console,
-                                              state if options.dependent else None)
+            rescored = rescore_lattice(network, path, target, options, search_options, console,
+                                       state if options.dependent else None)
+            if errors is not None:
+                errors.add(rescored, network.vocab)
         except InputError as error:
             console.note(f"{program}: error: {error}")
             failed += 1
         else:
-            state = result.final_state
-            audio_seconds += max(node.time for node in lattice.nodes) - min(node.time for node in lattice.nodes)
+            state = rescored.result.final_state
+            times = [node.time for node in rescored.lattice.nodes]
+            audio_seconds += max(times) - min(times)
         progress.update(1)
     progress.close()
+    if errors is not None:
+        for line in errors.lines():
+            console.say(line)
     seconds = time.perf_counter() - start
-    console.note(f"rescored {len(paths) - failed} lattices ({audio_seconds:.2f} s of audio) in {seconds:.2f} s: "
-                 f"real-time factor {seconds / audio_seconds if audio_seconds else math.nan:.3f}")
+    factor = f": real-time factor {seconds / audio_seconds:.3f}" if audio_seconds else ""
+    console.note(f"rescored {len(paths) - failed} lattices ({audio_seconds:.2f} s of audio) in {seconds:.2f} s{factor}")
     if failed:
         console.note(f"{program}: {failed} of {len(paths)} lattices failed")
     return 1 if failed else 0
@@ -104,9 +114,16 @@ def output_paths(paths, output, directory):
     return targets
 
 
+@dataclasses.dataclass
+class Rescored:
+    lattice: object
+    topology: object
+    words: list  # the network's word id of each link (-1: no LM score)
+    result: object  # the SearchResult
+
+
 def rescore_lattice(network, path, target, options, search_options, console, initial_state=None):
-    """One lattice: read, prepare, search, report, write to `target`; returns the lattice
-    and the SearchResult."""
+    """One lattice: read, prepare, search, report, write to `target`; returns Rescored."""
     lattice = read_lattice(path)
     topology = lattice_topology(lattice)
     cleared = clear_initial_links(lattice, topology, console) if options.clear_initial_links else {}
@@ -125,7 +142,7 @@ def rescore_lattice(network, path, target, options, search_options, console, ini
     for link_id in result.best_links:
         console.say(f"\tW={lattice.links[link_id].word}\tJ={link_id}\tl={result.link_lm[link_id]:g}")
     write_output(lattice, topology, result, options, cleared, target)
-    return lattice, result
+    return Rescored(lattice, topology, words, result)
 
 
 def clear_initial_links(lattice, topology, console):
@@ -239,3 +256,42 @@ def ctm_lines(lattice, result):
         start, end = lattice.nodes[link.start].time, lattice.nodes[link.end].time
         lines.append(f"{name} 1 {start:.3f} {end - start:.3f} {link.word}")
     return lines
+
+
+class LatticeWordErrors:
+    """--refs: error counts of each lattice's own best path (its scores before rescoring),
+    the rescored best path and the lattice oracle, summed over lattices. A lattice's
+    utterance id is its file name up to the first dot (as for SRILM n-best lists); the
+    words counted are those of LM-scored links other than the sentence boundary, less the
+    --noise-vocab words."""
+
+    def __init__(self, references_path, noise_path, search_options):
+        self.path = references_path
+        self.references = read_references(references_path)
+        self.noise = read_noise_words(noise_path)
+        self.options = search_options
+        self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
+
+    def add(self, rescored, vocab):
+        lattice = rescored.lattice
+        utterance = os.path.basename(lattice.path).split(".")[0]
+        if utterance not in self.references:
+            raise InputError(f"no reference for utterance '{utterance}' (the file name up to its first dot)", self.path)
+        reference = remove_noise(self.references[utterance], self.noise)
+
+        def word_of(link):
+            counted = rescored.words[link.id] not in (-1, vocab.sb) and link.word != EPSILON
+            return link.word if counted and link.word not in self.noise else None
+
+        options = self.options
+        original = viterbi_links(lattice, rescored.topology, options.lm_scale, options.acoustic_scale,
+                                 options.word_penalty)
+        paths = [[word_of(lattice.links[k]) for k in links] for links in (original, rescored.result.best_links)]
+        hypotheses = [[word for word in path if word is not None] for path in paths]
+        hypotheses.append(oracle_words(lattice, rescored.topology, reference, word_of))
+        for total, counts in zip((self.original, self.rescored, self.oracle), align_counts(reference, hypotheses)):
+            total.add(counts)
+
+    def lines(self):
+        return [f"{name + ':':17s} WER {errors.format()}" for name, errors in
+                (("original 1-best", self.original), ("rescored 1-best", self.rescored), ("oracle", self.oracle))]

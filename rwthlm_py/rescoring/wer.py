@@ -7,12 +7,15 @@ chosen alignment are counted (each 1): WER = (sub + del + ins) / reference words
 
 All hypotheses of an utterance are aligned to its reference at once: the chart is filled
 cell by cell of the reference and the longest hypothesis, each cell a vector operation
-over the hypotheses.
+over the hypotheses. References (`utt-id words` lines) and noise words are read here too.
 """
 
 import dataclasses
 
 import numpy
+
+from rwthlm_py.errors import InputError
+from rwthlm_py.textio import read_lines, split_words
 
 SUBSTITUTION_COST, DELETION_COST, INSERTION_COST = 4, 3, 3
 
@@ -89,3 +92,21 @@ def _best_step(diagonal, up, left, match):
 
 def remove_noise(words, noise):
     return [word for word in words if word not in noise]
+
+
+def read_references(path):
+    """Reference transcripts, `utt-id w1 w2 ...` lines, as {utt-id: words}."""
+    references = {}
+    for line, text in read_lines(path):
+        fields = split_words(text)
+        if not fields:
+            continue
+        if fields[0] in references:
+            raise InputError(f"utterance '{fields[0]}' has a second reference", path, line)
+        references[fields[0]] = fields[1:]
+    return references
+
+
+def read_noise_words(path):
+    """The words of a noise vocabulary file (any layout), to leave out of error counts."""
+    return {word for _, text in read_lines(path) for word in split_words(text)} if path else set()
