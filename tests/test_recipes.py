@@ -22,7 +22,7 @@ def test_the_toy_recipe_runs_every_stage_and_reruns_nothing(tmp_path):
     exp = tmp_path / "exp"
     first = run_recipe("toy", "--exp-dir", exp, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    for number in range(1, 6):
+    for number in range(1, 7):
         assert f"Stage {number}: " in first.stdout
     test_perplexity = float((exp / "perplexity.test").read_text())
     assert 1 < test_perplexity < 5  # the grammar is learnt: 38 words, perplexity far below
@@ -31,12 +31,15 @@ def test_the_toy_recipe_runs_every_stage_and_reruns_nothing(tmp_path):
               for line in (exp / "wer.test").read_text().splitlines()}
     assert errors["oracle"] == 0 and errors["rescored 1-best"] < errors["original 1-best"] / 2
     assert len(list((exp / "nbest" / "rescored").glob("utt*.nbest"))) == 100
+    # the same lists as lattices: the search finds what n-best rescoring ranks first
+    assert (exp / "lattice.wer.test").read_text() == (exp / "wer.test").read_text()
+    assert len(list((exp / "lattices" / "rescored").glob("utt*.lat.ctm"))) == 100
     commands = sorted(path.name.split("-")[1] for path in (exp / "runs").iterdir())
-    assert commands == ["nbest", "ppl", "ppl", "rwthlm", "vocab"]
+    assert commands == ["lattice", "nbest", "ppl", "ppl", "rwthlm", "vocab"]
     second = run_recipe("toy", "--exp-dir", exp, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("done already") == 5 and "Stage 3: " not in second.stdout
-    assert len(list((exp / "runs").iterdir())) == 5
+    assert second.stdout.count("done already") == 6 and "Stage 3: " not in second.stdout
+    assert len(list((exp / "runs").iterdir())) == 6
 
 
 def test_an_interrupted_training_stage_resumes(tmp_path):

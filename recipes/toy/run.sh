@@ -6,7 +6,8 @@
 #
 # Stages: 1 write the text (local/make_text.py), 2 vocabulary with word classes (exchange
 # algorithm), 3 training, 4 perplexity of dev and test, 5 n-best rescoring of test
-# sentences' generated lists (local/make_nbest.py) with word error rates. Finished stages
+# sentences' generated lists (local/make_nbest.py) with word error rates, 6 the same lists
+# as lattices (local/make_lattices.py), rescored with word error rates. Finished stages
 # are skipped when run again; an interrupted training resumes.
 #
 # Options: --NAME VALUE sets any variable of the configuration block below (--stage N,
@@ -28,7 +29,7 @@ nbest_hypotheses=50               # hypotheses per list
 lm_weight=1                       # total = acoustic + lm_weight * LM (log10)
 quick=0                           # --quick: 3 epochs (the whole recipe is quick; this halves training)
 stage=1
-stop_stage=5
+stop_stage=6
 # ---------------------------------------------------------------------------------------
 
 . "$here/../utils/stages.sh"
@@ -74,4 +75,14 @@ if stage 5 "n-best rescoring of $nbest_utterances test sentences' lists"; then
     --out "$exp_dir/nbest/rescored" --record "$exp_dir" "$model" > "$exp_dir/wer.test"
   while read -r line; do log "$line"; done < "$exp_dir/wer.test"
   done_stage 5
+fi
+
+if stage 6 "lattice rescoring of the same lists as word graphs"; then
+  python "$here/local/make_lattices.py" "$exp_dir/nbest/lists" "$exp_dir/lattices"
+  mkdir -p "$exp_dir/lattices/rescored"
+  rwthlm-py lattice --lambda 1 --pruning-threshold 0 --output ctm --refs "$exp_dir/nbest/refs" \
+    --out "$exp_dir/lattices/rescored" --record "$exp_dir" "$exp_dir"/lattices/*.lat "$model" \
+    | tail -n 3 > "$exp_dir/lattice.wer.test"
+  while read -r line; do log "$line"; done < "$exp_dir/lattice.wer.test"
+  done_stage 6
 fi
