@@ -72,6 +72,7 @@ class Options:
     no_prefix_sharing: bool = option(False, "score every hypothesis on its own instead of sharing the computation of common prefixes", "nbest")
     out: str = option(None, "nbest: write the rescored lists, each in its own format, and 1best.txt into this directory (default: the 1-best lines on stdout); lattice: write the outputs into this directory (default: next to each lattice, as rwthlm)", "nbest")
     acoustic_scale: float = option(1.0, "scale of the acoustic scores in lattice rescoring (rwthlm has none)", "lattice")
+    nbest_size: int = option(None, "also write the N best distinct word sequences of each rescored lattice as an SRILM n-best list (x.lat.gz -> x.lat.nbest.gz), for rwthlm-py nbest", "lattice", flag="nbest")
     refs: str = option(None, "reference transcripts (`uttid w1 w2 ...`): print the WER of the original and rescored 1-best and of the oracle", "nbest")
     noise_vocab: str = option(None, "words to ignore in hypotheses and references when counting errors", "nbest")
     dtype: str = option("float32", "floating-point type of the computation: float64 is slower, and makes scores independent of the batch size and of prefix sharing to far beyond the printed digits", "rwthlm_py", choices=("float32", "float64"))
@@ -159,6 +160,7 @@ def validate(options):
         (options.pruning_threshold is None or (math.isfinite(options.pruning_threshold) and options.pruning_threshold >= 0),
          "--pruning-threshold must not be negative (0: an infinite beam)"),
         (options.pruning_limit >= 0, "--pruning-limit must not be negative"),
+        (options.nbest_size is None or options.nbest_size >= 1, "--nbest must be at least 1"),
         (options.dp_order >= 0, "--dp-order must not be negative"),
         (math.isfinite(options.lm_scale) and options.lm_scale > 0, "--lm-scale must be positive"),
         (options.look_ahead_lm_scale is None or (math.isfinite(options.look_ahead_lm_scale)

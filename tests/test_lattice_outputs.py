@@ -16,6 +16,7 @@ surviving hypothesis, with the recombined ones (cat sees, cat feeds) led to the 
 """
 
 import io
+import math
 import pathlib
 
 import numpy
@@ -136,3 +137,23 @@ def test_initial_links_cleared_and_the_links_before_the_last_relabelled(tmp_path
     options = Options(lam=1.0, pruning_threshold=0.0, set_sb_last=True)
     assert rescore_lattices(network, [str(tmp_path / "silence.lat")], options, console) == 1
     assert "silence.lat:6: link 1 ('[silence]') cannot become the sentence boundary" in console.err.getvalue()
+
+
+def test_the_n_best_distinct_word_sequences_as_an_srilm_list(tmp_path):
+    """On the hand-checked lattice (docstring): the dog sees (65.5), the cat sees (66: its
+    hypothesis was recombined, its expanded link leads on from the dog's), the dog feeds
+    (69), the cat feeds (69.5); scores in log10, the sentence boundary's LM score counted."""
+    from rwthlm_py.rescoring.nbest import read_srilm_list
+
+    vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees", "feeds"])], "<sb>")
+    network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
+    (tmp_path / "hand.lat").write_text(LATTICE)
+    console = Console(out=io.StringIO(), err=io.StringIO())
+    options = Options(lam=0.0, pruning_threshold=0.0, dp_order=1, set_sb_last=True, nbest_size=10)
+    assert rescore_lattices(network, [str(tmp_path / "hand.lat")], options, console) == 0, console.err.getvalue()
+    lines = (tmp_path / "hand.lat.nbest").read_text().splitlines()
+    ln10 = math.log(10)
+    expected = [(-60.0, -5.5, "the dog sees"), (-61.0, -5.0, "the cat sees"), (-64.0, -5.0, "the dog feeds"),
+                (-65.0, -4.5, "the cat feeds")]
+    assert lines == [f"{a / ln10:.7g} {lm / ln10:.7g} 3 {words}" for a, lm, words in expected]
+    assert [h.words for h in read_srilm_list(tmp_path / "hand.lat.nbest").hypotheses][0] == ["the", "dog", "sees"]

@@ -27,9 +27,11 @@ status is then 1. With --dependent each lattice starts from the state of the pre
 successful lattice's best path.
 
 `rwthlm-py lattice` is the same with outputs under --out DIR (never over an input), a
-word penalty (--word-penalty, log10 per LM-scored word, as SRILM counts it) and an
-acoustic scale; both print progress (lattices/s, ETA) on stderr and, at the end, the
-real-time factor: processing seconds over the audio seconds the lattices span.
+word penalty (--word-penalty, log10 per LM-scored word, as SRILM counts it), an
+acoustic scale, --nbest N (x.lat.gz -> x.lat.nbest.gz: the N best distinct word
+sequences as an SRILM list, for `rwthlm-py nbest`) and --refs/--noise-vocab (word error
+rates); both print progress (lattices/s, ETA) on stderr and, at the end, the real-time
+factor: processing seconds over the audio seconds the lattices span.
 """
 
 import dataclasses
@@ -40,7 +42,9 @@ import time
 from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
-from rwthlm_py.rescoring.lattice_search import SearchOptions, expand, search
+from rwthlm_py.rescoring.lattice_search import SearchOptions, distinct_best_paths, expand, search
+from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
+from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
 from rwthlm_py.textio import atomic_output
@@ -55,7 +59,8 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
     for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
         if value is None:
             raise InputError(f"lattice rescoring needs {name}")
-    targets = output_paths(paths, options.output, options.out)
+    targets = output_paths(paths, OUTPUT_SUFFIX[options.output], options.out)
+    nbest_targets = output_paths(paths, "nbest", options.out) if options.nbest_size else [None] * len(paths)
     search_options = SearchOptions(
         lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
         lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
@@ -67,11 +72,13 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
     failed, state, audio_seconds = 0, None, 0.0
     progress = console.progress("rescoring", len(paths), unit="lattices")
     start = time.perf_counter()
-    for path, target in zip(paths, targets):
+    for path, target, nbest_target in zip(paths, targets, nbest_targets):
         console.say(f"lattice '{path}' ...")
         try:
             rescored = rescore_lattice(network, path, target, options, search_options, console,
                                        state if options.dependent else None)
+            if nbest_target is not None:
+                write_nbest(rescored, network.vocab, search_options, options.nbest_size, nbest_target)
             if errors is not None:
                 errors.add(rescored, network.vocab)
         except InputError as error:
@@ -94,10 +101,10 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
     return 1 if failed else 0
 
 
-def output_paths(paths, output, directory):
+def output_paths(paths, suffix, directory):
     """Where each lattice's output goes: next to it, or into `directory` (which must not
     make two outputs one file, or an output an input)."""
-    targets = [output_path(path, output) for path in paths]
+    targets = [output_path(path, suffix) for path in paths]
     if directory is None:
         return targets
     if not os.path.isdir(directory):
@@ -202,9 +209,8 @@ def _word_id(link, vocab, options, path):
                      f"to {options.map_unk})", path, link.line)
 
 
-def output_path(path, output):
+def output_path(path, suffix):
     """rwthlm's output name: x.lat.gz -> x.lat.<suffix>.gz, x.lat -> x.lat.<suffix>."""
-    suffix = OUTPUT_SUFFIX[output]
     path = os.fspath(path)
     if path.endswith(".gz"):
         return f"{path[:-3]}.{suffix}.gz"
@@ -243,6 +249,36 @@ def utterance_name(path):
     name = path[:-3] if path.endswith(".gz") else path
     stem, extension = os.path.splitext(name)
     return stem if extension else name
+
+
+def write_nbest(rescored, vocab, search_options, count, target):
+    """--nbest N: the N best distinct word sequences of the expanded lattice (each link
+    with the LM score of its own history) as an SRILM list, `ascore lscore nwords words`
+    in log10: the acoustic score (unscaled), the new LM score with the sentence boundary's,
+    and the words of the LM-scored links other than the boundary."""
+    lattice, options = rescored.lattice, search_options
+    times, links = expand(rescored.result, rescored.topology)
+    costs = []
+    for link in links:
+        cost = 0.0
+        if link.link is not None:
+            original = lattice.links[link.link]
+            cost = -options.acoustic_scale * original.acoustic - options.lm_scale * link.lm_log_prob
+            cost -= options.word_penalty if original.lm != 0 else 0.0
+        costs.append(cost)
+
+    def words_of(path):
+        return [lattice.links[links[k].link].word for k in path
+                if links[k].link is not None and rescored.words[links[k].link] not in (-1, vocab.sb)]
+
+    with atomic_output(target) as handle:
+        for _, path in distinct_best_paths(len(times), [(link.start, link.end) for link in links], costs, words_of,
+                                           count):
+            copied = [links[k] for k in path if links[k].link is not None]
+            acoustic = sum(lattice.links[link.link].acoustic for link in copied) / LN10
+            lm = sum(link.lm_log_prob for link in copied) / LN10
+            words = words_of(path)
+            handle.write(format_hypothesis("srilm", Hypothesis(words, acoustic, lm, len(words), 0), lm, None) + "\n")
 
 
 def ctm_lines(lattice, result):

@@ -39,6 +39,7 @@ recovers it from score differences). The first chain is the best path.
 """
 
 import dataclasses
+import heapq
 import math
 
 import numpy
@@ -144,6 +145,42 @@ def expand(result, topology):
     links += [ExpandedLink(node_of[entry], new_final, None, 0.0) for entry in surviving if traceback.node[entry] == final]
     times = [int(topology.centiseconds[traceback.node[entry]]) for entry in surviving]
     return times + [int(topology.centiseconds[final])], links
+
+
+def distinct_best_paths(num_nodes, links, costs, words_of, count, max_paths=None):
+    """The `count` cheapest paths from node 0 to node num_nodes - 1 of a graph whose node
+    ids are in topological order, one per distinct word sequence: (cost, link indices).
+
+    links[k] = (start, end) with cost costs[k]; words_of(path) gives a path's word
+    sequence. Paths come in order of cost from an A* search whose heuristic is the exact
+    cost to the end, so a sequence's first path is its best; at most max_paths (default
+    100 count) complete paths are looked at.
+    """
+    outgoing = [[] for _ in range(num_nodes)]
+    for k, (start, _) in enumerate(links):
+        outgoing[start].append(k)
+    to_end = numpy.full(num_nodes, math.inf)
+    to_end[num_nodes - 1] = 0.0
+    for node in range(num_nodes - 2, -1, -1):
+        for k in outgoing[node]:
+            to_end[node] = min(to_end[node], costs[k] + to_end[links[k][1]])
+    found, seen, complete = [], set(), 0
+    queue = [(to_end[0], 0.0, 0, ())]
+    limit = max_paths or 100 * count
+    while queue and len(found) < count and complete < limit:
+        _, cost, node, path = heapq.heappop(queue)
+        if node == num_nodes - 1:
+            complete += 1
+            words = tuple(words_of(path))
+            if words not in seen:
+                seen.add(words)
+                found.append((cost, list(path)))
+            continue
+        for k in outgoing[node]:
+            end = links[k][1]
+            if math.isfinite(to_end[end]):
+                heapq.heappush(queue, (cost + costs[k] + to_end[end], cost + costs[k], end, path + (k,)))
+    return found
 
 
 def look_ahead_scores(lattice, topology, semiring, lm_scale, acoustic_scale=1.0):
