@@ -217,3 +217,59 @@ def test_a_linear_lattice_scores_a_sentence_as_perplexity_and_nbest_do(tmp_path,
     nbest = sentence_log_prob(score_sentences(network, [ids], batch_size=4)[0])
     assert -result.cost == pytest.approx(ppl, abs=1e-12)
     assert -result.cost == pytest.approx(nbest, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_distinct_best_paths_of_an_expanded_lattice_are_those_of_all_its_paths(tmp_path, network, seed):
+    """With a beam and recombination, so that pruned hypotheses lead to older nodes."""
+    from rwthlm_py.rescoring.lattice_search import distinct_best_paths, expand
+
+    lattice = random_lattice(tmp_path, network.vocab, seed, layers=5, width=3)
+    topology = lattice_topology(lattice)
+    result = search(network, lattice, topology, link_words(lattice, network.vocab),
+                    SearchOptions(lam=0.5, beam=6.0, dp_order=1))
+    times, links = expand(result, topology)
+    edges = [(link.start, link.end) for link in links]
+    costs = [0.0 if link.link is None else -lattice.links[link.link].acoustic - link.lm_log_prob for link in links]
+
+    def words_of(path):
+        return [lattice.links[links[k].link].word for k in path if links[k].link is not None]
+
+    best_of = {}
+    stack = [(0, (), 0.0)]
+    while stack:
+        node, path, cost = stack.pop()
+        if node == len(times) - 1:
+            words = tuple(words_of(path))
+            best_of[words] = min(best_of.get(words, math.inf), cost)
+            continue
+        stack += [(end, path + (k,), cost + costs[k]) for k, (start, end) in enumerate(edges) if start == node]
+    expected = sorted(best_of.values())[:6]
+    found = distinct_best_paths(len(times), edges, costs, words_of, 6)
+    assert [cost for cost, _ in found] == pytest.approx(expected, abs=1e-9)
+    assert len({tuple(words_of(path)) for _, path in found}) == len(found)
+
+
+def test_a_pruned_hypothesis_may_lead_to_an_older_node_of_the_expanded_lattice(tmp_path, network):
+    """w2 w3 w5 reaches node 4 after w1 w5 was made, ends in the same word and is
+    recombined into it: its expanded link leads back to an older node id, and both word
+    sequences still come out, best first."""
+    from rwthlm_py.rescoring.lattice_search import distinct_best_paths, expand
+
+    text = ("N=6 L=6\nI=0 t=0\nI=1 t=0.1\nI=2 t=0.2\nI=3 t=0.3\nI=4 t=0.5\nI=5 t=0.6\n"
+            "J=0 S=0 E=1 W=w1 a=-1 l=-1\nJ=1 S=0 E=2 W=w2 a=-1 l=-1\nJ=2 S=1 E=4 W=w5 a=-1 l=-1\n"
+            "J=3 S=2 E=3 W=w3 a=-1 l=-1\nJ=4 S=3 E=4 W=w5 a=-30 l=-1\nJ=5 S=4 E=5 W=<sb> a=-1 l=-1\n")
+    path = tmp_path / "older.lat"
+    path.write_text(text)
+    lattice = read_lattice(path)
+    topology = lattice_topology(lattice)
+    result = search(network, lattice, topology, link_words(lattice, network.vocab), SearchOptions(lam=1.0, dp_order=1))
+    times, links = expand(result, topology)
+    assert any(link.start > link.end for link in links)
+    costs = [0.0 if link.link is None else -lattice.links[link.link].acoustic - link.lm_log_prob for link in links]
+
+    def words_of(path):
+        return [lattice.links[links[k].link].word for k in path if links[k].link is not None]
+
+    found = distinct_best_paths(len(times), [(link.start, link.end) for link in links], costs, words_of, 5)
+    assert [words_of(path) for _, path in found] == [["w1", "w5", "<sb>"], ["w2", "w3", "w5", "<sb>"]]

@@ -148,20 +148,20 @@ def expand(result, topology):
 
 
 def distinct_best_paths(num_nodes, links, costs, words_of, count, max_paths=None):
-    """The `count` cheapest paths from node 0 to node num_nodes - 1 of a graph whose node
-    ids are in topological order, one per distinct word sequence: (cost, link indices).
+    """The `count` cheapest paths from node 0 to node num_nodes - 1 of an acyclic graph,
+    one per distinct word sequence: (cost, link indices).
 
     links[k] = (start, end) with cost costs[k]; words_of(path) gives a path's word
     sequence. Paths come in order of cost from an A* search whose heuristic is the exact
     cost to the end, so a sequence's first path is its best; at most max_paths (default
-    100 count) complete paths are looked at.
+    100 x count) complete paths are looked at.
     """
     outgoing = [[] for _ in range(num_nodes)]
     for k, (start, _) in enumerate(links):
         outgoing[start].append(k)
     to_end = numpy.full(num_nodes, math.inf)
     to_end[num_nodes - 1] = 0.0
-    for node in range(num_nodes - 2, -1, -1):
+    for node in reversed(_topological_order(num_nodes, links, outgoing)):
         for k in outgoing[node]:
             to_end[node] = min(to_end[node], costs[k] + to_end[links[k][1]])
     found, seen, complete = [], set(), 0
@@ -181,6 +181,25 @@ def distinct_best_paths(num_nodes, links, costs, words_of, count, max_paths=None
             if math.isfinite(to_end[end]):
                 heapq.heappush(queue, (cost + costs[k] + to_end[end], cost + costs[k], end, path + (k,)))
     return found
+
+
+def _topological_order(num_nodes, links, outgoing):
+    """Kahn's order of an acyclic graph (the expanded lattice's node ids need not be one:
+    a pruned hypothesis's link may lead to an older node)."""
+    incoming = numpy.zeros(num_nodes, dtype=numpy.int64)
+    for _, end in links:
+        incoming[end] += 1
+    ready = [node for node in range(num_nodes) if incoming[node] == 0]
+    order = []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for k in outgoing[node]:
+            end = links[k][1]
+            incoming[end] -= 1
+            if incoming[end] == 0:
+                ready.append(end)
+    return order
 
 
 def look_ahead_scores(lattice, topology, semiring, lm_scale, acoustic_scale=1.0):
