@@ -75,6 +75,8 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
     for path, target, nbest_target in zip(paths, targets, nbest_targets):
         console.say(f"lattice '{path}' ...")
         try:
+            if errors is not None:
+                errors.reference_for(path)  # before any output is written
             rescored = rescore_lattice(network, path, target, options, search_options, console,
                                        state if options.dependent else None)
             if nbest_target is not None:
@@ -308,12 +310,16 @@ class LatticeWordErrors:
         self.options = search_options
         self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
 
-    def add(self, rescored, vocab):
-        lattice = rescored.lattice
-        utterance = os.path.basename(lattice.path).split(".")[0]
+    def reference_for(self, path):
+        """The reference words (noise removed) of the lattice file `path`."""
+        utterance = os.path.basename(path).split(".")[0]
         if utterance not in self.references:
             raise InputError(f"no reference for utterance '{utterance}' (the file name up to its first dot)", self.path)
-        reference = remove_noise(self.references[utterance], self.noise)
+        return remove_noise(self.references[utterance], self.noise)
+
+    def add(self, rescored, vocab):
+        lattice = rescored.lattice
+        reference = self.reference_for(lattice.path)
 
         def word_of(link):
             counted = rescored.words[link.id] not in (-1, vocab.sb) and link.word != EPSILON
