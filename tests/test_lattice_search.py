@@ -17,6 +17,7 @@ from rwthlm_py.network_spec import parse_network
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice
 from rwthlm_py.rescoring.lattice_search import SearchOptions, search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
+from conftest import BACKENDS, make_backend
 
 
 def random_lattice(tmp_path, vocab, seed, layers=4, width=3):
@@ -273,3 +274,17 @@ def test_a_pruned_hypothesis_may_lead_to_an_older_node_of_the_expanded_lattice(t
 
     found = distinct_best_paths(len(times), [(link.start, link.end) for link in links], costs, words_of, 5)
     assert [words_of(path) for _, path in found] == [["w1", "w5", "<sb>"], ["w2", "w3", "w5", "<sb>"]]
+
+
+@pytest.mark.parametrize("device", BACKENDS[1:])
+def test_the_search_on_the_device_equals_numpy(tmp_path, network, device):
+    on_device = Network(network.spec, network.vocab, make_backend(device, "float64"), network.bias)
+    for name, value in on_device.named_params().items():
+        value[...] = on_device.backend.asarray(network.named_params()[name])
+    lattice = random_lattice(tmp_path, network.vocab, 3, layers=6, width=4)
+    topology = lattice_topology(lattice)
+    words = link_words(lattice, network.vocab)
+    options = SearchOptions(lam=0.5, beam=10.0, dp_order=2, look_ahead="log")
+    expected, got = (search(net, lattice, topology, words, options) for net in (network, on_device))
+    assert got.best_links == expected.best_links and got.pruning_lines == expected.pruning_lines
+    assert got.cost == pytest.approx(expected.cost, abs=1e-10)
