@@ -401,8 +401,8 @@ class _Search:
     def _result(self):
         traceback, lattice = self.traceback, self.lattice
         position = self.topology.position
-        entries = sorted(range(len(traceback.link)),
-                         key=lambda entry: (-position[traceback.node[entry]], traceback.score[entry]))
+        # by end node position descending, then score ascending (lexsort: last key first)
+        entries = numpy.lexsort((numpy.array(traceback.score), -position[numpy.array(traceback.node)])).tolist()
         final = self.topology.final
         finals = [entry for entry in entries if traceback.node[entry] == final]
         if not finals:
