@@ -38,6 +38,7 @@ reached, the LM log-probability of that hypothesis (kept with the entry, where r
 recovers it from score differences). The first chain is the best path.
 """
 
+import collections
 import dataclasses
 import heapq
 import math
@@ -63,21 +64,10 @@ class SearchOptions:
     batch_size: int = None
 
 
-@dataclasses.dataclass
-class Hypothesis:
-    score: float
-    entry: int  # traceback entry
-    state: object  # StateRef, or None for the initial state
-    last_word: int
-    history: tuple  # the last dp_order LM-scored words
-
-
-@dataclasses.dataclass(frozen=True)
-class StateRef:
-    """Column `column` of the state array tuple `states[batch]` of a search."""
-
-    batch: int
-    column: int
+# A hypothesis; its state is (batch, column), column `column` of the network state
+# `states[batch]` of its search, or None for the initial state. Tuples, as a frame holds
+# thousands of them.
+Hypothesis = collections.namedtuple("Hypothesis", "score entry state last_word history")
 
 
 @dataclasses.dataclass
@@ -236,6 +226,10 @@ class _Search:
         self.link_words, self.options = link_words, options
         scale = options.lm_scale if options.look_ahead_lm_scale is None else options.look_ahead_lm_scale
         self.look_ahead = look_ahead_scores(lattice, topology, options.look_ahead, scale, options.acoustic_scale)
+        # each link's cost but for its LM score, with the look-ahead moved from start to end
+        self.link_cost = [-options.acoustic_scale * link.acoustic - (options.word_penalty if link.lm != 0 else 0.0)
+                          - self.look_ahead[link.start] + self.look_ahead[link.end] for link in lattice.links]
+        self.centiseconds = topology.centiseconds.tolist()
         self.hypotheses = [[] for _ in lattice.nodes]
         self.best_in_frame = {}
         self.traceback = Traceback([-1], [-1], [self.look_ahead[0]], [0], [0.0])
@@ -248,7 +242,7 @@ class _Search:
         root_state = None
         if initial_state is not None:
             self.states.append(initial_state)
-            root_state = StateRef(0, 0)
+            root_state = (0, 0)
         self.hypotheses[0] = [Hypothesis(self.look_ahead[0], 0, root_state, sb, (sb,) * self.options.dp_order)]
         for index, nodes in enumerate(self._frames()):
             if index > 0:
@@ -296,7 +290,7 @@ class _Search:
         """Extends the hypotheses of the frame's nodes, in order. The extensions are
         collected with the network steps they need and applied in the same order once
         the steps have run: at the end of the frame, or before a node they may reach."""
-        final = self.topology.final
+        final, links = self.topology.final, self.lattice.links
         pending, reached = [], set()
         for node in nodes:
             if node == final:
@@ -304,17 +298,17 @@ class _Search:
             if node in reached:
                 self._apply(pending)
                 pending, reached = [], set()
-            for hypothesis in self.hypotheses[node]:
-                for link_id in self.topology.outgoing[node]:
-                    link = self.lattice.links[link_id]
-                    pending.append((hypothesis, node, link))
-                    reached.add(link.end)
+            outgoing = [links[link_id] for link_id in self.topology.outgoing[node]]
+            reached.update(link.end for link in outgoing)
+            pending += [(hypothesis, link) for hypothesis in self.hypotheses[node] for link in outgoing]
         self._apply(pending)
 
     def _apply(self, pending):
-        """Runs the network steps of the pending extensions, then makes them in order."""
-        keys, column_of, requests = [], {}, []
-        for hypothesis, _, link in pending:
+        """Runs the network steps of the pending extensions, then makes them in order:
+        each a new hypothesis at the link's end and a traceback entry (a hot loop, hence
+        the local names)."""
+        keys, column_of, requests, lattice_lm = [], {}, [], []
+        for hypothesis, link in pending:
             if link.lm == 0:
                 continue
             key = (hypothesis.state, hypothesis.last_word)
@@ -322,22 +316,35 @@ class _Search:
                 column_of[key] = len(keys)
                 keys.append(key)
             requests.append((column_of[key], self.link_words[link.id]))
+            lattice_lm.append(link.lm)
         lm_log_probs, new_states = [], []
         if requests:
             nn_log_probs, new_states = self._step(keys, requests)
-            lattice_lm = [link.lm for _, _, link in pending if link.lm != 0]
             lm_log_probs = interpolate_linear(nn_log_probs, lattice_lm, self.options.lam).tolist()
         stepped = iter(zip(lm_log_probs, requests))
-        for hypothesis, node, link in pending:
+        traceback, hypotheses, best = self.traceback, self.hypotheses, self.best_in_frame
+        link_cost, centiseconds, lm_scale = self.link_cost, self.centiseconds, self.options.lm_scale
+        keep_history = self.options.dp_order > 0
+        for hypothesis, link in pending:
             if link.lm == 0:
-                self._extend(hypothesis, node, link, 0.0, hypothesis.state, hypothesis.last_word, hypothesis.history)
-                continue
-            lm_log_prob, (column, word) = next(stepped)
-            history = (hypothesis.history + (word,))[1:] if self.options.dp_order > 0 else ()
-            self._extend(hypothesis, node, link, lm_log_prob, new_states[column], word, history)
+                lm_log_prob, state, word, history = 0.0, hypothesis.state, hypothesis.last_word, hypothesis.history
+            else:
+                lm_log_prob, (column, word) = next(stepped)
+                state = new_states[column]
+                history = (hypothesis.history + (word,))[1:] if keep_history else ()
+            score = hypothesis.score + link_cost[link.id] - lm_scale * lm_log_prob
+            traceback.link.append(link.id)
+            traceback.predecessor.append(hypothesis.entry)
+            traceback.score.append(score)
+            traceback.node.append(link.end)
+            traceback.lm_log_prob.append(lm_log_prob)
+            hypotheses[link.end].append(Hypothesis(score, len(traceback.link) - 1, state, word, history))
+            time = centiseconds[link.end]
+            if score < best.get(time, math.inf):
+                best[time] = score
 
     def _step(self, keys, requests):
-        """ln p_nn of every request (column, word) and a StateRef per column, the columns
+        """ln p_nn of every request (column, word) and a (batch, column) state per column, the columns
         run `batch_size` at a time; columns of the initial (zero) state run apart."""
         log_probs = numpy.empty(len(requests))
         new_states = [None] * len(keys)
@@ -360,17 +367,17 @@ class _Search:
                 log_probs[indices] = self.network.backend.to_numpy(logp)
                 self.states.append(new_state)
                 for k, column in enumerate(columns):
-                    new_states[column] = StateRef(len(self.states) - 1, k)
+                    new_states[column] = (len(self.states) - 1, k)
                 self.network_steps += len(columns)
         return log_probs, new_states
 
     def _gather(self, refs):
-        """The network state of the columns `refs` (all StateRefs, or all None)."""
+        """The network state of the columns `refs` (all (batch, column) pairs, or all None)."""
         if refs[0] is None:
             return None
         by_batch = {}
-        for position, ref in enumerate(refs):
-            by_batch.setdefault(ref.batch, []).append((position, ref.column))
+        for position, (batch, column) in enumerate(refs):
+            by_batch.setdefault(batch, []).append((position, column))
         parts, order = [], []
         for batch, members in by_batch.items():
             parts.append(select_state(self.states[batch], numpy.array([column for _, column in members])))
@@ -379,22 +386,6 @@ class _Search:
         if order != sorted(order):
             state = select_state(state, numpy.argsort(order))
         return state
-
-    def _extend(self, hypothesis, node, link, lm_log_prob, state, last_word, history):
-        options = self.options
-        cost = -options.acoustic_scale * link.acoustic - options.lm_scale * lm_log_prob
-        if link.lm != 0:
-            cost -= options.word_penalty
-        score = hypothesis.score + cost - self.look_ahead[node] + self.look_ahead[link.end]
-        traceback = self.traceback
-        traceback.link.append(link.id)
-        traceback.predecessor.append(hypothesis.entry)
-        traceback.score.append(score)
-        traceback.node.append(link.end)
-        traceback.lm_log_prob.append(lm_log_prob)
-        self.hypotheses[link.end].append(Hypothesis(score, len(traceback.link) - 1, state, last_word, history))
-        time = self.topology.centiseconds[link.end]
-        self.best_in_frame[time] = min(self.best_in_frame.get(time, math.inf), score)
 
     # -- traceback -------------------------------------------------------------------------
 
@@ -423,6 +414,6 @@ class _Search:
         final_state = None
         if best_hypothesis.state is not None:
             ref = best_hypothesis.state
-            final_state = select_state(self.states[ref.batch], numpy.array([ref.column]))
+            final_state = select_state(self.states[ref[0]], numpy.array([ref[1]]))
         return SearchResult(traceback.score[best], best_links, link_lm, final_state, best_hypothesis.last_word,
                             traceback, finals, self.look_ahead, self.pruning_lines, self.network_steps)
