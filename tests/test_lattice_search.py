@@ -223,7 +223,7 @@ def test_a_linear_lattice_scores_a_sentence_as_perplexity_and_nbest_do(tmp_path,
 @pytest.mark.parametrize("seed", range(5))
 def test_the_distinct_best_paths_of_an_expanded_lattice_are_those_of_all_its_paths(tmp_path, network, seed):
     """With a beam and recombination, so that pruned hypotheses lead to older nodes."""
-    from rwthlm_py.rescoring.lattice_search import distinct_best_paths, expand
+    from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
 
     lattice = random_lattice(tmp_path, network.vocab, seed, layers=5, width=3)
     topology = lattice_topology(lattice)
@@ -255,7 +255,7 @@ def test_a_pruned_hypothesis_may_lead_to_an_older_node_of_the_expanded_lattice(t
     """w2 w3 w5 reaches node 4 after w1 w5 was made, ends in the same word and is
     recombined into it: its expanded link leads back to an older node id, and both word
     sequences still come out, best first."""
-    from rwthlm_py.rescoring.lattice_search import distinct_best_paths, expand
+    from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
 
     text = ("N=6 L=6\nI=0 t=0\nI=1 t=0.1\nI=2 t=0.2\nI=3 t=0.3\nI=4 t=0.5\nI=5 t=0.6\n"
             "J=0 S=0 E=1 W=w1 a=-1 l=-1\nJ=1 S=0 E=2 W=w2 a=-1 l=-1\nJ=2 S=1 E=4 W=w5 a=-1 l=-1\n"

@@ -16,7 +16,7 @@ trailing `.gz`:
     --output expanded-lattice
                        x.lat.gz -> x.lat.rescored.gz: a new lattice with a node per
                        surviving hypothesis, whose links carry the LM log-probability of
-                       their own history (lattice_search.expand, htk_lattice.slf_lines)
+                       their own history (lattice_expansion.expand, htk_lattice.slf_lines)
 
 Words of LM-scored links map to the network's words (the sentence boundary is --map-sb;
 unknown words need --unk); the words of links without an LM score are never looked up.
@@ -42,7 +42,8 @@ import time
 from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
-from rwthlm_py.rescoring.lattice_search import SearchOptions, distinct_best_paths, expand, search
+from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
+from rwthlm_py.rescoring.lattice_search import SearchOptions, search
 from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
 from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
