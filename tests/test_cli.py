@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import HAND_LATTICE as TOY_LATTICE, assert_one_line_error
 
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
@@ -120,23 +120,6 @@ def test_nonsensical_options(trained, arguments, message):
     assert_one_line_error(result, "rwthlm", message)
 
 
-TOY_LATTICE = """VERSION=1.0
-UTTERANCE=toy
-N=6 L=7
-I=0 t=0.00
-I=1 t=0.20
-I=2 t=0.50
-I=3 t=0.55
-I=4 t=0.80
-I=5 t=0.80
-J=0 S=0 E=1 W=the v=1 a=-10.0 l=-1.0
-J=1 S=1 E=2 W=cat v=1 a=-30.0 l=-2.0
-J=2 S=1 E=2 W=dog v=1 a=-29.0 l=-2.5
-J=3 S=2 E=3 W=!NULL v=1 a=-1.0 l=0
-J=4 S=3 E=4 W=sees v=1 a=-20.0 l=-1.5
-J=5 S=2 E=4 W=feeds v=1 a=-25.0 l=-1.0
-J=6 S=4 E=5 W=</s> v=1 a=0 l=-0.5
-"""
 
 
 def test_rwthlm_rescores_lattices_and_writes_next_to_them(trained):

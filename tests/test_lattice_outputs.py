@@ -29,25 +29,9 @@ from rwthlm_py.network_spec import parse_network
 from rwthlm_py.reporting import Console
 from rwthlm_py.rescoring.lattice_command import rescore_lattices
 from rwthlm_py.vocabulary import remap
+from conftest import HAND_LATTICE as LATTICE
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "lattice"
-LATTICE = """VERSION=1.0
-UTTERANCE=hand
-N=6 L=7
-I=0 t=0.00
-I=1 t=0.20
-I=2 t=0.50
-I=3 t=0.55
-I=4 t=0.80
-I=5 t=0.80
-J=0 S=0 E=1 W=the v=1 a=-10.0 l=-1.0
-J=1 S=1 E=2 W=cat v=1 a=-30.0 l=-2.0
-J=2 S=1 E=2 W=dog v=1 a=-29.0 l=-2.5
-J=3 S=2 E=3 W=!NULL v=1 a=-1.0 l=0
-J=4 S=3 E=4 W=sees v=1 a=-20.0 l=-1.5
-J=5 S=2 E=4 W=feeds v=1 a=-25.0 l=-1.0
-J=6 S=4 E=5 W=</s> v=1 a=0 l=-0.5
-"""
 OUTPUTS = {"lattice": "hand.lat.rescored", "ctm": "hand.lat.ctm", "expanded-lattice": "hand.lat.rescored"}
 
 
