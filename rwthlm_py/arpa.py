@@ -57,7 +57,7 @@ class ArpaModel:
         """log10 p of the words and </s>, and the positions of the words the model does not know."""
         ids = [self.word_ids.get(word, self.unk) for word in words] + [self.sentence_end]
         unknown = [k for k, word in enumerate(words) if word not in self.word_ids]
-        history = [self.sentence_start]
+        history = [self.sentence_start] if self.order > 1 else []  # a unigram model has no context
         values = numpy.empty(len(ids))
         for position, word in enumerate(ids):
             values[position] = self._log10_prob(word, history) if word >= 0 else -math.inf

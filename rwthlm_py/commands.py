@@ -173,7 +173,8 @@ def compute_perplexity(network, vocab, options, console):
         raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
     events = open_log(options.tensorboard)  # first: a bad directory fails before the work
     console.say(f"Computing perplexity for file '{options.ppl}' ...")
-    corpus = read_text(options.ppl, vocab, options)
+    corpus = data.read_corpus(options.ppl, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb,
+                              keep_words=options.arpa is not None)  # read once: the text may be a pipe
     sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
                           options.sequence_length, options.debug_no_sb)
     progress = console.progress("perplexity", int((sequences.end - sequences.first).sum()))

@@ -50,6 +50,7 @@ class Corpus:
     line_starts: numpy.ndarray  # int64, one more entry than there are lines
     sb: int
     unk_count: int  # tokens mapped to <unk> because they are not in the vocabulary
+    line_words: list = None  # every line's words as written, where the reader was asked to keep them
 
     @property
     def num_lines(self):
@@ -87,18 +88,22 @@ class Batch:
         return self.inputs.shape[1]
 
 
-def read_corpus(path, vocab, use_unk=False, debug_no_sb=False):
-    """Reads a text file into a Corpus of ids of `vocab`.
+def read_corpus(path, vocab, use_unk=False, debug_no_sb=False, keep_words=False):
+    """Reads a text file into a Corpus of ids of `vocab`, with every line's words too
+    when `keep_words` (for a second model that needs them: a pipe cannot be read twice).
 
     Unknown words are mapped to the vocabulary's unknown word when `use_unk` is set and are
     an error naming the line otherwise.
     """
     ids, starts, unk_count = [], [0], 0
+    line_words = [] if keep_words else None
     index, sb_name = vocab.index, vocab.sb_name
     unk = vocab.unk if use_unk else None
     for line_number, text in read_lines(path):
         words = split_words(text)
         _check_line(text, words, sb_name, path, line_number)
+        if keep_words:
+            line_words.append(words)
         for word in words:
             word_id = index.get(word)
             if word_id is None:
@@ -113,7 +118,7 @@ def read_corpus(path, vocab, use_unk=False, debug_no_sb=False):
             ids.append(vocab.sb)
         starts.append(len(ids))
     return Corpus(str(path), numpy.asarray(ids, dtype=numpy.int32),
-                  numpy.asarray(starts, dtype=numpy.int64), vocab.sb, unk_count)
+                  numpy.asarray(starts, dtype=numpy.int64), vocab.sb, unk_count, line_words)
 
 
 def _check_line(text, words, sb_name, path, line_number):

@@ -20,7 +20,6 @@ from rwthlm_py import data
 from rwthlm_py.errors import InputError
 from rwthlm_py.network import select_state
 from rwthlm_py.rescoring.scores import LN10, interpolate_linear
-from rwthlm_py.textio import read_lines, split_words
 
 
 
@@ -95,11 +94,13 @@ def interpolate_with_arpa(scores, corpus, arpa, lam, num_oovs=0):
     <sb>); a word it does not know is its <unk>, with p divided by num_oovs + 1. Returns
     (new Scores, number of words the ARPA model does not know).
     """
+    if corpus.line_words is None:
+        raise ValueError("the corpus was read without its words (read_corpus keep_words)")
     token_log_probs = scores.token_log_probs.copy()
     unknown_total = 0
-    # the text again: the corpus holds ids, in which words outside the network's vocabulary are <unk>
-    for line, (_, text) in enumerate(read_lines(corpus.path)):
-        values, unknown = arpa.sentence_log_probs(split_words(text), num_oovs)
+    # the words as written: in the ids, words outside the network's vocabulary are <unk>
+    for line, words in enumerate(corpus.line_words):
+        values, unknown = arpa.sentence_log_probs(words, num_oovs)
         unknown_total += unknown
         start, end = corpus.line_starts[line], corpus.line_starts[line + 1]
         predicted = ~numpy.isnan(token_log_probs[start:end])

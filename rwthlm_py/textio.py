@@ -1,4 +1,5 @@
-"""Reading text files (plain or gzip, strict UTF-8) and writing files atomically.
+"""Reading text files (plain or gzip, strict UTF-8; `-` is standard input) and writing
+files atomically.
 
 Readers report problems as `InputError` naming the file and line. Writers never leave a
 half-written file behind: they write to a temporary file in the target's directory and
@@ -9,17 +10,20 @@ import contextlib
 import gzip
 import io
 import os
+import sys
 import tempfile
 
 from rwthlm_py.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+STDIN = "-"
 
 
 def open_binary(path):
-    """Opens `path` for reading bytes, decompressing gzip whatever the file name says."""
+    """Opens `path` for reading bytes, decompressing gzip whatever the file name says;
+    `-` is standard input (SRILM's and Kaldi's convention), which stays open afterwards."""
     try:
-        handle = open(path, "rb")
+        handle = os.fdopen(os.dup(sys.stdin.fileno()), "rb") if str(path) == STDIN else open(path, "rb")
     except FileNotFoundError:
         raise InputError("no such file", path) from None
     except IsADirectoryError:

@@ -217,3 +217,27 @@ def test_ppl_with_an_arpa_model(tmp_path, float64):
     mixed = ppl_command("--ppl", "test.txt", "--arpa", DATA / "toy.arpa", "--lambda", 0.3, "toy-i6-m6", cwd=tmp_path)
     expected = math.exp(-sum(math.log(0.3 * 10 ** a + 0.7 * 10 ** b) for a, b in zip(nn, arpa)) / 7)
     assert float(mixed.splitlines()[-1]) == pytest.approx(expected, rel=1e-4)  # nn read with 5 decimals
+
+
+def test_ppl_reads_its_text_once_from_a_pipe(tmp_path, float64):
+    """`--ppl -` (standard input) with --arpa gives the figures of the file: the ARPA model
+    scores the words read with the text, not a second reading of it; a unigram model works."""
+    vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees"])], "<sb>")
+    network = Network.build(parse_network("toy-i6-m6"), vocab, float64, seed=2)
+    from rwthlm_py.checkpoint import TrainingState, save_model
+    from rwthlm_py.optim import Sgd
+
+    save_model(tmp_path / "toy-i6-m6", network, Sgd(network, 0.0), TrainingState())
+    text = "the cat sees\nthe dog\n"
+    (tmp_path / "test.txt").write_text(text)
+    (tmp_path / "unigram.arpa").write_text("\\data\\\nngram 1=5\n\n\\1-grams:\n-99\t<s>\n-0.5\t</s>\n-0.5\tthe\n"
+                                           "-1\tcat\n-1\tdog\n\n\\end\\\n")
+    for arpa, lam in ((DATA / "toy.arpa", 0), (DATA / "toy.arpa", 0.3), (tmp_path / "unigram.arpa", 0.5)):
+        arguments = ["--arpa", arpa, "--lambda", lam, "toy-i6-m6"]
+        from_file = ppl_command("--ppl", "test.txt", *arguments, cwd=tmp_path)
+        piped = subprocess.run(RWTHLM_PY + ["ppl", "--ppl", "-"] + [str(a) for a in arguments], cwd=tmp_path,
+                               input=text, capture_output=True, text=True, timeout=300)
+        assert piped.returncode == 0, piped.stderr
+        assert piped.stdout.splitlines()[-1] == from_file.splitlines()[-1]
+        assert [line for line in piped.stdout.splitlines() if "not in its vocabulary" in line] == \
+            [line for line in from_file.splitlines() if "not in its vocabulary" in line]
