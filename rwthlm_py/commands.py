@@ -7,6 +7,8 @@ Both command lines end here with resolved Options; nothing here parses arguments
 import math
 import os
 
+import numpy
+
 from rwthlm_py import data
 from rwthlm_py.arpa import read_arpa
 from rwthlm_py.checkpoint import (TrainingState, build_network, load_momentum, model_vocabulary,
@@ -51,14 +53,14 @@ def run(options, network_path, backend, console, lattices=(), lattice_batch_size
     dev_corpus = None
     if options.dev:
         console.say(f"Reading development data from file '{options.dev}' ...")
-        dev_corpus = read_text(options.dev, vocab, options)
+        dev_corpus = require_words(read_text(options.dev, vocab, options), "development")
     if options.ppl:
         return compute_perplexity(network, vocab, options, console)
     if lattices:
         return rescore_lattices(network, lattices, options, console, lattice_batch_size, program)
     if options.train:
         console.say(f"Reading training data from file '{options.train}' ...")
-        train_corpus = read_text(options.train, vocab, options)
+        train_corpus = require_words(read_text(options.train, vocab, options), "training")
         if options.self_test:
             return self_test_on_corpus(network, train_corpus, options, console)
         optimizer = Sgd(network, options.momentum)
@@ -153,6 +155,14 @@ def read_text(path, vocab, options):
     return data.read_corpus(path, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb)
 
 
+def require_words(corpus, what):
+    """The corpus, if it has a word: an empty text would train for ever (every epoch
+    'fails' to improve) or print a perplexity of nan."""
+    if not numpy.any(corpus.stream != corpus.sb):
+        raise InputError(f"the {what} text has no words", corpus.path)
+    return corpus
+
+
 def schedule_from(options):
     return Schedule(
         batch_size=options.batch_size, sequence_length=options.sequence_length,
@@ -175,6 +185,7 @@ def compute_perplexity(network, vocab, options, console):
     console.say(f"Computing perplexity for file '{options.ppl}' ...")
     corpus = data.read_corpus(options.ppl, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb,
                               keep_words=options.arpa is not None)  # read once: the text may be a pipe
+    require_words(corpus, "--ppl")
     sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
                           options.sequence_length, options.debug_no_sb)
     progress = console.progress("perplexity", int((sequences.end - sequences.first).sum()))

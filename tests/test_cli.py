@@ -215,6 +215,18 @@ def test_lattice_rescoring_needs_its_options_and_a_model(trained):
     assert_one_line_error(result, "rwthlm", "x.lat:16:", "link 6: '</s>' is not in the vocabulary (give --unk")
 
 
+def test_texts_without_words_are_refused_before_any_work(trained):
+    """An empty dev text used to train for ever (every epoch rolled back); an empty --ppl
+    text printed nan."""
+    (trained / "empty.txt").write_text("")
+    (trained / "blank.txt").write_text("\n\n")
+    for args, message in ((["--train", "train.txt", "--dev", "empty.txt"], "empty.txt: the development text has no words"),
+                          (["--train", "blank.txt", "--dev", "dev.txt"], "blank.txt: the training text has no words"),
+                          (["--ppl", "blank.txt"], "blank.txt: the --ppl text has no words")):
+        result = call(RWTHLM, *args, "--vocab", "vocab", "--max-epoch", 0, "toy-i8-m8", cwd=trained)
+        assert_one_line_error(result, "rwthlm", message)
+
+
 def test_bad_vocabulary_files(toy):
     (toy / "dup").write_text("the\ncat\nthe\n")
     assert_one_line_error(call(RWTHLM, "--vocab", "dup", "--train", "train.txt", "--dev", "dev.txt", "t-i4-m4",
