@@ -23,6 +23,9 @@ from rwthlm_py.rescoring.scores import LN10, interpolate_linear
 
 
 
+MAX_EXPONENT = math.log(numpy.finfo(numpy.float64).max)  # exp of more overflows
+
+
 @dataclasses.dataclass
 class Scores:
     log_prob: float  # natural log, summed over all predicted tokens
@@ -34,9 +37,11 @@ class Scores:
 
     @property
     def perplexity(self):
+        """exp(-ln p / N); inf where that overflows (a diverged model), nan without targets."""
         if self.num_targets == 0:
             return math.nan
-        return math.exp(-self.log_prob / self.num_targets)
+        exponent = -self.log_prob / self.num_targets
+        return math.exp(exponent) if exponent < MAX_EXPONENT else math.inf
 
     @property
     def num_words(self):

@@ -154,3 +154,11 @@ def test_extreme_logits_stay_finite(request, float64, vocab_name, train):
     assert numpy.allclose(logp, network.output.log_distribution(h)[targets, targets])
     if train:
         assert numpy.all(numpy.isfinite(network.output.backward(None, cache)))
+
+
+def test_a_perplexity_that_overflows_is_inf():
+    from rwthlm_py.evaluate import Scores
+
+    assert Scores(log_prob=-1e6, num_targets=10, num_sb=1, num_sentences=1, unk_count=0).perplexity == math.inf
+    assert Scores(log_prob=-20.0, num_targets=10, num_sb=1, num_sentences=1, unk_count=0).perplexity == \
+        pytest.approx(math.exp(2.0))
