@@ -9,13 +9,15 @@ traceback.
 
 import argparse
 import contextlib
+import signal
 import sys
+import threading
 
 from rwthlm_py import __version__
 from rwthlm_py.allocator import keep_freed_memory
 from rwthlm_py.config import (OPTION_FIELDS, Options, convert, flag_name, names_in_group,
                               read_config_file, rescoring_options_given, validate)
-from rwthlm_py.errors import InputError
+from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.reporting import Console
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
@@ -89,7 +91,9 @@ def resolve_options(namespace, names, console, defaults=None):
 
 
 def run_guarded(program, body):
-    """Runs body(); turns user errors into one line and an exit status."""
+    """Runs body(); turns user errors into one line and an exit status. SIGTERM and SIGHUP
+    end the run as Ctrl-C does: one line, exit 143 or 129, temporary files removed."""
+    previous = _terminate_on_signals()
     try:
         return body()
     except UsageError as error:
@@ -101,9 +105,28 @@ def run_guarded(program, body):
     except KeyboardInterrupt:
         print(f"{program}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as stop:
+        print(f"{program}: stopped by {stop.name}", file=sys.stderr)
+        return 128 + stop.signal_number
     except BrokenPipeError:
         sys.stderr.close()
         return 141
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _terminate_on_signals():
+    """Makes SIGTERM and SIGHUP raise Terminated (only the main thread may set handlers);
+    returns the handlers they had."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def terminate(number, frame):
+        raise Terminated(number, signal.Signals(number).name)
+
+    numbers = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    return {number: signal.signal(number, terminate) for number in numbers}
 
 
 def make_backend(options, console):

@@ -1,4 +1,4 @@
-"""The one exception type for bad input and bad options.
+"""The one exception type for bad input and bad options, and the signal that ends a run.
 
 Every problem a user can cause (a missing or malformed file, an unknown word, a bad network
 string, a mismatched model, a nonsensical option) is raised as `InputError`. The command
@@ -24,3 +24,12 @@ class InputError(Exception):
         if self.line is None:
             return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}: {self.message}"
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (temporary files are removed on the
+    way), and the command line exits with 128 + the signal's number."""
+
+    def __init__(self, signal_number, name):
+        self.signal_number, self.name = signal_number, name
+        super().__init__(name)

@@ -25,7 +25,7 @@ import numpy
 
 from rwthlm_py import __version__
 from rwthlm_py.config import to_dict
-from rwthlm_py.errors import InputError
+from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.parallel import available_cores
 from rwthlm_py.textio import atomic_output
 
@@ -53,7 +53,8 @@ def recording(directory, command, argv, options, console):
     try:
         yield record
     except BaseException as error:
-        record.status = 130 if isinstance(error, KeyboardInterrupt) else 1
+        record.status = (130 if isinstance(error, KeyboardInterrupt)
+                         else 128 + error.signal_number if isinstance(error, Terminated) else 1)
         record.error = str(error) if isinstance(error, InputError) else type(error).__name__
         raise
     finally:

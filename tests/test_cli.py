@@ -227,6 +227,25 @@ def test_texts_without_words_are_refused_before_any_work(trained):
         assert_one_line_error(result, "rwthlm", message)
 
 
+@pytest.mark.parametrize("signal_name, status", [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_terminated_training_ends_with_one_line_and_leaves_no_litter(toy, signal_name, status):
+    import signal
+
+    process = subprocess.Popen(RWTHLM + ["--train", "train.txt", "--dev", "dev.txt", "--batch-size", "8",
+                                         "--sequence-length", "12", "--learning-rate", "0.05", "--vocab", "vocab",
+                                         "toy-i8-m8"], cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    for line in process.stdout:  # the first epoch ends, its model is saved
+        if line.startswith("development perplexity"):
+            break
+    process.send_signal(getattr(signal, signal_name))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == status, err
+    assert err.strip().splitlines()[-1] == f"rwthlm: stopped by {signal_name}" and "Traceback" not in err
+    assert not [path.name for path in toy.iterdir() if path.name.endswith(".tmp")]
+    assert call(RWTHLM, "--ppl", "test.txt", "toy-i8-m8", cwd=toy)[0] == 0
+
+
 def test_bad_vocabulary_files(toy):
     (toy / "dup").write_text("the\ncat\nthe\n")
     assert_one_line_error(call(RWTHLM, "--vocab", "dup", "--train", "train.txt", "--dev", "dev.txt", "t-i4-m4",
