@@ -19,11 +19,9 @@ import numpy
 from rwthlm_py import data
 from rwthlm_py.errors import InputError
 from rwthlm_py.network import select_state
+from rwthlm_py.reporting import perplexity_of
 from rwthlm_py.rescoring.scores import LN10, interpolate_linear
 
-
-
-MAX_EXPONENT = math.log(numpy.finfo(numpy.float64).max)  # exp of more overflows
 
 
 @dataclasses.dataclass
@@ -37,11 +35,7 @@ class Scores:
 
     @property
     def perplexity(self):
-        """exp(-ln p / N); inf where that overflows (a diverged model), nan without targets."""
-        if self.num_targets == 0:
-            return math.nan
-        exponent = -self.log_prob / self.num_targets
-        return math.exp(exponent) if exponent < MAX_EXPONENT else math.inf
+        return perplexity_of(-self.log_prob, self.num_targets)
 
     @property
     def num_words(self):

@@ -15,6 +15,7 @@ import math
 from rwthlm_py import data
 from rwthlm_py.errors import InputError
 from rwthlm_py.evaluate import network_state_for
+from rwthlm_py.reporting import perplexity_of
 from rwthlm_py.train import train_batch
 
 START_RATE = 0.05
@@ -61,7 +62,7 @@ def _trial(network, optimizer, batches, rate, schedule, console, initial):
         loss, state = train_batch(network, optimizer, batch, state, rate, schedule.feedforward,
                                   schedule.gradient_clipping)
         neg_log_prob, words = neg_log_prob + loss, words + batch.num_targets
-        perplexity = math.exp(neg_log_prob / words) if neg_log_prob / words < 700 else math.inf
+        perplexity = perplexity_of(neg_log_prob, words)
         console.say(f"  {perplexity:10.2f}")
         if not math.isfinite(perplexity) or perplexity > MAX_RELATIVE_INCREASE * previous:
             return False

@@ -10,6 +10,17 @@ import math
 import sys
 import time
 
+MAX_EXPONENT = math.log(sys.float_info.max)  # exp of more overflows
+
+
+def perplexity_of(neg_log_prob, count):
+    """exp(-ln p / count): inf where that overflows (a diverged model; never a 300-digit
+    number or an OverflowError), nan for no tokens."""
+    if not count:
+        return math.nan
+    exponent = neg_log_prob / count
+    return math.exp(exponent) if exponent < MAX_EXPONENT else math.inf
+
 
 class Console:
     def __init__(self, out=None, err=None, log_interval=30.0):
@@ -53,7 +64,7 @@ class Progress:
 
     @property
     def perplexity(self):
-        return math.exp(min(self.neg_log_prob / self.words, 700.0)) if self.words else math.nan
+        return perplexity_of(self.neg_log_prob, self.words)
 
     @property
     def words_per_second(self):

@@ -9,7 +9,12 @@ The file therefore always holds the best model, and a killed run resumes at the 
 Training runs until --max-epoch epochs (counted across runs; 0 = for ever). Not in rwthlm:
 with --min-improvement F > 1, an epoch that improves the dev perplexity by less than the
 factor F is kept but also halves the rate (RNNLM's and newbob's rule), so that training
-does not linger at a rate that no longer helps.
+does not linger at a rate that no longer helps. An epoch whose dev perplexity is not
+finite or above DIVERGED times the vocabulary's size (far worse than guessing: the model
+diverged) is rolled back even when nothing better was saved yet (epoch 1 returns to the
+initial model), and
+training stops with one line once the rate has fallen below MIN_LEARNING_RATE (rwthlm
+would halve for ever).
 
 This module knows nothing about layers or command lines.
 """
@@ -23,9 +28,12 @@ import numpy
 from rwthlm_py import data
 from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
 from rwthlm_py.evaluate import network_state_for, score_corpus
+from rwthlm_py.reporting import perplexity_of
 from rwthlm_py.tensorboard_log import NoLog, options_table
 
 BATCHES_PER_POINT = 10  # batches between two points of the per-batch training curves
+MIN_LEARNING_RATE = 1e-9  # below this no step changes a float32 weight: training stops
+DIVERGED = 10  # a dev perplexity above this many times the vocabulary size is a diverged model
 
 
 @dataclasses.dataclass
@@ -113,14 +121,19 @@ class Trainer:
             dev_perplexity = self.evaluate(dev_corpus, dev_sequences)
             self._report_dev(dev_perplexity)
             self._log_epoch(train_perplexity, dev_perplexity, words_per_second)
-            if dev_perplexity < self.state.best_perplexity:
+            diverged = not dev_perplexity <= DIVERGED * len(self.network.vocab)
+            if dev_perplexity < self.state.best_perplexity and not diverged:
                 small_gain = dev_perplexity * schedule.min_improvement > self.state.best_perplexity
                 self.state.best_perplexity = dev_perplexity
                 if small_gain:
                     self._halve_after_small_gain()
                 self.save()
             else:
-                self.roll_back()
+                self.roll_back(diverged)
+            if self.state.learning_rate < MIN_LEARNING_RATE:
+                self.console.say(f"learning rate {self.state.learning_rate:e} is below {MIN_LEARNING_RATE:g}: "
+                                 "training stops (the model file holds the best model)")
+                break
         self.events.scalar("final/dev_perplexity", self.state.best_perplexity, self.state.epoch)
         self.events.flush()
         return self.state
@@ -199,7 +212,7 @@ class Trainer:
     def save(self):
         save_model(self.model_path, self.network, self.optimizer, self.state, self.options)
 
-    def roll_back(self):
+    def roll_back(self, diverged=False):
         """Halves the learning rate and returns to the best model in the file."""
         new_rate = 0.5 * self.state.learning_rate
         model_file = read_model(self.model_path)
@@ -207,8 +220,9 @@ class Trainer:
         load_momentum(self.optimizer, model_file)
         self.state.learning_rate = new_rate
         self.state.best_perplexity = model_file.training_state.best_perplexity
-        self.console.say(f"no improvement: learning rate halved to {new_rate:e}, "
-                         f"weights rolled back to the best model")
+        reason = (f"diverged (dev perplexity not finite or above {DIVERGED} times the vocabulary size)"
+                  if diverged else "no improvement")
+        self.console.say(f"{reason}: learning rate halved to {new_rate:e}, weights rolled back to the best model")
         self.save()
 
 
@@ -232,7 +246,7 @@ class BatchCurve:
         if self.batches < BATCHES_PER_POINT:
             return
         elapsed = time.perf_counter() - self.started
-        self.events.scalar("batch/train_perplexity", math.exp(min(self.loss / self.point_words, 700.0)), self.words)
+        self.events.scalar("batch/train_perplexity", perplexity_of(self.loss, self.point_words), self.words)
         norm = float(network.gradient_norm())  # a wait on a GPU, once per point
         self.events.scalar("batch/gradient_norm", norm / max(words, 1), self.words)
         self.events.scalar("batch/words_per_second", self.point_words / max(elapsed, 1e-9), self.words)

@@ -214,3 +214,22 @@ def test_a_fixed_short_run_gives_the_recorded_perplexities(toy, output):
     dev = [float(line.split("=")[1].split(",")[0]) for line in out.splitlines()
            if line.startswith("development perplexity")]
     assert dev == pytest.approx(RECORDED_DEV_PERPLEXITIES[output], rel=1e-5)
+
+
+def test_a_diverged_epoch_is_rolled_back_even_first_and_training_stops_at_the_lowest_rate(tmp_path, class_vocab):
+    """Epoch 1 diverges (a finite but absurd 1.7e49): back to the initial model, never
+    saved as best; then nan, inf and no gain halve the rate until it falls below
+    MIN_LEARNING_RATE, where training stops although --max-epoch is 0 (for ever)."""
+    from rwthlm_py.train import MIN_LEARNING_RATE
+
+    scripted = [1.7e49, float("nan"), float("inf")] + [20.0] * 40
+    network, trainer, snapshots = run_scripted(tmp_path, class_vocab, Schedule(max_epoch=0), scripted)
+    saved = read_model(tmp_path / "model")
+    assert saved.training_state.best_perplexity == 20.0
+    for name in network.named_params():  # epoch 4's weights: epochs 1 to 3 were rolled back
+        assert numpy.array_equal(saved.params[name], snapshots[3][name])
+    lines = trainer.console.out.getvalue().splitlines()
+    assert sum(line.startswith("diverged (dev perplexity not finite") for line in lines) == 3
+    assert lines[-1].startswith("learning rate ") and lines[-1].endswith(
+        f"is below {MIN_LEARNING_RATE:g}: training stops (the model file holds the best model)")
+    assert trainer.state.learning_rate < MIN_LEARNING_RATE <= 2 * trainer.state.learning_rate
