@@ -14,6 +14,7 @@ from conftest import assert_one_line_error, corpus_file
 from test_cli import RWTHLM_PY, call
 
 
+@pytest.mark.corpus
 def test_ptb_counts_match_its_source_description():
     train = corpus_file("ptb", "ptb.train.txt.gz")
     counts, lines = count_words(train)
@@ -129,6 +130,7 @@ def test_every_manifest_loads_with_licence_citation_and_splits():
                {"train", "valid", "test"}
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("name", ["ptb", "wikitext2", "gutenberg"])
 def test_the_shared_corpora_match_their_manifests(tmp_path, name):
     manifest = corpora.load_manifest(name)

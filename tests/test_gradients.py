@@ -7,7 +7,9 @@ import pytest
 from rwthlm_py import data
 from rwthlm_py.network import Network, select_state
 from rwthlm_py.network_spec import parse_network
-from rwthlm_py.selftest import TOLERANCE, gradient_checks, synthetic_corpus
+from rwthlm_py.selftest import gradient_checks, synthetic_corpus
+
+TOLERANCE = 1e-6  # the largest relative error of a derivative (this test's own, not the code's)
 
 NETWORKS = [
     "t-i5-m4",          # projection + LSTM

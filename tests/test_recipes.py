@@ -18,6 +18,7 @@ def run_recipe(name, *args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_toy_recipe_runs_every_stage_and_reruns_nothing(tmp_path):
     exp = tmp_path / "exp"
     first = run_recipe("toy", "--exp-dir", exp, cwd=tmp_path)
@@ -42,6 +43,7 @@ def test_the_toy_recipe_runs_every_stage_and_reruns_nothing(tmp_path):
     assert len(list((exp / "runs").iterdir())) == 6
 
 
+@pytest.mark.slow
 def test_an_interrupted_training_stage_resumes(tmp_path):
     exp = tmp_path / "exp"
     assert run_recipe("toy", "--exp-dir", exp, "--stop-stage", 2, cwd=tmp_path).returncode == 0

@@ -151,6 +151,7 @@ def self_test_lines(backend, network=None):
     return out
 
 
+@pytest.mark.slow
 def test_the_self_test_passes_on_the_device():
     """The built-in gradient self-test (every layer type, class and full output) on the
     device in float64."""
