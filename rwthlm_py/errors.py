@@ -19,11 +19,20 @@ class InputError(Exception):
         super().__init__(self.format())
 
     def format(self):
+        message = visible(self.message)
         if self.path is None:
-            return self.message
+            return message
         if self.line is None:
-            return f"{self.path}: {self.message}"
-        return f"{self.path}:{self.line}: {self.message}"
+            return f"{self.path}: {message}"
+        return f"{self.path}:{self.line}: {message}"
+
+
+def visible(text):
+    """`text` with every character that prints as nothing (a control, a byte-order mark, a
+    zero-width space) escaped, so that an error never names an invisible word."""
+    if text.isprintable():
+        return text
+    return "".join(character if character.isprintable() else ascii(character)[1:-1] for character in text)
 
 
 class Terminated(BaseException):

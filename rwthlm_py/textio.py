@@ -44,13 +44,17 @@ def read_lines(path):
     try:
         with open_binary(path) as handle:
             for line_number, raw in enumerate(handle, start=1):
-                yield line_number, decode_line(raw, path, line_number)
+                text = decode_line(raw, path, line_number)
+                if line_number == 1 and text.startswith(BYTE_ORDER_MARK):
+                    text = text[1:]  # a UTF-8 byte-order mark is no part of the first word
+                yield line_number, text
     except (OSError, EOFError, gzip.BadGzipFile) as error:
         raise InputError(f"cannot read past this line: {error}", path, line_number) from None
 
 
 def decode_line(raw, path, line_number):
-    """Decodes one raw line as strict UTF-8 and strips its line ending."""
+    """Decodes one raw line as strict UTF-8 and strips its line ending (\n or \r\n; a
+    carriage return elsewhere means old Mac line endings, which are refused)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -58,16 +62,23 @@ def decode_line(raw, path, line_number):
         raise InputError(
             f"not UTF-8 text (byte 0x{byte:02x} at column {error.start + 1})", path, line_number
         ) from None
-    return text.rstrip("\r\n")
+    text = text.rstrip("\r\n")
+    if "\r" in text:
+        raise InputError("a carriage return inside a line: lines must end in \\n or \\r\\n (not \\r alone)",
+                         path, line_number)
+    return text
 
 
+BYTE_ORDER_MARK = "\ufeff"
 ASCII_WHITESPACE = " \t\n\r\x0b\x0c"
 _ASCII_SPLIT = str.maketrans({character: " " for character in ASCII_WHITESPACE[1:]})
+_NOT_WHITESPACE_TO_C = "\x1c\x1d\x1e\x1f"  # str.split splits at these; C's isspace does not
 
 
 def split_words(text):
-    """Splits a line at ASCII whitespace only, as rwthlm does (a no-break space is part of a word)."""
-    if text.isascii():
+    """Splits a line at ASCII whitespace only (C's isspace), as rwthlm does: a no-break
+    space, or the separators \x1c to \x1f, are part of a word."""
+    if text.isascii() and not any(character in text for character in _NOT_WHITESPACE_TO_C):
         return text.split()
     return [word for word in text.translate(_ASCII_SPLIT).split(" ") if word]
 

@@ -40,3 +40,23 @@ def test_unwritable_directory(tmp_path):
 def test_crlf_lines_and_splitting():
     assert split_words(" a\tb  c\r") == ["a", "b", "c"]
     assert split_words("x\u00a0y z") == ["x\u00a0y", "z"]
+
+
+def test_a_byte_order_mark_is_skipped_and_cr_only_lines_are_refused(tmp_path):
+    (tmp_path / "bom.txt").write_bytes("\ufeffthe cat\nthe\ufeffdog\n".encode())
+    assert [text for _, text in read_lines(tmp_path / "bom.txt")] == ["the cat", "the\ufeffdog"]
+    (tmp_path / "mac.txt").write_bytes(b"the cat\rthe dog\r")
+    with pytest.raises(InputError, match="carriage return inside a line") as raised:
+        list(read_lines(tmp_path / "mac.txt"))
+    assert raised.value.line == 1
+
+
+def test_words_split_at_c_whitespace_only_whatever_else_the_line_holds():
+    for line in ("a\x1cb c", "a\x1cb c \u00e9"):  # an ASCII line and one that is not
+        assert split_words(line)[0] == "a\x1cb"
+
+
+def test_an_error_shows_invisible_characters_escaped():
+    error = InputError("unknown word '\ufeffthe' and '\u200b'", "x.txt", 3)
+    assert str(error) == "x.txt:3: unknown word '\\ufeffthe' and '\\u200b'"
+    assert str(InputError("unknown word 'caf\u00e9'")) == "unknown word 'caf\u00e9'"
