@@ -174,7 +174,10 @@ def test_nn_weight_zero_reproduces_the_lists_ranking(tmp_path):
 BAD_LISTS = [
     ("-1 -2 x a b\n", "u.nbest:1:", "word count 'x' is not an integer"),
     ("-1 -2\n", "u.nbest:1:", "expected `ascore lscore nwords word...`"),
-    ("-1 nan 1 a\n", "u.nbest:1:", "LM score is NaN"),
+    ("-1 nan 1 a\n", "u.nbest:1:", "LM score 'nan' is not a finite number"),
+    ("-1 inf 1 a\n", "u.nbest:1:", "LM score 'inf' is not a finite number"),
+    ("1e400 -2 1 a\n", "u.nbest:1:", "acoustic score '1e400' is not a finite number"),
+    ("-1 -2 3 a b\n", "u.nbest:1:", "word count 3, but the line has 2 words"),
     ("-1 -2 1 a\n-1 minus 1 a\n", "u.nbest:2:", "LM score 'minus' is not a number"),
     ("NBestList1.0\n-100 a b\n", "u.nbest:2:", "score in parentheses"),
     ("NBestList2.0\n(-1) a ( st: 0 et: 1 g: -1 a: 0 )  b\n", "u.nbest:2:", "11 fields per token"),
@@ -240,7 +243,7 @@ def test_zero_probability_words_are_an_error(tmp_path):
 
 
 def test_errors_raised_by_the_reader_are_input_errors(tmp_path):
-    (tmp_path / "u.nbest").write_text("-1 -2 1\n")
+    (tmp_path / "u.nbest").write_text("-1 -2 0\n")
     hypotheses = formats.read_srilm_list(tmp_path / "u.nbest").hypotheses
     assert hypotheses[0].words == []
     with pytest.raises(InputError):

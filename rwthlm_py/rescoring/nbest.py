@@ -115,8 +115,9 @@ def _parse_srilm(fields, path, line):
         num_words = int(fields[2])
     except ValueError:
         raise InputError(f"word count '{fields[2]}' is not an integer", path, line) from None
-    if num_words < 0:
-        raise InputError(f"word count {num_words} is negative", path, line)
+    if num_words != len(fields) - 3:
+        raise InputError(f"word count {num_words}, but the line has {len(fields) - 3} words (the word "
+                         "penalty counts them)", path, line)
     return Hypothesis(fields[3:], acoustic, lm, num_words, line)
 
 
@@ -166,8 +167,8 @@ def _number(text, what, path, line):
         value = float(text)
     except ValueError:
         raise InputError(f"{what} '{text}' is not a number", path, line) from None
-    if math.isnan(value):
-        raise InputError(f"{what} is NaN", path, line)
+    if not math.isfinite(value):
+        raise InputError(f"{what} '{text}' is not a finite number", path, line)
     return value
 
 
