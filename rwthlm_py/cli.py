@@ -129,6 +129,12 @@ def _terminate_on_signals():
     return {number: signal.signal(number, terminate) for number in numbers}
 
 
+def lattice_batch_size(options, explicit):
+    """Histories per network step in lattice rescoring: --batch-size where given (1 is
+    rwthlm's one at a time), else None, a whole time frame at once."""
+    return options.batch_size if "batch_size" in explicit else None
+
+
 def make_backend(options, console):
     from rwthlm_py.backend import get_backend
 
@@ -166,9 +172,9 @@ def rwthlm_main(argv=None):
                              "before the NETWORK)")
         from rwthlm_py.commands import run
 
-        batch_size = options.batch_size if "batch_size" in explicit else None  # default: a time frame at once
         with recorded(options, "rwthlm", argv, console) as finish:
-            return finish(run(options, network, make_backend(options, console), console, lattices, batch_size))
+            return finish(run(options, network, make_backend(options, console), console, lattices,
+                              lattice_batch_size(options, explicit)))
 
     return run_guarded("rwthlm", body)
 
@@ -269,10 +275,8 @@ def main(argv=None):
                 return finish(run_selftest(options, namespace.network, console))
             from rwthlm_py.commands import run
 
-            lattices = getattr(namespace, "lattices", ())
-            batch_size = options.batch_size if "batch_size" in explicit else None  # default: a time frame at once
-            return finish(run(options, namespace.network, make_backend(options, console), console, lattices,
-                              batch_size, "rwthlm-py"))
+            return finish(run(options, namespace.network, make_backend(options, console), console,
+                              getattr(namespace, "lattices", ()), lattice_batch_size(options, explicit), "rwthlm-py"))
 
     return run_guarded("rwthlm-py", body)
 

@@ -151,8 +151,9 @@ def _describe(network, console):
                  f"{len(vocab)} words in {vocab.num_classes} classes")
 
 
-def read_text(path, vocab, options):
-    return data.read_corpus(path, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb)
+def read_text(path, vocab, options, keep_words=False):
+    return data.read_corpus(path, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb,
+                            keep_words=keep_words)
 
 
 def require_words(corpus, what):
@@ -183,9 +184,8 @@ def compute_perplexity(network, vocab, options, console):
         raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
     events = open_log(options.tensorboard)  # first: a bad directory fails before the work
     console.say(f"Computing perplexity for file '{options.ppl}' ...")
-    corpus = data.read_corpus(options.ppl, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb,
-                              keep_words=options.arpa is not None)  # read once: the text may be a pipe
-    require_words(corpus, "--ppl")
+    # read once, with the words for the ARPA model: the text may be a pipe
+    corpus = require_words(read_text(options.ppl, vocab, options, keep_words=options.arpa is not None), "--ppl")
     sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
                           options.sequence_length, options.debug_no_sb)
     progress = console.progress("perplexity", int((sequences.end - sequences.first).sum()))

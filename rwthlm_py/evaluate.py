@@ -23,7 +23,6 @@ from rwthlm_py.reporting import perplexity_of
 from rwthlm_py.rescoring.scores import LN10, interpolate_linear
 
 
-
 @dataclasses.dataclass
 class Scores:
     log_prob: float  # natural log, summed over all predicted tokens

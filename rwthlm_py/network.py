@@ -3,9 +3,10 @@
 The one scoring path: `log_probs` gives ln p of every target of a batch; perplexity and
 n-best rescoring sum it. Lattice rescoring extends many histories by one word each and
 asks for several next words per history: `next_word_log_probs` runs the same layers for
-one step and the same output layer for every (history, word) pair. `accumulate_gradients` runs the same forward
-pass, then full backpropagation through time over the whole batch, and adds the gradient
-of the summed loss -sum ln p into every layer's `grads` (the sum, not the mean, as rwthlm).
+one step and the same output layer for every (history, word) pair. `accumulate_gradients`
+runs the same forward pass, then full backpropagation through time over the whole batch,
+and adds the gradient of the summed loss -sum ln p into every layer's `grads` (the sum,
+not the mean, as rwthlm).
 
 The recurrent state is a value: a tuple with one entry per hidden layer (None: the zero
 state), returned by every call and passed back in by the caller to carry it on.

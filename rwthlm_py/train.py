@@ -12,9 +12,8 @@ factor F is kept but also halves the rate (RNNLM's and newbob's rule), so that t
 does not linger at a rate that no longer helps. An epoch whose dev perplexity is not
 finite or above DIVERGED times the vocabulary's size (far worse than guessing: the model
 diverged) is rolled back even when nothing better was saved yet (epoch 1 returns to the
-initial model), and
-training stops with one line once the rate has fallen below MIN_LEARNING_RATE (rwthlm
-would halve for ever).
+initial model), and training stops with one line once the rate has fallen below
+MIN_LEARNING_RATE (rwthlm would halve for ever).
 
 This module knows nothing about layers or command lines.
 """

@@ -82,6 +82,7 @@ class Link:
     lm: float  # natural log; 0 where the line has no l=
     line: int  # 1-based line number
     lm_field: Field  # the l= field as written, or None
+    acoustic_field: Field  # the a= field as written, or None
 
 
 @dataclasses.dataclass
@@ -215,7 +216,7 @@ class _Reader:
         word = values["W"].value if "W" in values else None
         pronunciation = values["v"].value if "v" in values else None
         self.links[link_id] = Link(link_id, start, end, word, pronunciation, acoustic, lm, self.line,
-                                   values.get("l"))
+                                   values.get("l"), values.get("a"))
 
     def named(self, fields, known, kind):
         """The fields under their short names; unknown names (r=, d=, x1= ...) are kept in
@@ -307,17 +308,9 @@ def rescored_lines(lattice, new_lm, new_acoustic=None):
         if new_lm[link.id] is not None:
             replacements.append((link.lm_field, "l", new_lm[link.id]))
         if new_acoustic is not None and new_acoustic.get(link.id) is not None:
-            replacements.append((_field(lattice, link, ("a", "acoustic")), "a", new_acoustic[link.id]))
+            replacements.append((link.acoustic_field, "a", new_acoustic[link.id]))
         lines[link.line - 1] = _replaced(lines[link.line - 1], replacements, lattice.base)
     return lines
-
-
-def _field(lattice, link, names):
-    text = lattice.lines[link.line - 1]
-    for match in FIELD.finditer(text):
-        if match.group(1) in names:
-            return Field(match.group(1), _unquote(match.group(2)), match.start(2), match.end(2))
-    return None
 
 
 def _replaced(text, replacements, base):

@@ -86,8 +86,6 @@ class SearchResult:
     final_state: object  # the state of the best final hypothesis (before its last word)
     final_word: int  # its last LM-scored word (the next lattice's first input, --dependent)
     traceback: Traceback
-    final_entries: list  # traceback entries at the final node, best first
-    look_ahead: numpy.ndarray
     pruning_lines: list  # rwthlm's line per pruned frame
     network_steps: int  # histories stepped by the network
 
@@ -294,9 +292,8 @@ class _Search:
         position = self.topology.position
         # by end node position descending, then score ascending (lexsort: last key first)
         entries = numpy.lexsort((numpy.array(traceback.score), -position[numpy.array(traceback.node)])).tolist()
-        final = self.topology.final
-        finals = [entry for entry in entries if traceback.node[entry] == final]
-        if not finals:
+        final, best = self.topology.final, entries[0]  # the final node is last in the order
+        if traceback.node[best] != final:
             raise RuntimeError("no hypothesis reached the final node")  # every node reaches it
         link_lm = [None] * len(lattice.links)
         best_links = []
@@ -309,11 +306,10 @@ class _Search:
                 entry = traceback.predecessor[entry]
             if rank == 0:
                 best_links = chain[::-1]
-        best = finals[0]
         best_hypothesis = next(h for h in self.hypotheses[final] if h.entry == best)
         final_state = None
         if best_hypothesis.state is not None:
             ref = best_hypothesis.state
             final_state = select_state(self.states[ref[0]], numpy.array([ref[1]]))
         return SearchResult(traceback.score[best], best_links, link_lm, final_state, best_hypothesis.last_word,
-                            traceback, finals, self.look_ahead, self.pruning_lines, self.network_steps)
+                            traceback, self.pruning_lines, self.network_steps)
