@@ -22,7 +22,7 @@ import zipfile
 import numpy
 
 from rwthlm_py import __version__
-from rwthlm_py.errors import InputError
+from rwthlm_py.errors import InputError, WriteError
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.textio import atomic_output
@@ -95,7 +95,7 @@ def _keep_backup(path):
         os.link(path, temporary)
         os.replace(temporary, backup)
     except OSError as error:
-        raise InputError(f"cannot keep a backup of the model: {error.strerror}", path) from None
+        raise WriteError(f"cannot keep a backup of the model: {error.strerror}", path) from None
 
 
 def read_model(path):

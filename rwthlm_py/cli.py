@@ -9,6 +9,7 @@ traceback.
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -92,10 +93,13 @@ def resolve_options(namespace, names, console, defaults=None):
 
 def run_guarded(program, body):
     """Runs body(); turns user errors into one line and an exit status. SIGTERM and SIGHUP
-    end the run as Ctrl-C does: one line, exit 143 or 129, temporary files removed."""
+    end the run as Ctrl-C does: one line, exit 143 or 129, temporary files removed. Standard
+    output is flushed before the end, so that a full disk behind it is one line too."""
     previous = _terminate_on_signals()
     try:
-        return body()
+        status = body()
+        sys.stdout.flush()
+        return status
     except UsageError as error:
         print(f"{program}: error: {error} (see {program} --help)", file=sys.stderr)
         return 2
@@ -111,9 +115,22 @@ def run_guarded(program, body):
     except BrokenPipeError:
         sys.stderr.close()
         return 141
+    except OSError as error:  # files are named by InputError: this is standard output or error
+        _silence_standard_output()
+        print(f"{program}: error: cannot write the output: {error.strerror or error}", file=sys.stderr)
+        return 1
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def _silence_standard_output():
+    """Points standard output at /dev/null, so that the interpreter's last flush of what
+    could not be written fails no more."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _terminate_on_signals():

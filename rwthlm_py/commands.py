@@ -18,6 +18,7 @@ from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
 from rwthlm_py.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
 from rwthlm_py.lr_search import find_initial_learning_rate
+from rwthlm_py.model_lock import exclusive_model_lock
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
@@ -36,7 +37,15 @@ STREAM_NOTE = ("word wrapping 'stream': the recurrent state is carried from one 
 def run(options, network_path, backend, console, lattices=(), lattice_batch_size=None, program="rwthlm"):
     """Runs whatever the options ask for; returns the process exit status. Lattices are
     rescored with the network's steps `lattice_batch_size` histories at a time (None: a
-    whole time frame at once); `program` names the command in their error lines."""
+    whole time frame at once); `program` names the command in their error lines. Training
+    holds the model's exclusive lock from before it reads the model to the end."""
+    if options.train and not (options.ppl or lattices or options.self_test):
+        with exclusive_model_lock(network_path, console):
+            return _run(options, network_path, backend, console, lattices, lattice_batch_size, program)
+    return _run(options, network_path, backend, console, lattices, lattice_batch_size, program)
+
+
+def _run(options, network_path, backend, console, lattices, lattice_batch_size, program):
     model_file = read_model(network_path) if os.path.exists(network_path) else None
     if lattices and model_file is None:
         raise InputError("lattice rescoring needs a trained model, and this file does not exist", network_path)
@@ -134,6 +143,10 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
             raise InputError("--no-bias is given, but the model has biases", network_path)
         network = build_network(model_file, backend, vocab)
         state = model_file.training_state
+        if options.train and options.learning_rate not in (None, state.learning_rate):
+            console.note(f"--learning-rate {options.learning_rate:g} is not used: training goes on at the model "
+                         f"file's learning rate {state.learning_rate:e} (as rwthlm does; train into a new "
+                         "file to start at another rate)")
         console.say(f"Best development perplexity after {state.epoch} epochs: {state.best_perplexity:.15f}")
         _describe(network, console)
         return network, state

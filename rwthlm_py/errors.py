@@ -27,6 +27,11 @@ class InputError(Exception):
         return f"{self.path}:{self.line}: {message}"
 
 
+class WriteError(InputError):
+    """A file could not be written (a full disk, a quota, an I/O error). It ends the run
+    even where bad input ends only one item (a lattice) and the others go on."""
+
+
 def visible(text):
     """`text` with every character that prints as nothing (a control, a byte-order mark, a
     zero-width space) escaped, so that an error never names an invisible word."""

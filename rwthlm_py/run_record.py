@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 
@@ -27,7 +28,7 @@ from rwthlm_py import __version__
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.parallel import available_cores
-from rwthlm_py.textio import atomic_output
+from rwthlm_py.textio import atomic_output, open_log_file
 
 
 @contextlib.contextmanager
@@ -41,13 +42,17 @@ def recording(directory, command, argv, options, console):
         yield None
         return
     folder = _new_folder(directory, command)
-    _write_json(os.path.join(folder, "config.json"), to_dict(options))
-    _write_json(os.path.join(folder, "machine.json"), machine_facts())
-    with atomic_output(os.path.join(folder, "command.txt")) as handle:
-        handle.write(f"cd {shlex.quote(os.getcwd())}\n{shlex.join(argv)}\n")
+    try:
+        _write_json(os.path.join(folder, "config.json"), to_dict(options))
+        _write_json(os.path.join(folder, "machine.json"), machine_facts())
+        with atomic_output(os.path.join(folder, "command.txt")) as handle:
+            handle.write(f"cd {shlex.quote(os.getcwd())}\n{shlex.join(argv)}\n")
+        log = open_log_file(os.path.join(folder, "log.txt"))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a record that could not be begun is no record
+        raise
     record = RunFolder(folder)
     started = time.time()
-    log = open(os.path.join(folder, "log.txt"), "w", encoding="utf-8")
     out, err = console.out, console.err
     console.out, console.err = Tee(out, log), Tee(err, log)
     try:

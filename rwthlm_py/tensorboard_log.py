@@ -17,8 +17,15 @@ A training run with `--tensorboard DIR` writes into DIR:
 `rwthlm-py ppl --tensorboard DIR` adds final/test_perplexity to the same run. Steps in
 words (the training words before that point, counted from the first epoch) stay the same
 when a run is resumed. `tensorboard --logdir DIR` shows them.
+
+Events are written in the calling thread (tensorboard's record format, one event file per
+log), so that a failed write (a full disk) stops the run with one line naming the file.
 """
 
+import contextlib
+import itertools
+import os
+import socket
 import time
 
 import numpy
@@ -26,12 +33,15 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboard.plugins.text import metadata as text_metadata
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
 
 from rwthlm_py.errors import InputError
+from rwthlm_py.textio import open_log_file
 
 HISTOGRAM_BUCKETS = 30
+FILE_VERSION = "brain.Event:2"  # the event format TensorBoard reads
+_LOGS_OPENED = itertools.count()  # one process may open several logs in the same second
 METRICS = ("final/dev_perplexity", "final/test_perplexity")
 HPARAMS = ("network", "learning_rate", "momentum", "batch_size", "sequence_length", "word_wrapping",
            "gradient_clipping", "min_improvement", "classes", "method", "random_seed", "max_epoch")
@@ -45,9 +55,19 @@ class EventLog:
     def __init__(self, logdir):
         self.logdir = str(logdir)
         try:
-            self.writer = EventFileWriter(self.logdir)
+            os.makedirs(self.logdir, exist_ok=True)
         except OSError as error:
             raise InputError(f"cannot write TensorBoard events here: {error.strerror}", self.logdir) from None
+        self.path = os.path.join(self.logdir, event_file_name())
+        self.writer = RecordWriter(open_log_file(self.path, binary=True))
+        try:
+            self._write_event(Event(wall_time=time.time(), file_version=FILE_VERSION))
+            self.flush()
+        except InputError:
+            with contextlib.suppress(InputError):
+                self.writer.close()
+            os.unlink(self.path)  # an event file without its header is no log at all
+            raise
 
     def scalar(self, tag, value, step):
         self._write(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
@@ -81,10 +101,14 @@ class EventLog:
         self.writer.flush()
 
     def close(self):
-        self.writer.close()
+        if not self.writer.closed:
+            self.writer.close()
 
     def _write(self, summary, step):
-        self.writer.add_event(Event(summary=summary, wall_time=time.time(), step=int(step)))
+        self._write_event(Event(summary=summary, wall_time=time.time(), step=int(step)))
+
+    def _write_event(self, event):
+        self.writer.write(event.SerializeToString())
 
 
 class NoLog:
@@ -94,6 +118,11 @@ class NoLog:
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
+
+
+def event_file_name():
+    """TensorBoard's naming: events.out.tfevents.<seconds>.<host>.<process>.<log number>."""
+    return f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_LOGS_OPENED)}"
 
 
 def open_log(logdir):

@@ -1,19 +1,22 @@
 """Reading text files (plain or gzip, strict UTF-8; `-` is standard input) and writing
-files atomically.
+files and folders atomically.
 
-Readers report problems as `InputError` naming the file and line. Writers never leave a
-half-written file behind: they write to a temporary file in the target's directory and
-rename it over the target only when everything was written.
+Readers report problems as `InputError` naming the file and line. Writers report a failed
+write (a full disk, a quota, an I/O error) as `WriteError` naming the file, and never leave a
+half-written result behind: a file is written to a temporary file in the target's directory
+and renamed over the target only when everything was written; a folder of results is
+written into a temporary folder beside the target and moved there at the end.
 """
 
 import contextlib
 import gzip
 import io
 import os
+import shutil
 import sys
 import tempfile
 
-from rwthlm_py.errors import InputError
+from rwthlm_py.errors import InputError, WriteError
 
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN = "-"
@@ -88,19 +91,20 @@ def atomic_output(path, binary=False):
     """Context manager giving a writable handle whose content replaces `path` on success.
 
     A name ending in `.gz` is gzip-compressed. On an exception the temporary file is removed
-    and `path` keeps its previous content.
+    and `path` keeps its previous content; a failed write is a `WriteError` naming `path`.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        descriptor, temporary = tempfile.mkstemp(
-            prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
-        )
+        descriptor, temporary = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=TEMPORARY_SUFFIX,
+                                                 dir=directory)
     except OSError as error:
-        raise InputError(f"cannot write: {error.strerror}", path) from None
+        if not os.path.isdir(directory):
+            raise WriteError("cannot write: no such directory", path) from None
+        raise write_error(error, path) from None
     try:
         os.chmod(temporary, 0o666 & ~_current_umask())
-        with os.fdopen(descriptor, "wb") as raw:
+        with io.BufferedWriter(ReportingFile(descriptor, path)) as raw:
             with _compressed(raw, path) as stream:
                 if binary:
                     yield stream
@@ -110,12 +114,145 @@ def atomic_output(path, binary=False):
                     text.flush()
                     text.detach()
             raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(temporary, path)
+            _fsync(raw, path)
+        _replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def temporary_prefix(path):
+    """The hidden prefix of the temporary files and folders written for `path`."""
+    return "." + os.path.basename(os.path.normpath(path)) + "."
+
+
+def open_log_file(path, binary=False):
+    """`path` opened for writing as it goes (a log, an event file), with failed writes
+    reported as `WriteError` naming it."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    except OSError as error:
+        raise write_error(error, path) from None
+    raw = io.BufferedWriter(ReportingFile(descriptor, path))
+    return raw if binary else io.TextIOWrapper(raw, encoding="utf-8", newline="\n", write_through=False)
+
+
+class ReportingFile(io.FileIO):
+    """A file descriptor opened for writing whose failed writes are `WriteError`s naming
+    `shown_path` (a closed pipe stays BrokenPipeError: the reader left, nothing failed)."""
+
+    def __init__(self, descriptor, shown_path):
+        super().__init__(descriptor, "wb", closefd=True)
+        self.shown_path = os.fspath(shown_path)
+
+    def write(self, data):
+        try:
+            return super().write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise write_error(error, self.shown_path) from None
+
+
+def write_error(error, path):
+    """The WriteError for an OSError met while writing `path`."""
+    return WriteError(f"cannot write: {error.strerror or error}", path)
+
+
+def _fsync(handle, path):
+    try:
+        os.fsync(handle.fileno())
+    except OSError as error:
+        raise write_error(error, path) from None
+
+
+def _replace(source, target):
+    try:
+        os.replace(source, target)
+    except OSError as error:
+        raise write_error(error, target) from None
+
+
+@contextlib.contextmanager
+def atomic_directory(target):
+    """Context manager giving a temporary folder beside `target` to write a set of result
+    files into; on success they are moved into `target` (created if need be), so that the
+    results appear complete or not at all. On an exception the temporary folder is removed
+    and `target` is left as it was."""
+    shown, target = os.fspath(target), os.path.abspath(os.fspath(target))
+    _make_directories(os.path.dirname(target), shown)
+    try:
+        staging = tempfile.mkdtemp(prefix=temporary_prefix(target), suffix=TEMPORARY_SUFFIX,
+                                   dir=os.path.dirname(target))
+    except OSError as error:
+        raise write_error(error, shown) from None
+    try:
+        os.chmod(staging, 0o777 & ~_current_umask())
+        yield staging
+        if not os.path.exists(target):
+            _replace(staging, target)
+            return
+        if not os.path.isdir(target):
+            raise WriteError("cannot write the results here: is a file, not a directory", shown)
+        for name in sorted(os.listdir(staging)):
+            _replace(os.path.join(staging, name), os.path.join(target, name))
+        os.rmdir(staging)
+    except WriteError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _named_in_target(error, staging, shown) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _named_in_target(error, staging, shown):
+    """The WriteError of a file in the temporary folder, naming it where it was to go."""
+    if error.path is None or os.path.commonpath([os.path.abspath(error.path), staging]) != staging:
+        return error
+    relative = os.path.relpath(os.path.abspath(error.path), staging)
+    return WriteError(error.message, os.path.join(shown, relative), error.line)
+
+
+def _make_directories(path, shown):
+    """Creates `path` and its parents; errors name `shown`, the target as the user gave it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        existing = path
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        reason = f"'{existing}' is a file, not a directory" if os.path.isfile(existing) else error.strerror
+        raise WriteError(f"cannot create the output directory: {reason}", shown) from None
+
+
+def remove_stale_temporaries(path):
+    """Removes the temporary files and folders that a killed writer of `path` left beside
+    it (hidden `.NAME.XXXXXXXX.tmp`); returns their names. Call it only while holding the
+    right to write `path`."""
+    path = os.path.abspath(os.fspath(path))
+    directory, prefix = os.path.dirname(path), temporary_prefix(path)
+    removed = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            if name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX) and _is_temporary_name(name, prefix):
+                full = os.path.join(directory, name)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(full)
+                removed.append(name)
+    return sorted(removed)
+
+
+def _is_temporary_name(name, prefix):
+    """tempfile's names: the prefix, 8 characters of [a-z0-9_], the suffix."""
+    middle = name[len(prefix):-len(TEMPORARY_SUFFIX)]
+    return len(middle) == 8 and all(character.isalnum() or character == "_" for character in middle)
 
 
 def _compressed(raw, path):

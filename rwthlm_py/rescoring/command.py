@@ -26,7 +26,7 @@ from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import LN10, combine_lm, interpolate_linear, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
-from rwthlm_py.textio import atomic_output
+from rwthlm_py.textio import atomic_directory, atomic_output
 
 GROUP_HYPOTHESES = 4096
 KALDI_OUTPUTS = ("text", "ac_cost", "lm_cost")
@@ -195,26 +195,22 @@ def _rank(nbest, token_scores, settings):
 
 class Outputs:
     """Where results go: with a directory, each list in its own format (Kaldi: text,
-    ac_cost, lm_cost) and 1best.txt, each file written atomically; else the 1-best lines
-    on the console."""
+    ac_cost, lm_cost) and 1best.txt, written into a temporary folder that is moved into the
+    directory at the end (all results or none); else the 1-best lines on the console."""
 
     def __init__(self, directory, source, settings, console):
         self.directory, self.source, self.settings, self.console = directory, source, settings, console
         self.stack = contextlib.ExitStack()
-        self.one_best = self.kaldi = None
+        self.staging = self.one_best = self.kaldi = None
 
     def __enter__(self):
         if self.directory is not None:
-            try:
-                os.makedirs(self.directory, exist_ok=True)
-            except OSError as error:
-                raise InputError(f"cannot create the output directory: {error.strerror}", self.directory) from None
+            self._refuse_overwriting_inputs()
+            self.staging = self.stack.enter_context(atomic_directory(self.directory))
             if self.source.kaldi_files:
-                for name, given in zip(KALDI_OUTPUTS, self.source.kaldi_files):
-                    self._refuse_overwriting(os.path.join(self.directory, name), given)
-                self.kaldi = [self.stack.enter_context(atomic_output(os.path.join(self.directory, name)))
+                self.kaldi = [self.stack.enter_context(atomic_output(os.path.join(self.staging, name)))
                               for name in KALDI_OUTPUTS]
-            self.one_best = self.stack.enter_context(atomic_output(os.path.join(self.directory, "1best.txt")))
+            self.one_best = self.stack.enter_context(atomic_output(os.path.join(self.staging, "1best.txt")))
         return self
 
     def __exit__(self, *exception):
@@ -230,8 +226,7 @@ class Outputs:
             if self.kaldi is not None:
                 self._write_kaldi(nbest, result)
             else:
-                path = os.path.join(self.directory, os.path.basename(nbest.path))
-                self._refuse_overwriting(path, nbest.path)
+                path = os.path.join(self.staging, os.path.basename(nbest.path))
                 lm = result.lm if nbest.format != "nbest2" else _word_lm_scores(nbest, result, self.settings)
                 formats.write_list(nbest, path, result.order, lm, result.totals)
 
@@ -243,10 +238,22 @@ class Outputs:
             acoustic.write(f"{hypothesis.key} {formats.format_cost(hypothesis.acoustic)}\n")
             lm.write(f"{hypothesis.key} {formats.format_cost(result.lm[h])}\n")
 
-    @staticmethod
-    def _refuse_overwriting(path, given):
-        if os.path.exists(path) and os.path.samefile(path, given):
-            raise InputError("--out would overwrite this input; choose another directory", given)
+    def _refuse_overwriting_inputs(self):
+        """Before any scoring: no output may replace an input, and no two lists may share
+        an output name."""
+        if self.source.kaldi_files:
+            outputs = [(name, given) for name, given in zip(KALDI_OUTPUTS, self.source.kaldi_files)]
+        else:
+            outputs = [(os.path.basename(given), given) for given in self.source.paths]
+        first_with_name = {}
+        for name, given in outputs:
+            if name in first_with_name and not self.source.kaldi_files:
+                raise InputError(f"has the file name of '{first_with_name[name]}': --out DIR would keep one "
+                                 "of them (rename one, or rescore them into separate directories)", given)
+            first_with_name[name] = given
+            target = os.path.join(self.directory, name)
+            if os.path.exists(target) and os.path.samefile(target, given):
+                raise InputError("--out would overwrite this input; choose another directory", given)
 
 
 def _word_lm_scores(nbest, result, settings):

@@ -23,7 +23,7 @@ unknown words need --unk); the words of links without an LM score are never look
 A lattice that cannot be rescored (a broken file, a shape rwthlm would assert on, an
 unknown word, a best path that does not end in the sentence boundary) is one error line
 on stderr; the other lattices still go on, a last line counts the failures, and the exit
-status is then 1. With --dependent each lattice starts from the state of the previous
+status is then 1. An output that cannot be written (a full disk) ends the run. With --dependent each lattice starts from the state of the previous
 successful lattice's best path.
 
 `rwthlm-py lattice` is the same with outputs under --out DIR (never over an input), a
@@ -39,7 +39,7 @@ import math
 import os
 import time
 
-from rwthlm_py.errors import InputError
+from rwthlm_py.errors import InputError, WriteError
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
@@ -84,6 +84,8 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
                 write_nbest(rescored, network.vocab, search_options, options.nbest_size, nbest_target)
             if errors is not None:
                 errors.add(rescored, network.vocab)
+        except WriteError:
+            raise  # a full disk fails every lattice after this one: stop here
         except InputError as error:
             console.note(f"{program}: error: {error}")
             failed += 1
