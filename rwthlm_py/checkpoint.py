@@ -98,24 +98,47 @@ def _keep_backup(path):
         raise WriteError(f"cannot keep a backup of the model: {error.strerror}", path) from None
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+NPY_MAGIC = b"\x93NUMPY"
+# Larger weights can overflow float32 arithmetic: a product of two of them (a projection
+# entry times an input weight) summed over a layer passes float32's 3.4e38.
+MAX_WEIGHT = 1e15
+
+
 def read_model(path):
     """Reads and checks a model file; returns a ModelFile with host arrays."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError("no such model file", path)
-    try:
-        with numpy.load(path, allow_pickle=False) as archive:
-            members = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise InputError(
-            f"not a readable rwthlm_py model file (corrupt, truncated, or of another kind: {error})",
-            path,
-        ) from None
+    members = _read_members(path)
     meta = _read_meta(members, path)
     params = {name[len("param/"):]: value for name, value in members.items() if name.startswith("param/")}
     momentum = {name[len("momentum/"):]: value for name, value in members.items()
                 if name.startswith("momentum/")}
     return ModelFile(path, meta, params, momentum)
+
+
+def _read_members(path):
+    """Every array of the archive. Whatever fails while reading it (the zip directory, a
+    member's CRC, an .npy header: the readers raise many kinds of exception on damaged
+    bytes) means a damaged file."""
+    if not os.path.exists(path):
+        raise InputError("no such model file", path)
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(len(NPY_MAGIC))
+    except OSError as error:
+        raise InputError(f"cannot read the model file: {error.strerror}", path) from None
+    if magic.startswith(NPY_MAGIC):
+        raise InputError("a single numpy array (.npy), not an rwthlm_py model file (an .npz archive)", path)
+    if not magic.startswith(ZIP_MAGIC):
+        raise InputError("not an rwthlm_py model file (it is no zip archive)", path)
+    try:
+        with numpy.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except MemoryError:
+        raise InputError("corrupt model file (an array header asks for more memory than there is)", path) from None
+    except Exception as error:
+        raise InputError(f"not a readable rwthlm_py model file (corrupt or truncated: "
+                         f"{type(error).__name__}: {error})", path) from None
 
 
 def _read_meta(members, path):
@@ -132,14 +155,47 @@ def _read_meta(members, path):
             f"model file format version {meta.get('version')}; this rwthlm_py reads version {VERSION}",
             path,
         )
+    for name, (accepts, wanted) in META_FIELDS.items():
+        if name not in meta:
+            raise InputError(f"corrupt model file (its metadata has no '{name}')", path)
+        if not accepts(meta[name]):
+            raise InputError(f"corrupt model file (metadata '{name}' is {json.dumps(meta[name])[:60]}: "
+                             f"it must be {wanted})", path)
     return meta
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _is_vocabulary(value):
+    return (isinstance(value, dict) and isinstance(value.get("words"), list) and isinstance(value.get("sb"), str)
+            and isinstance(value.get("classes"), list) and len(value["classes"]) == len(value["words"])
+            and all(isinstance(word, str) for word in value["words"])
+            and all(_is_int(number) and number >= 0 for number in value["classes"]))
+
+
+META_FIELDS = {  # name: (test, what it must be)
+    "network": (lambda value: isinstance(value, str), "a network string"),
+    "bias": (lambda value: isinstance(value, bool), "true or false"),
+    "vocabulary": (_is_vocabulary, "words, a class (an integer >= 0) per word, and the sentence boundary"),
+    "epoch": (lambda value: _is_int(value) and value >= 0, "an integer >= 0"),
+    "learning_rate": (lambda value: _is_number(value) and value > 0, "a finite number > 0"),
+    "best_perplexity": (lambda value: value is None or _is_number(value) and value >= 1,
+                        "null or a finite number >= 1"),
+    "options": (lambda value: isinstance(value, dict), "an object"),
+}
 
 
 def model_vocabulary(model_file):
     entry = model_file.meta["vocabulary"]
     try:
         return Vocabulary(entry["words"], entry["classes"], entry["sb"])
-    except (KeyError, ValueError, IndexError) as error:
+    except (KeyError, ValueError, IndexError, TypeError) as error:
         raise InputError(f"corrupt model file (bad vocabulary: {error})", model_file.path) from None
 
 
@@ -179,3 +235,7 @@ def _check_arrays(expected, stored, path, what):
                 f"the network needs {tuple(value.shape)}", path)
         if stored[name].dtype.kind != "f" or not numpy.isfinite(stored[name]).all():
             raise InputError(f"corrupt model file: {what} {name} is not finite floating point", path)
+        largest = float(numpy.abs(stored[name]).max(initial=0.0))
+        if largest > MAX_WEIGHT:
+            raise InputError(f"corrupt model file: {what} {name} holds {largest:.3g}; values above {MAX_WEIGHT:g} "
+                             "overflow float32 arithmetic (no training writes them)", path)

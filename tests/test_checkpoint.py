@@ -1,7 +1,10 @@
 """Model files: round trip, backups, and clear errors for anything that is not a good one."""
 
+import itertools
 import json
 import math
+import re
+import struct
 import zipfile
 
 import numpy
@@ -86,8 +89,11 @@ def test_corrupt_bytes_are_caught_by_the_checksums(saved):
 
 def test_other_files_and_versions(tmp_path, saved):
     (tmp_path / "text").write_text("hello\n")
-    with pytest.raises(InputError, match="not a readable rwthlm_py model file"):
+    with pytest.raises(InputError, match="not an rwthlm_py model file \\(it is no zip archive\\)"):
         read_model(tmp_path / "text")
+    numpy.save(tmp_path / "bare.npy", numpy.zeros(3))
+    with pytest.raises(InputError, match="a single numpy array \\(.npy\\), not an rwthlm_py model file"):
+        read_model(tmp_path / "bare.npy")
     with pytest.raises(InputError, match="no such model file"):
         read_model(tmp_path / "missing")
     path, _, _ = saved
@@ -97,6 +103,62 @@ def test_other_files_and_versions(tmp_path, saved):
     _rewrite_meta(path, lambda meta: meta.update(format="something else"))
     with pytest.raises(InputError, match="not an rwthlm_py model file"):
         read_model(path)
+
+
+def test_a_flipped_byte_anywhere_in_any_array_header_is_one_input_error(tmp_path, class_vocab):
+    """Every byte of the .npy header of every member larger than zipfile's first read (4 KB:
+    numpy parses the header before the CRC is checked) replaced in turn by an open
+    parenthesis, a NUL and a quote."""
+    network = Network.build(parse_network("t-26-m48"), class_vocab, get_backend("numpy"), seed=7)
+    path = tmp_path / "t-26-m48"
+    save_model(path, network, None, TrainingState())
+    content = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+    assert all(info.compress_type == zipfile.ZIP_STORED for info in members)
+    for info in [info for info in members if info.file_size > 4096]:
+        name_and_extra = content[info.header_offset + 26:info.header_offset + 30]  # the local header's lengths
+        data_start = info.header_offset + 30 + sum(struct.unpack("<HH", name_and_extra))
+        assert content[data_start:data_start + 6] == b"\x93NUMPY"
+        header_length = 10 + int.from_bytes(content[data_start + 8:data_start + 10], "little")
+        for offset, replacement in itertools.product(range(data_start, data_start + header_length), b"(\x00'"):
+            damaged = bytearray(content)
+            damaged[offset] = replacement
+            path.write_bytes(bytes(damaged))
+            try:
+                read_model(path)
+            except InputError:
+                pass
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda meta: meta.pop("vocabulary"), "its metadata has no 'vocabulary'"),
+    (lambda meta: meta.update(epoch="abc"), "metadata 'epoch' is \"abc\": it must be an integer >= 0"),
+    (lambda meta: meta.update(epoch=-1), "'epoch' is -1"),
+    (lambda meta: meta.update(bias="yes"), "metadata 'bias' is \"yes\": it must be true or false"),
+    (lambda meta: meta.update(learning_rate=0), "'learning_rate' is 0: it must be a finite number > 0"),
+    (lambda meta: meta.update(best_perplexity="inf"), "'best_perplexity'"),
+    (lambda meta: meta["vocabulary"]["classes"].pop(), "metadata 'vocabulary'"),
+    (lambda meta: meta["vocabulary"]["words"].__setitem__(0, 7), "metadata 'vocabulary'"),
+    (lambda meta: meta.update(network=["t"]), "metadata 'network'"),
+    (lambda meta: meta.update(options=None), "metadata 'options' is null"),
+])
+def test_metadata_of_the_wrong_type_or_range(saved, change, message):
+    path, _, _ = saved
+    _rewrite_meta(path, change)
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_model(path)
+
+
+def test_weights_too_large_for_float32_arithmetic(saved):
+    path, _, _ = saved
+    with numpy.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["param/layer2.W"] = arrays["param/layer2.W"] * numpy.float32(1e20)
+    with open(path, "wb") as handle:
+        numpy.savez(handle, **arrays)
+    with pytest.raises(InputError, match="layer2.W holds .*e\\+.*; values above 1e\\+15 overflow float32"):
+        build_network(read_model(path), get_backend("numpy"))
 
 
 def test_arrays_that_do_not_fit_the_network_string(saved):
