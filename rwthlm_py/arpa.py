@@ -79,36 +79,14 @@ class ArpaModel:
 
 
 def read_arpa(path, sentence_start="<s>", sentence_end="</s>", unk="<unk>"):
-    """Reads an ARPA file; malformed lines are an InputError naming the line."""
-    declared, ngrams, word_ids = {}, None, {}
-    section, ended, seen_data = None, False, False
+    """Reads an ARPA file; anything malformed is an InputError naming the line: a \\data\\
+    count that disagrees with its section, sections out of order, repeated or missing, a
+    probability above 1 or not a number, a repeated n-gram, a word without a unigram, an
+    n-gram of the wrong order, text after \\end\\."""
+    reader = _ArpaReader(path)
     for line_number, text in read_lines(path):
-        text = text.strip()
-        if not text:
-            continue
-        if text == "\\end\\":
-            ended = True
-            break
-        if text == "\\data\\":
-            seen_data = True
-            continue
-        if not seen_data:
-            raise InputError(f"expected \\data\\ before '{text}' (not an ARPA file?)", path, line_number)
-        match = SECTION.match(text)
-        if match:
-            section = int(match.group(1))
-            if section not in declared:
-                raise InputError(f"section \\{section}-grams: is not declared in \\data\\", path, line_number)
-            if ngrams is None:
-                ngrams = [dict() for _ in range(max(declared))]
-        elif section is None:
-            _declare(declared, text, path, line_number)
-        else:
-            _add_ngram(ngrams, word_ids, split_words(text), section, path, line_number)
-    if not ended:
-        raise InputError("no \\end\\ line: the file is truncated or not an ARPA file", path)
-    if ngrams is None:
-        raise InputError("no n-gram sections", path)
+        reader.read_line(text.strip(), line_number)
+    ngrams, word_ids = reader.finish()
     for name in (sentence_start, sentence_end):
         if (word_ids.get(name),) not in ngrams[0]:
             raise InputError(f"the model has no unigram {name}", path)
@@ -117,26 +95,136 @@ def read_arpa(path, sentence_start="<s>", sentence_end="</s>", unk="<unk>"):
                      word_ids[sentence_end], word_ids.get(unk, -1))
 
 
-def _declare(declared, text, path, line_number):
-    """Reads an `ngram N=count` line of the \\data\\ section."""
-    fields = text.replace("=", " ").split()
-    if len(fields) != 3 or fields[0] != "ngram" or not fields[1].isdigit() or not fields[2].isdigit() \
-            or int(fields[1]) < 1:
-        raise InputError(f"expected `ngram N=count` in \\data\\, not '{text}'", path, line_number)
-    declared[int(fields[1])] = int(fields[2])
+class _ArpaReader:
+    """The reading state: the \\data\\ counts, the section being read and its first line,
+    the n-grams read so far."""
+
+    def __init__(self, path):
+        self.path = path
+        self.declared, self.ngrams, self.word_ids = {}, None, {}
+        self.section = self.section_line = None
+        self.seen_data = self.ended = False
+
+    def read_line(self, text, line_number):
+        if not text:
+            return
+        if self.ended:
+            raise InputError(f"text after \\end\\: '{text[:40]}'", self.path, line_number)
+        if text == "\\end\\":
+            self._end_section()
+            if self.ngrams is not None and self.section != len(self.ngrams):
+                raise InputError(f"\\end\\ before section \\{self.section + 1}-grams: that \\data\\ declares",
+                                 self.path, line_number)
+            self.ended = True
+        elif text == "\\data\\":
+            if self.seen_data:
+                raise InputError("a second \\data\\ section", self.path, line_number)
+            self.seen_data = True
+        elif not self.seen_data:
+            raise InputError(f"expected \\data\\ before '{text}' (not an ARPA file?)", self.path, line_number)
+        elif SECTION.match(text):
+            self._start_section(int(SECTION.match(text).group(1)), line_number)
+        elif self.section is None:
+            self._declare(text, line_number)
+        else:
+            self._add_ngram(split_words(text), line_number)
+
+    def finish(self):
+        if not self.ended:
+            raise InputError("no \\end\\ line: the file is truncated or not an ARPA file", self.path)
+        if self.ngrams is None:
+            raise InputError("no n-gram sections", self.path)
+        return self.ngrams, self.word_ids
+
+    def _declare(self, text, line_number):
+        """Reads an `ngram N=count` line of the \\data\\ section."""
+        fields = text.replace("=", " ").split()
+        if len(fields) != 3 or fields[0] != "ngram" or not fields[1].isdigit() or not fields[2].isdigit() \
+                or int(fields[1]) < 1:
+            raise InputError(f"expected `ngram N=count` in \\data\\, not '{text}'", self.path, line_number)
+        order = int(fields[1])
+        if order in self.declared:
+            raise InputError(f"ngram {order} is declared twice", self.path, line_number)
+        self.declared[order] = int(fields[2])
+
+    def _start_section(self, order, line_number):
+        self._end_section()
+        if order not in self.declared:
+            raise InputError(f"section \\{order}-grams: is not declared in \\data\\", self.path, line_number)
+        expected = 1 if self.section is None else self.section + 1
+        if order != expected:
+            raise InputError(f"section \\{order}-grams: where \\{expected}-grams: should come (sections go "
+                             "in order, each once)", self.path, line_number)
+        if self.ngrams is None:
+            if sorted(self.declared) != list(range(1, max(self.declared) + 1)):
+                raise InputError(f"\\data\\ declares orders {sorted(self.declared)}, not 1 to {max(self.declared)}",
+                                 self.path, line_number)
+            self.ngrams = [dict() for _ in range(max(self.declared))]
+        self.section, self.section_line = order, line_number
+
+    def _end_section(self):
+        """Checks the section just read against its \\data\\ count."""
+        if self.section is not None:
+            count, declared = len(self.ngrams[self.section - 1]), self.declared[self.section]
+            if count != declared:
+                raise InputError(f"section \\{self.section}-grams: has {count:,} n-grams; \\data\\ declares "
+                                 f"{declared:,}", self.path, self.section_line)
+
+    def _add_ngram(self, fields, line_number):
+        order = self.section
+        log10p, bow = self._numbers(fields, order, line_number)
+        words = fields[1:order + 1]
+        if order == 1:
+            key = (self.word_ids.setdefault(words[0], len(self.word_ids)),)
+        else:
+            key = tuple(self._known_word(word, line_number) for word in words)
+        table = self.ngrams[order - 1]
+        if key in table:
+            raise InputError(f"the {order}-gram '{' '.join(words)}' is listed twice in its section", self.path,
+                             line_number)
+        table[key] = (log10p, bow)
+
+    def _numbers(self, fields, order, line_number):
+        """(log10 p, bow) of an n-gram line `log10p w1 .. wN [bow]`."""
+        if len(fields) not in (order + 1, order + 2):
+            raise InputError(f"a {order}-gram line has `log10p w1 .. w{order} [bow]`; this one has "
+                             f"{len(fields)} fields", self.path, line_number)
+        log10p = _number(fields[0], "probability", self.path, line_number)
+        if len(fields) == order + 2 and not _is_number(fields[-1]):
+            raise InputError(f"a {order}-gram line has `log10p w1 .. w{order} [bow]`: '{fields[-1]}' is no back-off "
+                             f"weight (a {order + 1}-gram in the {order}-grams section?)", self.path, line_number)
+        bow = _number(fields[-1], "back-off weight", self.path, line_number) if len(fields) == order + 2 else 0.0
+        if log10p > 0:
+            raise InputError(f"log10 p = {fields[0]} is above 0: a probability above 1", self.path, line_number)
+        if math.isinf(bow):
+            raise InputError(f"the back-off weight {fields[-1]} is not finite", self.path, line_number)
+        return log10p, bow
+
+    def _known_word(self, word, line_number):
+        word_id = self.word_ids.get(word)
+        if word_id is None:
+            raise InputError(f"'{word}' has no unigram (every word of an n-gram must be in \\1-grams:)",
+                             self.path, line_number)
+        return word_id
 
 
-def _add_ngram(ngrams, word_ids, fields, order, path, line_number):
-    if len(fields) not in (order + 1, order + 2):
-        raise InputError(f"a {order}-gram line has `log10p w1 .. w{order} [bow]`; this one has "
-                         f"{len(fields)} fields", path, line_number)
+def _is_number(text):
     try:
-        log10p = float(fields[0])
-        bow = float(fields[order + 1]) if len(fields) == order + 2 else 0.0
+        float(text)
     except ValueError:
-        raise InputError("a probability or back-off weight is not a number", path, line_number) from None
-    key = tuple(word_ids.setdefault(word, len(word_ids)) for word in fields[1:order + 1])
-    ngrams[order - 1][key] = (log10p, bow)
+        return False
+    return True
+
+
+def _number(text, what, path, line_number):
+    """A log10 value: a number, not NaN (-inf, as some tools write log 0, is accepted)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"the {what} '{text}' is not a number", path, line_number) from None
+    if math.isnan(value) or value == math.inf:
+        raise InputError(f"the {what} is {text}", path, line_number)
+    return value
 
 
 def _check_prefixes(ngrams):

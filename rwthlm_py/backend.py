@@ -14,6 +14,7 @@ use). Any module with cupy's API can stand in for cupy (the test suite's strict 
 """
 
 import dataclasses
+import os
 
 import numpy
 
@@ -112,6 +113,12 @@ class Backend:
         if not self.on_host:
             return [function(0, num_rows)]
         return for_row_blocks(function, num_rows, row_bytes, self.threads)
+
+    def memory_bytes(self):
+        """The memory arrays can live in: the machine's physical memory, or the device's."""
+        if self.on_host:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return self.xp.cuda.runtime.getDeviceProperties(self.device_id)["totalGlobalMem"]
 
     def describe(self):
         if self.on_host:

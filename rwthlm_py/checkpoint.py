@@ -17,7 +17,6 @@ import dataclasses
 import json
 import math
 import os
-import zipfile
 
 import numpy
 

@@ -31,6 +31,26 @@ class Network:
         self.modules = {f"layer{k + 1}": layer for k, layer in enumerate(self.layers)}
         self.modules["output"] = self.output
 
+    @staticmethod
+    def parameter_count(spec, vocab, bias=True):
+        """The number of weights a network of `spec` over `vocab` has, known before any
+        allocation (the layers' shapes: lookup E[V, s/order] and recurrent R[s, s];
+        linear W[s, in] and R[s, s]; LSTM W[4s, in], R[4s, s], peepholes p[3s]; output
+        W_class[C, H], W_word[V - shortlist, H]; and a bias per row where there are biases)."""
+        count, input_size = 0, len(vocab)
+        for layer in spec.layers:
+            if layer.kind == "projection":
+                count += (input_size + bias) * (layer.size // layer.order)
+            elif layer.kind == "lstm":
+                count += 4 * layer.size * (input_size + layer.size + bias) + 3 * layer.size
+            else:
+                count += layer.size * (input_size + bias)
+            if layer.recurrent:
+                count += layer.size * layer.size
+            input_size = layer.size
+        output_rows = vocab.num_classes + len(vocab) - vocab.shortlist_size
+        return count + output_rows * (input_size + bias)
+
     @classmethod
     def build(cls, spec, vocab, backend, seed=1, bias=True):
         """A new network with every weight drawn from N(0, 0.1^2), layer by layer."""

@@ -58,6 +58,10 @@ def test_trigram_with_missing_context_backs_off_correctly(tmp_path):
     assert values.tolist() == pytest.approx([-0.3, -0.125 - 0.25 - 0.7, -0.05])
 
 
+# lines 1 to 8: \\data\\ declaring 3 unigrams (<s>, a, </s>) and 1 bigram, and the unigrams
+BIGRAM_HEAD = "\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-99 <s> -0.5\n-0.5 a -0.2\n-0.3 </s>\n"
+
+
 @pytest.mark.parametrize("text, message", [
     ("\\1-grams:\n-1 a\n\\end\\\n", "expected \\data\\"),
     ("\\data\\\nngram 1=x\n\\end\\\n", "expected `ngram N=count`"),
@@ -66,6 +70,23 @@ def test_trigram_with_missing_context_backs_off_correctly(tmp_path):
     ("\\data\\\nngram 1=2\n\n\\1-grams:\n-1 <s>\n-1 </s> 0 0\n\\end\\\n", "has 4 fields"),
     ("\\data\\\nngram 1=2\n\n\\2-grams:\n-1 <s> </s>\n\\end\\\n", "not declared"),
     ("\\data\\\nngram 1=1\n\n\\1-grams:\n-1 </s>\n\\end\\\n", "no unigram <s>"),
+    (BIGRAM_HEAD + "\n\\2-grams:\n-0.1 a </s>\n\\end\\\nmore\n", "bad.arpa:13: text after \\end\\: 'more'"),
+    ("\\data\\\nngram 1=4\n\n\\1-grams:\n-99 <s>\n-1 </s>\n-1 a\n\\end\\\n",
+     "bad.arpa:4: section \\1-grams: has 3 n-grams; \\data\\ declares 4"),
+    (BIGRAM_HEAD + "\\end\\\n", "bad.arpa:9: \\end\\ before section \\2-grams: that \\data\\ declares"),
+    (BIGRAM_HEAD + "\n\\2-grams:\n0.5 a </s>\n\\end\\\n", "bad.arpa:11: log10 p = 0.5 is above 0"),
+    (BIGRAM_HEAD + "\n\\2-grams:\nnan a </s>\n\\end\\\n", "bad.arpa:11: the probability is nan"),
+    (BIGRAM_HEAD + "\n\\2-grams:\n-0.1 a </s> inf\n\\end\\\n", "bad.arpa:11: the back-off weight is inf"),
+    (BIGRAM_HEAD + "\n\\2-grams:\n-0.1 a </s> -inf\n\\end\\\n", "bad.arpa:11: the back-off weight -inf is not finite"),
+    (BIGRAM_HEAD + "\n\\2-grams:\n-0.1 a </s> nan\n\\end\\\n", "bad.arpa:11: the back-off weight is nan"),
+    (BIGRAM_HEAD + "-0.4 a\n\\2-grams:\n-0.1 a </s>\n\\end\\\n", "bad.arpa:9: the 1-gram 'a' is listed twice"),
+    (BIGRAM_HEAD + "\n\\2-grams:\n-0.1 a b\n\\end\\\n", "bad.arpa:11: 'b' has no unigram"),
+    (BIGRAM_HEAD + "\n\\2-grams:\n-0.1 a </s> a\n\\end\\\n", "bad.arpa:11: a 2-gram line has `log10p w1 .. w2 [bow]`: "
+     "'a' is no back-off weight (a 3-gram in the 2-grams section?)"),
+    (BIGRAM_HEAD + "\n\\2-grams:\n-0.1 a </s>\n\\2-grams:\n\\end\\\n", "bad.arpa:12: section \\2-grams: where \\3-grams:"),
+    ("\\data\\\nngram 2=1\n\n\\2-grams:\n-1 <s> </s>\n\\end\\\n", "bad.arpa:4: section \\2-grams: where \\1-grams:"),
+    ("\\data\\\nngram 1=1\nngram 1=1\n\\end\\\n", "bad.arpa:3: ngram 1 is declared twice"),
+    ("\\data\\\nngram 1=1\n\\data\\\n\\end\\\n", "bad.arpa:3: a second \\data\\ section"),
 ])
 def test_bad_files_name_the_line(tmp_path, text, message):
     (tmp_path / "bad.arpa").write_text(text)

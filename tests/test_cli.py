@@ -278,7 +278,8 @@ def test_non_utf8_text(toy):
 
 
 @pytest.mark.parametrize("network, message", [
-    ("toy-m8", "cannot be the first layer"), ("toy-i8-q8", "unknown layer type 'q'"), ("toy", "NAME-LAYER")])
+    ("toy-m8", "cannot be the first layer"), ("toy-i8-q8", "unknown layer type 'q'"), ("toy", "NAME-LAYER"),
+    ("toy-i100-m1000000", "TiB for its weights, gradients and momentum alone; this machine has")])
 def test_bad_network_strings(toy, network, message):
     assert_one_line_error(call(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", network, cwd=toy),
                           "rwthlm", message)

@@ -45,3 +45,12 @@ def test_stepping_histories_word_by_word_equals_scoring_whole_sentences(class_vo
         parts = [select_state(new_state, numpy.array([active.index(k)])) if k in active
                  else select_state(state, numpy.array([k])) for k in range(len(sentences))]
         state = concatenate_states(parts)
+
+
+@pytest.mark.parametrize("spec", ["t-i5-m4", "t-36-l5-R4-M4-L3", "t-r6-m4-i3", "t-l4-r4-m3-m3", "t-L4-24", "t-R4-l3"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("vocab_name", ["class_vocab", "full_vocab"])
+def test_parameter_count_before_allocation_equals_the_built_network(request, spec, bias, vocab_name):
+    vocab = request.getfixturevalue(vocab_name)
+    network = Network(parse_network(spec), vocab, make_backend("numpy"), bias=bias)
+    assert Network.parameter_count(parse_network(spec), vocab, bias) == network.num_params()
