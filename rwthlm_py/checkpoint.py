@@ -46,6 +46,7 @@ class ModelFile:
     meta: dict
     params: dict  # qualified name -> host array
     momentum: dict
+    others: dict = dataclasses.field(default_factory=dict)  # any other member, by its full name
 
     @property
     def training_state(self):
@@ -54,8 +55,11 @@ class ModelFile:
                              math.inf if best is None else best)
 
 
-def save_model(path, network, optimizer, training_state, options=None):
-    """Writes the model atomically; an existing file is kept as `<path>.bk`."""
+def save_model(path, network, optimizer, training_state, options=None, extra_meta=None, extra_arrays=None,
+               keep_backup=True):
+    """Writes the model atomically; an existing file is kept as `<path>.bk` (with
+    keep_backup). `extra_meta` and `extra_arrays` add metadata fields and arrays (the epoch
+    in progress of epoch_checkpoint.py)."""
     backend = network.backend
     vocab = network.vocab
     best = training_state.best_perplexity
@@ -71,13 +75,15 @@ def save_model(path, network, optimizer, training_state, options=None):
         "learning_rate": float(training_state.learning_rate),
         "best_perplexity": None if not math.isfinite(best) else float(best),
         "options": options or {},
+        **(extra_meta or {}),
     }
-    arrays = {"meta": numpy.frombuffer(json.dumps(meta).encode(), dtype=numpy.uint8)}
+    arrays = {"meta": numpy.frombuffer(json.dumps(meta).encode(), dtype=numpy.uint8), **(extra_arrays or {})}
     for name, value in network.named_params().items():
         arrays[f"param/{name}"] = backend.to_numpy(value)
     for name, value in (optimizer.buffers.items() if optimizer is not None else ()):
         arrays[f"momentum/{name}"] = backend.to_numpy(value)
-    _keep_backup(path)
+    if keep_backup:
+        _keep_backup(path)
     with atomic_output(path, binary=True) as handle:
         numpy.savez(handle, **arrays)
 
@@ -112,7 +118,9 @@ def read_model(path):
     params = {name[len("param/"):]: value for name, value in members.items() if name.startswith("param/")}
     momentum = {name[len("momentum/"):]: value for name, value in members.items()
                 if name.startswith("momentum/")}
-    return ModelFile(path, meta, params, momentum)
+    others = {name: value for name, value in members.items()
+              if name != "meta" and not name.startswith(("param/", "momentum/"))}
+    return ModelFile(path, meta, params, momentum, others)
 
 
 def _read_members(path):

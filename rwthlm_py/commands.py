@@ -207,7 +207,8 @@ def schedule_from(options):
         shuffling=not options.no_shuffling, feedforward=options.feedforward,
         random_seed=options.random_seed, debug_no_sb=options.debug_no_sb,
         verbose=options.verbose, unk_penalty=unk_penalty(options),
-        gradient_clipping=options.gradient_clipping, min_improvement=options.min_improvement)
+        gradient_clipping=options.gradient_clipping, min_improvement=options.min_improvement,
+        checkpoint_every=options.checkpoint_every)
 
 
 def unk_penalty(options):

@@ -59,6 +59,7 @@ class Options:
     self_test: bool = option(False, "check the gradient implementation on the training data", hidden=True)
     gradient_clipping: float = option(None, "scale each update down so that the gradient norm per predicted word is at most this (PyTorch's clip_grad_norm on a mean loss; not in rwthlm)", "rwthlm_py")
     min_improvement: float = option(1.0, "also halve the learning rate (keeping the model) when the dev perplexity falls by less than this factor, e.g. 1.01 (1: rwthlm, halve only when it does not fall)", "rwthlm_py")
+    checkpoint_every: float = option(None, "also save the epoch in progress (weights, momentum, the batch reached) every this many minutes into MODEL.partial, so that a killed run loses at most that much and resumes with exactly the weights of an uninterrupted run", "rwthlm_py")
     classes: int = option(None, "when the vocabulary is built from --train, give it this many word classes", "rwthlm_py")
     method: str = option("exchange", "how --classes are made: exchange (the exchange algorithm, maximising the class bigram likelihood) or frequency (Mikolov's frequency binning)", "rwthlm_py", choices=("exchange", "frequency"))
     max_iterations: int = option(20, "at most this many iterations of the exchange algorithm", "rwthlm_py")
@@ -145,6 +146,8 @@ def validate(options):
         (math.isfinite(options.momentum) and 0 <= options.momentum < 1, "--momentum must lie in [0, 1)"),
         (options.gradient_clipping is None or (math.isfinite(options.gradient_clipping) and options.gradient_clipping > 0),
          "--gradient-clipping must be a positive number"),
+        (options.checkpoint_every is None or (math.isfinite(options.checkpoint_every) and options.checkpoint_every > 0),
+         "--checkpoint-every must be a positive number of minutes"),
         (options.num_oovs >= 0, "--num-oovs must not be negative"),
         (math.isfinite(options.min_improvement) and options.min_improvement >= 1, "--min-improvement must be at least 1"),
         (options.classes is None or options.classes >= 1, "--classes must be at least 1"),

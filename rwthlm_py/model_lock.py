@@ -17,6 +17,7 @@ import contextlib
 import os
 import socket
 
+from rwthlm_py.epoch_checkpoint import partial_path
 from rwthlm_py.errors import InputError
 from rwthlm_py.textio import remove_stale_temporaries, write_error
 
@@ -39,7 +40,7 @@ def exclusive_model_lock(model_path, console=None):
     descriptor = _acquire(path, model_path)
     try:
         _record_holder(descriptor, path)
-        removed = remove_stale_temporaries(model_path)
+        removed = remove_stale_temporaries(model_path) + remove_stale_temporaries(partial_path(model_path))
         if removed and console is not None:
             console.note(f"removed {len(removed)} temporary file(s) left by an earlier run that was killed: "
                          + ", ".join(removed))

@@ -49,6 +49,7 @@ class Progress:
         self.console, self.label, self.total = console, label, max(int(total_words), 1)
         self.unit = unit
         self.words, self.neg_log_prob = 0, 0.0
+        self.words_before = 0  # done before this run (a resumed epoch): not counted in words/s
         self.start = self.last_shown = time.perf_counter()
         self.interactive = hasattr(console.err, "isatty") and console.err.isatty()
         self.shown = False
@@ -66,10 +67,15 @@ class Progress:
     def perplexity(self):
         return perplexity_of(self.neg_log_prob, self.words)
 
+    def resume(self, words, neg_log_prob):
+        """Starts from the totals of work done before (a resumed epoch)."""
+        self.words = self.words_before = words
+        self.neg_log_prob = neg_log_prob
+
     @property
     def words_per_second(self):
         elapsed = time.perf_counter() - self.start
-        return self.words / elapsed if elapsed > 0 else 0.0
+        return (self.words - self.words_before) / elapsed if elapsed > 0 else 0.0
 
     def _show(self, now):
         rate = self.words_per_second

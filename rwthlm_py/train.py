@@ -5,7 +5,8 @@ and the epoch number, so a resumed run sees the same order) and trained with one
 per batch; then the dev perplexity is computed. If it improved (strictly), the model is
 saved; otherwise the learning rate is halved and the weights and momentum are rolled back
 to the best model in the file, which is written back with the new rate and epoch count.
-The file therefore always holds the best model, and a killed run resumes at the next epoch.
+The file therefore always holds the best model, and a killed run resumes at the next epoch,
+or, with --checkpoint-every, from the last save of the epoch in progress (epoch_checkpoint.py).
 Training runs until --max-epoch epochs (counted across runs; 0 = for ever). Not in rwthlm:
 with --min-improvement F > 1, an epoch that improves the dev perplexity by less than the
 factor F is kept but also halves the rate (RNNLM's and newbob's rule), so that training
@@ -19,6 +20,7 @@ This module knows nothing about layers or command lines.
 """
 
 import dataclasses
+import itertools
 import math
 import time
 
@@ -26,6 +28,7 @@ import numpy
 
 from rwthlm_py import data
 from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
+from rwthlm_py.epoch_checkpoint import EpochCheckpoints, EpochPosition, training_settings
 from rwthlm_py.evaluate import network_state_for, score_corpus
 from rwthlm_py.reporting import perplexity_of
 from rwthlm_py.tensorboard_log import NoLog, options_table
@@ -49,6 +52,7 @@ class Schedule:
     unk_penalty: float = 0.0
     gradient_clipping: float = None  # largest gradient norm per predicted word
     min_improvement: float = 1.0  # dev ppl must fall by this factor to keep the rate
+    checkpoint_every: float = None  # minutes between saves of the epoch in progress
 
     @property
     def carry_state(self):
@@ -101,6 +105,7 @@ class Trainer:
         self.options = options or {}
         self.events = events or NoLog()
         self.words_per_epoch = 0  # set by train(); the step of the per-batch curves counts words
+        self.checkpoints = None  # set by train()
 
     def train(self, train_corpus, dev_corpus):
         schedule = self.schedule
@@ -111,10 +116,14 @@ class Trainer:
         self.console.say("Training ...")
         self._log_settings()
         self.words_per_epoch = int((sequences.end - sequences.first).sum())
+        self.checkpoints = EpochCheckpoints(self.model_path, schedule.checkpoint_every,
+                                            training_settings(schedule, self.optimizer.momentum, train_corpus),
+                                            self.console)
         while schedule.max_epoch == 0 or self.state.epoch < schedule.max_epoch:
             order = self._epoch_order(sequences)
+            position = self.checkpoints.resume(self.network, self.optimizer, self.state)
             started = time.perf_counter()
-            train_perplexity, words_per_second = self.run_epoch(train_corpus, order)
+            train_perplexity, words_per_second = self.run_epoch(train_corpus, order, position)
             self.state.epoch += 1
             self.console.say(f"epoch {self.state.epoch} took {(time.perf_counter() - started) / 60:.2f} minutes")
             dev_perplexity = self.evaluate(dev_corpus, dev_sequences)
@@ -129,6 +138,7 @@ class Trainer:
                 self.save()
             else:
                 self.roll_back(diverged)
+            self.checkpoints.discard()  # the model file holds the epoch's outcome now
             if self.state.learning_rate < MIN_LEARNING_RATE:
                 self.console.say(f"learning rate {self.state.learning_rate:e} is below {MIN_LEARNING_RATE:g}: "
                                  "training stops (the model file holds the best model)")
@@ -170,12 +180,16 @@ class Trainer:
         self.console.say("Shuffling ... done")
         return data.shuffled(sequences, self.schedule.random_seed, self.state.epoch)
 
-    def run_epoch(self, corpus, sequences):
-        """Trains on every batch once; returns the epoch's training perplexity and words/s."""
-        schedule, state = self.schedule, None
+    def run_epoch(self, corpus, sequences, position=None):
+        """Trains on every batch once (from `position` on, an EpochPosition of a resumed
+        epoch); returns the epoch's training perplexity and words/s."""
+        schedule, position = self.schedule, position or EpochPosition()
+        state = position.carried_state
         progress = self.console.progress(f"epoch {self.state.epoch + 1}", int((sequences.end - sequences.first).sum()))
-        curve = BatchCurve(self.events, self.state.epoch * self.words_per_epoch)
-        for batch in data.batches(corpus, sequences, schedule.batch_size):
+        progress.resume(position.words, position.neg_log_prob)
+        curve = BatchCurve(self.events, self.state.epoch * self.words_per_epoch + position.words)
+        remaining = itertools.islice(data.batches(corpus, sequences, schedule.batch_size), position.batches_done, None)
+        for batches_done, batch in enumerate(remaining, start=position.batches_done + 1):
             started = time.perf_counter()
             state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
             loss, state = train_batch(self.network, self.optimizer, batch, state,
@@ -186,6 +200,10 @@ class Trainer:
             if schedule.verbose:
                 self.console.say(f"training perplexity = {progress.perplexity:.2f}")
                 self.console.say(f"time = {time.perf_counter() - started:.3f} seconds")
+            if self.checkpoints is not None and self.checkpoints.due():
+                self.checkpoints.save(self.network, self.optimizer, self.state,
+                                      EpochPosition(batches_done, progress.words, progress.neg_log_prob,
+                                                    state if schedule.carry_state else None), self.options)
         progress.close()
         self.console.note(f"epoch {self.state.epoch + 1}: training perplexity {progress.perplexity:.2f}, "
                           f"{progress.words_per_second:,.0f} words/s")

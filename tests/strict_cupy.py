@@ -22,6 +22,7 @@ no copy, `broadcast_to`) launch nothing, as on cupy.
 """
 
 import collections
+import os
 import pathlib
 import sys
 import types
@@ -35,6 +36,7 @@ from rwthlm_py.kernels.cuda import CudaKernels
 _HERE = str(pathlib.Path(__file__).resolve())
 _NUMPY_DIR = str(pathlib.Path(numpy.__file__).resolve().parent)
 _BACKEND = str(pathlib.Path(__file__).resolve().parents[1] / "rwthlm_py" / "backend.py")
+HOST_MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # the double's "device" is the host
 
 IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. "
                        "Please use `.get()` to construct a NumPy array explicitly.")
@@ -574,7 +576,7 @@ class _FakeCuda:
     class runtime:
         @staticmethod
         def getDeviceProperties(device_id):
-            return {"name": b"strict cupy test double", "totalGlobalMem": 0}
+            return {"name": b"strict cupy test double", "totalGlobalMem": HOST_MEMORY}
 
         @staticmethod
         def getDeviceCount():

@@ -90,7 +90,7 @@ def run_scripted(tmp_path, vocab, schedule, dev_perplexities):
     save_model(path, network, optimizer, state)
     trainer = Trainer(network, optimizer, str(path), schedule, state, quiet())
     scripted, snapshots = iter(dev_perplexities), []
-    trainer.run_epoch = lambda corpus, sequences: _perturb(network, snapshots)
+    trainer.run_epoch = lambda corpus, sequences, position: _perturb(network, snapshots)
     trainer.evaluate = lambda corpus, sequences: next(scripted)
     trainer.train(_Empty(), _Empty())
     return network, trainer, snapshots
