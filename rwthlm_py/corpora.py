@@ -25,7 +25,9 @@ import urllib.request
 from rwthlm_py.errors import InputError
 from rwthlm_py.textio import atomic_output, open_binary
 
-MANIFEST_DIR = pathlib.Path(__file__).resolve().parent.parent / "corpora"
+_INSTALLED_MANIFESTS = pathlib.Path(__file__).resolve().parent / "corpus_manifests"  # in a wheel install
+MANIFEST_DIR = (_INSTALLED_MANIFESTS if _INSTALLED_MANIFESTS.is_dir()
+                else pathlib.Path(__file__).resolve().parent.parent / "corpora")  # in the source tree
 SOURCE_ENVIRONMENT = "RWTHLM_CORPORA"
 CHUNK = 1 << 20
 
@@ -82,13 +84,32 @@ def load_manifest(name_or_path):
             fields = tomllib.load(handle)
     except FileNotFoundError:
         raise InputError("no such manifest file", path) from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"not a valid manifest: not UTF-8 text (byte {error.start + 1})", path) from None
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"not a valid manifest: {error}", path) from None
     try:
-        files = tuple(CorpusFile(**entry) for entry in fields.pop("files"))
-        return Manifest(files=files, folders=tuple(fields.pop("folders")), path=str(path), **fields)
+        files = tuple(_typed(CorpusFile, entry) for entry in fields.pop("files"))
+        folders = fields.pop("folders")
+        if not isinstance(folders, list) or not all(isinstance(folder, str) for folder in folders):
+            raise TypeError("folders must be a list of names")
+        return _typed(Manifest, dict(fields, files=files, folders=tuple(folders), path=str(path)))
     except (KeyError, TypeError) as error:
         raise InputError(f"not a valid manifest: {error}", path) from None
+
+
+def _typed(kind, entry):
+    """kind(**entry), each field of the type it is declared with (None where it defaults to None)."""
+    if not isinstance(entry, dict):
+        raise TypeError(f"expected a table of {kind.__name__} fields, not {entry!r:.40}")
+    value = kind(**entry)
+    for field in dataclasses.fields(kind):
+        given = getattr(value, field.name)
+        if given is None and field.default is None:
+            continue
+        if not isinstance(given, field.type) or isinstance(given, bool):
+            raise TypeError(f"{field.name} must be a {field.type.__name__}, not {given!r:.40}")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -206,7 +206,11 @@ def _wrap_concatenated(corpus, capacity, debug_no_sb):
 
 
 def shuffled(sequences, seed, epoch):
-    """The sequences in an order fixed by (seed, epoch) alone, whatever came before."""
+    """The sequences permuted by a permutation that depends on (seed, epoch) and their
+    number alone: no random state carries over from earlier epochs, so that a resumed run
+    sees the order an uninterrupted one saw. The trainer passes the sequences in their
+    order from `wrap`; the result is that order permuted (shuffling a shuffled order gives
+    another one)."""
     generator = numpy.random.default_rng([seed, epoch])
     return sequences.take(generator.permutation(len(sequences)))
 

@@ -5,6 +5,7 @@ import pathlib
 
 import numpy
 import pytest
+from hypothesis import HealthCheck, settings
 
 import cuda_on_cpu
 from rwthlm_py.backend import cupy_device_count, get_backend
@@ -13,6 +14,14 @@ from rwthlm_py.vocabulary import Vocabulary, remap
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 CORPORA = pathlib.Path(os.environ.get("RWTHLM_CORPORA", SHARED / "corpora"))
+
+# Hypothesis (tests/test_fuzz.py): "ci", a fixed set of examples, is the default;
+# --hypothesis-profile=fuzz-long searches at random, for maintainers.
+_FUZZ_SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                            HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=400, derandomize=True, database=None, **_FUZZ_SETTINGS)
+settings.register_profile("fuzz-long", max_examples=20_000, **_FUZZ_SETTINGS)
+settings.load_profile("ci")
 
 BACKENDS = [
     "numpy",

@@ -102,16 +102,19 @@ def test_padding_is_marked(vocab, corpus):
     assert batch.num_targets == 9
 
 
-def test_shuffling_depends_on_seed_and_epoch_only(vocab, corpus):
-    sequences = data.wrap(corpus, "verbatim", 1, 10)
+def test_shuffling_permutes_by_seed_epoch_and_count_only():
+    sequences = data.Sequences(numpy.arange(0, 400, 10), numpy.arange(5, 405, 10))
     once = data.shuffled(sequences, 7, 3)
-    again = data.shuffled(data.shuffled(sequences, 1, 1), 7, 3)
-    assert sorted(once.first.tolist()) == sorted(sequences.first.tolist())
-    # independent of what was shuffled before: shuffle the canonical order each epoch
-    assert numpy.array_equal(once.first, data.shuffled(sequences, 7, 3).first)
-    assert len(again) == len(once)
-    orders = {tuple(data.shuffled(sequences, 7, epoch).first.tolist()) for epoch in range(12)}
-    assert len(orders) > 1
+    assert sorted(once.first.tolist()) == sequences.first.tolist()
+    assert numpy.array_equal(once.end - once.first, sequences.end - sequences.first)
+    assert numpy.array_equal(once.first, data.shuffled(sequences, 7, 3).first)  # no state carried over
+    permutation = [sequences.first.tolist().index(first) for first in once.first.tolist()]
+    reordered = data.shuffled(sequences, 1, 1)  # another input order: the same permutation of it
+    assert data.shuffled(reordered, 7, 3).first.tolist() == reordered.first[permutation].tolist()
+    other_epochs = {tuple(data.shuffled(sequences, 7, epoch).first.tolist()) for epoch in range(4, 12)}
+    other_seeds = {tuple(data.shuffled(sequences, seed, 3).first.tolist()) for seed in range(8, 16)}
+    assert tuple(once.first.tolist()) not in other_epochs | other_seeds
+    assert len(other_epochs) == len(other_seeds) == 8
 
 
 def test_unknown_words(tmp_path, vocab):

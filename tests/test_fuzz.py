@@ -1,0 +1,229 @@
+"""Property-based fuzzing of every reader of user files: whatever the bytes, a reader either
+returns or raises the one-line InputError (never another exception, never a hang).
+
+Each reader gets mutations of a valid file of its format (bytes replaced, inserted, deleted,
+lines repeated or dropped, the file cut short; inserted pieces favour what parsers trip on:
+line ends, quotes, NaN, huge numbers, a byte-order mark, section names) and random bytes.
+The model file is also fuzzed where its bytes would pass the checksums: its metadata
+fields replaced by random JSON.
+
+The default profile ("ci", registered in conftest.py) runs a fixed set of examples
+(derandomized, so that CI is reproducible) in well under a minute. Maintainers run a longer random search with
+
+    python -m pytest tests/test_fuzz.py --hypothesis-profile=fuzz-long
+
+which draws 20,000 examples per reader (about an hour on two cores).
+"""
+
+import json
+import pathlib
+
+import numpy
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rwthlm_py import data
+from rwthlm_py.arpa import read_arpa
+from rwthlm_py.backend import get_backend
+from rwthlm_py.checkpoint import TrainingState, build_network, read_model, save_model
+from rwthlm_py.config import read_config_file
+from rwthlm_py.corpora import load_manifest
+from rwthlm_py.errors import InputError
+from rwthlm_py.network import Network
+from rwthlm_py.network_spec import parse_network
+from rwthlm_py.rescoring.htk_lattice import read_lattice
+from rwthlm_py.rescoring.nbest import read_kaldi_lists, read_srilm_list
+from rwthlm_py.rescoring.wer import read_references
+from rwthlm_py.vocabulary import read_vocabulary, remap
+
+from conftest import HAND_LATTICE
+
+DATA = pathlib.Path(__file__).parent / "data"
+MANIFEST = pathlib.Path(__file__).parents[1] / "corpora" / "ptb" / "manifest.toml"
+
+TRICKY = [b"\n", b"\r", b"\r\n", b" ", b"\t", b"\x00", b"\x0b", b"\x1c", b"\xff", b"\xc3", b"\xef\xbb\xbf",
+          b"\xc2\xa0", b"'", b'"', b"\\", b"=", b"-", b"#", b"(", b"[", b"{", b"0", b"-0", b"nan", b"inf",
+          b"-inf", b"1e400", b"-99", b"99999999999999999999", b"1.5", b"<s>", b"</s>", b"<sb>", b"<unk>",
+          b"!NULL", b"\\data\\", b"\\end\\", b"\\2-grams:", b"ngram 1=", b"NBestList2.0", b"J=", b"N=", b"L=",
+          b"S=", b"E=", b"W=", b"base=", b"[[files]]"]
+
+
+@st.composite
+def mutated(draw, seed):
+    """`seed` after one to eight random edits."""
+    text = bytearray(seed)
+    for _ in range(draw(st.integers(1, 8))):
+        edit = draw(st.sampled_from(["replace", "insert", "delete", "repeat line", "drop line", "cut"]))
+        at = draw(st.integers(0, len(text)))
+        if edit == "replace" and at < len(text):
+            text[at] = draw(st.integers(0, 255))
+        elif edit == "insert":
+            text[at:at] = draw(st.sampled_from(TRICKY) | st.binary(min_size=1, max_size=4))
+        elif edit == "delete":
+            del text[at:at + draw(st.integers(1, 16))]
+        elif edit in ("repeat line", "drop line"):
+            lines = bytes(text).split(b"\n")
+            line = draw(st.integers(0, len(lines) - 1))
+            lines[line:line + 1] = [lines[line]] * 2 if edit == "repeat line" else []
+            text = bytearray(b"\n".join(lines))
+        elif edit == "cut":
+            del text[at:]
+    return bytes(text)
+
+
+def inputs_like(seed):
+    return mutated(seed) | st.binary(max_size=200)
+
+
+def assert_reads_or_one_line_error(read, path):
+    try:
+        read(path)
+    except InputError as error:
+        message = str(error)
+        assert message and "\n" not in message and "\r" not in message, repr(message)
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    return tmp_path / "input"
+
+
+def fuzz(seed):
+    """The test body decorator: the input drawn like `seed` arrives as `content`."""
+    return given(content=inputs_like(seed))
+
+
+# -- text, vocabulary, options --------------------------------------------------------------------
+
+VOCABULARY = remap([("the", 0), ("cat", 1), ("sees", 1), ("a", 2), ("dog", 2), ("<unk>", 3)], "<sb>")
+
+
+@fuzz(b"the cat sees a dog\na dog sees the cat\n\nthe <unk>\n")
+def test_training_text(scratch, content):
+    scratch.write_bytes(content)
+    assert_reads_or_one_line_error(lambda path: data.read_corpus(path, VOCABULARY, use_unk=True, keep_words=True),
+                                   scratch)
+    assert_reads_or_one_line_error(lambda path: data.read_corpus(path, VOCABULARY), scratch)
+
+
+@fuzz(b"the 0\ncat 1\nsees 1\na 2\n<unk> 3\n")
+def test_vocabulary_file(scratch, content):
+    scratch.write_bytes(content)
+    assert_reads_or_one_line_error(read_vocabulary, scratch)
+
+
+@fuzz(b"# settings\nbatch-size = 8\nlearning-rate = 0.05\nword-wrapping = fixed\nunk = true\nmap-sb = <sb>\n")
+def test_config_file(scratch, content):
+    scratch.write_bytes(content)
+    assert_reads_or_one_line_error(read_config_file, scratch)
+
+
+@fuzz(MANIFEST.read_bytes())
+def test_corpus_manifest(tmp_path, content):
+    path = tmp_path / "manifest.toml"
+    path.write_bytes(content)
+    assert_reads_or_one_line_error(load_manifest, path)
+
+
+# -- rescoring inputs -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["utt1.nbest", "utt2.nbest", "utt3.score.nbest"])
+def test_srilm_lists_of_every_format(tmp_path, name):
+    @fuzz((DATA / "nbest" / name).read_bytes())
+    def body(content):
+        path = tmp_path / name
+        path.write_bytes(content)
+        assert_reads_or_one_line_error(read_srilm_list, path)
+
+    body()
+
+
+@pytest.mark.parametrize("mutated_file", ["text", "ac_cost", "lm_cost"])
+def test_kaldi_lists(tmp_path, mutated_file):
+    @fuzz((DATA / "kaldi" / mutated_file).read_bytes())
+    def body(content):
+        paths = {name: DATA / "kaldi" / name for name in ("text", "ac_cost", "lm_cost")}
+        paths[mutated_file] = tmp_path / mutated_file
+        paths[mutated_file].write_bytes(content)
+        assert_reads_or_one_line_error(lambda _: read_kaldi_lists(paths["text"], paths["ac_cost"], paths["lm_cost"]),
+                                       None)
+
+    body()
+
+
+@fuzz((DATA / "refs").read_bytes())
+def test_references(scratch, content):
+    scratch.write_bytes(content)
+    assert_reads_or_one_line_error(read_references, scratch)
+
+
+@fuzz((DATA / "toy.arpa").read_bytes())
+def test_arpa_model(scratch, content):
+    scratch.write_bytes(content)
+
+    def read_and_score(path):
+        model = read_arpa(path)
+        model.sentence_log_probs(["the", "cat", "zebra"], num_oovs=2)
+
+    assert_reads_or_one_line_error(read_and_score, scratch)
+
+
+@fuzz(HAND_LATTICE.encode())
+def test_htk_lattice(scratch, content):
+    scratch.write_bytes(content)
+    assert_reads_or_one_line_error(read_lattice, scratch)
+
+
+# -- model files ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "t-i6-m5"
+    network = Network.build(parse_network("t-i6-m5"), VOCABULARY, get_backend("numpy"), seed=3)
+    save_model(path, network, None, TrainingState(2, 0.05, 40.0), {"batch_size": 4})
+    return path.read_bytes()
+
+
+def read_and_build(path):
+    build_network(read_model(path), get_backend("numpy"))
+
+
+def test_model_file_bytes(scratch, model_bytes):
+    @given(content=mutated(model_bytes))
+    def body(content):
+        scratch.write_bytes(content)
+        assert_reads_or_one_line_error(read_and_build, scratch)
+
+    body()
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children,
+                                                                                     max_size=4),
+                    max_leaves=12)
+
+
+def test_model_file_metadata(scratch, model_bytes):
+    """Metadata that passes every checksum but holds anything: one field, or one field of
+    the vocabulary, replaced by random JSON, or left out."""
+    scratch.write_bytes(model_bytes)
+    with numpy.load(scratch) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(arrays["meta"].tobytes())
+    names = sorted(meta) + [f"vocabulary.{name}" for name in sorted(meta["vocabulary"])]
+
+    @given(name=st.sampled_from(names), value=JSON, remove=st.booleans())
+    def body(name, value, remove):
+        changed = json.loads(json.dumps(meta))
+        holder, key = (changed["vocabulary"], name.split(".")[1]) if "." in name else (changed, name)
+        if remove:
+            del holder[key]
+        else:
+            holder[key] = value
+        arrays["meta"] = numpy.frombuffer(json.dumps(changed).encode(), dtype=numpy.uint8)
+        with open(scratch, "wb") as handle:
+            numpy.savez(handle, **arrays)
+        assert_reads_or_one_line_error(read_and_build, scratch)
+
+    body()
