@@ -60,10 +60,11 @@ class Vocabulary:
         return digest.hexdigest()
 
     def write(self, path):
-        """Writes `word<TAB>class` lines in network order, without a final newline, as rwthlm does."""
-        lines = [f"{word}\t{word_class}" for word, word_class in zip(self.words, self.word_class.tolist())]
+        """Writes `word<TAB>class` lines in network order. Every line ends in a newline, the
+        last too (rwthlm leaves it out, which makes `cat` and `wc -l` go wrong; its reader,
+        and ours, read both)."""
         with atomic_output(path) as handle:
-            handle.write("\n".join(lines))
+            handle.writelines(f"{word}\t{word_class}\n" for word, word_class in zip(self.words, self.word_class.tolist()))
 
     def with_unk(self, unk):
         """The same vocabulary with `unk` enabled as the unknown word; it must be a word of it."""

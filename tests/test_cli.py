@@ -89,7 +89,7 @@ def test_vocab_subcommand_writes_frequency_classes(toy):
     status, out, _ = call(RWTHLM_PY, "vocab", "--train", "train.txt", "--classes", 4, "--out", "classes",
                           cwd=toy)
     assert status == 0
-    lines = (toy / "classes").read_text().split("\n")
+    lines = (toy / "classes").read_text().splitlines()
     assert len({line.split("\t")[1] for line in lines}) == 4
     status, _, err = call(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--vocab", "classes",
                           "--learning-rate", 0.05, "--max-epoch", 1, "--batch-size", 8, "toy-i8-m8", cwd=toy)
@@ -298,7 +298,7 @@ def test_bad_model_files(trained):
 
 
 def test_model_that_does_not_match_the_vocabulary(trained):
-    words = [line.split("\t")[0] for line in (trained / "vocab").read_text().split("\n")]
+    words = [line.split("\t")[0] for line in (trained / "vocab").read_text().splitlines()]
     (trained / "other-vocab").write_text("\n".join(reversed(words)))
     assert_one_line_error(call(RWTHLM, "--vocab", "other-vocab", "--ppl", "test.txt", "toy-i8-m8", cwd=trained),
                           "rwthlm", "toy-i8-m8:", "does not match the vocabulary")
@@ -319,7 +319,7 @@ def test_remap_writes_the_network_order(toy):
     (toy / "classes").write_text("the 3\ncat 1\ndog 1\nsees 2\n<unk> 9\n")
     status, out, _ = call(RWTHLM, "--vocab", "classes", "--remap", "remapped", "t-i4-m4", cwd=toy)
     assert status == 0 and "Writing remapped vocabulary ..." in out
-    assert (toy / "remapped").read_text() == "sees\t0\nthe\t1\n<unk>\t2\n<sb>\t3\ncat\t4\ndog\t4"
+    assert (toy / "remapped").read_text() == "sees\t0\nthe\t1\n<unk>\t2\n<sb>\t3\ncat\t4\ndog\t4\n"
     assert not (toy / "t-i4-m4").exists()
 
 
@@ -327,7 +327,7 @@ def test_unk_and_num_oovs(trained):
     (trained / "oov.txt").write_text("the zebra sees the cat\n")
     assert_one_line_error(call(RWTHLM, "--ppl", "oov.txt", "toy-i8-m8", cwd=trained), "rwthlm",
                           "oov.txt:1:", "unknown word 'zebra'")
-    words = [line.split("\t")[0] for line in (trained / "vocab").read_text().split("\n")]
+    words = [line.split("\t")[0] for line in (trained / "vocab").read_text().splitlines()]
     assert "<unk>" not in words
     assert_one_line_error(call(RWTHLM, "--unk", "--ppl", "oov.txt", "toy-i8-m8", cwd=trained), "rwthlm",
                           "no '<unk>'")
@@ -345,7 +345,7 @@ def test_train_builds_class_vocabulary_and_resumes(toy):
     status, out, err = call(RWTHLM_PY, *arguments, "--max-epoch", 1, "t-i8-m8", cwd=toy)
     assert status == 0, err
     assert "Clustering" in out and "iteration 1/" in out and "words/s; at most" in out
-    assert len({line.split("\t")[1] for line in (toy / "v5").read_text().split("\n")}) == 5
+    assert len({line.split("\t")[1] for line in (toy / "v5").read_text().splitlines()}) == 5
     status, out, err = call(RWTHLM_PY, *arguments, "--max-epoch", 2, "t-i8-m8", cwd=toy)
     assert status == 0 and "Clustering" not in out and "Best development perplexity after 1 epochs" in out
     bad = list(arguments)

@@ -43,11 +43,13 @@ def test_gzip_vocabulary(tmp_path):
     assert read_vocabulary(path).words == ["a", "b", "<sb>"]
 
 
-def test_write_is_rwthlms_format_without_final_newline(tmp_path):
+def test_write_is_rwthlms_format_with_a_final_newline(tmp_path):
     vocab = read_vocabulary(write(tmp_path / "v", "x 7\np 3\ny 7\n"))
     vocab.write(tmp_path / "out")
-    assert (tmp_path / "out").read_bytes() == b"p\t0\n<sb>\t1\nx\t2\ny\t2"
+    assert (tmp_path / "out").read_bytes() == b"p\t0\n<sb>\t1\nx\t2\ny\t2\n"
     assert read_vocabulary(tmp_path / "out").fingerprint() == vocab.fingerprint()
+    (tmp_path / "rwthlms").write_bytes(b"p\t0\n<sb>\t1\nx\t2\ny\t2")  # as rwthlm writes it: read alike
+    assert read_vocabulary(tmp_path / "rwthlms").fingerprint() == vocab.fingerprint()
 
 
 @pytest.mark.parametrize("text, message, line", [
