@@ -41,6 +41,14 @@ def test_the_toy_recipe_runs_every_stage_and_reruns_nothing(tmp_path):
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("done already") == 6 and "Stage 3: " not in second.stdout
     assert len(list((exp / "runs").iterdir())) == 6
+    assert (exp / ".done.3").read_text().startswith("network=toy-i16-m16\nbatch_size=8\n")
+    assert "stage2.classes=6" in (exp / ".done.4").read_text()
+    # another setting is no silent reuse of the old results: the stage that uses it stops, naming it
+    changed = run_recipe("toy", "--exp-dir", exp, "--max-epoch", 7, cwd=tmp_path)
+    assert changed.returncode != 0 and "Stage 3" not in changed.stdout
+    assert "stage 3 (training toy-i16-m16) was done with other settings" in changed.stderr
+    assert "< max_epoch=6\n> max_epoch=7\n" in changed.stderr and f"remove {exp}/.done.3" in changed.stderr
+    assert len(list((exp / "runs").iterdir())) == 6
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ mkdir -p "$exp_dir"
 data=$exp_dir/data model=$exp_dir/$name vocab=$exp_dir/data/pieces.vocab.lm
 train_text=$data/train.pieces.gz dev_text=$data/dev.pieces.gz test_text=$data/test.pieces.gz
 
-if stage 1 "fetch, verify and normalise the books"; then
+if stage 1 "fetch, verify and normalise the books" held_out; then
   from=()
   [ -n "$corpora" ] && from=(--from "$corpora")
   rwthlm-py corpora fetch gutenberg --dest "$exp_dir/.." "${from[@]}"
@@ -57,17 +57,18 @@ if stage 1 "fetch, verify and normalise the books"; then
   done_stage 1
 fi
 
-if stage 2 "sentencepiece model with $pieces pieces"; then
+if stage 2 "sentencepiece model with $pieces pieces" pieces; then
   python "$here/local/subwords.py" "$data" $pieces
   done_stage 2
 fi
 
-if stage 3 "training $name on pieces"; then
+if stage 3 "training $name on pieces" network batch_size sequence_length wrapping clipping learning_rate \
+    min_improvement max_epoch; then
   training_stage
   done_stage 3
 fi
 
-if stage 4 "perplexity of dev and test, per piece and per word"; then
+if stage 4 "perplexity of dev and test, per piece and per word" batch_size sequence_length wrapping verbatim_length; then
   perplexity_stage
   for split in dev test; do
     echo "$split: $(python "$here/local/word_perplexity.py" "$exp_dir/ppl.$split" "$data/$split.txt.gz")"

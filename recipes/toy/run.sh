@@ -47,19 +47,19 @@ if stage 1 "write the toy text"; then
   done_stage 1
 fi
 
-if stage 2 "vocabulary with $classes word classes"; then
+if stage 2 "vocabulary with $classes word classes" classes; then
   rwthlm-py vocab --train "$data/train.txt" --classes $classes --method exchange --out "$vocab" \
     --record "$exp_dir"
   done_stage 2
 fi
 
-if stage 3 "training $network"; then
+if stage 3 "training $network" network batch_size sequence_length learning_rate clipping max_epoch; then
   rwthlm --train "$data/train.txt" --dev "$data/dev.txt" --vocab "$vocab" "${common[@]}" \
     --learning-rate $learning_rate --gradient-clipping $clipping --max-epoch $max_epoch --tensorboard "$exp_dir/tensorboard" "$model"
   done_stage 3
 fi
 
-if stage 4 "perplexity of dev and test"; then
+if stage 4 "perplexity of dev and test" batch_size sequence_length; then
   for split in dev test; do
     rwthlm-py ppl --ppl "$data/$split.txt" "${common[@]}" --tensorboard "$exp_dir/tensorboard" "$model" \
       | tail -n 1 > "$exp_dir/perplexity.$split"
@@ -68,7 +68,7 @@ if stage 4 "perplexity of dev and test"; then
   done_stage 4
 fi
 
-if stage 5 "n-best rescoring of $nbest_utterances test sentences' lists"; then
+if stage 5 "n-best rescoring of $nbest_utterances test sentences' lists" nbest_utterances nbest_hypotheses lm_weight; then
   python "$here/local/make_nbest.py" "$data/test.txt" "$exp_dir/nbest" --utterances $nbest_utterances \
     --hypotheses $nbest_hypotheses
   rwthlm-py nbest --nbest "$exp_dir/nbest/lists" --refs "$exp_dir/nbest/refs" --lm-weight $lm_weight \

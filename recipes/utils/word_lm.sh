@@ -59,15 +59,16 @@ perplexity_stage() {
 
 # stages 2 to 4 of a word-level recipe; suffix names the classes ("" for a full softmax)
 word_lm_stages() {
-  if stage 2 "vocabulary${suffix:+ with $classes $method classes}"; then
+  if stage 2 "vocabulary${suffix:+ with $classes $method classes}" train_text classes method max_iterations; then
     vocabulary_stage
     done_stage 2
   fi
-  if stage 3 "training $(basename "$model")"; then
+  if stage 3 "training $(basename "$model")" train_text dev_text network batch_size sequence_length wrapping \
+      clipping learning_rate min_improvement max_epoch; then
     training_stage
     done_stage 3
   fi
-  if stage 4 "perplexity of dev and test"; then
+  if stage 4 "perplexity of dev and test" dev_text test_text batch_size sequence_length wrapping verbatim_length; then
     perplexity_stage
     done_stage 4
   fi
