@@ -26,7 +26,8 @@ on stderr; the other lattices still go on, a last line counts the failures, and 
 status is then 1. An output that cannot be written (a full disk) ends the run. With --dependent each lattice starts from the state of the previous
 successful lattice's best path.
 
-`rwthlm-py lattice` is the same with outputs under --out DIR (never over an input), a
+`rwthlm-py lattice` is the same with outputs under --out DIR (never over an input; moved
+there from a temporary folder at the end, so that they appear together or not at all), a
 word penalty (--word-penalty, log10 per LM-scored word, as SRILM counts it), an
 acoustic scale, --nbest N (x.lat.gz -> x.lat.nbest.gz: the N best distinct word
 sequences as an SRILM list, for `rwthlm-py nbest`) and --refs/--noise-vocab (word error
@@ -34,6 +35,7 @@ rates); both print progress (lattices/s, ETA) on stderr and, at the end, the rea
 factor: processing seconds over the audio seconds the lattices span.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -48,7 +50,7 @@ from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
 from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
-from rwthlm_py.textio import atomic_output
+from rwthlm_py.textio import atomic_directory, atomic_output
 
 NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
 OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "ctm"}
@@ -56,7 +58,7 @@ OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "
 
 def rescore_lattices(network, paths, options, console, batch_size=None, program="rwthlm"):
     """Rescores every lattice of `paths`; returns the exit status. With options.out the
-    outputs go into that directory instead of next to their inputs."""
+    outputs go into that directory instead of next to their inputs, all at the end."""
     for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
         if value is None:
             raise InputError(f"lattice rescoring needs {name}")
@@ -69,6 +71,25 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
         word_penalty=options.word_penalty * math.log(10),
         unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
     errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options) if options.refs else None
+    with staged_outputs(options.out) as stage:
+        return _rescore_each(network, paths, [stage(target) for target in targets],
+                             [stage(target) for target in nbest_targets], options, search_options, errors,
+                             console, program)
+
+
+@contextlib.contextmanager
+def staged_outputs(directory):
+    """Yields where an output goes for now: with --out, into a temporary folder that is moved
+    into the directory at the end (every output or none); else where it belongs."""
+    if directory is None:
+        yield lambda target: target
+        return
+    with atomic_directory(directory) as staging:
+        yield lambda target: None if target is None else os.path.join(staging, os.path.basename(target))
+
+
+def _rescore_each(network, paths, targets, nbest_targets, options, search_options, errors, console, program):
+    """The loop over the lattices, each written to its target (and n-best target)."""
     console.say("Rescoring ...")
     failed, state, audio_seconds = 0, None, 0.0
     progress = console.progress("rescoring", len(paths), unit="lattices")
