@@ -90,6 +90,9 @@ BROKEN = [
     ("N=3 L=1\nI=0 t=0\nI=1 t=1\nJ=0 S=0 E=1 W=a l=-1\n", 4, "2 node lines, but N=3 (line 1)"),
     ("N=2 L=2\nI=0 t=0\nI=1 t=1\nJ=0 S=0 E=1 W=a l=-1\n", 4, "1 link lines, but L=2 (line 1); link J=1 is missing"),
     ("N=2 L=1\nI=0 t=0\nI=1 t=1\nJ=1 S=0 E=1 W=a l=-1\n", 4, "link id J=1 out of range (L=1)"),
+    # a declared size is never allocated: only counted against the lines
+    ("N=2 L=99999999999999999999\nI=0 t=0\nI=1 t=1\nJ=0 S=0 E=1 W=a l=-1\n", 4,
+     "1 link lines, but L=99999999999999999999 (line 1); link J=1 is missing"),
     ("N=2 L=2\nI=0 t=0\nI=1 t=1\nJ=0 S=0 E=1 W=a\nJ=0 S=0 E=1 W=b\n", 5, "link J=0 twice (first on line 4)"),
     ("I=0 t=0\n", 1, "a node line before the size line"),
     ("N=2 L=1\nVERSION=1.0\n", 2, "a header line after the size line"),

@@ -109,7 +109,7 @@ class _Reader:
         self.header, self.base = {}, math.e
         self.num_nodes = self.num_links = None
         self.size_line = None
-        self.nodes, self.links, self.lines = [], [], []
+        self.nodes, self.links, self.lines = [], {}, []
         self.node_words = {}
         self.line = 0
 
@@ -181,7 +181,7 @@ class _Reader:
         if "N" not in sizes or "L" not in sizes:
             raise self.error("the size line needs both N= (NODES=) and L= (LINKS=)")
         self.num_nodes, self.num_links = sizes["N"], sizes["L"]
-        self.links = [None] * self.num_links
+        self.links = {}  # by id: the declared count is checked at the end, never allocated
 
     def add_node(self, fields):
         values = self.named(fields, NODE_FIELDS, "node")
@@ -203,7 +203,7 @@ class _Reader:
         link_id = self.count(values["J"])
         if link_id >= self.num_links:
             raise self.error(f"link id J={link_id} out of range (L={self.num_links})")
-        if self.links[link_id] is not None:
+        if link_id in self.links:
             raise self.error(f"link J={link_id} twice (first on line {self.links[link_id].line})")
         for name in ("S", "E"):
             if name not in values:
@@ -273,10 +273,11 @@ class _Reader:
             raise self.error("no size line (N= L=)")
         if len(self.nodes) != self.num_nodes:
             raise self.error(f"{len(self.nodes)} node lines, but N={self.num_nodes} (line {self.size_line})")
-        missing = [link_id for link_id, link in enumerate(self.links) if link is None]
-        if missing:
-            raise self.error(f"{self.num_links - len(missing)} link lines, but L={self.num_links} "
-                             f"(line {self.size_line}); link J={missing[0]} is missing")
+        if len(self.links) != self.num_links:
+            missing = next(link_id for link_id in range(self.num_links) if link_id not in self.links)
+            raise self.error(f"{len(self.links)} link lines, but L={self.num_links} "
+                             f"(line {self.size_line}); link J={missing} is missing")
+        self.links = [self.links[link_id] for link_id in range(self.num_links)]
         for link in self.links:
             if link.word is None:
                 link.word = self.nodes[link.end].word
