@@ -12,7 +12,7 @@ The default profile ("ci", registered in conftest.py) runs a fixed set of exampl
 
     python -m pytest tests/test_fuzz.py --hypothesis-profile=fuzz-long
 
-which draws 20,000 examples per reader (about an hour on two cores).
+which draws 20,000 examples per reader (about 15 minutes on two cores).
 """
 
 import json
