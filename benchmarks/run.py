@@ -2,12 +2,15 @@
 
     python benchmarks/run.py                       # every case
     python benchmarks/run.py --model 1x200 --output full --mode train --json out.json
+    python benchmarks/run.py --mode train --dropout 0.5      # also: training with dropout
 
 For each case (model 1x200 or 2x650; output `full` softmax or `class` with about 100
 frequency-binned classes; mode `train` or `score`; batch B, sequence T, vocabulary V) it
 prints words/s, the GFLOP/s the matrix products reached, and, where PyTorch is importable,
 PyTorch's nn.LSTM words/s on the same machine, measured in a separate process, and the
-ratio; a class output also gets its speed over our full softmax in the same run. numpy's
+ratio; a class output also gets its speed over our full softmax in the same run. With
+`--dropout P` (and `--variational-dropout`) a training case is also timed with dropout,
+in turns with the plain one, and its cost in per cent is printed. numpy's
 own sgemm GFLOP/s on the output layer's shape is printed first as the machine's yardstick. Timings are the fastest of several repeats. Nothing here is a test.
 
 Where OPENBLAS_CORETYPE makes OpenBLAS use slower kernels than the CPU has (Haswell's on a
@@ -37,7 +40,7 @@ from rwthlm_py.network import Network  # noqa: E402
 from rwthlm_py.network_spec import parse_network  # noqa: E402
 from rwthlm_py.run_record import cpu_model  # noqa: E402
 from rwthlm_py.optim import Sgd  # noqa: E402
-from rwthlm_py.train import train_batch  # noqa: E402
+from rwthlm_py.train import Schedule, train_batch  # noqa: E402
 from rwthlm_py.clustering import frequency_classes  # noqa: E402
 from rwthlm_py.vocabulary import Vocabulary, vocabulary_from_counts  # noqa: E402
 
@@ -89,6 +92,8 @@ def parse_arguments():
     parser.add_argument("--batches", type=int, default=4, help="batches per timed repeat")
     parser.add_argument("--pytorch", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--json", help="write the records to this file")
+    parser.add_argument("--dropout", type=float, default=0.0, help="also time training with this dropout")
+    parser.add_argument("--variational-dropout", action="store_true")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=False,
                         help="also measure the peak memory of training 2x650 at B=64, T=100")
     parser.add_argument("--no-kernel-rerun", action="store_true", help=argparse.SUPPRESS)
@@ -113,9 +118,10 @@ def run_case(case, args):
     optimizer = Sgd(network)
     batches = synthetic_batches(vocab, case["batch"], case["seq"], args.batches)
     if case["mode"] == "train":
-        def work():
-            for batch in batches:
-                train_batch(network, optimizer, batch, None, 1e-4)
+        def work(schedule=Schedule()):
+            for number, batch in enumerate(batches, start=1):
+                train_batch(network, optimizer, batch, None, 1e-4,
+                            dropout=schedule.dropout_masks(backend, 0, number))
     else:
         def work():
             for batch in batches:
@@ -132,7 +138,21 @@ def run_case(case, args):
                   openblas_coretype=os.environ.get("OPENBLAS_CORETYPE", ""))
     if pytorch is not None:
         record["pytorch_words_per_s"] = words / pytorch_seconds
+    if case["mode"] == "train" and args.dropout:
+        seconds, dropout_seconds = times_with_dropout(work, args, seconds)
+        record.update(words_per_s=words / seconds, dropout=args.dropout,
+                      variational_dropout=args.variational_dropout, dropout_words_per_s=words / dropout_seconds)
     return record
+
+
+def times_with_dropout(work, args, plain_seconds):
+    """Best times of the training work without and with dropout, taken in turns."""
+    schedule = Schedule(dropout=args.dropout, variational_dropout=args.variational_dropout)
+    dropout_seconds = float("inf")
+    for _ in range(args.repeats):
+        dropout_seconds = min(dropout_seconds, best_time(lambda: work(schedule), 1, warm_up=0))
+        plain_seconds = min(plain_seconds, best_time(work, 1, warm_up=0))
+    return plain_seconds, dropout_seconds
 
 
 def interleaved_best_times(work, pytorch, repeats):
@@ -244,6 +264,10 @@ def format_record(record):
         line += f" | PyTorch {record['pytorch_words_per_s']:>9,.0f} words/s | ratio {ratio:.2f}"
     if "speedup_over_full" in record:
         line += f" | {record['speedup_over_full']:.1f}x our full softmax"
+    if "dropout_words_per_s" in record:
+        cost = 100.0 * (record["words_per_s"] / record["dropout_words_per_s"] - 1.0)
+        kind = "variational " if record["variational_dropout"] else ""
+        line += f" | {kind}dropout {record['dropout']:g}: {record['dropout_words_per_s']:,.0f} words/s, +{cost:.1f}% time"
     return line
 
 

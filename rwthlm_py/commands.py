@@ -208,7 +208,8 @@ def schedule_from(options):
         random_seed=options.random_seed, debug_no_sb=options.debug_no_sb,
         verbose=options.verbose, unk_penalty=unk_penalty(options),
         gradient_clipping=options.gradient_clipping, min_improvement=options.min_improvement,
-        checkpoint_every=options.checkpoint_every)
+        checkpoint_every=options.checkpoint_every, dropout=options.dropout,
+        variational_dropout=options.variational_dropout)
 
 
 def unk_penalty(options):

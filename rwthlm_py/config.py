@@ -59,6 +59,8 @@ class Options:
     self_test: bool = option(False, "check the gradient implementation on the training data", hidden=True)
     gradient_clipping: float = option(None, "scale each update down so that the gradient norm per predicted word is at most this (PyTorch's clip_grad_norm on a mean loss; not in rwthlm)", "rwthlm_py")
     min_improvement: float = option(1.0, "also halve the learning rate (keeping the model) when the dev perplexity falls by less than this factor, e.g. 1.01 (1: rwthlm, halve only when it does not fall)", "rwthlm_py")
+    dropout: float = option(0.0, "while training, drop each output of every hidden layer (after the projection, between layers, before the output layer) with this probability, scaling the kept ones by 1/(1-P); scoring never drops (Zaremba et al. 2014)", "rwthlm_py")
+    variational_dropout: bool = option(False, "with --dropout, one mask for all time steps of a sequence (Gal and Ghahramani 2016)", "rwthlm_py")
     checkpoint_every: float = option(None, "also save the epoch in progress (weights, momentum, the batch reached) every this many minutes into MODEL.partial, so that a killed run loses at most that much and resumes with exactly the weights of an uninterrupted run", "rwthlm_py")
     classes: int = option(None, "when the vocabulary is built from --train, give it this many word classes", "rwthlm_py")
     method: str = option("exchange", "how --classes are made: exchange (the exchange algorithm, maximising the class bigram likelihood) or frequency (Mikolov's frequency binning)", "rwthlm_py", choices=("exchange", "frequency"))
@@ -148,6 +150,8 @@ def validate(options):
          "--gradient-clipping must be a positive number"),
         (options.checkpoint_every is None or (math.isfinite(options.checkpoint_every) and options.checkpoint_every > 0),
          "--checkpoint-every must be a positive number of minutes"),
+        (math.isfinite(options.dropout) and 0 <= options.dropout < 1, "--dropout must lie in [0, 1)"),
+        (not options.variational_dropout or options.dropout > 0, "--variational-dropout needs --dropout P"),
         (options.num_oovs >= 0, "--num-oovs must not be negative"),
         (math.isfinite(options.min_improvement) and options.min_improvement >= 1, "--min-improvement must be at least 1"),
         (options.classes is None or options.classes >= 1, "--classes must be at least 1"),

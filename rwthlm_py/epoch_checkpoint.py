@@ -56,7 +56,7 @@ def training_settings(schedule, momentum, corpus):
         "word_wrapping": schedule.word_wrapping, "shuffles": schedule.shuffles,
         "random_seed": schedule.random_seed, "feedforward": schedule.feedforward,
         "debug_no_sb": schedule.debug_no_sb, "gradient_clipping": schedule.gradient_clipping,
-        "momentum": momentum,
+        "momentum": momentum, "dropout": schedule.dropout, "variational_dropout": schedule.variational_dropout,
         "training_text_sha256": hashlib.sha256(numpy.ascontiguousarray(corpus.stream, dtype=numpy.int64)).hexdigest(),
     }
 

@@ -100,24 +100,30 @@ class Network:
 
     # -- computation -----------------------------------------------------------------------
 
-    def hidden(self, inputs, state, lengths, train):
-        """Runs the hidden layers: inputs[T,B] -> (hidden[T,B,H], new state, caches)."""
+    def hidden(self, inputs, state, lengths, train, dropout=None):
+        """Runs the hidden layers: inputs[T,B] -> (hidden[T,B,H], new state, caches); with
+        `dropout` (DropoutMasks) every layer's output is multiplied by its mask, which the
+        cache keeps for the backward pass."""
         state = state if state is not None else (None,) * len(self.layers)
         x, new_state, caches = inputs, [], []
-        for layer, layer_state in zip(self.layers, state):
+        for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
             x, layer_new_state, cache = layer.forward(x, layer_state, lengths, train)
+            mask = dropout.mask(index, x.shape) if dropout is not None else None
+            if mask is not None:
+                x = x * mask
             new_state.append(layer_new_state)
-            caches.append(cache)
+            caches.append((cache, mask))
         return x, tuple(new_state), caches
 
-    def log_probs(self, batch, state=None, unk_penalty=0.0):
+    def log_probs(self, batch, state=None, unk_penalty=0.0, dropout=None):
         """ln p of every real target, in the order of batch.valid, and the state after the batch.
 
         `unk_penalty` (ln(num_oovs + 1)) is subtracted from every target that is the
-        unknown word, as rwthlm's --num-oovs does.
+        unknown word, as rwthlm's --num-oovs does. `dropout` (masks of a training batch) is
+        for gradient checks only: scoring never drops.
         """
         inputs, lengths = self._device_batch(batch)
-        hidden, new_state, _ = self.hidden(inputs, self.on_device(state), lengths, train=False)
+        hidden, new_state, _ = self.hidden(inputs, self.on_device(state), lengths, train=False, dropout=dropout)
         targets = batch.targets.ravel()[batch.valid]
         return self._target_log_probs(self._valid_rows(hidden, batch), targets, unk_penalty), new_state
 
@@ -142,15 +148,17 @@ class Network:
             logp = logp - unk_penalty * self.xp.asarray(targets == self.vocab.unk, dtype=logp.dtype)
         return logp
 
-    def accumulate_gradients(self, batch, state=None, d_logp=None, d_state=None):
+    def accumulate_gradients(self, batch, state=None, d_logp=None, d_state=None, dropout=None):
         """Forward and full BPTT over a batch; adds d(loss)/d(param) into the grads.
 
         The loss is -sum ln p, or sum(d_logp * ln p) when d_logp is given (for gradient
-        checks); d_state is a gradient on the final state. Returns (ln p[N], new state,
-        gradient on the initial state).
+        checks); d_state is a gradient on the final state; `dropout` (DropoutMasks) drops
+        the hidden layers' outputs. Returns (ln p[N], new state, gradient on the initial
+        state).
         """
         inputs, lengths = self._device_batch(batch)
-        hidden, new_state, caches = self.hidden(inputs, self.on_device(state), lengths, train=True)
+        hidden, new_state, caches = self.hidden(inputs, self.on_device(state), lengths, train=True,
+                                                dropout=dropout)
         targets = batch.targets.ravel()[batch.valid]
         logp, output_cache = self.output.forward(self._valid_rows(hidden, batch), targets)
         dh_valid = self.output.backward(self.on_device(d_logp), output_cache)
@@ -172,7 +180,9 @@ class Network:
     def _backward_hidden(self, dy, caches, d_state):
         d_state = d_state if d_state is not None else (None,) * len(self.layers)
         d_initial = []
-        for layer, cache, layer_d_state in reversed(list(zip(self.layers, caches, d_state))):
+        for layer, (cache, mask), layer_d_state in reversed(list(zip(self.layers, caches, d_state))):
+            if mask is not None:
+                dy = dy * mask
             dy, d_layer_initial = layer.backward(dy, cache, layer_d_state)
             d_initial.append(d_layer_initial)
         return tuple(reversed(d_initial))

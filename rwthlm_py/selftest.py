@@ -40,18 +40,19 @@ class Check:
                 f"numerical {self.numeric:.10e}, relative error {self.error:.2e}")
 
 
-def gradient_checks(network, batch, state, weights=None, max_elements=MAX_ELEMENTS, seed=0):
-    """One Check per parameter array and per array of the initial state."""
+def gradient_checks(network, batch, state, weights=None, max_elements=MAX_ELEMENTS, seed=0, dropout=None):
+    """One Check per parameter array and per array of the initial state; with `dropout`
+    (DropoutMasks), of the loss with those masks applied."""
     rng = numpy.random.default_rng(seed)
     xp = network.xp
     d_logp = None if weights is None else -xp.asarray(weights)
 
     def loss():
-        logp, _ = network.log_probs(batch, state)
+        logp, _ = network.log_probs(batch, state, dropout=dropout)
         return -float((logp if weights is None else logp * xp.asarray(weights)).sum())
 
     network.zero_grads()
-    _, _, d_initial = network.accumulate_gradients(batch, state, d_logp=d_logp)
+    _, _, d_initial = network.accumulate_gradients(batch, state, d_logp=d_logp, dropout=dropout)
     checks = []
     for prefix, module in network.modules.items():
         for name, value in module.params.items():

@@ -30,6 +30,7 @@ from rwthlm_py import data
 from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
 from rwthlm_py.epoch_checkpoint import EpochCheckpoints, EpochPosition, training_settings
 from rwthlm_py.evaluate import network_state_for, score_corpus
+from rwthlm_py.layers.dropout import DropoutMasks
 from rwthlm_py.reporting import perplexity_of
 from rwthlm_py.tensorboard_log import NoLog, options_table
 
@@ -53,6 +54,14 @@ class Schedule:
     gradient_clipping: float = None  # largest gradient norm per predicted word
     min_improvement: float = 1.0  # dev ppl must fall by this factor to keep the rate
     checkpoint_every: float = None  # minutes between saves of the epoch in progress
+    dropout: float = 0.0  # probability of dropping a hidden layer's output (layers/dropout.py)
+    variational_dropout: bool = False  # one mask for all time steps of a sequence
+
+    def dropout_masks(self, backend, epoch, batch_number):
+        """The DropoutMasks of batch `batch_number` (from 1) of epoch `epoch` (from 0), or None."""
+        if not self.dropout:
+            return None
+        return DropoutMasks(self.dropout, self.variational_dropout, (self.random_seed, epoch, batch_number), backend)
 
     @property
     def carry_state(self):
@@ -63,21 +72,23 @@ class Schedule:
         return self.shuffling and not self.carry_state
 
 
-def train_batch(network, optimizer, batch, state, learning_rate, feedforward=False, clipping=None):
-    """One rwthlm update (or, with --feedforward, one per time slice); returns (-sum ln p, new state)."""
+def train_batch(network, optimizer, batch, state, learning_rate, feedforward=False, clipping=None, dropout=None):
+    """One rwthlm update (or, with --feedforward, one per time slice); returns (-sum ln p,
+    new state). `dropout`: the batch's DropoutMasks, or None."""
     if feedforward:
-        return _train_slices(network, optimizer, batch, state, learning_rate, clipping)
+        return _train_slices(network, optimizer, batch, state, learning_rate, clipping, dropout)
     network.zero_grads()
-    logp, new_state, _ = network.accumulate_gradients(batch, state)
+    logp, new_state, _ = network.accumulate_gradients(batch, state, dropout=dropout)
     optimizer.step(learning_rate * clipping_factor(network, batch.num_targets, clipping))
     return -float(logp.sum()), new_state
 
 
-def _train_slices(network, optimizer, batch, state, learning_rate, clipping):
+def _train_slices(network, optimizer, batch, state, learning_rate, clipping, dropout):
     loss = 0.0
-    for step, _ in data.time_slices(batch):
+    for number, (step, _) in enumerate(data.time_slices(batch)):
         network.zero_grads()
-        logp, state, _ = network.accumulate_gradients(step, network.without_recurrence(state))
+        masks = dropout.for_slice(number) if dropout is not None else None
+        logp, state, _ = network.accumulate_gradients(step, network.without_recurrence(state), dropout=masks)
         optimizer.step(learning_rate * clipping_factor(network, step.num_targets, clipping))
         loss -= float(logp.sum())
     return loss, state
@@ -194,7 +205,8 @@ class Trainer:
             state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
             loss, state = train_batch(self.network, self.optimizer, batch, state,
                                       self.state.learning_rate, schedule.feedforward,
-                                      schedule.gradient_clipping)
+                                      schedule.gradient_clipping,
+                                      schedule.dropout_masks(self.network.backend, self.state.epoch, batches_done))
             progress.update(batch.num_targets, loss)
             curve.add(batch.num_targets, loss, self.network)
             if schedule.verbose:

@@ -41,13 +41,14 @@ def corpus(toy):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("wrapping", ["fixed", "stream"])
-def test_runs_killed_at_random_points_end_with_the_weights_of_an_uninterrupted_run(corpus, wrapping):
-    uninterrupted = run(training(wrapping) + ["whole-i8-m8"], corpus)
+@pytest.mark.parametrize("wrapping, dropout", [("fixed", ["--dropout", "0.3"]),
+                                               ("stream", ["--dropout", "0.3", "--variational-dropout"])])
+def test_runs_killed_at_random_points_end_with_the_weights_of_an_uninterrupted_run(corpus, wrapping, dropout):
+    uninterrupted = run(training(wrapping, *dropout) + ["whole-i8-m8"], corpus)
     rng, kills, resumed = random.Random(7), 0, []
     model = corpus / "killed-i8-m8"
     while True:
-        process = subprocess.Popen(RWTHLM_PY + training(wrapping, "--checkpoint-every", 1e-6) + [model.name],
+        process = subprocess.Popen(RWTHLM_PY + training(wrapping, *dropout, "--checkpoint-every", 1e-6) + [model.name],
                                    cwd=corpus, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         if kills < 4 and _wait_for(corpus / "killed-i8-m8.partial", process):
             time.sleep(rng.uniform(0.0, 0.4))

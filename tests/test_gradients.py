@@ -5,6 +5,7 @@ import numpy
 import pytest
 
 from rwthlm_py import data
+from rwthlm_py.layers.dropout import DropoutMasks
 from rwthlm_py.network import Network, select_state
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.selftest import gradient_checks, synthetic_corpus
@@ -63,6 +64,24 @@ def test_no_bias_network(float64, class_vocab):
     _, state = network.log_probs(warm_up)
     for check in gradient_checks(network, batch, state, max_elements=10 ** 6):
         assert check.error <= TOLERANCE, check.describe()
+
+
+@pytest.mark.parametrize("spec_text", ["t-i5-m4", "t-36-l5-R4-M4-L3", "t-l4-r4-m3-m3"])
+@pytest.mark.parametrize("variational", [False, True])
+def test_every_parameter_with_dropout(float64, class_vocab, spec_text, variational):
+    """The gradient of the loss with the masks of a training batch applied to every hidden
+    layer's output."""
+    network = build(spec_text, class_vocab, float64)
+    warm_up, batch = batches_of(synthetic_corpus(class_vocab, seed=5))
+    _, state = network.log_probs(warm_up)
+    masks = DropoutMasks(0.4, variational, (1, 2, 3), float64)
+    plain = network.log_probs(batch, state)[0]
+    dropped = network.log_probs(batch, state, dropout=masks)[0]
+    assert not numpy.allclose(plain, dropped)  # the masks change the loss being checked
+    checks = gradient_checks(network, batch, state, max_elements=10 ** 6, dropout=masks)
+    for check in checks:
+        assert check.error <= TOLERANCE, check.describe()
+        assert check.checked == check.total
 
 
 def test_a_wrong_gradient_is_caught(float64, class_vocab):

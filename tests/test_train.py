@@ -62,9 +62,12 @@ def test_training_learns_the_toy_grammar(toy):
     assert read_model(toy / "toy-i16-m16").training_state.epoch == 4
 
 
-@pytest.mark.parametrize("wrapping", ["fixed", "stream", "verbatim"])
-def test_three_epochs_in_one_run_equal_three_runs_of_one(tmp_path, toy, wrapping):
-    options = toy_options(toy, word_wrapping=wrapping, momentum=0.3, sequence_length=40)
+@pytest.mark.parametrize("wrapping, dropout, variational", [
+    ("fixed", 0.0, False), ("stream", 0.0, False), ("verbatim", 0.0, False), ("fixed", 0.3, False),
+    ("stream", 0.3, True)])
+def test_three_epochs_in_one_run_equal_three_runs_of_one(tmp_path, toy, wrapping, dropout, variational):
+    options = toy_options(toy, word_wrapping=wrapping, momentum=0.3, sequence_length=40, dropout=dropout,
+                          variational_dropout=variational)
     one_run, step_runs = tmp_path / "a" / "toy-i8-m8", tmp_path / "b" / "toy-i8-m8"
     one_run.parent.mkdir()
     step_runs.parent.mkdir()
