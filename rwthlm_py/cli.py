@@ -1,6 +1,6 @@
 """The command lines: `rwthlm` (rwthlm's own: `rwthlm [OPTION]... [LATTICE]... NETWORK`)
-and `rwthlm-py` (subcommands train, ppl, nbest, selftest, vocab with the same option names,
-and corpora).
+and `rwthlm-py` (subcommands train, ppl, nbest, lattice, selftest, vocab with the same option
+names, and corpora and sample).
 
 The only module that parses arguments and chooses the backend. Bad input of any kind ends
 in one line `<program>: error: ...` on stderr and exit status 1 (2 for bad usage), never a
@@ -237,7 +237,22 @@ def main_parser():
                        help="seed of the exchange algorithm's word order (default: 1)")
     vocab.add_argument("--out", required=True, help="the vocabulary file to write")
     add_corpora_parser(commands)
+    add_sample_parser(commands)
     return parser
+
+
+def add_sample_parser(commands):
+    sample = commands.add_parser("sample", help="print sentences drawn from a model",
+                                 description="Sentences drawn word by word from the model's distribution "
+                                             "(a class, then a word within it), one per line.")
+    sample.add_argument("network", metavar="NETWORK", help="the model file")
+    sample.add_argument("--num", type=int, default=10, help="how many sentences (default: 10)")
+    sample.add_argument("--temperature", type=float, default=1.0,
+                        help="divide the logits by this: below 1 sharper, above 1 flatter (default: 1)")
+    sample.add_argument("--seed", type=int, default=1, help="seed of the draws (default: 1)")
+    sample.add_argument("--max-length", type=int, default=200,
+                        help="a sentence ends after this many words if it has not ended (default: 200)")
+    add_option_flags(sample, ["backend", "dtype"])
 
 
 def add_nbest_inputs(parser):
@@ -276,6 +291,8 @@ def main(argv=None):
         namespace = parser.parse_args(argv)
         if namespace.command == "corpora":
             return run_corpora(namespace, console)
+        if namespace.command == "sample":
+            return run_sample(namespace, console)
         if namespace.command == "vocab":
             options, _ = resolve_options(namespace, VOCAB_OPTIONS + ["random_seed"], console)
             with recorded(options, "vocab", argv, console) as finish:
@@ -330,6 +347,24 @@ def run_corpora(namespace, console):
     source = namespace.source or corpora.default_source()
     dest = corpora.fetch(manifest, f"{namespace.dest}/{manifest.name}", source, console)
     console.say(f"{manifest.name}: all {len(manifest.files)} files verified in {dest}")
+    return 0
+
+
+def run_sample(namespace, console):
+    from rwthlm_py.checkpoint import build_network, read_model
+    from rwthlm_py.sampling import sample_sentences
+
+    if namespace.num < 1 or namespace.max_length < 1:
+        raise UsageError("--num and --max-length must be at least 1")
+    if not (namespace.temperature > 0 and namespace.temperature < float("inf")):
+        raise UsageError("--temperature must be a positive number")
+    if not 0 <= namespace.seed < 2 ** 63:
+        raise UsageError("--seed must lie in [0, 2^63)")
+    options, _ = resolve_options(namespace, ["backend", "dtype"], console)
+    network = build_network(read_model(namespace.network), make_backend(options, console))
+    for words in sample_sentences(network, namespace.num, namespace.temperature, namespace.seed,
+                                  namespace.max_length):
+        console.say(" ".join(words))
     return 0
 
 

@@ -134,12 +134,18 @@ class Network:
         arrays `columns`, `targets` of equal length; a column may have many targets) and
         the state after the step.
         """
+        hidden, new_state = self.step(inputs, state)
+        rows = hidden[self.xp.asarray(numpy.asarray(columns, dtype=numpy.int64))]
+        return self._target_log_probs(rows, numpy.asarray(targets), unk_penalty), new_state
+
+    def step(self, inputs, state):
+        """One step of B histories, column b feeding the word inputs[b] (host ints): the
+        last hidden layer's output [B, H] and the state after the step."""
         inputs = numpy.asarray(inputs, dtype=numpy.int32)[None, :]
         lengths = numpy.ones(inputs.shape[1], dtype=numpy.int64)
         hidden, new_state, _ = self.hidden(self.xp.asarray(inputs), self.on_device(state), self.xp.asarray(lengths),
                                            train=False)
-        rows = hidden[0][self.xp.asarray(numpy.asarray(columns, dtype=numpy.int64))]
-        return self._target_log_probs(rows, numpy.asarray(targets), unk_penalty), new_state
+        return hidden[0], new_state
 
     def _target_log_probs(self, rows, targets, unk_penalty):
         """ln p of targets[k] given the hidden row rows[k]; minus the unk penalty for <unk>."""

@@ -48,6 +48,26 @@ class ClassSoftmax(Layer):
             self.add_param("b_class", (self.num_classes,))
             self.add_param("b_word", (clustered,), sparse=True)
 
+    def sample(self, h, generator, temperature=1.0):
+        """Words drawn from p(w|h) for every row of h [N, H]: a class from
+        softmax((W_class h + b_class) / T), then a word from softmax((W_word[c] h +
+        b_word[c]) / T) of the drawn class c (a single-word class is its word). T = 1 draws
+        from the model itself; `generator` is a host numpy Generator. Returns host ints [N]."""
+        to_numpy = self.backend.to_numpy
+        class_logits = to_numpy(h @ self.params["W_class"].T + self._bias_or_zero("b_class")).astype(numpy.float64)
+        classes = _draw(class_logits / temperature, generator)
+        words = self.class_start[classes].astype(numpy.int64)
+        for row in numpy.flatnonzero(self.class_size[classes] > 1):
+            first = int(self.class_start[classes[row]]) - self.shortlist
+            rows = slice(first, first + int(self.class_size[classes[row]]))
+            logits = self.params["W_word"][rows] @ h[row] + self._bias_or_zero("b_word")[rows]
+            words[row] += _draw(to_numpy(logits).astype(numpy.float64)[None, :] / temperature, generator)[0]
+        return words
+
+    def _bias_or_zero(self, name):
+        return self.params[name] if self.bias else self.xp.zeros(self.params["W_" + name[2:]].shape[0],
+                                                                 dtype=self.backend.dtype)
+
     def forward(self, h, targets, train=True):
         """h[N,H], targets[N] (host ints) -> (log p(target|h)[N], cache)."""
         classes = self.word_class[targets]
@@ -167,3 +187,11 @@ def log_softmax(logits):
     xp = get_xp(logits)
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _draw(logits, generator):
+    """One index per row of logits [N, K], drawn from softmax of the row."""
+    probabilities = numpy.exp(logits - logits.max(axis=1, keepdims=True))
+    cumulative = numpy.cumsum(probabilities, axis=1)
+    thresholds = generator.random(len(logits)) * cumulative[:, -1]
+    return numpy.minimum((cumulative < thresholds[:, None]).sum(axis=1), logits.shape[1] - 1)

@@ -1,0 +1,36 @@
+"""`rwthlm-py sample`: sentences drawn from a model, to see what it has learnt.
+
+Every sentence starts after the sentence boundary and draws word after word from
+p(w | history) (the class-factored output draws the class, then the word within it:
+ClassSoftmax.sample), with the logits divided by the temperature T (T < 1 sharpens, T > 1
+flattens), until it draws the boundary or reaches `max_length` words. All sentences are
+drawn together, a column each, the finished ones leaving the batch; the draws come from one
+generator seeded with `seed`, so that the same model, seed and count give the same
+sentences on the same backend.
+"""
+
+import numpy
+
+from rwthlm_py.network import select_state
+
+
+def sample_sentences(network, count, temperature=1.0, seed=1, max_length=200):
+    """`count` sentences (lists of words), in the order they were started."""
+    generator = numpy.random.default_rng(seed)
+    vocab = network.vocab
+    sentences = [[] for _ in range(count)]
+    active = numpy.arange(count)
+    inputs = numpy.full(count, vocab.sb, dtype=numpy.int64)
+    state = None
+    for _ in range(max_length):
+        if not len(active):
+            break
+        hidden, state = network.step(inputs, state)
+        words = network.output.sample(hidden, generator, temperature)
+        going_on = words != vocab.sb
+        for column in numpy.flatnonzero(going_on):
+            sentences[active[column]].append(vocab.words[words[column]])
+        keep = numpy.flatnonzero(going_on)
+        active, inputs = active[keep], words[keep]
+        state = select_state(state, network.xp.asarray(keep))
+    return sentences
