@@ -30,6 +30,7 @@ wrapping=stream                   # carry the state from chunk to chunk (not in 
 clipping=0.25                     # largest gradient norm per word (not in rwthlm)
 learning_rate=0.025               # for the summed gradient of 700 words
 min_improvement=1.01              # also halve the rate after a dev gain below 1% (not in rwthlm)
+dropout=0                         # dropout on the hidden layers' outputs while training (not in rwthlm)
 max_epoch=10
 stage=1
 stop_stage=4
