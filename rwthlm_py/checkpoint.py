@@ -69,6 +69,7 @@ def save_model(path, network, optimizer, training_state, options=None, extra_met
         "written_by": f"rwthlm_py {__version__}",
         "network": network.spec.format(),
         "bias": network.bias,
+        "tie_weights": network.tie_weights,
         "vocabulary": {"words": vocab.words, "classes": vocab.word_class.tolist(), "sb": vocab.sb_name},
         "vocabulary_sha256": vocab.fingerprint(),
         "epoch": int(training_state.epoch),
@@ -163,9 +164,9 @@ def _read_meta(members, path):
             path,
         )
     for name, (accepts, wanted) in META_FIELDS.items():
-        if name not in meta:
+        if name not in meta and name not in OPTIONAL_META_FIELDS:
             raise InputError(f"corrupt model file (its metadata has no '{name}')", path)
-        if not accepts(meta[name]):
+        if name in meta and not accepts(meta[name]):
             raise InputError(f"corrupt model file (metadata '{name}' is {json.dumps(meta[name])[:60]}: "
                              f"it must be {wanted})", path)
     return meta
@@ -195,7 +196,9 @@ META_FIELDS = {  # name: (test, what it must be)
     "best_perplexity": (lambda value: value is None or _is_number(value) and value >= 1,
                         "null or a finite number >= 1"),
     "options": (lambda value: isinstance(value, dict), "an object"),
+    "tie_weights": (lambda value: isinstance(value, bool), "true or false"),
 }
+OPTIONAL_META_FIELDS = {"tie_weights"}  # files written before --tie-weights existed have none
 
 
 def model_vocabulary(model_file):
@@ -210,7 +213,8 @@ def build_network(model_file, backend, vocab=None):
     """The network described by a model file, with its weights."""
     vocab = vocab if vocab is not None else model_vocabulary(model_file)
     spec = parse_network(model_file.meta["network"])
-    network = Network(spec, vocab, backend, bias=bool(model_file.meta["bias"]))
+    network = Network(spec, vocab, backend, bias=bool(model_file.meta["bias"]),
+                      tie_weights=model_file.meta.get("tie_weights", False))
     load_weights(network, model_file)
     return network
 

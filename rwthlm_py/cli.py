@@ -29,7 +29,7 @@ SUBCOMMANDS = {
     "train": ("train a network (rwthlm with --train and --dev)",
               SHARED + ["train", "dev", "random_seed", "learning_rate", "momentum", "max_epoch",
                         "no_shuffling", "no_bias", "gradient_clipping", "min_improvement", "dropout",
-                        "variational_dropout", "checkpoint_every", "tensorboard"]
+                        "variational_dropout", "tie_weights", "checkpoint_every", "tensorboard"]
               + CLASS_OPTIONS),
     "ppl": ("compute the perplexity of a text (rwthlm with --ppl)",
             SHARED + ["ppl", "tensorboard", "arpa", "lam"]),

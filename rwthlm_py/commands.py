@@ -141,8 +141,11 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
         console.say(f"Reading neural network from file '{network_path}' ...")
         if options.no_bias and model_file.meta["bias"]:
             raise InputError("--no-bias is given, but the model has biases", network_path)
+        tied = model_file.meta.get("tie_weights", False)
+        if options.tie_weights and not tied:
+            raise InputError("--tie-weights is given, but the model was built without tied weights", network_path)
         require_memory(parse_network(model_file.meta["network"]), vocab, model_file.meta["bias"], backend,
-                       training=bool(options.train))
+                       training=bool(options.train), tie_weights=tied)
         network = build_network(model_file, backend, vocab)
         state = model_file.training_state
         if options.train and options.learning_rate not in (None, state.learning_rate):
@@ -153,19 +156,21 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
         _describe(network, console)
         return network, state
     spec = parse_network(network_path)
-    require_memory(spec, vocab, not options.no_bias, backend, training=bool(options.train))
+    require_memory(spec, vocab, not options.no_bias, backend, training=bool(options.train),
+                   tie_weights=options.tie_weights)
     console.say("Randomly initializing neural network weights ...")
-    network = Network.build(spec, vocab, backend, seed=options.random_seed, bias=not options.no_bias)
+    network = Network.build(spec, vocab, backend, seed=options.random_seed, bias=not options.no_bias,
+                            tie_weights=options.tie_weights)
     _describe(network, console)
     rate = options.learning_rate if options.learning_rate is not None else 0.1
     return network, TrainingState(epoch=0, learning_rate=rate)
 
 
-def require_memory(spec, vocab, bias, backend, training):
+def require_memory(spec, vocab, bias, backend, training, tie_weights=False):
     """Refuses, before allocating, a network whose weights (with their gradients and
     momentum when training) alone need more memory than the machine or device has."""
     copies = 3 if training else 1
-    needed = copies * Network.parameter_count(spec, vocab, bias) * numpy.dtype(backend.dtype).itemsize
+    needed = copies * Network.parameter_count(spec, vocab, bias, tie_weights) * numpy.dtype(backend.dtype).itemsize
     available = backend.memory_bytes()
     if needed > available:
         what = "weights, gradients and momentum" if training else "weights"

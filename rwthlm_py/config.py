@@ -61,6 +61,7 @@ class Options:
     min_improvement: float = option(1.0, "also halve the learning rate (keeping the model) when the dev perplexity falls by less than this factor, e.g. 1.01 (1: rwthlm, halve only when it does not fall)", "rwthlm_py")
     dropout: float = option(0.0, "while training, drop each output of every hidden layer (after the projection, between layers, before the output layer) with this probability, scaling the kept ones by 1/(1-P); scoring never drops (Zaremba et al. 2014)", "rwthlm_py")
     variational_dropout: bool = option(False, "with --dropout, one mask for all time steps of a sequence (Gal and Ghahramani 2016)", "rwthlm_py")
+    tie_weights: bool = option(False, "a new network shares its word projection with the output weights (Press and Wolf 2017): needs a full softmax and the projection's size equal to the last hidden layer's", "rwthlm_py")
     checkpoint_every: float = option(None, "also save the epoch in progress (weights, momentum, the batch reached) every this many minutes into MODEL.partial, so that a killed run loses at most that much and resumes with exactly the weights of an uninterrupted run", "rwthlm_py")
     classes: int = option(None, "when the vocabulary is built from --train, give it this many word classes", "rwthlm_py")
     method: str = option("exchange", "how --classes are made: exchange (the exchange algorithm, maximising the class bigram likelihood) or frequency (Mikolov's frequency binning)", "rwthlm_py", choices=("exchange", "frequency"))

@@ -14,13 +14,14 @@ state), returned by every call and passed back in by the caller to carry it on.
 
 import numpy
 
+from rwthlm_py.errors import InputError
 from rwthlm_py.layers import ClassSoftmax, build_layer
 from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.layers.row_gradient import RowGradient
 
 
 class Network:
-    def __init__(self, spec, vocab, backend, bias=True):
+    def __init__(self, spec, vocab, backend, bias=True, tie_weights=False):
         self.spec, self.vocab, self.backend, self.bias = spec, vocab, backend, bias
         self.xp = backend.xp
         self.layers, input_size = [], len(vocab)
@@ -30,9 +31,13 @@ class Network:
         self.output = ClassSoftmax(input_size, vocab, backend, bias=bias)
         self.modules = {f"layer{k + 1}": layer for k, layer in enumerate(self.layers)}
         self.modules["output"] = self.output
+        self.tie_weights = tie_weights
+        if tie_weights:
+            check_tying(spec, vocab)
+            self.output.tie("W_class", self.layers[0], "E")
 
     @staticmethod
-    def parameter_count(spec, vocab, bias=True):
+    def parameter_count(spec, vocab, bias=True, tie_weights=False):
         """The number of weights a network of `spec` over `vocab` has, known before any
         allocation (the layers' shapes: lookup E[V, s/order] and recurrent R[s, s];
         linear W[s, in] and R[s, s]; LSTM W[4s, in], R[4s, s], peepholes p[3s]; output
@@ -49,12 +54,13 @@ class Network:
                 count += layer.size * layer.size
             input_size = layer.size
         output_rows = vocab.num_classes + len(vocab) - vocab.shortlist_size
-        return count + output_rows * (input_size + bias)
+        tied = len(vocab) * input_size if tie_weights else 0  # W_class is the projection's E
+        return count + output_rows * (input_size + bias) - tied
 
     @classmethod
-    def build(cls, spec, vocab, backend, seed=1, bias=True):
+    def build(cls, spec, vocab, backend, seed=1, bias=True, tie_weights=False):
         """A new network with every weight drawn from N(0, 0.1^2), layer by layer."""
-        network = cls(spec, vocab, backend, bias)
+        network = cls(spec, vocab, backend, bias, tie_weights)
         rng = numpy.random.default_rng(seed)
         for module in network.modules.values():
             module.initialize(rng)
@@ -64,7 +70,7 @@ class Network:
 
     def named_params(self):
         return {f"{prefix}.{name}": value for prefix, module in self.modules.items()
-                for name, value in module.params.items()}
+                for name, value in module.own_params().items()}
 
     def named_grads(self):
         return {f"{prefix}.{name}": value for prefix, module in self.modules.items()
@@ -78,7 +84,7 @@ class Network:
     def momentum_names(self):
         """Qualified names of the parameters that rwthlm updates with momentum."""
         return [f"{prefix}.{name}" for prefix, module in self.modules.items()
-                for name in module.params if name not in module.no_momentum]
+                for name in module.own_params() if name not in module.no_momentum]
 
     def zero_grads(self):
         for module in self.modules.values():
@@ -211,6 +217,21 @@ class Network:
         d_hidden = self.xp.zeros((T * B, H), dtype=d_rows.dtype)
         d_hidden[self.xp.asarray(batch.valid)] = d_rows
         return d_hidden.reshape(T, B, H)
+
+
+def check_tying(spec, vocab):
+    """Weight tying (Press and Wolf 2017) shares the word projection E [V, d] with the output
+    weights W_class [C, H]: it needs a full softmax (every word its own class, so that class
+    c is word c) and d = H. Anything else is an InputError saying why."""
+    first, last = spec.layers[0], spec.layers[-1]
+    if vocab.num_classes != len(vocab) or vocab.shortlist_size != len(vocab):
+        raise InputError(f"--tie-weights needs a full softmax (every word its own class); this vocabulary has "
+                         f"{vocab.num_classes} classes for {len(vocab)} words")
+    if first.kind != "projection" or first.order != 1:
+        raise InputError(f"--tie-weights needs a word projection first (i, l, L, r or R), not '{first.letter}'")
+    if first.size != last.size:
+        raise InputError(f"--tie-weights needs the projection's size ({first.size}) equal to the last hidden "
+                         f"layer's ({last.size}), e.g. {spec.name}-i{last.size}-...-m{last.size}")
 
 
 def concatenate_states(states):

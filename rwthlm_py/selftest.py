@@ -55,7 +55,7 @@ def gradient_checks(network, batch, state, weights=None, max_elements=MAX_ELEMEN
     _, _, d_initial = network.accumulate_gradients(batch, state, d_logp=d_logp, dropout=dropout)
     checks = []
     for prefix, module in network.modules.items():
-        for name, value in module.params.items():
+        for name, value in module.own_params().items():
             checks.append(_check_array(f"{prefix}.{name}", value, module.dense_grad(name), loss,
                                        rng, max_elements, network.backend))
     for name, value, gradient in _state_arrays(network, state, d_initial):

@@ -62,12 +62,12 @@ def test_training_learns_the_toy_grammar(toy):
     assert read_model(toy / "toy-i16-m16").training_state.epoch == 4
 
 
-@pytest.mark.parametrize("wrapping, dropout, variational", [
-    ("fixed", 0.0, False), ("stream", 0.0, False), ("verbatim", 0.0, False), ("fixed", 0.3, False),
-    ("stream", 0.3, True)])
-def test_three_epochs_in_one_run_equal_three_runs_of_one(tmp_path, toy, wrapping, dropout, variational):
+@pytest.mark.parametrize("wrapping, dropout, variational, tied", [
+    ("fixed", 0.0, False, False), ("stream", 0.0, False, False), ("verbatim", 0.0, False, False),
+    ("fixed", 0.3, False, False), ("stream", 0.3, True, True)])
+def test_three_epochs_in_one_run_equal_three_runs_of_one(tmp_path, toy, wrapping, dropout, variational, tied):
     options = toy_options(toy, word_wrapping=wrapping, momentum=0.3, sequence_length=40, dropout=dropout,
-                          variational_dropout=variational)
+                          variational_dropout=variational, tie_weights=tied)
     one_run, step_runs = tmp_path / "a" / "toy-i8-m8", tmp_path / "b" / "toy-i8-m8"
     one_run.parent.mkdir()
     step_runs.parent.mkdir()

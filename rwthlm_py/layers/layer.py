@@ -27,6 +27,7 @@ class Layer:
         self.grads = {}
         self._zeros = {}  # read-only zero gradients, shown until a batch adds to them
         self._untouched = set()
+        self.tied = {}  # name -> (owner layer, owner's name): the owner's array, and its gradient
 
     def add_param(self, name, shape, sparse=False):
         """Registers a parameter; registration order is rwthlm's random draw order."""
@@ -38,9 +39,33 @@ class Layer:
             self.grads[name] = self._zeros[name]
             self._untouched.add(name)
 
+    def tie(self, name, owner, owner_name):
+        """Makes parameter `name` the array of owner's `owner_name` (weight tying): the
+        owner holds it, and the gradient this layer computes for it is added to the owner's."""
+        if self.params[name].shape != owner.params[owner_name].shape:
+            raise ValueError(f"cannot tie {name} {self.params[name].shape} to {owner_name} "
+                             f"{owner.params[owner_name].shape}")
+        self.params[name] = owner.params[owner_name]
+        self.tied[name] = (owner, owner_name)
+        del self.grads[name]
+        self._zeros.pop(name, None)
+        self._untouched.discard(name)
+
+    def own_params(self):
+        """The parameters this layer holds (not those tied to another layer's)."""
+        return {name: value for name, value in self.params.items() if name not in self.tied}
+
     def add_grad(self, name, value):
         """grads[name] += value; the first addition after zero_grads takes `value` itself,
-        which saves zeroing and adding large gradients (value must not be used elsewhere)."""
+        which saves zeroing and adding large gradients (value must not be used elsewhere).
+        A tied parameter's gradient goes to its owner."""
+        if name in self.tied:
+            owner, owner_name = self.tied[name]
+            if isinstance(owner.grads[owner_name], RowGradient):
+                owner.grads[owner_name].add(slice(None), value)
+            else:
+                owner.add_grad(owner_name, value)
+            return
         if name in self._untouched:
             self._untouched.discard(name)
             self.grads[name] = value.astype(self.params[name].dtype, copy=False)
@@ -48,8 +73,9 @@ class Layer:
             self.grads[name] += value
 
     def initialize(self, rng):
-        """Draws every parameter from N(0, 0.1^2) with the host generator `rng`."""
-        for value in self.params.values():
+        """Draws every parameter from N(0, 0.1^2) with the host generator `rng` (a tied
+        one is its owner's to draw)."""
+        for value in self.own_params().values():
             value[...] = self.backend.asarray(rng.normal(0.0, INIT_STDDEV, size=value.shape))
 
     def zero_grads(self):
