@@ -102,6 +102,9 @@ def _keep_backup(path):
         os.replace(temporary, backup)
     except OSError as error:
         raise WriteError(f"cannot keep a backup of the model: {error.strerror}", path) from None
+    finally:  # a signal between the link and the rename leaves no second name behind
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 ZIP_MAGIC = b"PK\x03\x04"

@@ -46,8 +46,13 @@ SUBCOMMANDS = {
 }
 
 # where a subcommand's default differs from rwthlm's (nbest: sentences, or prefix-tree nodes,
-# scored together; see benchmarks/nbest.py)
-SUBCOMMAND_DEFAULTS = {"nbest": {"batch_size": 128}}
+# scored together, see benchmarks/nbest.py; train: see rate_search.py and recipes/ptb)
+SUBCOMMAND_DEFAULTS = {
+    "nbest": {"batch_size": 128},
+    # rwthlm-py train's own: the PTB recipe's tuned settings, not rwthlm's batch of 1
+    "train": {"batch_size": 20, "sequence_length": 36, "word_wrapping": "stream", "gradient_clipping": 0.25,
+              "min_improvement": 1.01},
+}
 # rwthlm's command line has every option but those of rwthlm-py's subcommands nbest and lattice
 RWTHLM_OPTIONS = [name for name in OPTION_FIELDS if name not in names_in_group("nbest") + names_in_group("lattice")]
 

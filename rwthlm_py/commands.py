@@ -22,6 +22,7 @@ from rwthlm_py.model_lock import exclusive_model_lock
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
+from rwthlm_py.rate_search import search_learning_rate
 from rwthlm_py.reporting import Console
 from rwthlm_py.rescoring.command import Settings, open_lists, run_nbest
 from rwthlm_py.rescoring.lattice_command import rescore_lattices
@@ -37,8 +38,9 @@ STREAM_NOTE = ("word wrapping 'stream': the recurrent state is carried from one 
 def run(options, network_path, backend, console, lattices=(), lattice_batch_size=None, program="rwthlm"):
     """Runs whatever the options ask for; returns the process exit status. Lattices are
     rescored with the network's steps `lattice_batch_size` histories at a time (None: a
-    whole time frame at once); `program` names the command in their error lines. Training
-    holds the model's exclusive lock from before it reads the model to the end."""
+    whole time frame at once); `program` names the command in their error lines and chooses
+    the learning-rate search of a new network. Training holds the model's exclusive lock
+    from before it reads the model to the end."""
     if options.train and not (options.ppl or lattices or options.self_test):
         with exclusive_model_lock(network_path, console):
             return _run(options, network_path, backend, console, lattices, lattice_batch_size, program)
@@ -76,7 +78,7 @@ def _run(options, network_path, backend, console, lattices, lattice_batch_size, 
         if model_file is not None:
             load_momentum(optimizer, model_file)
         train(network, optimizer, network_path, model_file is None, training_state,
-              train_corpus, dev_corpus, options, console)
+              train_corpus, dev_corpus, options, console, program)
     return 0
 
 
@@ -292,7 +294,9 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
 
 
 def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
-          options, console):
+          options, console, program="rwthlm"):
+    """Trains; a new network without --learning-rate first gets one: rwthlm's search for the
+    `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`."""
     schedule = schedule_from(options)
     events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
     try:
@@ -302,8 +306,14 @@ def train(network, optimizer, network_path, is_new, training_state, train_corpus
                                       schedule.sequence_length, schedule.debug_no_sb)
                 if schedule.shuffles:
                     sequences = data.shuffled(sequences, schedule.random_seed, 0)
-                training_state.learning_rate = find_initial_learning_rate(
-                    network, optimizer, train_corpus, sequences, schedule, console)
+                if program == "rwthlm":
+                    rate = find_initial_learning_rate(network, optimizer, train_corpus, sequences, schedule, console)
+                else:
+                    dev_sequences = data.wrap(dev_corpus, schedule.word_wrapping, schedule.batch_size,
+                                              schedule.sequence_length, schedule.debug_no_sb)
+                    rate = search_learning_rate(network, optimizer, train_corpus, sequences, dev_corpus,
+                                                dev_sequences, schedule, console)
+                training_state.learning_rate = rate
             save_model(network_path, network, optimizer, training_state, to_dict(options))
         trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
                           to_dict(options), events)
