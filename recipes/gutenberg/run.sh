@@ -29,6 +29,7 @@ clipping=0.25                     # largest gradient norm per piece (not in rwth
 learning_rate=0.025               # for the summed gradient of 700 pieces
 min_improvement=1.01              # also halve the rate after a dev gain below 1% (not in rwthlm)
 dropout=0                         # dropout on the hidden layers' outputs while training (not in rwthlm)
+tie_weights=0                     # 1: share the projection with the output (full softmax, equal sizes)
 max_epoch=8
 verbatim_length=0                 # no sentence-by-sentence run: book sentences reach 2,000 pieces
 stage=1
@@ -64,7 +65,7 @@ if stage 2 "sentencepiece model with $pieces pieces" pieces; then
 fi
 
 if stage 3 "training $name on pieces" network batch_size sequence_length wrapping clipping learning_rate \
-    min_improvement dropout max_epoch; then
+    min_improvement dropout tie_weights max_epoch; then
   training_stage
   done_stage 3
 fi

@@ -31,6 +31,7 @@ clipping=0.25                     # largest gradient norm per word (not in rwthl
 learning_rate=0.025               # for the summed gradient of 700 words
 min_improvement=1.01              # also halve the rate after a dev gain below 1% (not in rwthlm)
 dropout=0                         # dropout on the hidden layers' outputs while training (not in rwthlm)
+tie_weights=0                     # 1: share the projection with the output (full softmax, equal sizes)
 max_epoch=10
 stage=1
 stop_stage=4

@@ -2,7 +2,7 @@
 # stages.sh). They read the configuration variables of run.sh: data (a folder with
 # train/dev/test.txt.gz; train_text, dev_text, test_text name other files), exp_dir, model,
 # vocab, classes, method, max_iterations, batch_size, sequence_length, wrapping, clipping,
-# learning_rate, min_improvement, dropout, max_epoch; verbatim_length (default 100, 0: no
+# learning_rate, min_improvement, dropout, tie_weights, max_epoch; verbatim_length (default 100, 0: no
 # sentence-by-sentence run) bounds the sentences of the verbatim test run.
 
 # the experiment: its name, the network string with the classes after the corpus name
@@ -34,9 +34,11 @@ vocabulary_stage() {
 
 training_stage() {
   common_options
+  local tie=()
+  [ "${tie_weights:-0}" = 1 ] && tie=(--tie-weights)
   rwthlm --train "$(text_of train)" --dev "$(text_of dev)" --vocab "$vocab" "${common[@]}" \
     --gradient-clipping "$clipping" --learning-rate "$learning_rate" --min-improvement "$min_improvement" \
-    --dropout "${dropout:-0}" --max-epoch "$max_epoch" --tensorboard "$(board_dir)" "$model"
+    --dropout "${dropout:-0}" "${tie[@]}" --max-epoch "$max_epoch" --tensorboard "$(board_dir)" "$model"
 }
 
 # dev and test perplexity as trained, and test sentence by sentence (the state reset at
@@ -64,7 +66,7 @@ word_lm_stages() {
     done_stage 2
   fi
   if stage 3 "training $(basename "$model")" train_text dev_text network batch_size sequence_length wrapping \
-      clipping learning_rate min_improvement dropout max_epoch; then
+      clipping learning_rate min_improvement dropout tie_weights max_epoch; then
     training_stage
     done_stage 3
   fi
