@@ -12,10 +12,11 @@ and is judged by the perplexity of the development text afterwards. Rates lie on
 
 for batches of B sequences of T - 1 predicted words, anchored at the rate the PTB recipe
 was tuned to (TUNED_RATE = 0.025 for its 700-word batches; the grid scales with the batch
-like a per-word step, and holds 0.025 exactly for B = 20, T = 36). The search starts at k = 0 and
-doubles while the held-out perplexity improves, else halves while it improves, and takes
-the best rate tried (at most MAX_TRIALS; a trial that diverges counts as infinitely bad,
-and halving goes on past it). Every trial's rate and perplexity are printed.
+like a per-word step, and holds 0.025 exactly for B = 20, T = 36). The search starts at
+k = 0 and doubles while the held-out perplexity improves, else halves while it improves,
+and takes the best rate tried (at most MAX_TRIALS; a trial that diverges counts as
+infinitely bad, and halving goes on past it). Every trial's rate and perplexity are
+printed.
 """
 
 import dataclasses
