@@ -44,7 +44,8 @@ FILE_VERSION = "brain.Event:2"  # the event format TensorBoard reads
 _LOGS_OPENED = itertools.count()  # one process may open several logs in the same second
 METRICS = ("final/dev_perplexity", "final/test_perplexity")
 HPARAMS = ("network", "learning_rate", "momentum", "batch_size", "sequence_length", "word_wrapping",
-           "gradient_clipping", "min_improvement", "classes", "method", "random_seed", "max_epoch")
+           "gradient_clipping", "min_improvement", "dropout", "variational_dropout", "tie_weights", "classes",
+           "method", "random_seed", "max_epoch")
 
 
 class EventLog:

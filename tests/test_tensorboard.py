@@ -58,6 +58,7 @@ def test_training_writes_curves_histograms_config_and_hparams(trained_with_event
         events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content)
     assert start.hparams["network"].string_value == "toy-i8-m8"
     assert start.hparams["batch_size"].number_value == 8
+    assert start.hparams["dropout"].number_value == 0 and start.hparams["tie_weights"].bool_value is False
     experiment = hparams_metadata.parse_experiment_plugin_data(
         events.SummaryMetadata("_hparams_/experiment").plugin_data.content)
     assert {metric.name.tag for metric in experiment.metric_infos} == {"final/dev_perplexity",
