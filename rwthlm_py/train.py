@@ -30,7 +30,7 @@ from rwthlm_py import data
 from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
 from rwthlm_py.epoch_checkpoint import EpochCheckpoints, EpochPosition, training_settings
 from rwthlm_py.evaluate import network_state_for, score_corpus
-from rwthlm_py.layers.dropout import DropoutMasks
+from rwthlm_py.dropout import DropoutMasks
 from rwthlm_py.reporting import perplexity_of
 from rwthlm_py.tensorboard_log import NoLog, options_table
 
@@ -54,7 +54,7 @@ class Schedule:
     gradient_clipping: float = None  # largest gradient norm per predicted word
     min_improvement: float = 1.0  # dev ppl must fall by this factor to keep the rate
     checkpoint_every: float = None  # minutes between saves of the epoch in progress
-    dropout: float = 0.0  # probability of dropping a hidden layer's output (layers/dropout.py)
+    dropout: float = 0.0  # probability of dropping a hidden layer's output (dropout.py)
     variational_dropout: bool = False  # one mask for all time steps of a sequence
 
     def dropout_masks(self, backend, epoch, batch_number):

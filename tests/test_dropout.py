@@ -1,4 +1,4 @@
-"""Dropout masks (layers/dropout.py): Bernoulli keeps scaled by 1/(1-p), one mask for all
+"""Dropout masks (dropout.py): Bernoulli keeps scaled by 1/(1-p), one mask for all
 time steps when variational, drawn from the key alone; training uses them, scoring never."""
 
 import numpy
@@ -6,7 +6,7 @@ import pytest
 
 from rwthlm_py import data
 from rwthlm_py.backend import get_backend
-from rwthlm_py.layers.dropout import DropoutMasks
+from rwthlm_py.dropout import DropoutMasks
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd

@@ -5,7 +5,7 @@ import numpy
 import pytest
 
 from rwthlm_py import data
-from rwthlm_py.layers.dropout import DropoutMasks
+from rwthlm_py.dropout import DropoutMasks
 from rwthlm_py.network import Network, select_state
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.selftest import gradient_checks, synthetic_corpus
