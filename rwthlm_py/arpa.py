@@ -122,8 +122,8 @@ class _ArpaReader:
             self.seen_data = True
         elif not self.seen_data:
             raise InputError(f"expected \\data\\ before '{text}' (not an ARPA file?)", self.path, line_number)
-        elif SECTION.match(text):
-            self._start_section(int(SECTION.match(text).group(1)), line_number)
+        elif match := SECTION.match(text):
+            self._start_section(int(match.group(1)), line_number)
         elif self.section is None:
             self._declare(text, line_number)
         else:
@@ -190,10 +190,11 @@ class _ArpaReader:
             raise InputError(f"a {order}-gram line has `log10p w1 .. w{order} [bow]`; this one has "
                              f"{len(fields)} fields", self.path, line_number)
         log10p = _number(fields[0], "probability", self.path, line_number)
-        if len(fields) == order + 2 and not _is_number(fields[-1]):
-            raise InputError(f"a {order}-gram line has `log10p w1 .. w{order} [bow]`: '{fields[-1]}' is no back-off "
-                             f"weight (a {order + 1}-gram in the {order}-grams section?)", self.path, line_number)
-        bow = _number(fields[-1], "back-off weight", self.path, line_number) if len(fields) == order + 2 else 0.0
+        bow = 0.0
+        if len(fields) == order + 2:
+            wrong_order = (f"a {order}-gram line has `log10p w1 .. w{order} [bow]`: '{fields[-1]}' is no back-off "
+                           f"weight (a {order + 1}-gram in the {order}-grams section?)")
+            bow = _number(fields[-1], "back-off weight", self.path, line_number, not_a_number=wrong_order)
         if log10p > 0:
             raise InputError(f"log10 p = {fields[0]} is above 0: a probability above 1", self.path, line_number)
         if math.isinf(bow):
@@ -208,20 +209,13 @@ class _ArpaReader:
         return word_id
 
 
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _number(text, what, path, line_number):
-    """A log10 value: a number, not NaN (-inf, as some tools write log 0, is accepted)."""
+def _number(text, what, path, line_number, not_a_number=None):
+    """A log10 value: a number, not NaN (-inf, as some tools write log 0, is accepted);
+    `not_a_number` is the message where the text is none."""
     try:
         value = float(text)
     except ValueError:
-        raise InputError(f"the {what} '{text}' is not a number", path, line_number) from None
+        raise InputError(not_a_number or f"the {what} '{text}' is not a number", path, line_number) from None
     if math.isnan(value) or value == math.inf:
         raise InputError(f"the {what} is {text}", path, line_number)
     return value

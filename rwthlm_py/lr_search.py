@@ -16,7 +16,7 @@ from rwthlm_py import data
 from rwthlm_py.errors import InputError
 from rwthlm_py.evaluate import network_state_for
 from rwthlm_py.reporting import perplexity_of
-from rwthlm_py.train import train_batch
+from rwthlm_py.train import restore, snapshot, train_batch
 
 START_RATE = 0.05
 NUM_BATCHES = 30
@@ -32,7 +32,7 @@ def find_initial_learning_rate(network, optimizer, corpus, sequences, schedule, 
         raise InputError(
             f"the automatic learning rate needs at least {NUM_BATCHES} batches of training data "
             f"(there are {len(batches)}); give --learning-rate")
-    initial = {name: value.copy() for name, value in network.named_params().items()}
+    initial = snapshot(network)
     console.say("Determining initial learning rate ...")
     console.say("Increasing ...")
     rate, best = 2 * START_RATE, None
@@ -48,13 +48,13 @@ def find_initial_learning_rate(network, optimizer, corpus, sequences, schedule, 
                     f"no learning rate down to {LOWEST_RATE:g} trains stably on the first "
                     f"{NUM_BATCHES} batches; check the data or give --learning-rate")
         best = rate
-    _restore(network, optimizer, initial)
+    restore(network, optimizer, initial)
     console.say(f"initial learning rate: {best:.2e}")
     return best
 
 
 def _trial(network, optimizer, batches, rate, schedule, console, initial):
-    _restore(network, optimizer, initial)
+    restore(network, optimizer, initial)
     console.say(f"{rate:e}:")
     decreases, neg_log_prob, words, previous, state = 0, 0.0, 0, math.inf, None
     for number, batch in enumerate(batches, start=1):
@@ -71,9 +71,3 @@ def _trial(network, optimizer, batches, rate, schedule, console, initial):
             return False
         previous = perplexity
     return decreases >= MIN_DECREASES
-
-
-def _restore(network, optimizer, initial):
-    for name, value in network.named_params().items():
-        value[...] = initial[name]
-    optimizer.reset()

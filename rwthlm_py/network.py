@@ -114,8 +114,9 @@ class Network:
         x, new_state, caches = inputs, [], []
         for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
             x, layer_new_state, cache = layer.forward(x, layer_state, lengths, train)
-            mask = dropout.mask(index, x.shape) if dropout is not None else None
-            if mask is not None:
+            mask = None
+            if dropout is not None:
+                mask = dropout.mask(index, x.shape)
                 x = x * mask
             new_state.append(layer_new_state)
             caches.append((cache, mask))

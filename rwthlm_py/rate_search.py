@@ -23,8 +23,8 @@ import dataclasses
 import math
 
 from rwthlm_py import data
-from rwthlm_py.evaluate import network_state_for, score_corpus
-from rwthlm_py.train import train_batch
+from rwthlm_py.evaluate import score_corpus
+from rwthlm_py.train import restore, snapshot, train_steps
 
 TUNED_RATE, TUNED_BATCH_WORDS = 0.025, 700  # the PTB recipe's hand-tuned rate, for batches of 700 words
 TRIAL_WORDS = 200_000
@@ -40,7 +40,7 @@ class Trial:
 def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corpus, dev_sequences, schedule, console):
     """The rate with the best held-out perplexity after a trial; leaves the network at its
     initial weights and the optimizer empty."""
-    initial = {name: value.copy() for name, value in network.named_params().items()}
+    initial = snapshot(network)
     batches = list(_trial_batches(train_corpus, train_order, schedule.batch_size))
     words = sum(batch.num_targets for batch in batches)
     base = TUNED_RATE * (schedule.batch_size * (schedule.sequence_length - 1)) / TUNED_BATCH_WORDS
@@ -50,7 +50,7 @@ def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corp
 
     def trial(k):
         if k not in trials:
-            _restore(network, optimizer, initial)
+            restore(network, optimizer, initial)
             rate = base * 2.0 ** k
             perplexity = _train_and_judge(network, optimizer, batches, rate, dev_corpus, dev_sequences, schedule)
             trials[k] = Trial(rate, perplexity)
@@ -64,7 +64,7 @@ def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corp
     while len(trials) < MAX_TRIALS and (trial(k + step) < trial(k) or (step < 0 and math.isinf(trial(k)))):
         k += step
     best = min(trials.values(), key=lambda t: (t.perplexity, t.rate))
-    _restore(network, optimizer, initial)
+    restore(network, optimizer, initial)
     console.say(f"initial learning rate: {best.rate:.4e} (of {len(trials)} tried)")
     return best.rate
 
@@ -80,20 +80,10 @@ def _trial_batches(corpus, order, batch_size):
 
 
 def _train_and_judge(network, optimizer, batches, rate, dev_corpus, dev_sequences, schedule):
-    state = None
-    for number, batch in enumerate(batches, start=1):
-        state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
-        train_batch(network, optimizer, batch, state, rate, schedule.feedforward, schedule.gradient_clipping,
-                    schedule.dropout_masks(network.backend, 0, number))
+    for _ in train_steps(network, optimizer, batches, rate, schedule):
+        pass
     scores = score_corpus(network, dev_corpus, dev_sequences, schedule.batch_size,
                           carry_state=schedule.carry_state, unk_penalty=schedule.unk_penalty,
                           feedforward=schedule.feedforward)
     perplexity = scores.perplexity
     return perplexity if math.isfinite(perplexity) else math.inf
-
-
-def _restore(network, optimizer, initial):
-    for name, value in network.named_params().items():
-        value[...] = initial[name]
-    optimizer.reset()
-

@@ -138,7 +138,7 @@ def open_log_file(path, binary=False):
     except OSError as error:
         raise write_error(error, path) from None
     raw = io.BufferedWriter(ReportingFile(descriptor, path))
-    return raw if binary else io.TextIOWrapper(raw, encoding="utf-8", newline="\n", write_through=False)
+    return raw if binary else io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
 
 
 class ReportingFile(io.FileIO):
@@ -201,11 +201,10 @@ def atomic_directory(target):
         for name in sorted(os.listdir(staging)):
             _replace(os.path.join(staging, name), os.path.join(target, name))
         os.rmdir(staging)
-    except WriteError as error:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        raise _named_in_target(error, staging, shown) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, WriteError):
+            raise _named_in_target(error, staging, shown) from None
         raise
 
 

@@ -83,6 +83,30 @@ def train_batch(network, optimizer, batch, state, learning_rate, feedforward=Fal
     return -float(logp.sum()), new_state
 
 
+def train_steps(network, optimizer, batches, learning_rate, schedule, epoch=0, first_number=1, state=None):
+    """Trains on `batches` one update each, as epoch `epoch` of the schedule does: batch
+    numbers (which key the dropout masks) from `first_number`, the recurrent state carried
+    from `state` on where the schedule carries it. Yields (batch number, batch, -sum ln p,
+    the state after it; None where nothing is carried) after each update."""
+    for number, batch in enumerate(batches, start=first_number):
+        state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
+        loss, state = train_batch(network, optimizer, batch, state, learning_rate, schedule.feedforward,
+                                  schedule.gradient_clipping, schedule.dropout_masks(network.backend, epoch, number))
+        yield number, batch, loss, state if schedule.carry_state else None
+
+
+def snapshot(network):
+    """Host-independent copies of every parameter, for restore()."""
+    return {name: value.copy() for name, value in network.named_params().items()}
+
+
+def restore(network, optimizer, weights):
+    """The parameters of a snapshot again, and empty momentum (a new trial of a search)."""
+    for name, value in network.named_params().items():
+        value[...] = weights[name]
+    optimizer.reset()
+
+
 def _train_slices(network, optimizer, batch, state, learning_rate, clipping, dropout):
     loss = 0.0
     for number, (step, _) in enumerate(data.time_slices(batch)):
@@ -195,18 +219,14 @@ class Trainer:
         """Trains on every batch once (from `position` on, an EpochPosition of a resumed
         epoch); returns the epoch's training perplexity and words/s."""
         schedule, position = self.schedule, position or EpochPosition()
-        state = position.carried_state
         progress = self.console.progress(f"epoch {self.state.epoch + 1}", int((sequences.end - sequences.first).sum()))
         progress.resume(position.words, position.neg_log_prob)
         curve = BatchCurve(self.events, self.state.epoch * self.words_per_epoch + position.words)
         remaining = itertools.islice(data.batches(corpus, sequences, schedule.batch_size), position.batches_done, None)
-        for batches_done, batch in enumerate(remaining, start=position.batches_done + 1):
-            started = time.perf_counter()
-            state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
-            loss, state = train_batch(self.network, self.optimizer, batch, state,
-                                      self.state.learning_rate, schedule.feedforward,
-                                      schedule.gradient_clipping,
-                                      schedule.dropout_masks(self.network.backend, self.state.epoch, batches_done))
+        started = time.perf_counter()
+        for batches_done, batch, loss, state in train_steps(self.network, self.optimizer, remaining,
+                                                            self.state.learning_rate, schedule, self.state.epoch,
+                                                            position.batches_done + 1, position.carried_state):
             progress.update(batch.num_targets, loss)
             curve.add(batch.num_targets, loss, self.network)
             if schedule.verbose:
@@ -214,8 +234,9 @@ class Trainer:
                 self.console.say(f"time = {time.perf_counter() - started:.3f} seconds")
             if self.checkpoints is not None and self.checkpoints.due():
                 self.checkpoints.save(self.network, self.optimizer, self.state,
-                                      EpochPosition(batches_done, progress.words, progress.neg_log_prob,
-                                                    state if schedule.carry_state else None), self.options)
+                                      EpochPosition(batches_done, progress.words, progress.neg_log_prob, state),
+                                      self.options)
+            started = time.perf_counter()
         progress.close()
         self.console.note(f"epoch {self.state.epoch + 1}: training perplexity {progress.perplexity:.2f}, "
                           f"{progress.words_per_second:,.0f} words/s")

@@ -53,20 +53,15 @@ class ClassSoftmax(Layer):
         softmax((W_class h + b_class) / T), then a word from softmax((W_word[c] h +
         b_word[c]) / T) of the drawn class c (a single-word class is its word). T = 1 draws
         from the model itself; `generator` is a host numpy Generator. Returns host ints [N]."""
-        to_numpy = self.backend.to_numpy
-        class_logits = to_numpy(h @ self.params["W_class"].T + self._bias_or_zero("b_class")).astype(numpy.float64)
-        classes = _draw(class_logits / temperature, generator)
+        class_logits = affine(h, self.params["W_class"], self._bias("b_class"))
+        classes = _draw(self.backend.to_numpy(class_logits).astype(numpy.float64) / temperature, generator)
         words = self.class_start[classes].astype(numpy.int64)
         for row in numpy.flatnonzero(self.class_size[classes] > 1):
-            first = int(self.class_start[classes[row]]) - self.shortlist
-            rows = slice(first, first + int(self.class_size[classes[row]]))
-            logits = self.params["W_word"][rows] @ h[row] + self._bias_or_zero("b_word")[rows]
-            words[row] += _draw(to_numpy(logits).astype(numpy.float64)[None, :] / temperature, generator)[0]
+            rows = self._word_rows(classes[row])
+            bias = self.params["b_word"][rows] if self.bias else None
+            logits = affine(h[row:row + 1], self.params["W_word"][rows], bias)
+            words[row] += _draw(self.backend.to_numpy(logits).astype(numpy.float64) / temperature, generator)[0]
         return words
-
-    def _bias_or_zero(self, name):
-        return self.params[name] if self.bias else self.xp.zeros(self.params["W_" + name[2:]].shape[0],
-                                                                 dtype=self.backend.dtype)
 
     def forward(self, h, targets, train=True):
         """h[N,H], targets[N] (host ints) -> (log p(target|h)[N], cache)."""

@@ -242,12 +242,12 @@ class Outputs:
         """Before any scoring: no output may replace an input, and no two lists may share
         an output name."""
         if self.source.kaldi_files:
-            outputs = [(name, given) for name, given in zip(KALDI_OUTPUTS, self.source.kaldi_files)]
+            outputs = list(zip(KALDI_OUTPUTS, self.source.kaldi_files))  # three distinct names
         else:
             outputs = [(os.path.basename(given), given) for given in self.source.paths]
         first_with_name = {}
         for name, given in outputs:
-            if name in first_with_name and not self.source.kaldi_files:
+            if name in first_with_name:
                 raise InputError(f"has the file name of '{first_with_name[name]}': --out DIR would keep one "
                                  "of them (rename one, or rescore them into separate directories)", given)
             first_with_name[name] = given
