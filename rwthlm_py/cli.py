@@ -42,7 +42,7 @@ SUBCOMMANDS = {
                 ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
                  "out", "word_penalty", "refs", "noise_vocab"] + names_in_group("rescoring") + names_in_group("lattice")),
     "selftest": ("check the gradients of every layer against finite differences",
-                 SHARED + ["train", "random_seed", "no_bias"]),
+                 SHARED + ["train", "random_seed", "no_bias", "dropout", "variational_dropout"]),
 }
 
 # where a subcommand's default differs from rwthlm's (nbest: sentences, or prefix-tree nodes,

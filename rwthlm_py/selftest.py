@@ -2,7 +2,8 @@
 differences in float64, for every parameter array of every layer and for the initial state.
 
 The loss is F = -sum ln p over a batch that starts from a non-zero recurrent state (the
-state after another batch), or sum(weights * ln p) for given weights. Each derivative is
+state after another batch), or sum(weights * ln p) for given weights; with --dropout P, of
+the network with fixed dropout masks (those of the first training batch). Each derivative is
 the fourth-order central difference
 
     dF/dw ~ (F(w-2e) - 8 F(w-e) + 8 F(w+e) - F(w+2e)) / (12 e),   e = STEP
@@ -17,6 +18,7 @@ import numpy
 
 from rwthlm_py import data
 from rwthlm_py.backend import get_backend
+from rwthlm_py.dropout import DropoutMasks
 from rwthlm_py.network import Network
 
 STEP = 1e-3
@@ -125,16 +127,27 @@ def as_float64(network):
     return copy
 
 
-def run_checks(network, corpus, sequences, batch_size, console, feedforward=False):
-    """Prints rwthlm's self-test lines; returns True when every check passes."""
+def fixed_dropout_masks(options, backend):
+    """The masks of epoch 1, batch 0 when --dropout is set (the checks need fixed ones), else
+    None."""
+    if not options.dropout:
+        return None
+    return DropoutMasks(options.dropout, options.variational_dropout, (options.random_seed, 1, 0), backend)
+
+
+def run_checks(network, corpus, sequences, batch_size, console, feedforward=False, options=None):
+    """Prints rwthlm's self-test lines; returns True when every check passes. `options`
+    (--dropout, --variational-dropout) choose whether the checks apply dropout masks."""
     network = as_float64(network)
     warm_up, batch = self_test_batches(corpus, sequences, batch_size, max_steps=1 if feedforward else 6)
     _, state = network.log_probs(warm_up)
     if feedforward:
         state = network.without_recurrence(state)
-    console.say("Testing gradient implementation ...")
+    dropout = fixed_dropout_masks(options, network.backend) if options is not None else None
+    console.say("Testing gradient implementation" + (f" with dropout {options.dropout:g}" if dropout else "")
+                + " ...")
     failures = []
-    for check in gradient_checks(network, batch, state):
+    for check in gradient_checks(network, batch, state, dropout=dropout):
         console.say(f"  {check.name}: max relative error {check.error:.2e} "
                     f"({check.checked} of {check.total} elements)")
         if check.error > TOLERANCE:
@@ -151,7 +164,7 @@ def self_test_on_corpus(network, corpus, options, console):
     sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
                           options.sequence_length, options.debug_no_sb)
     ok = run_checks(network, corpus, sequences, max(1, min(options.batch_size, 3)), console,
-                    options.feedforward)
+                    options.feedforward, options)
     return 0 if ok else 1
 
 
@@ -210,5 +223,5 @@ def builtin_self_test(options, network_path, console, backend=None):
         corpus = synthetic_corpus(vocab, options.random_seed)
         sequences = data.wrap(corpus, options.word_wrapping, max(options.batch_size, 3),
                               min(options.sequence_length, 8), options.debug_no_sb)
-        failed += not run_checks(network, corpus, sequences, 3, console, options.feedforward)
+        failed += not run_checks(network, corpus, sequences, 3, console, options.feedforward, options)
     return 1 if failed else 0

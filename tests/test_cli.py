@@ -83,6 +83,10 @@ def test_selftest_commands(trained):
     assert status == 0 and "Gradient test SUCCEEDED!" in out
     status, out, _ = call(RWTHLM_PY, "selftest", "t-r4-m3", cwd=trained)
     assert status == 0 and out.count("Gradient test SUCCEEDED!") == 2
+    status, out, _ = call(RWTHLM_PY, "selftest", "--dropout", 0.3, "--variational-dropout", "t-r4-m3", cwd=trained)
+    assert status == 0 and out.count("Gradient test SUCCEEDED!") == 2 and "with dropout 0.3" in out
+    status, out, _ = call(RWTHLM, "--train", "train.txt", "--self-test", "--dropout", 0.3, "toy-i8-m8", cwd=trained)
+    assert status == 0 and "Gradient test SUCCEEDED!" in out and "with dropout 0.3" in out
 
 
 def test_vocab_subcommand_writes_frequency_classes(toy):

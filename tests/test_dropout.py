@@ -70,3 +70,38 @@ def test_training_drops_with_the_masks_and_p_zero_is_no_dropout(class_vocab):
     assert not numpy.array_equal(plain.named_params()["layer1.E"], dropped.named_params()["layer1.E"])
     _, zero_loss = trained(DropoutMasks(0.0, False, (1, 0, 1), BACKEND))
     assert zero_loss == plain_loss
+
+
+def run_builtin_self_test(network, **settings):
+    import io
+
+    from rwthlm_py.config import Options
+    from rwthlm_py.reporting import Console
+    from rwthlm_py.selftest import builtin_self_test
+
+    out = io.StringIO()
+    status = builtin_self_test(Options(**settings), network, Console(out=out, err=io.StringIO()))
+    return status, out.getvalue()
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_selftest_checks_the_gradients_with_dropout_masks(variational):
+    status, out = run_builtin_self_test("t-i5-m4-m3", dropout=0.5, variational_dropout=variational)
+    assert status == 0 and out.count("Testing gradient implementation with dropout 0.5 ...") == 2
+
+
+def test_selftest_with_dropout_fails_when_the_masks_change_between_evaluations(monkeypatch):
+    """Masks that differ from one forward pass to the next make the numerical derivative
+    disagree with the analytic one, so the check does apply the masks it reports."""
+    draws = iter(range(1, 10 ** 6))
+    original = DropoutMasks.mask
+
+    def changing_mask(self, layer_index, shape):
+        self.key = self.key[:2] + (next(draws),)
+        return original(self, layer_index, shape)
+
+    monkeypatch.setattr(DropoutMasks, "mask", changing_mask)
+    status, out = run_builtin_self_test("t-i5-m4", dropout=0.5)
+    assert status == 1 and "Gradient test FAILED" in out
+    status, out = run_builtin_self_test("t-i5-m4")
+    assert status == 0 and "with dropout" not in out
