@@ -230,6 +230,7 @@ def main_parser():
         add_option_flags(sub, names, SUBCOMMAND_DEFAULTS.get(name))
         if name == "lattice":
             sub.add_argument("lattices", metavar="LATTICE", nargs="+", help="HTK lattices (SLF, gzip allowed)")
+            parser.lattice_parser = sub
         sub.add_argument("network", metavar="NETWORK", nargs="?" if name in ("selftest", "nbest") else None,
                          help="the model file, whose name is the network string (e.g. ptb-i200-m200)")
         if name == "nbest":
@@ -293,7 +294,7 @@ def main(argv=None):
     parser = main_parser()
 
     def body():
-        namespace = parser.parse_args(argv)
+        namespace = parse_command_line(parser, argv)
         if namespace.command == "corpora":
             return run_corpora(namespace, console)
         if namespace.command == "sample":
@@ -319,6 +320,18 @@ def main(argv=None):
                               getattr(namespace, "lattices", ()), lattice_batch_size(options, explicit), "rwthlm-py"))
 
     return run_guarded("rwthlm-py", body)
+
+
+def parse_command_line(parser, argv):
+    """The namespace of rwthlm-py's arguments. `lattice` takes its options anywhere among the
+    LATTICE files, as rwthlm does: argparse's subcommands would stop reading options at the
+    first file."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] != ["lattice"]:
+        return parser.parse_args(argv)
+    namespace = parser.lattice_parser.parse_intermixed_args(argv[1:])
+    namespace.command = "lattice"
+    return namespace
 
 
 def run_nbest(namespace, options, argv, console):

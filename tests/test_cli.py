@@ -181,6 +181,15 @@ def test_rwthlm_py_lattice_writes_under_out_with_a_word_penalty(trained):
     assert status == 0, err
     scaled = float(next(line for line in out.splitlines() if line.startswith("single best: ")).split()[-1])
     assert scaled < plain - 30  # half the acoustic cost (at least 60 on any path), less 4 ln 10 for 4 words
+    (trained / "y.lat").write_text(TOY_LATTICE)
+    status, before, err = call(RWTHLM_PY, *common, "--out", "out", "--word-penalty", 1, "x.lat", "y.lat",
+                               "toy-i8-m8", cwd=trained)
+    assert status == 0, err
+    status, among, err = call(RWTHLM_PY, *common, "x.lat", "--out", "out", "--word-penalty", 1, "y.lat",
+                              "toy-i8-m8", cwd=trained)  # options among the files, as rwthlm takes them
+    assert status == 0, err
+    assert [line for line in among.splitlines() if "best" in line] == \
+        [line for line in before.splitlines() if "best" in line] and "single best: " in among
     assert_one_line_error(call(RWTHLM_PY, *common, "--out", "nowhere", "x.lat", "toy-i8-m8", cwd=trained),
                           "rwthlm-py", "nowhere: no such directory (--out)")
     (trained / "sub").mkdir()
