@@ -130,7 +130,7 @@ def as_float64(network):
 def fixed_dropout_masks(options, backend):
     """The masks of epoch 1, batch 0 when --dropout is set (the checks need fixed ones), else
     None."""
-    if not options.dropout:
+    if options is None or not options.dropout:
         return None
     return DropoutMasks(options.dropout, options.variational_dropout, (options.random_seed, 1, 0), backend)
 
@@ -143,7 +143,7 @@ def run_checks(network, corpus, sequences, batch_size, console, feedforward=Fals
     _, state = network.log_probs(warm_up)
     if feedforward:
         state = network.without_recurrence(state)
-    dropout = fixed_dropout_masks(options, network.backend) if options is not None else None
+    dropout = fixed_dropout_masks(options, network.backend)
     console.say("Testing gradient implementation" + (f" with dropout {options.dropout:g}" if dropout else "")
                 + " ...")
     failures = []

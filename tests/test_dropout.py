@@ -1,16 +1,21 @@
 """Dropout masks (dropout.py): Bernoulli keeps scaled by 1/(1-p), one mask for all
-time steps when variational, drawn from the key alone; training uses them, scoring never."""
+time steps when variational, drawn from the key alone; training uses them, scoring never;
+the self-test checks the gradients with them."""
+
+import io
 
 import numpy
 import pytest
 
 from rwthlm_py import data
 from rwthlm_py.backend import get_backend
+from rwthlm_py.config import Options
 from rwthlm_py.dropout import DropoutMasks
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
-from rwthlm_py.selftest import synthetic_corpus
+from rwthlm_py.reporting import Console
+from rwthlm_py.selftest import builtin_self_test, synthetic_corpus
 from rwthlm_py.train import Schedule, train_batch
 
 BACKEND = get_backend("numpy")
@@ -73,12 +78,6 @@ def test_training_drops_with_the_masks_and_p_zero_is_no_dropout(class_vocab):
 
 
 def run_builtin_self_test(network, **settings):
-    import io
-
-    from rwthlm_py.config import Options
-    from rwthlm_py.reporting import Console
-    from rwthlm_py.selftest import builtin_self_test
-
     out = io.StringIO()
     status = builtin_self_test(Options(**settings), network, Console(out=out, err=io.StringIO()))
     return status, out.getvalue()
