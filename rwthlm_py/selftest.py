@@ -130,18 +130,19 @@ def as_float64(network):
 def fixed_dropout_masks(options, backend):
     """The masks of epoch 1, batch 0 when --dropout is set (the checks need fixed ones), else
     None."""
-    if options is None or not options.dropout:
+    if not options.dropout:
         return None
     return DropoutMasks(options.dropout, options.variational_dropout, (options.random_seed, 1, 0), backend)
 
 
-def run_checks(network, corpus, sequences, batch_size, console, feedforward=False, options=None):
-    """Prints rwthlm's self-test lines; returns True when every check passes. `options`
-    (--dropout, --variational-dropout) choose whether the checks apply dropout masks."""
+def run_checks(network, corpus, sequences, batch_size, console, options):
+    """Prints rwthlm's self-test lines; returns True when every check passes. `options`:
+    --feedforward checks one time slice without recurrence, --dropout (and
+    --variational-dropout) applies dropout masks."""
     network = as_float64(network)
-    warm_up, batch = self_test_batches(corpus, sequences, batch_size, max_steps=1 if feedforward else 6)
+    warm_up, batch = self_test_batches(corpus, sequences, batch_size, max_steps=1 if options.feedforward else 6)
     _, state = network.log_probs(warm_up)
-    if feedforward:
+    if options.feedforward:
         state = network.without_recurrence(state)
     dropout = fixed_dropout_masks(options, network.backend)
     console.say("Testing gradient implementation" + (f" with dropout {options.dropout:g}" if dropout else "")
@@ -163,8 +164,7 @@ def run_checks(network, corpus, sequences, batch_size, console, feedforward=Fals
 def self_test_on_corpus(network, corpus, options, console):
     sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
                           options.sequence_length, options.debug_no_sb)
-    ok = run_checks(network, corpus, sequences, max(1, min(options.batch_size, 3)), console,
-                    options.feedforward, options)
+    ok = run_checks(network, corpus, sequences, max(1, min(options.batch_size, 3)), console, options)
     return 0 if ok else 1
 
 
@@ -223,5 +223,5 @@ def builtin_self_test(options, network_path, console, backend=None):
         corpus = synthetic_corpus(vocab, options.random_seed)
         sequences = data.wrap(corpus, options.word_wrapping, max(options.batch_size, 3),
                               min(options.sequence_length, 8), options.debug_no_sb)
-        failed += not run_checks(network, corpus, sequences, 3, console, options.feedforward, options)
+        failed += not run_checks(network, corpus, sequences, 3, console, options)
     return 1 if failed else 0

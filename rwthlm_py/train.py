@@ -96,7 +96,7 @@ def train_steps(network, optimizer, batches, learning_rate, schedule, epoch=0, f
 
 
 def snapshot(network):
-    """Host-independent copies of every parameter, for restore()."""
+    """Copies of every parameter, on the network's backend, for restore()."""
     return {name: value.copy() for name, value in network.named_params().items()}
 
 
