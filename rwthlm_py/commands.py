@@ -299,6 +299,7 @@ def train(network, optimizer, network_path, is_new, training_state, train_corpus
     `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`."""
     schedule = schedule_from(options)
     events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
+    head_start = None
     try:
         if is_new:
             if options.learning_rate is None:
@@ -311,12 +312,13 @@ def train(network, optimizer, network_path, is_new, training_state, train_corpus
                 else:
                     dev_sequences = data.wrap(dev_corpus, schedule.word_wrapping, schedule.batch_size,
                                               schedule.sequence_length, schedule.debug_no_sb)
-                    rate = search_learning_rate(network, optimizer, train_corpus, sequences, dev_corpus,
-                                                dev_sequences, schedule, console)
+                    rate, head_start = search_learning_rate(network, optimizer, train_corpus, sequences, dev_corpus,
+                                                            dev_sequences, schedule, console, events)
                 training_state.learning_rate = rate
+            # the initial weights: what epoch 1 rolls back to, and where a killed run starts it again
             save_model(network_path, network, optimizer, training_state, to_dict(options))
         trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
                           to_dict(options), events)
-        trainer.train(train_corpus, dev_corpus)
+        trainer.train(train_corpus, dev_corpus, head_start)
     finally:
         events.close()
