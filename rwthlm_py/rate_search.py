@@ -15,15 +15,17 @@ for batches of B sequences of T - 1 predicted words, anchored at the rate the PT
 was tuned to (TUNED_RATE = 0.025 for its 700-word batches; the grid scales with the batch
 like a per-word step, and holds 0.025 exactly for B = 20, T = 36). The search starts at
 k = 0 and doubles while the held-out perplexity improves, else halves while it improves,
-and takes the best rate tried (at most MAX_TRIALS; a trial that diverges counts as
-infinitely bad, and halving goes on past it).
+and takes the best rate tried (a trial that diverges counts as infinitely bad, and
+halving goes on past it), within a number of trials that the epoch can afford.
 
 Nothing of the chosen trial is thrown away: its batches are exactly the first batches of
 epoch 1 at the chosen rate (same order, dropout masks and carried state), so its weights,
 momentum and running totals go to the trainer as a HeadStart, and epoch 1 goes on after
 its last batch (a trial that covered the whole epoch is epoch 1). What the search adds is
-the other trials and the judging, and a trial is at most 1/EPOCH_SHARE of the epoch, so
-that the shortest bracket (k = 0, 1, -1) adds at most 2/EPOCH_SHARE of an epoch.
+the other trials and the judging (trial_plan): a trial is at most 1/EPOCH_SHARE of the
+epoch, and there are only as many trials as train at most 2/EPOCH_SHARE of it beyond the
+chosen one: the shortest bracket (k = 0, 1, -1) where trials are a fifth of the epoch
+(PTB), more where TRIAL_WORDS is a smaller share (up to MAX_TRIALS).
 
 A trial must be long enough to tell rates apart; shorter ones misjudge them, mostly in
 favour of smaller rates (measured by the perplexity of the whole dev text after a trial,
@@ -51,8 +53,8 @@ from rwthlm_py.tensorboard_log import NoLog
 from rwthlm_py.train import restore, snapshot, train_steps
 
 TUNED_RATE, TUNED_BATCH_WORDS = 0.025, 700  # the PTB recipe's hand-tuned rate, for batches of 700 words
-EPOCH_SHARE = 5  # a trial trains on at most 1/EPOCH_SHARE of an epoch ...
-TRIAL_WORDS = 200_000  # ... and at most this many words ...
+EPOCH_SHARE = 5  # a trial trains on at most 1/EPOCH_SHARE of an epoch, the others than the chosen one on 2/EPOCH_SHARE
+TRIAL_WORDS = 200_000  # a trial trains on at most this many words ...
 MIN_TRIAL_WORDS = 150_000  # ... and at least this many, else there is no search
 JUDGE_WORDS = 20_000  # development words a trial is judged on
 MAX_TRIALS = 7
@@ -86,11 +88,14 @@ class HeadStart:
         return self.position
 
 
-def trial_words(epoch_words):
-    """Training words of a trial before an epoch of `epoch_words` predicted words; None
-    when the epoch is too short for trials that tell rates apart."""
-    words = min(TRIAL_WORDS, epoch_words // EPOCH_SHARE)
-    return words if words >= MIN_TRIAL_WORDS else None
+def trial_plan(epoch_words):
+    """(training words of a trial, the most trials) before an epoch of `epoch_words`
+    predicted words; None when the epoch is too short for trials that tell rates apart."""
+    share = epoch_words // EPOCH_SHARE
+    words = min(TRIAL_WORDS, share)
+    if words < MIN_TRIAL_WORDS:
+        return None
+    return words, min(MAX_TRIALS, 1 + 2 * share // words)
 
 
 def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corpus, dev_sequences, schedule, console,
@@ -100,19 +105,20 @@ def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corp
     short to search. Leaves the network at its initial weights and the optimizer empty."""
     base = TUNED_RATE * (schedule.batch_size * (schedule.sequence_length - 1)) / TUNED_BATCH_WORDS
     epoch_words = _words(train_order)
-    words = trial_words(epoch_words)
-    if words is None:
+    plan = trial_plan(epoch_words)
+    if plan is None:
         console.say(f"initial learning rate: {base:.4e} (not searched: the epoch's {epoch_words:,} words are too "
                     f"few for trials of {MIN_TRIAL_WORDS:,} words, each at most 1/{EPOCH_SHARE} of it)")
         return base, None
     started = time.perf_counter()
+    words, max_trials = plan
     trained = leading_batches(train_order, schedule.batch_size, words)
     judged = leading_batches(dev_sequences, schedule.batch_size, JUDGE_WORDS)
-    console.say(f"Searching the initial learning rate: trials of {_words(trained):,} training words, judged by "
-                f"the perplexity of {_words(judged):,} development words ...")
+    console.say(f"Searching the initial learning rate: at most {max_trials} trials of {_words(trained):,} training "
+                f"words, judged by the perplexity of {_words(judged):,} development words ...")
     search = _Search(network, optimizer, base, list(data.batches(train_corpus, trained, schedule.batch_size)),
                      lambda: _judge(network, dev_corpus, judged, schedule), schedule, console, events or NoLog())
-    search.bracket()
+    search.bracket(max_trials)
     best = search.best
     console.say(f"initial learning rate: {best.rate:.4e} (of {len(search.trials)} tried, in "
                 f"{(time.perf_counter() - started) / 60:.2f} minutes)")
@@ -153,13 +159,13 @@ class _Search:
         self.best = None  # HeadStart of the best trial so far
         self.best_key = None  # its (perplexity, rate): ties go to the smaller rate
 
-    def bracket(self):
+    def bracket(self, max_trials):
         """Doubles from k = 0 while the perplexity improves, else halves while it does (also
-        past diverged trials); at most MAX_TRIALS. Leaves the initial weights."""
+        past diverged trials); at most `max_trials` (3 or more). Leaves the initial weights."""
         at_start = self.perplexity_at(0)
         step = 1 if self.perplexity_at(1) < at_start else -1
         k = max(step, 0)
-        while len(self.trials) < MAX_TRIALS and (self.perplexity_at(k + step) < self.perplexity_at(k)
+        while len(self.trials) < max_trials and (self.perplexity_at(k + step) < self.perplexity_at(k)
                                                  or (step < 0 and math.isinf(self.perplexity_at(k)))):
             k += step
         restore(self.network, self.optimizer, self.initial)

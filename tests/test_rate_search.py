@@ -26,7 +26,7 @@ from test_tensorboard import read_events, scalar_values
 BASE = 0.025  # the grid's k = 0 for 20 sequences of 35 predicted words
 
 
-def search(class_vocab, monkeypatch, perplexity_at):
+def search(class_vocab, monkeypatch, perplexity_at, max_trials=7):
     """The chosen rate and the grid steps k tried, where a trial at k scores perplexity_at(k)."""
     tried = []
 
@@ -38,7 +38,7 @@ def search(class_vocab, monkeypatch, perplexity_at):
 
     monkeypatch.setattr(rate_search._Search, "_train", scripted_training)
     monkeypatch.setattr(rate_search, "_judge", lambda *args: perplexity_at(tried[-1]))
-    searchable(monkeypatch)
+    monkeypatch.setattr(rate_search, "trial_plan", lambda epoch_words: (1, max_trials))
     corpus = synthetic_corpus(class_vocab, seed=2)
     network = Network.build(parse_network("t-i3-m2"), class_vocab, get_backend("numpy"), seed=1)
     schedule = Schedule(batch_size=20, sequence_length=36)
@@ -69,9 +69,11 @@ def test_halving_goes_on_past_diverged_trials(class_vocab, monkeypatch):
     assert tried == [0, 1, -1, -2, -3, -4, -5] and rate == BASE / 16
 
 
-def test_at_most_seven_trials(class_vocab, monkeypatch):
+def test_at_most_the_trials_of_the_plan(class_vocab, monkeypatch):
     rate, tried = search(class_vocab, monkeypatch, lambda k: 100 - k)
     assert tried == [0, 1, 2, 3, 4, 5, 6] and rate == BASE * 64
+    rate, tried = search(class_vocab, monkeypatch, lambda k: 100 + k, max_trials=3)
+    assert tried == [0, 1, -1] and rate == BASE / 2
 
 
 def test_the_grid_scales_with_the_words_of_a_batch():
@@ -106,12 +108,13 @@ def test_leading_batches_are_the_fewest_whole_batches_holding_the_words():
     assert kept.first.tolist() == [0, 10, 20, 30] and kept.end.tolist() == [4, 14, 23, 33]
 
 
-def test_a_trial_is_a_fifth_of_the_epoch_at_most_and_shorter_ones_are_not_tried():
-    assert rate_search.trial_words(929_589) == 185_917  # PTB
-    assert rate_search.trial_words(2_088_628) == 200_000  # WikiText-2
-    assert rate_search.trial_words(750_000) == 150_000
-    assert rate_search.trial_words(749_999) is None
-    assert rate_search.trial_words(66_443) is None  # the first 3,000 lines of PTB
+def test_trials_are_a_fifth_of_the_epoch_and_the_others_than_the_chosen_one_two_fifths_at_most():
+    assert rate_search.trial_plan(929_589) == (185_917, 3)  # PTB
+    assert rate_search.trial_plan(2_088_628) == (200_000, 5)  # WikiText-2
+    assert rate_search.trial_plan(10_000_000) == (200_000, 7)
+    assert rate_search.trial_plan(750_000) == (150_000, 3)
+    assert rate_search.trial_plan(749_999) is None
+    assert rate_search.trial_plan(66_443) is None  # the first 3,000 lines of PTB
 
 
 def test_an_epoch_too_short_to_search_starts_at_the_grids_first_rate(tmp_path, toy, monkeypatch):
