@@ -28,14 +28,15 @@ chosen one: the shortest bracket (k = 0, 1, -1) where trials are a fifth of the 
 (PTB), more where TRIAL_WORDS is a smaller share (up to MAX_TRIALS).
 
 A trial must be long enough to tell rates apart; shorter ones misjudge them, mostly in
-favour of smaller rates (measured by the perplexity of the whole dev text after a trial,
-2026-12-01). On PTB, after 100,000 words 0.0125 scored a little better than 0.025 (694
-against 705), after 150,000 clearly worse (642 against 548), and 0.025 is the rate that
-ends best. On the first 3,000 lines of PTB train, trials of 16,000 words ranked 0.003
-first and 0.025 fourth, trials of 3,500 words ranked 0.05 first; yet after 10 epochs
-0.025 and 0.0125 end best (dev 227 and 229; 0.00625: 254, 0.05: 276). So an epoch too
-short for trials of MIN_TRIAL_WORDS within 1/EPOCH_SHARE of it is not searched: it starts
-at the grid's k = 0, and the training schedule halves that rate where it is too large.
+favour of smaller rates (dev perplexity after a trial, measured 2026-12-01: of all of PTB
+valid, or of its first 10,000 to 20,000 words for the 3,000 lines below). On PTB, after
+100,000 words 0.0125 scored a little better than 0.025, the recipe's tuned rate (694
+against 705), after 150,000 clearly worse (642 against 548). On the first 3,000 lines of
+PTB train, trials of 16,000 words ranked 0.003 first and 0.025 fourth, trials of 3,500
+words ranked 0.05 first; yet after 10 epochs 0.025 and 0.0125 end best (dev 227 and 229;
+0.00625: 254, 0.05: 276). So an epoch too short for trials of MIN_TRIAL_WORDS within
+1/EPOCH_SHARE of it is not searched: it starts at the grid's k = 0, and the training
+schedule halves that rate where it is too large.
 
 Every trial shows its progress, and its rate and perplexities are printed and, with
 --tensorboard, written as rate_search/* scalars (step: the trial's number).
