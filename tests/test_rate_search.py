@@ -297,13 +297,12 @@ def test_the_trials_figures_go_to_tensorboard(tmp_path, toy, monkeypatch):
 
 def test_trials_train_and_are_judged_on_the_leading_batches_only(tmp_path, toy, monkeypatch):
     monkeypatch.setattr(rate_search, "JUDGE_WORDS", 100)
-    judged = []
+    judged, score_corpus = [], rate_search.score_corpus
 
     def spied(network, corpus, sequences, *args, **kwargs):
         judged.append(sequences)
         return score_corpus(network, corpus, sequences, *args, **kwargs)
 
-    score_corpus = rate_search.score_corpus
     monkeypatch.setattr(rate_search, "score_corpus", spied)
     console, _, (_, chosen) = toy_training(toy, tmp_path / "toy-i8-m8", monkeypatch, trial_share=3, max_epoch=1)
     trained, dev = (re.search(r"trials of ([0-9,]+) training words, judged by the perplexity of ([0-9,]+) "
