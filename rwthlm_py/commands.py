@@ -296,7 +296,8 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
 def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
           options, console, program="rwthlm"):
     """Trains; a new network without --learning-rate first gets one: rwthlm's search for the
-    `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`."""
+    `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`, whose
+    chosen trial is the start of epoch 1."""
     schedule = schedule_from(options)
     events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
     head_start = None
