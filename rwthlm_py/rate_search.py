@@ -22,10 +22,10 @@ Nothing of the chosen trial is thrown away: its batches are exactly the first ba
 epoch 1 at the chosen rate (same order, dropout masks and carried state), so its weights,
 momentum and running totals go to the trainer as a HeadStart, and epoch 1 goes on after
 its last batch (a trial that covered the whole epoch is epoch 1). What the search adds is
-the other trials and the judging (trial_plan): a trial is at most 1/EPOCH_SHARE of the
-epoch, and there are only as many trials as train at most 2/EPOCH_SHARE of it beyond the
-chosen one: the shortest bracket (k = 0, 1, -1) where trials are a fifth of the epoch
-(PTB), more where TRIAL_WORDS is a smaller share (up to MAX_TRIALS).
+the other trials and the judging (trial_plan): the trials beyond the chosen one train on
+at most EXTRA_SHARE of the epoch, so that with the judging the search adds less than half
+an epoch. A trial trains on TRIAL_WORDS words, or on less where the shortest bracket
+(k = 0, 1, -1) would not fit; there are as many trials as fit (3 on PTB, up to MAX_TRIALS).
 
 A trial must be long enough to tell rates apart; shorter ones misjudge them, mostly in
 favour of smaller rates (dev perplexity after a trial, measured 2026-12-01: of all of PTB
@@ -34,9 +34,13 @@ valid, or of its first 10,000 to 20,000 words for the 3,000 lines below). On PTB
 against 705), after 150,000 clearly worse (642 against 548). On the first 3,000 lines of
 PTB train, trials of 16,000 words ranked 0.003 first and 0.025 fourth, trials of 3,500
 words ranked 0.05 first; yet after 10 epochs 0.025 and 0.0125 end best (dev 227 and 229;
-0.00625: 254, 0.05: 276). So an epoch too short for trials of MIN_TRIAL_WORDS within
-1/EPOCH_SHARE of it is not searched: it starts at the grid's k = 0, and the training
-schedule halves that rate where it is too large.
+0.00625: 254, 0.05: 276). Even on PTB, 0.025 and 0.0125 are told apart only roughly:
+with other rounding (one BLAS thread instead of two), trials of 186,200 words ranked
+0.0125 first (570 against 599), where trials of 200,200 words ranked 0.025 first with
+either rounding (515 against 612, 518 against 570); a run started at 0.0125 ended at test
+perplexity 121.45, against 112.74 from 0.025. So an epoch too short for trials of
+MIN_TRIAL_WORDS in the bracket is not searched: it starts at the grid's k = 0, and the
+training schedule halves that rate where it is too large.
 
 Every trial shows its progress, and its rate and perplexities are printed and, with
 --tensorboard, written as rate_search/* scalars (step: the trial's number).
@@ -54,7 +58,7 @@ from rwthlm_py.tensorboard_log import NoLog
 from rwthlm_py.train import restore, snapshot, train_steps
 
 TUNED_RATE, TUNED_BATCH_WORDS = 0.025, 700  # the PTB recipe's hand-tuned rate, for batches of 700 words
-EPOCH_SHARE = 5  # a trial trains on at most 1/EPOCH_SHARE of an epoch, the others than the chosen one on 2/EPOCH_SHARE
+EXTRA_SHARE = 0.45  # the trials other than the chosen one train on at most this share of an epoch
 TRIAL_WORDS = 200_000  # a trial trains on at most this many words ...
 MIN_TRIAL_WORDS = 150_000  # ... and at least this many, else there is no search
 JUDGE_WORDS = 20_000  # development words a trial is judged on
@@ -92,11 +96,11 @@ class HeadStart:
 def trial_plan(epoch_words):
     """(training words of a trial, the most trials) before an epoch of `epoch_words`
     predicted words; None when the epoch is too short for trials that tell rates apart."""
-    share = epoch_words // EPOCH_SHARE
-    words = min(TRIAL_WORDS, share)
+    extra = int(EXTRA_SHARE * epoch_words)  # words the trials beyond the chosen one may train on
+    words = min(TRIAL_WORDS, extra // 2)  # the shortest bracket has two of them
     if words < MIN_TRIAL_WORDS:
         return None
-    return words, min(MAX_TRIALS, 1 + 2 * share // words)
+    return words, min(MAX_TRIALS, 1 + extra // words)
 
 
 def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corpus, dev_sequences, schedule, console,
@@ -108,8 +112,9 @@ def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corp
     epoch_words = _words(train_order)
     plan = trial_plan(epoch_words)
     if plan is None:
-        console.say(f"initial learning rate: {base:.4e} (not searched: the epoch's {epoch_words:,} words are too "
-                    f"few for trials of {MIN_TRIAL_WORDS:,} words, each at most 1/{EPOCH_SHARE} of it)")
+        console.say(f"initial learning rate: {base:.4e} (not searched: two trials of {MIN_TRIAL_WORDS:,} words "
+                    f"besides the chosen one would train on more than {EXTRA_SHARE:.0%} of the epoch's "
+                    f"{epoch_words:,} words)")
         return base, None
     started = time.perf_counter()
     words, max_trials = plan

@@ -49,8 +49,8 @@ def search(class_vocab, monkeypatch, perplexity_at, max_trials=7):
 
 
 def searchable(monkeypatch, trial_share=1):
-    """Lets any epoch be searched, with trials of 1/trial_share of it."""
-    monkeypatch.setattr(rate_search, "EPOCH_SHARE", trial_share)
+    """Lets any epoch be searched, with trials of 1/trial_share of it (three at most)."""
+    monkeypatch.setattr(rate_search, "EXTRA_SHARE", 2.0 / trial_share)
     monkeypatch.setattr(rate_search, "MIN_TRIAL_WORDS", 1)
 
 
@@ -108,12 +108,13 @@ def test_leading_batches_are_the_fewest_whole_batches_holding_the_words():
     assert kept.first.tolist() == [0, 10, 20, 30] and kept.end.tolist() == [4, 14, 23, 33]
 
 
-def test_trials_are_a_fifth_of_the_epoch_and_the_others_than_the_chosen_one_two_fifths_at_most():
-    assert rate_search.trial_plan(929_589) == (185_917, 3)  # PTB
+def test_the_trials_beside_the_chosen_one_train_on_45_percent_of_the_epoch_at_most():
+    assert rate_search.trial_plan(929_589) == (200_000, 3)  # PTB: 2 x 200,000 <= 418,315
     assert rate_search.trial_plan(2_088_628) == (200_000, 5)  # WikiText-2
     assert rate_search.trial_plan(10_000_000) == (200_000, 7)
-    assert rate_search.trial_plan(750_000) == (150_000, 3)
-    assert rate_search.trial_plan(749_999) is None
+    assert rate_search.trial_plan(800_000) == (180_000, 3)
+    assert rate_search.trial_plan(666_667) == (150_000, 3)
+    assert rate_search.trial_plan(666_666) is None
     assert rate_search.trial_plan(66_443) is None  # the first 3,000 lines of PTB
 
 
@@ -123,8 +124,8 @@ def test_an_epoch_too_short_to_search_starts_at_the_grids_first_rate(tmp_path, t
                                                         tensorboard=str(tmp_path / "tb"))
     assert rate == 0.025 * 40 / 700 and head_start is None  # batches of 4 x 10 words
     out = console.out.getvalue()
-    assert (f"initial learning rate: {rate:.4e} (not searched: the epoch's {epoch_words(toy):,} words are too few "
-            "for trials of 150,000 words, each at most 1/5 of it)") in out
+    assert (f"initial learning rate: {rate:.4e} (not searched: two trials of 150,000 words besides the chosen one "
+            f"would train on more than 45% of the epoch's {epoch_words(toy):,} words)") in out
     assert "  learning rate " not in out and "Continuing" not in out and "trial" not in console.err.getvalue()
     assert updates == 2 * epoch_batches(toy)  # the two epochs, nothing else
     assert read_model(tmp_path / "toy-i8-m8").training_state.learning_rate == rate
@@ -307,7 +308,7 @@ def test_trials_train_and_are_judged_on_the_leading_batches_only(tmp_path, toy, 
     console, _, (_, chosen) = toy_training(toy, tmp_path / "toy-i8-m8", monkeypatch, trial_share=3, max_epoch=1)
     trained, dev = (re.search(r"trials of ([0-9,]+) training words, judged by the perplexity of ([0-9,]+) "
                               r"development words", console.out.getvalue()).groups())
-    share = epoch_words(toy) // 3  # and the batch that reaches it, of at most 40 words
+    share = int(2 / 3 * epoch_words(toy)) // 2  # a third, and the batch that reaches it, of at most 40 words
     assert share <= chosen.position.words == int(trained.replace(",", "")) < share + 40
     dev_order = data.wrap(data.read_corpus(toy / "dev.txt", model_vocabulary(read_model(tmp_path / "toy-i8-m8"))),
                           "stream", 4, 11)
