@@ -20,10 +20,12 @@ from rwthlm_py.config import (OPTION_FIELDS, Options, convert, flag_name, names_
                               read_config_file, rescoring_options_given, validate)
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.reporting import Console
+from rwthlm_py.textio import DEFAULT_ENCODING
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
-          "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "backend", "dtype", "record"]
-VOCAB_OPTIONS = ["train", "classes", "method", "max_iterations", "time_limit", "map_sb", "record"]
+          "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "encoding", "backend", "dtype",
+          "record"]
+VOCAB_OPTIONS = ["train", "classes", "method", "max_iterations", "time_limit", "map_sb", "encoding", "record"]
 CLASS_OPTIONS = ["classes", "method", "max_iterations", "time_limit"]
 SUBCOMMANDS = {
     "train": ("train a network (rwthlm with --train and --dev)",
@@ -35,12 +37,13 @@ SUBCOMMANDS = {
             SHARED + ["ppl", "tensorboard", "arpa", "lam"]),
     "nbest": ("rescore SRILM or Kaldi n-best lists with the network (and an ARPA model), "
               "re-rank them and count word errors",
-              ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
-               "arpa", "lam"] + names_in_group("nbest")),
+              ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding", "backend", "dtype",
+               "record", "arpa", "lam"] + names_in_group("nbest")),
     "lattice": ("rescore HTK lattices with the network as rwthlm does (LATTICE... NETWORK), with outputs under "
                 "--out, a word penalty, an acoustic scale and word error rates",
-                ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
-                 "out", "word_penalty", "refs", "noise_vocab"] + names_in_group("rescoring") + names_in_group("lattice")),
+                ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding", "backend", "dtype",
+                 "record", "out", "word_penalty", "refs", "noise_vocab"] + names_in_group("rescoring")
+                + names_in_group("lattice")),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias", "dropout", "variational_dropout"]),
 }
@@ -94,7 +97,16 @@ def resolve_options(namespace, names, console, defaults=None):
         console.say(f"Reading options from config file '{explicit['config']}' ...")
         values.update(read_config_file(explicit["config"]))
     values.update(explicit)
-    return validate(Options(**{**(defaults or {}), **values})), set(values)
+    options = validate(Options(**{**(defaults or {}), **values}))
+    write_results_in(options.encoding)
+    return options, set(values)
+
+
+def write_results_in(encoding):
+    """Standard output (1-best lines, --verbose lines, a best path's words) in the texts'
+    encoding, as SRILM writes back the bytes it read; diagnostics on stderr stay as they are."""
+    if encoding != DEFAULT_ENCODING and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding=encoding)
 
 
 def run_guarded(program, body):
@@ -392,7 +404,7 @@ def write_vocabulary(options, out, console):
     if options.train is None:
         raise UsageError("vocab needs --train")
     vocab = vocabulary_from_training_text(options, console)
-    vocab.write(out)
+    vocab.write(out, options.encoding)
     console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "
                 f"({vocab.shortlist_size} single-word classes) to '{out}'")
     return 0

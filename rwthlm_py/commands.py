@@ -26,6 +26,7 @@ from rwthlm_py.rate_search import search_learning_rate
 from rwthlm_py.reporting import Console
 from rwthlm_py.rescoring.command import Settings, open_lists, run_nbest
 from rwthlm_py.rescoring.lattice_command import rescore_lattices
+from rwthlm_py.rescoring.wer import read_noise_words
 from rwthlm_py.selftest import self_test_on_corpus
 from rwthlm_py.tensorboard_log import open_log
 from rwthlm_py.train import Schedule, Trainer
@@ -93,12 +94,12 @@ def setup_vocabulary(options, model_file, console):
             _match_or_save_vocabulary(vocab, options.vocab, model_file.path, options, console)
     elif options.vocab and os.path.exists(options.vocab):
         console.say(f"Reading vocabulary from file '{options.vocab}' ...")
-        vocab = read_vocabulary(options.vocab, options.map_sb)
+        vocab = read_vocabulary(options.vocab, options.map_sb, options.encoding)
     elif options.train:
         vocab = vocabulary_from_training_text(options, console)
         if options.vocab:
             console.say(f"Saving vocabulary to file '{options.vocab}' ...")
-            vocab.write(options.vocab)
+            vocab.write(options.vocab, options.encoding)
     elif options.vocab:
         raise InputError("no such vocabulary file, and no --train to build it from", options.vocab)
     else:
@@ -110,7 +111,7 @@ def setup_vocabulary(options, model_file, console):
         vocab = vocab.with_unk(options.map_unk)
     if options.remap:
         console.say("Writing remapped vocabulary ...")
-        vocab.write(options.remap)
+        vocab.write(options.remap, options.encoding)
     return vocab
 
 
@@ -120,19 +121,20 @@ def vocabulary_from_training_text(options, console):
         console.say(f"Creating vocabulary with {options.classes} classes ({options.method}) "
                     f"from training data file '{options.train}' ...")
         return class_vocabulary(options.train, options.classes, options.method, options.map_sb,
-                                options.random_seed, options.max_iterations, options.time_limit, console)
+                                options.random_seed, options.max_iterations, options.time_limit, console,
+                                options.encoding)
     console.say(f"Creating vocabulary from training data file '{options.train}' ...")
-    counts, _ = count_words(options.train)
+    counts, _ = count_words(options.train, options.encoding)
     return vocabulary_from_counts(counts, options.map_sb)
 
 
 def _match_or_save_vocabulary(vocab, path, model_path, options, console):
     if not os.path.exists(path):
         console.say(f"Saving vocabulary to file '{path}' ...")
-        vocab.write(path)
+        vocab.write(path, options.encoding)
         return
     console.say(f"Reading vocabulary from file '{path}' ...")
-    if read_vocabulary(path, options.map_sb).fingerprint() != vocab.fingerprint():
+    if read_vocabulary(path, options.map_sb, options.encoding).fingerprint() != vocab.fingerprint():
         raise InputError(f"the model does not match the vocabulary '{path}' (other words or classes)",
                          model_path)
 
@@ -196,7 +198,7 @@ def _describe(network, console):
 
 def read_text(path, vocab, options, keep_words=False):
     return data.read_corpus(path, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb,
-                            keep_words=keep_words)
+                            keep_words=keep_words, encoding=options.encoding)
 
 
 def require_words(corpus, what):
@@ -254,16 +256,18 @@ def compute_perplexity(network, vocab, options, console):
 def interpolate_perplexity(scores, corpus, options, console):
     if options.debug_no_sb:
         raise InputError("--arpa scores sentences and needs their boundaries: remove --debug-no-sb")
-    arpa = open_arpa(options.arpa, console)
+    arpa = open_arpa(options.arpa, console, options.encoding)
     scores, unknown = interpolate_with_arpa(scores, corpus, arpa, options.lam, options.num_oovs)
     console.say(f"interpolated with '{options.arpa}' (lambda {options.lam:g}); {unknown} words not in its "
                 "vocabulary" + (" were scored as <unk>" if arpa.unk >= 0 else " had probability 0 there"))
     return scores
 
 
-def open_arpa(path, console):
+def open_arpa(path, console, encoding):
     console.say(f"Reading ARPA model from file '{path}' ...")
-    arpa = read_arpa(path)
+    arpa = read_arpa(path, encoding=encoding)
+    for line in arpa.warnings:
+        console.note(line)
     console.note(f"ARPA model: order {arpa.order}, " + ", ".join(
         f"{len(table):,} {n + 1}-grams" for n, table in enumerate(arpa.ngrams)))
     return arpa
@@ -273,7 +277,7 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
     """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none), the
     ARPA model and the lists, then rescoring.run_nbest. Setup lines go to stderr, so that
     stdout holds only results (1-best lines, word error rates)."""
-    source = open_lists(*list_inputs)
+    source = open_lists(*list_inputs, options.encoding)
     setup_console = Console(out=console.err, err=console.err)
     model_weight = options.nn_weight * (options.lam if options.arpa else 1.0)
     network = None
@@ -285,12 +289,14 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
         vocab = setup_vocabulary(options, model_file, setup_console)
         network, _ = setup_network(options, network_path, model_file, vocab,
                                    make_backend(options, setup_console), setup_console)
-    arpa = open_arpa(options.arpa, setup_console) if options.arpa and options.nn_weight > 0 else None
+    arpa = open_arpa(options.arpa, setup_console, options.encoding) if options.arpa and options.nn_weight > 0 else None
     settings = Settings(lm_weight=options.lm_weight, word_penalty=options.word_penalty,
                         nn_weight=options.nn_weight, lam=options.lam if options.lam is not None else 1.0,
                         batch_size=options.batch_size, share_prefixes=not options.no_prefix_sharing,
-                        unk_penalty=unk_penalty(options), num_oovs=options.num_oovs)
-    return run_nbest(source, network, arpa, settings, options.out, options.refs, options.noise_vocab, console)
+                        unk_penalty=unk_penalty(options), num_oovs=options.num_oovs,
+                        noise=frozenset(read_noise_words(options.noise_vocab, options.encoding)),
+                        encoding=options.encoding)
+    return run_nbest(source, network, arpa, settings, options.out, options.refs, console)
 
 
 def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,

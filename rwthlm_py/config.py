@@ -10,7 +10,7 @@ import dataclasses
 import math
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import read_lines
+from rwthlm_py.textio import check_encoding, read_lines
 
 WRAPPINGS = ("fixed", "concatenated", "verbatim", "stream")
 
@@ -78,7 +78,8 @@ class Options:
     acoustic_scale: float = option(1.0, "scale of the acoustic scores in lattice rescoring (rwthlm has none)", "lattice")
     nbest_size: int = option(None, "also write the N best distinct word sequences of each rescored lattice as an SRILM n-best list (x.lat.gz -> x.lat.nbest.gz), for rwthlm-py nbest", "lattice", flag="nbest")
     refs: str = option(None, "reference transcripts (`uttid w1 w2 ...`): print the WER of the original and rescored 1-best and of the oracle", "nbest")
-    noise_vocab: str = option(None, "words to ignore in hypotheses and references when counting errors", "nbest")
+    noise_vocab: str = option(None, "noise words (e.g. [laugh]): left out of hypotheses and references when counting errors, and, in nbest, out of the LM score with SRILM's pause -pau- (as SRILM's -noise-vocab)", "nbest")
+    encoding: str = option("utf-8", "character encoding of the text files read and written (texts, vocabularies, n-best lists, references, noise words, ARPA models, lattices), e.g. latin-1 for older corpora; not of --config files and file lists", "rwthlm_py")
     dtype: str = option("float32", "floating-point type of the computation: float64 is slower, and makes scores independent of the batch size and of prefix sharing to far beyond the printed digits", "rwthlm_py", choices=("float32", "float64"))
     backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)", "rwthlm_py", choices=("auto", "numpy", "cupy"))
 
@@ -139,7 +140,9 @@ def read_config_file(path):
 
 
 def validate(options):
-    """Rejects nonsensical option values with one clear line."""
+    """Rejects nonsensical option values with one clear line; the encoding is given its
+    canonical name."""
+    options = options.replace(encoding=check_encoding(options.encoding))
     checks = [
         (options.batch_size >= 1, "--batch-size must be at least 1"),
         (options.sequence_length >= 2, "--sequence-length must be at least 2 (a context word and a word to predict)"),

@@ -36,7 +36,7 @@ import dataclasses
 import numpy
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import read_lines, split_words
+from rwthlm_py.textio import DEFAULT_ENCODING, read_lines, split_words
 
 WRAPPING_MODES = ("fixed", "concatenated", "verbatim", "stream")
 
@@ -88,9 +88,10 @@ class Batch:
         return self.inputs.shape[1]
 
 
-def read_corpus(path, vocab, use_unk=False, debug_no_sb=False, keep_words=False):
-    """Reads a text file into a Corpus of ids of `vocab`, with every line's words too
-    when `keep_words` (for a second model that needs them: a pipe cannot be read twice).
+def read_corpus(path, vocab, use_unk=False, debug_no_sb=False, keep_words=False, encoding=DEFAULT_ENCODING):
+    """Reads a text file (in `encoding`) into a Corpus of ids of `vocab`, with every line's
+    words too when `keep_words` (for a second model that needs them: a pipe cannot be read
+    twice).
 
     Unknown words are mapped to the vocabulary's unknown word when `use_unk` is set and are
     an error naming the line otherwise.
@@ -99,7 +100,7 @@ def read_corpus(path, vocab, use_unk=False, debug_no_sb=False, keep_words=False)
     line_words = [] if keep_words else None
     index, sb_name = vocab.index, vocab.sb_name
     unk = vocab.unk if use_unk else None
-    for line_number, text in read_lines(path):
+    for line_number, text in read_lines(path, encoding):
         words = split_words(text)
         _check_line(text, words, sb_name, path, line_number)
         if keep_words:

@@ -1,5 +1,11 @@
-"""Reading text files (plain or gzip, strict UTF-8; `-` is standard input) and writing
-files and folders atomically.
+"""Reading text files (plain or gzip, strictly decoded in one character encoding; `-` is
+standard input) and writing files and folders atomically.
+
+Text is UTF-8 unless `--encoding` names another encoding; SRILM and rwthlm read bytes, so
+files in Latin-1 or other older encodings are common. An encoding must be ASCII-compatible
+(a newline, a space and a tab are those bytes), since lines are split at b"\n" before they
+are decoded; UTF-16 and UTF-32 are refused. A carriage return is whitespace, as for
+SRILM, rwthlm and Kaldi (a CRLF line ending is stripped; a CR inside a line separates words).
 
 Readers report problems as `InputError` naming the file and line. Writers report a failed
 write (a full disk, a quota, an I/O error) as `WriteError` naming the file, and never leave a
@@ -8,6 +14,7 @@ and renamed over the target only when everything was written; a folder of result
 written into a temporary folder beside the target and moved there at the end.
 """
 
+import codecs
 import contextlib
 import gzip
 import io
@@ -20,6 +27,28 @@ from rwthlm_py.errors import InputError, WriteError
 
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN = "-"
+DEFAULT_ENCODING = "utf-8"
+_ASCII_PROBE = "\t\n\r <sb> az AZ 09 -_.()[]=\"#"
+
+
+def check_encoding(name):
+    """The canonical name of the text encoding `name`; an InputError for an unknown one, a
+    non-text codec or one that is not ASCII-compatible."""
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        raise InputError(f"--encoding {name}: no such encoding (e.g. utf-8, latin-1, cp1252, gb18030, "
+                         "euc-jp)") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise InputError(f"--encoding {name}: not a text encoding")
+    try:
+        compatible = _ASCII_PROBE.encode(info.name) == _ASCII_PROBE.encode("ascii")
+    except UnicodeError:
+        compatible = False
+    if not compatible:
+        raise InputError(f"--encoding {name}: lines are split at the newline byte, so the encoding must keep "
+                         "ASCII as it is (convert the file first, e.g. iconv -f UTF-16 -t UTF-8)")
+    return info.name
 
 
 def open_binary(path):
@@ -38,16 +67,17 @@ def open_binary(path):
     return handle
 
 
-def read_lines(path):
-    """Yields (line_number, text) for every line of a UTF-8 text file, without the newline.
+def read_lines(path, encoding=DEFAULT_ENCODING):
+    """Yields (line_number, text) for every line of a text file, without the line ending.
 
-    Raises `InputError` for a missing file, a corrupt gzip stream or bytes that are not UTF-8.
+    Raises `InputError` for a missing file, a corrupt gzip stream or bytes that are not text
+    in `encoding`.
     """
     line_number = 0
     try:
         with open_binary(path) as handle:
             for line_number, raw in enumerate(handle, start=1):
-                text = decode_line(raw, path, line_number)
+                text = decode_line(raw, path, line_number, encoding)
                 if line_number == 1 and text.startswith(BYTE_ORDER_MARK):
                     text = text[1:]  # a UTF-8 byte-order mark is no part of the first word
                 yield line_number, text
@@ -55,21 +85,18 @@ def read_lines(path):
         raise InputError(f"cannot read past this line: {error}", path, line_number) from None
 
 
-def decode_line(raw, path, line_number):
-    """Decodes one raw line as strict UTF-8 and strips its line ending (\n or \r\n; a
-    carriage return elsewhere means old Mac line endings, which are refused)."""
+def decode_line(raw, path, line_number, encoding=DEFAULT_ENCODING):
+    """Decodes one raw line strictly and strips its line ending (\n or \r\n)."""
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode(encoding)
     except UnicodeDecodeError as error:
         byte = raw[error.start]
+        shown = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+        hint = " (--encoding names the file's encoding, e.g. latin-1)" if shown == "UTF-8" else ""
         raise InputError(
-            f"not UTF-8 text (byte 0x{byte:02x} at column {error.start + 1})", path, line_number
+            f"not {shown} text (byte 0x{byte:02x} at column {error.start + 1}){hint}", path, line_number
         ) from None
-    text = text.rstrip("\r\n")
-    if "\r" in text:
-        raise InputError("a carriage return inside a line: lines must end in \\n or \\r\\n (not \\r alone)",
-                         path, line_number)
-    return text
+    return text.rstrip("\r\n")
 
 
 BYTE_ORDER_MARK = "\ufeff"
@@ -87,11 +114,12 @@ def split_words(text):
 
 
 @contextlib.contextmanager
-def atomic_output(path, binary=False):
+def atomic_output(path, binary=False, encoding=DEFAULT_ENCODING):
     """Context manager giving a writable handle whose content replaces `path` on success.
 
-    A name ending in `.gz` is gzip-compressed. On an exception the temporary file is removed
-    and `path` keeps its previous content; a failed write is a `WriteError` naming `path`.
+    Text is written in `encoding`; a name ending in `.gz` is gzip-compressed. On an exception
+    the temporary file is removed and `path` keeps its previous content; a failed write is a
+    `WriteError` naming `path`.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -109,7 +137,7 @@ def atomic_output(path, binary=False):
                 if binary:
                     yield stream
                 else:
-                    text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+                    text = io.TextIOWrapper(stream, encoding=encoding, newline="\n")
                     yield text
                     text.flush()
                     text.detach()

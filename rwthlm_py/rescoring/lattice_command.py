@@ -50,7 +50,7 @@ from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
 from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
-from rwthlm_py.textio import atomic_directory, atomic_output
+from rwthlm_py.textio import DEFAULT_ENCODING, atomic_directory, atomic_output
 
 NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
 OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "ctm"}
@@ -70,7 +70,8 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
         look_ahead_lm_scale=options.look_ahead_lm_scale, acoustic_scale=options.acoustic_scale,
         word_penalty=options.word_penalty * math.log(10),
         unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
-    errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options) if options.refs else None
+    errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options, options.encoding) \
+        if options.refs else None
     with staged_outputs(options.out) as stage:
         return _rescore_each(network, paths, [stage(target) for target in targets],
                              [stage(target) for target in nbest_targets], options, search_options, errors,
@@ -102,7 +103,8 @@ def _rescore_each(network, paths, targets, nbest_targets, options, search_option
             rescored = rescore_lattice(network, path, target, options, search_options, console,
                                        state if options.dependent else None)
             if nbest_target is not None:
-                write_nbest(rescored, network.vocab, search_options, options.nbest_size, nbest_target)
+                write_nbest(rescored, network.vocab, search_options, options.nbest_size, nbest_target,
+                            options.encoding)
             if errors is not None:
                 errors.add(rescored, network.vocab)
         except WriteError:
@@ -157,7 +159,7 @@ class Rescored:
 
 def rescore_lattice(network, path, target, options, search_options, console, initial_state=None):
     """One lattice: read, prepare, search, report, write to `target`; returns Rescored."""
-    lattice = read_lattice(path)
+    lattice = read_lattice(path, options.encoding)
     topology = lattice_topology(lattice)
     cleared = clear_initial_links(lattice, topology, console) if options.clear_initial_links else {}
     words = network_words(lattice, topology, network.vocab, options, console)
@@ -250,7 +252,7 @@ def write_output(lattice, topology, result, options, cleared, target):
         lines = ctm_lines(lattice, result)
     else:
         lines = expanded_lattice_lines(lattice, topology, result, options.lm_scale)
-    with atomic_output(target) as handle:
+    with atomic_output(target, encoding=options.encoding) as handle:
         for line in lines:
             handle.write(line + "\n")
 
@@ -277,7 +279,7 @@ def utterance_name(path):
     return stem if extension else name
 
 
-def write_nbest(rescored, vocab, search_options, count, target):
+def write_nbest(rescored, vocab, search_options, count, target, encoding=DEFAULT_ENCODING):
     """--nbest N: the N best distinct word sequences of the expanded lattice (each link
     with the LM score of its own history) as an SRILM list, `ascore lscore nwords words`
     in log10: the acoustic score (unscaled), the new LM score with the sentence boundary's,
@@ -297,7 +299,7 @@ def write_nbest(rescored, vocab, search_options, count, target):
         return [lattice.links[links[k].link].word for k in path
                 if links[k].link is not None and rescored.words[links[k].link] not in (-1, vocab.sb)]
 
-    with atomic_output(target) as handle:
+    with atomic_output(target, encoding=encoding) as handle:
         for _, path in distinct_best_paths(len(times), [(link.start, link.end) for link in links], costs, words_of,
                                            count):
             copied = [links[k] for k in path if links[k].link is not None]
@@ -327,10 +329,10 @@ class LatticeWordErrors:
     words counted are those of LM-scored links other than the sentence boundary, less the
     --noise-vocab words."""
 
-    def __init__(self, references_path, noise_path, search_options):
+    def __init__(self, references_path, noise_path, search_options, encoding=DEFAULT_ENCODING):
         self.path = references_path
-        self.references = read_references(references_path)
-        self.noise = read_noise_words(noise_path)
+        self.references = read_references(references_path, encoding)
+        self.noise = read_noise_words(noise_path, encoding)
         self.options = search_options
         self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
 
