@@ -181,7 +181,7 @@ class _ArpaReader:
         if not self.declared or order > max(self.declared):
             raise InputError(f"section \\{order}-grams: is not declared in \\data\\", self.path, line_number)
         if self.ngrams is None:
-            self.ngrams = [dict() for _ in range(max(self.declared))]
+            self.ngrams = [{} for _ in range(max(self.declared))]
         self.section = order
 
     def _compare_counts(self, line_number):

@@ -21,6 +21,7 @@ import os
 import numpy
 
 from rwthlm_py import __version__
+from rwthlm_py.config import recorded_options
 from rwthlm_py.errors import InputError, WriteError
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
@@ -127,10 +128,22 @@ def read_model(path):
     return ModelFile(path, meta, params, momentum, others)
 
 
-def _read_members(path):
-    """Every array of the archive. Whatever fails while reading it (the zip directory, a
-    member's CRC, an .npy header: the readers raise many kinds of exception on damaged
-    bytes) means a damaged file."""
+def read_model_meta(path):
+    """The checked metadata of a model file, without reading its weights."""
+    path = os.fspath(path)
+    return _read_meta(_read_members(path, only=("meta",)), path)
+
+
+def recorded_defaults(path, names):
+    """The options among `names` that the training of the model at `path` was given, checked
+    (config.recorded_options), without reading its weights."""
+    return recorded_options(read_model_meta(path)["options"], names, os.fspath(path))
+
+
+def _read_members(path, only=None):
+    """Every array of the archive (or those named in `only`). Whatever fails while reading
+    it (the zip directory, a member's CRC, an .npy header: the readers raise many kinds of
+    exception on damaged bytes) means a damaged file."""
     if not os.path.exists(path):
         raise InputError("no such model file", path)
     try:
@@ -144,7 +157,7 @@ def _read_members(path):
         raise InputError("not an rwthlm_py model file (it is no zip archive)", path)
     try:
         with numpy.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+            return {name: archive[name] for name in archive.files if only is None or name in only}
     except MemoryError:
         raise InputError("corrupt model file (an array header asks for more memory than there is)", path) from None
     except Exception as error:

@@ -16,7 +16,7 @@ import threading
 
 from rwthlm_py import __version__
 from rwthlm_py.allocator import keep_freed_memory
-from rwthlm_py.config import (OPTION_FIELDS, Options, convert, flag_name, names_in_group,
+from rwthlm_py.config import (FROM_THE_MODEL, OPTION_FIELDS, Options, convert, flag_name, names_in_group,
                               read_config_file, rescoring_options_given, validate)
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.reporting import Console
@@ -34,16 +34,16 @@ SUBCOMMANDS = {
                         "variational_dropout", "tie_weights", "checkpoint_every", "tensorboard"]
               + CLASS_OPTIONS),
     "ppl": ("compute the perplexity of a text (rwthlm with --ppl)",
-            SHARED + ["ppl", "tensorboard", "arpa", "lam"]),
+            SHARED + ["no_unk", "ppl", "tensorboard", "arpa", "lam"]),
     "nbest": ("rescore SRILM or Kaldi n-best lists with the network (and an ARPA model), "
               "re-rank them and count word errors",
-              ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding", "backend", "dtype",
-               "record", "arpa", "lam"] + names_in_group("nbest")),
+              ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding", "backend",
+               "dtype", "record", "arpa", "lam"] + names_in_group("nbest")),
     "lattice": ("rescore HTK lattices with the network as rwthlm does (LATTICE... NETWORK), with outputs under "
                 "--out, a word penalty, an acoustic scale and word error rates",
-                ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding", "backend", "dtype",
-                 "record", "out", "word_penalty", "refs", "noise_vocab"] + names_in_group("rescoring")
-                + names_in_group("lattice")),
+                ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding",
+                 "backend", "dtype", "record", "out", "word_penalty", "refs", "noise_vocab"]
+                + names_in_group("rescoring") + names_in_group("lattice")),
     "selftest": ("check the gradients of every layer against finite differences",
                  SHARED + ["train", "random_seed", "no_bias", "dropout", "variational_dropout"]),
 }
@@ -56,8 +56,10 @@ SUBCOMMAND_DEFAULTS = {
     "train": {"batch_size": 20, "sequence_length": 36, "word_wrapping": "stream", "gradient_clipping": 0.25,
               "min_improvement": 1.01},
 }
-# rwthlm's command line has every option but those of rwthlm-py's subcommands nbest and lattice
-RWTHLM_OPTIONS = [name for name in OPTION_FIELDS if name not in names_in_group("nbest") + names_in_group("lattice")]
+# rwthlm's command line has every option but those of rwthlm-py's subcommands nbest and
+# lattice, and --no-unk (rwthlm takes nothing from the model file to undo)
+RWTHLM_OPTIONS = [name for name in OPTION_FIELDS
+                  if name not in names_in_group("nbest") + names_in_group("lattice") + ["no_unk"]]
 
 
 class UsageError(Exception):
@@ -97,6 +99,10 @@ def resolve_options(namespace, names, console, defaults=None):
         console.say(f"Reading options from config file '{explicit['config']}' ...")
         values.update(read_config_file(explicit["config"]))
     values.update(explicit)
+    if values.get("no_unk"):
+        if explicit.get("unk"):
+            raise UsageError("--unk and --no-unk contradict each other")
+        values["unk"] = False
     options = validate(Options(**{**(defaults or {}), **values}))
     write_results_in(options.encoding)
     return options, set(values)
@@ -270,7 +276,7 @@ def add_sample_parser(commands):
     sample.add_argument("--seed", type=int, default=1, help="seed of the draws (default: 1)")
     sample.add_argument("--max-length", type=int, default=200,
                         help="a sentence ends after this many words if it has not ended (default: 200)")
-    add_option_flags(sample, ["backend", "dtype"])
+    add_option_flags(sample, ["encoding", "backend", "dtype"])
 
 
 def add_nbest_inputs(parser):
@@ -316,7 +322,11 @@ def main(argv=None):
             with recorded(options, "vocab", argv, console) as finish:
                 return finish(write_vocabulary(options, namespace.out, console))
         names = SUBCOMMANDS[namespace.command][1]
-        options, explicit = resolve_options(namespace, names, console, SUBCOMMAND_DEFAULTS.get(namespace.command))
+        from_model = model_defaults(namespace.command, namespace.network, names)
+        options, explicit = resolve_options(namespace, names, console,
+                                            {**SUBCOMMAND_DEFAULTS.get(namespace.command, {}), **from_model})
+        if namespace.command == "ppl":
+            console.note(layout_line(options, explicit, from_model))
         required = {"train": ["train", "dev"], "ppl": ["ppl"]}.get(namespace.command, [])
         for name in required:
             if getattr(options, name) is None:
@@ -332,6 +342,31 @@ def main(argv=None):
                               getattr(namespace, "lattices", ()), lattice_batch_size(options, explicit), "rwthlm-py"))
 
     return run_guarded("rwthlm-py", body)
+
+
+def model_defaults(command, network_path, names):
+    """The options `command` takes from the model file at `network_path` (FROM_THE_MODEL),
+    among `names`; none where there is no model file yet (the command then says so). The
+    `rwthlm` command takes none: it keeps rwthlm's defaults."""
+    wanted = [name for name in FROM_THE_MODEL.get(command, []) if name in names]
+    if not wanted or network_path is None or not os.path.isfile(network_path):
+        return {}
+    from rwthlm_py.checkpoint import recorded_defaults
+
+    return recorded_defaults(network_path, wanted)
+
+
+def layout_line(options, explicit, from_model):
+    """The scoring layout `rwthlm-py ppl` uses, and where each part comes from."""
+    def source(name):
+        return "given" if name in explicit else "the model's" if name in from_model else "default"
+
+    parts = [f"batch size {options.batch_size} ({source('batch_size')})",
+             f"sequence length {options.sequence_length} ({source('sequence_length')})",
+             f"word wrapping {options.word_wrapping} ({source('word_wrapping')})"]
+    if options.feedforward:
+        parts.append(f"feedforward ({source('feedforward')})")
+    return "scoring layout: " + ", ".join(parts)
 
 
 def parse_command_line(parser, argv):
@@ -390,7 +425,8 @@ def run_sample(namespace, console):
         raise UsageError("--temperature must be a positive number")
     if not 0 <= namespace.seed < 2 ** 63:
         raise UsageError("--seed must lie in [0, 2^63)")
-    options, _ = resolve_options(namespace, ["backend", "dtype"], console)
+    names = ["backend", "dtype", "encoding"]
+    options, _ = resolve_options(namespace, names, console, model_defaults("sample", namespace.network, names))
     network = build_network(read_model(namespace.network), make_backend(options, console))
     for words in sample_sentences(network, namespace.num, namespace.temperature, namespace.seed,
                                   namespace.max_length):

@@ -67,7 +67,7 @@ def _run(options, network_path, backend, console, lattices, lattice_batch_size, 
         console.say(f"Reading development data from file '{options.dev}' ...")
         dev_corpus = require_words(read_text(options.dev, vocab, options), "development")
     if options.ppl:
-        return compute_perplexity(network, vocab, options, console)
+        return compute_perplexity(network, vocab, options, console, skip_oovs=program == "rwthlm-py")
     if lattices:
         return rescore_lattices(network, lattices, options, console, lattice_batch_size, program)
     if options.train:
@@ -196,9 +196,9 @@ def _describe(network, console):
                  f"{len(vocab)} words in {vocab.num_classes} classes")
 
 
-def read_text(path, vocab, options, keep_words=False):
+def read_text(path, vocab, options, keep_words=False, skip_oovs=False):
     return data.read_corpus(path, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb,
-                            keep_words=keep_words, encoding=options.encoding)
+                            keep_words=keep_words, encoding=options.encoding, skip_unknown=skip_oovs)
 
 
 def require_words(corpus, what):
@@ -226,21 +226,17 @@ def unk_penalty(options):
     return math.log(options.num_oovs + 1) if options.unk else 0.0
 
 
-def compute_perplexity(network, vocab, options, console):
+def compute_perplexity(network, vocab, options, console, skip_oovs=False):
+    """The perplexity of --ppl; words outside the vocabulary are an error unless --unk
+    maps them, or, with `skip_oovs`, left out and counted as SRILM's OOVs."""
     if options.lam is not None and not options.arpa:
         raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
     events = open_log(options.tensorboard)  # first: a bad directory fails before the work
     console.say(f"Computing perplexity for file '{options.ppl}' ...")
     # read once, with the words for the ARPA model: the text may be a pipe
-    corpus = require_words(read_text(options.ppl, vocab, options, keep_words=options.arpa is not None), "--ppl")
-    sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
-                          options.sequence_length, options.debug_no_sb)
-    progress = console.progress("perplexity", int((sequences.end - sequences.first).sum()))
-    scores = score_corpus(network, corpus, sequences, options.batch_size,
-                          carry_state=options.word_wrapping == "stream",
-                          unk_penalty=unk_penalty(options), feedforward=options.feedforward,
-                          keep_tokens=options.verbose or options.arpa is not None, progress=progress)
-    progress.close()
+    corpus = require_words(read_text(options.ppl, vocab, options, keep_words=options.arpa is not None,
+                                     skip_oovs=skip_oovs), "--ppl")
+    scores = score_text(network, corpus, options, console, keep_tokens=options.verbose or options.arpa is not None)
     if options.arpa:
         scores = interpolate_perplexity(scores, corpus, options, console)
     if options.verbose:
@@ -251,6 +247,21 @@ def compute_perplexity(network, vocab, options, console):
     events.scalar("final/test_perplexity", scores.perplexity, 0)
     events.close()
     return 0
+
+
+def score_text(network, corpus, options, console=None, keep_tokens=False):
+    """The Scores of a corpus in the layout of the options (wrapping, batch size, sequence
+    length, carried state, --feedforward, --num-oovs), with progress on the console."""
+    sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
+                          options.sequence_length, options.debug_no_sb)
+    progress = console.progress("perplexity", int((sequences.end - sequences.first).sum())) if console else None
+    scores = score_corpus(network, corpus, sequences, options.batch_size,
+                          carry_state=options.word_wrapping == "stream",
+                          unk_penalty=unk_penalty(options), feedforward=options.feedforward,
+                          keep_tokens=keep_tokens, progress=progress)
+    if progress is not None:
+        progress.close()
+    return scores
 
 
 def interpolate_perplexity(scores, corpus, options, console):

@@ -27,6 +27,7 @@ class Options:
     vocab: str = option(None, "vocabulary file (`word` or `word class` lines); built from --train and saved there if it does not exist")
     remap: str = option(None, "write the vocabulary in network order (`word<TAB>class`) to this file")
     unk: bool = option(False, "map words that are not in the vocabulary to the --map-unk word")
+    no_unk: bool = option(False, "do not map unknown words to the --map-unk word, though the model was trained with --unk", "rwthlm_py")
     map_unk: str = option("<unk>", "the unknown word")
     map_sb: str = option("<sb>", "the sentence-boundary word, appended to every line")
     debug_no_sb: bool = option(False, "do not append the sentence boundary to lines")
@@ -185,6 +186,43 @@ def validate(options):
         if not ok:
             raise InputError(message)
     return options
+
+
+# What rwthlm-py's scoring commands (and the Python API) take from the model file, its
+# training's options, where neither the command line nor --config gives it: how the texts
+# were read and, for ppl, the layout the model was trained and evaluated with.
+TEXT_CONVENTIONS = ["unk", "map_unk", "num_oovs", "map_sb", "debug_no_sb", "encoding"]
+SCORING_LAYOUT = ["batch_size", "sequence_length", "word_wrapping", "feedforward"]
+FROM_THE_MODEL = {"ppl": TEXT_CONVENTIONS + SCORING_LAYOUT, "nbest": TEXT_CONVENTIONS,
+                  "lattice": TEXT_CONVENTIONS, "sample": ["encoding"]}
+
+
+def recorded_options(recorded, names, path):
+    """The values among `names` that a model file recorded of its training's options, each
+    checked for its type and choices as the command line's are (files written before an
+    option existed lack it); an InputError naming `path` for a value that cannot be one."""
+    values = {}
+    for name in names:
+        if name not in recorded:
+            continue
+        field, value = OPTION_FIELDS[name], recorded[name]
+        if not _is_value_of(field, value):
+            raise InputError(f"corrupt model file (its recorded option {flag_name(field)} is {value!r})", path)
+        values[name] = value
+    return values
+
+
+def _is_value_of(field, value):
+    if value is None:
+        return field.default is None
+    if field.type is bool:
+        return isinstance(value, bool)
+    if field.type is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if field.type is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    choices = field.metadata["choices"]
+    return isinstance(value, str) and (not choices or value in choices)
 
 
 def rescoring_options_given(explicit):

@@ -47,9 +47,16 @@ def test_rwthlm_training_prints_rwthlms_lines(trained):
 
 
 def test_rwthlm_py_ppl_equals_rwthlm_ppl(trained):
+    """rwthlm keeps its own defaults (sequences of 100); rwthlm-py takes the model's
+    training layout (sequences of 12) unless given another."""
     _, rwthlm_out, _ = call(RWTHLM, "--ppl", "test.txt", "--batch-size", 3, "toy-i8-m8", cwd=trained)
-    _, py_out, _ = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "--batch-size", "3", "toy-i8-m8", cwd=trained)
+    _, py_out, _ = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "--batch-size", "3", "--sequence-length", 100,
+                        "toy-i8-m8", cwd=trained)
     assert rwthlm_out.splitlines()[-1] == py_out.splitlines()[-1]
+    _, trained_layout, _ = call(RWTHLM, "--ppl", "test.txt", "--batch-size", 8, "--sequence-length", 12,
+                                "toy-i8-m8", cwd=trained)
+    _, py_out, _ = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "toy-i8-m8", cwd=trained)
+    assert trained_layout.splitlines()[-1] == py_out.splitlines()[-1] != rwthlm_out.splitlines()[-1]
 
 
 def test_verbose_lines_do_not_depend_on_batch_size(trained):
