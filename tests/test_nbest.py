@@ -208,7 +208,7 @@ SWITCHBOARD_LIKE = (
     # nwords 11 leaves the pauses and the noise out; the word penalty uses it as given
     "-1792.12 -16.0727 11 -pau- [laugh] yeah that would be that would be nice too -pau- [laugh] -pau-\n"
     # the same scores and 12 words: with the token counts (14 against 12) this one would win
-    "-1792.12 -16.0727 12 yeah that would be that would be nice too and yeah\n"
+    "-1792.12 -16.0727 12 yeah that would be that would be nice too and yeah right\n"
 )
 
 
@@ -223,6 +223,17 @@ def test_the_word_penalty_uses_the_lists_word_count(tmp_path):
                                      "--out", "out2", cwd=tmp_path)
     assert (tmp_path / "out2" / "1best.txt").read_text() == "sw_1 " + SWITCHBOARD_LIKE.splitlines()[1].split(
         maxsplit=3)[3] + "\n"  # a bonus per word: 12 beats 11
+
+
+def test_the_totals_use_the_lists_word_count(tmp_path):
+    from rwthlm_py.rescoring.command import Counts, Settings, rescore_group
+
+    (tmp_path / "sw_1.nbest").write_text(SWITCHBOARD_LIKE)
+    nbest = formats.read_srilm_list(tmp_path / "sw_1.nbest")
+    assert [h.num_words for h in nbest.hypotheses] == [11, 12]
+    assert [len(h.words) for h in nbest.hypotheses] == [14, 12]
+    [result] = rescore_group([nbest], None, None, Settings(lm_weight=10, word_penalty=-0.5, nn_weight=0), Counts())
+    assert result.totals == [-1792.12 - 160.727 - 5.5, -1792.12 - 160.727 - 6.0]
 
 
 def test_pauses_and_noise_words_are_not_scored_by_the_lm(tmp_path):
