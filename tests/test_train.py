@@ -124,12 +124,13 @@ def test_a_small_improvement_keeps_the_model_and_halves_the_rate(tmp_path, class
 
 def test_halvings_in_a_row_stop_training(tmp_path, class_vocab):
     """Rolled back (55), a gain below 1% (49.9): two halvings in a row; a gain of 1% or more
-    (30) starts the count again; then three rollbacks in a row end the run after epoch 7."""
+    (30) starts the count again; then a rollback (31), a gain below 1% (29.9) and a rollback
+    (32) are three in a row, and the run ends after epoch 7."""
     schedule = Schedule(min_improvement=1.01, stop_after_halvings=3)
     _, trainer, snapshots = run_scripted(tmp_path, class_vocab, schedule,
-                                         [50.0, 55.0, 49.9, 30.0, 31.0, 32.0, 33.0, 20.0])
+                                         [50.0, 55.0, 49.9, 30.0, 31.0, 29.9, 32.0, 20.0])
     assert len(snapshots) == 7
-    assert read_model(tmp_path / "model").training_state == TrainingState(7, 0.4 / 2 ** 5, 30.0, 3)
+    assert read_model(tmp_path / "model").training_state == TrainingState(7, 0.4 / 2 ** 5, 29.9, 3)
     assert trainer.console.out.getvalue().splitlines()[-1] == (
         "the learning rate was halved in 3 epochs in a row (--stop-after-halvings 3): training stops "
         "(the model file holds the best model)")
