@@ -1,9 +1,11 @@
 """Every option, once: rwthlm's names and defaults (§1.1), help text, and their checks.
 
 Both command lines build their flags from OPTION_FIELDS, so a flag is defined in one
-place. Python names are the flag names with `-` turned into `_`; `--lambda` is `lam`.
-`read_config_file` reads rwthlm's Boost-style `--config` files (`key = value`, `#`
-comments), whose values the command line overrides.
+place, with its help in the words of each command where its meaning differs there
+(`help_text`). Python names are the flag names with `-` turned into `_`; `--lambda` is
+`lam`. `read_config_file` reads rwthlm's Boost-style `--config` files (`key = value`, `#`
+comments), whose values the command line overrides; `closest_names` finds the option an
+unknown name most likely meant.
 """
 
 import dataclasses
