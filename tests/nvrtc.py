@@ -1,7 +1,7 @@
 """NVRTC, CUDA's run-time compiler, through ctypes: compiles a CUDA source to PTX without a
 GPU or a driver, so that kernel sources are checked on any machine with the library.
 
-The library comes from the `nvidia-cuda-nvrtc-cu12` wheel (the test extra installs it on
+The library comes from the `nvidia-cuda-nvrtc-cu12` wheel (the `nvrtc` extra installs it on
 x86-64 Linux) or from a CUDA installation on the library path.
 """
 
