@@ -3,7 +3,8 @@
 Format: a numpy .npz archive (a zip of .npy arrays, each with a CRC) holding
     meta               JSON as uint8: format name and version, network string, bias flag,
                        vocabulary (words in network order with their classes), its sha256,
-                       epoch, learning rate, best dev perplexity, the training options
+                       epoch, learning rate, best dev perplexity, halvings in a row, the
+                       training options
     param/<name>       every parameter, e.g. param/layer2.W
     momentum/<name>    the momentum buffer of every parameter that has one
 
@@ -21,7 +22,6 @@ import os
 import numpy
 
 from rwthlm_py import __version__
-from rwthlm_py.config import recorded_options
 from rwthlm_py.errors import InputError, WriteError
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
@@ -34,11 +34,13 @@ VERSION = 1
 
 @dataclasses.dataclass
 class TrainingState:
-    """What training needs to continue: rwthlm's epoch, learning rate and best perplexity."""
+    """What training needs to continue: rwthlm's epoch, learning rate and best perplexity,
+    and how many epochs in a row have halved the rate (for --stop-after-halvings)."""
 
     epoch: int = 0
     learning_rate: float = 0.1
     best_perplexity: float = math.inf
+    halvings_in_a_row: int = 0
 
 
 @dataclasses.dataclass
@@ -53,7 +55,7 @@ class ModelFile:
     def training_state(self):
         best = self.meta["best_perplexity"]
         return TrainingState(self.meta["epoch"], self.meta["learning_rate"],
-                             math.inf if best is None else best)
+                             math.inf if best is None else best, self.meta.get("halvings_in_a_row", 0))
 
 
 def save_model(path, network, optimizer, training_state, options=None, extra_meta=None, extra_arrays=None,
@@ -76,6 +78,7 @@ def save_model(path, network, optimizer, training_state, options=None, extra_met
         "epoch": int(training_state.epoch),
         "learning_rate": float(training_state.learning_rate),
         "best_perplexity": None if not math.isfinite(best) else float(best),
+        "halvings_in_a_row": int(training_state.halvings_in_a_row),
         "options": options or {},
         **(extra_meta or {}),
     }
@@ -132,12 +135,6 @@ def read_model_meta(path):
     """The checked metadata of a model file, without reading its weights."""
     path = os.fspath(path)
     return _read_meta(_read_members(path, only=("meta",)), path)
-
-
-def recorded_defaults(path, names):
-    """The options among `names` that the training of the model at `path` was given, checked
-    (config.recorded_options), without reading its weights."""
-    return recorded_options(read_model_meta(path)["options"], names, os.fspath(path))
 
 
 def _read_members(path, only=None):
@@ -213,8 +210,10 @@ META_FIELDS = {  # name: (test, what it must be)
                         "null or a finite number >= 1"),
     "options": (lambda value: isinstance(value, dict), "an object"),
     "tie_weights": (lambda value: isinstance(value, bool), "true or false"),
+    "halvings_in_a_row": (lambda value: _is_int(value) and value >= 0, "an integer >= 0"),
 }
-OPTIONAL_META_FIELDS = {"tie_weights"}  # files written before --tie-weights existed have none
+# files written before --tie-weights and --stop-after-halvings existed have none
+OPTIONAL_META_FIELDS = {"tie_weights", "halvings_in_a_row"}
 
 
 def model_vocabulary(model_file):

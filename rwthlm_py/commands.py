@@ -19,17 +19,17 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
 from rwthlm_py.lr_search import find_initial_learning_rate
 from rwthlm_py.model_lock import exclusive_model_lock
-from rwthlm_py.network import Network
+from rwthlm_py.network import Network, check_tying_layers
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
 from rwthlm_py.rate_search import search_learning_rate
 from rwthlm_py.reporting import Console
-from rwthlm_py.rescoring.command import Settings, open_lists, run_nbest
+from rwthlm_py.rescoring.command import Settings, check_list_inputs, open_lists, run_nbest
 from rwthlm_py.rescoring.lattice_command import rescore_lattices
 from rwthlm_py.rescoring.wer import read_noise_words
 from rwthlm_py.selftest import self_test_on_corpus
 from rwthlm_py.tensorboard_log import open_log
-from rwthlm_py.train import Schedule, Trainer
+from rwthlm_py.train import Schedule, Trainer, finished_training
 from rwthlm_py.vocabulary import count_words, read_vocabulary, vocabulary_from_counts
 
 STREAM_NOTE = ("word wrapping 'stream': the recurrent state is carried from one batch to the next "
@@ -42,22 +42,20 @@ def run(options, network_path, backend, console, lattices=(), lattice_batch_size
     whole time frame at once); `program` names the command in their error lines and chooses
     the learning-rate search of a new network. Training holds the model's exclusive lock
     from before it reads the model to the end."""
-    if options.train and not (options.ppl or lattices or options.self_test):
+    if trains(options, lattices):
         with exclusive_model_lock(network_path, console):
             return _run(options, network_path, backend, console, lattices, lattice_batch_size, program)
     return _run(options, network_path, backend, console, lattices, lattice_batch_size, program)
 
 
 def _run(options, network_path, backend, console, lattices, lattice_batch_size, program):
+    check_command_line(options, network_path, lattices)
     model_file = read_model(network_path) if os.path.exists(network_path) else None
-    if lattices and model_file is None:
-        raise InputError("lattice rescoring needs a trained model, and this file does not exist", network_path)
-    if options.ppl and model_file is None:
-        raise InputError("--ppl needs a trained model, and this file does not exist", network_path)
-    if options.self_test and not options.train:
-        raise InputError("--self-test needs --train (the text to check the gradients on)")
-    if options.train and not (options.dev or options.self_test or options.ppl):
-        raise InputError("training needs development data: give --dev")
+    if model_file is not None and trains(options, lattices):
+        finished = finished_training(model_file.training_state, schedule_from(options))
+        if finished:
+            console.say(f"Nothing to train: {finished}")
+            return 0
     vocab = setup_vocabulary(options, model_file, console)
     network, training_state = setup_network(options, network_path, model_file, vocab, backend, console)
     if options.word_wrapping == "stream":
@@ -81,6 +79,45 @@ def _run(options, network_path, backend, console, lattices, lattice_batch_size, 
         train(network, optimizer, network_path, model_file is None, training_state,
               train_corpus, dev_corpus, options, console, program)
     return 0
+
+
+def check_command_line(options, network_path, lattices):
+    """The errors of the options and the NETWORK argument alone, before any file is read:
+    what a mode needs, and the network string of a network still to be made."""
+    if lattices:
+        for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
+            if value is None:
+                raise InputError(f"lattice rescoring needs {name}")
+    if options.self_test and not options.train:
+        raise InputError("--self-test needs --train (the text to check the gradients on)")
+    if options.train and not (options.dev or options.self_test or options.ppl):
+        raise InputError("training needs development data: give --dev")
+    if options.ppl and not lattices:
+        check_arpa_options(options)
+        if options.arpa and options.debug_no_sb:
+            raise InputError("--arpa scores sentences and needs their boundaries: remove --debug-no-sb")
+    if os.path.exists(network_path):
+        return
+    if lattices:
+        raise InputError("lattice rescoring needs a trained model, and this file does not exist", network_path)
+    if options.ppl:
+        raise InputError("--ppl needs a trained model, and this file does not exist", network_path)
+    spec = parse_network(network_path)
+    if options.tie_weights:
+        check_tying_layers(spec)
+        if options.classes:
+            raise InputError(f"--tie-weights needs a full softmax (every word its own class), not --classes "
+                             f"{options.classes}")
+
+
+def check_arpa_options(options):
+    if options.lam is not None and not options.arpa:
+        raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
+
+
+def trains(options, lattices):
+    """Whether the options ask for training (rather than --ppl, rescoring or a self-test)."""
+    return bool(options.train) and not (options.ppl or lattices or options.self_test)
 
 
 def setup_vocabulary(options, model_file, console):
@@ -217,7 +254,7 @@ def schedule_from(options):
         random_seed=options.random_seed, debug_no_sb=options.debug_no_sb,
         verbose=options.verbose, unk_penalty=unk_penalty(options),
         gradient_clipping=options.gradient_clipping, min_improvement=options.min_improvement,
-        checkpoint_every=options.checkpoint_every, dropout=options.dropout,
+        stop_after_halvings=options.stop_after_halvings, checkpoint_every=options.checkpoint_every, dropout=options.dropout,
         variational_dropout=options.variational_dropout)
 
 
@@ -229,8 +266,6 @@ def unk_penalty(options):
 def compute_perplexity(network, vocab, options, console, skip_oovs=False):
     """The perplexity of --ppl; words outside the vocabulary are an error unless --unk
     maps them, or, with `skip_oovs`, left out and counted as SRILM's OOVs."""
-    if options.lam is not None and not options.arpa:
-        raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
     events = open_log(options.tensorboard)  # first: a bad directory fails before the work
     console.say(f"Computing perplexity for file '{options.ppl}' ...")
     # read once, with the words for the ARPA model: the text may be a pipe
@@ -265,8 +300,6 @@ def score_text(network, corpus, options, console=None, keep_tokens=False):
 
 
 def interpolate_perplexity(scores, corpus, options, console):
-    if options.debug_no_sb:
-        raise InputError("--arpa scores sentences and needs their boundaries: remove --debug-no-sb")
     arpa = open_arpa(options.arpa, console, options.encoding)
     scores, unknown = interpolate_with_arpa(scores, corpus, arpa, options.lam, options.num_oovs)
     console.say(f"interpolated with '{options.arpa}' (lambda {options.lam:g}); {unknown} words not in its "
@@ -287,15 +320,17 @@ def open_arpa(path, console, encoding):
 def rescore_nbest(options, network_path, list_inputs, make_backend, console):
     """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none), the
     ARPA model and the lists, then rescoring.run_nbest. Setup lines go to stderr, so that
-    stdout holds only results (1-best lines, word error rates)."""
+    stdout holds only results (1-best lines, or word error rates with --out)."""
+    check_list_inputs(*list_inputs)
+    check_arpa_options(options)
+    model_weight = options.nn_weight * (options.lam if options.arpa else 1.0)
+    if model_weight > 0 and network_path is None:
+        raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
+                         "with --arpa, rescores without one)")
     source = open_lists(*list_inputs, options.encoding)
     setup_console = Console(out=console.err, err=console.err)
-    model_weight = options.nn_weight * (options.lam if options.arpa else 1.0)
     network = None
     if model_weight > 0:
-        if network_path is None:
-            raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
-                             "with --arpa, rescores without one)")
         model_file = read_model(network_path)
         vocab = setup_vocabulary(options, model_file, setup_console)
         network, _ = setup_network(options, network_path, model_file, vocab,

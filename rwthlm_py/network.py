@@ -224,10 +224,16 @@ def check_tying(spec, vocab):
     """Weight tying (Press and Wolf 2017) shares the word projection E [V, d] with the output
     weights W_class [C, H]: it needs a full softmax (every word its own class, so that class
     c is word c) and d = H. Anything else is an InputError saying why."""
-    first, last = spec.layers[0], spec.layers[-1]
     if vocab.num_classes != len(vocab) or vocab.shortlist_size != len(vocab):
         raise InputError(f"--tie-weights needs a full softmax (every word its own class); this vocabulary has "
                          f"{vocab.num_classes} classes for {len(vocab)} words")
+    check_tying_layers(spec)
+
+
+def check_tying_layers(spec):
+    """What weight tying needs of the layers alone: a word projection first, as large as
+    the last hidden layer."""
+    first, last = spec.layers[0], spec.layers[-1]
     if first.kind != "projection" or first.order != 1:
         raise InputError(f"--tie-weights needs a word projection first (i, l, L, r or R), not '{first.letter}'")
     if first.size != last.size:

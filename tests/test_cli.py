@@ -120,7 +120,7 @@ BAD_OPTIONS = [
     (["--word-wrapping", "wrapped"], "--word-wrapping must be one of"),
     (["--sequence-length", "1"], "--sequence-length must be at least 2"),
     (["--num-oovs", "-3"], "--num-oovs must not be negative"),
-    (["--no-such-option"], "unrecognized arguments"),
+    (["--no-such-option"], "unrecognized option --no-such-option"),
     (["--lambda", "0.5"], "--lambda: only for lattice rescoring (give LATTICE files before the NETWORK)"),
 ]
 
@@ -197,8 +197,6 @@ def test_rwthlm_py_lattice_writes_under_out_with_a_word_penalty(trained):
     assert status == 0, err
     assert [line for line in among.splitlines() if "best" in line] == \
         [line for line in before.splitlines() if "best" in line] and "single best: " in among
-    assert_one_line_error(call(RWTHLM_PY, *common, "--out", "nowhere", "x.lat", "toy-i8-m8", cwd=trained),
-                          "rwthlm-py", "nowhere: no such directory (--out)")
     (trained / "sub").mkdir()
     (trained / "sub" / "x.lat").write_text(TOY_LATTICE)
     assert_one_line_error(call(RWTHLM_PY, *common, "--out", "out", "x.lat", "sub/x.lat", "toy-i8-m8", cwd=trained),

@@ -74,6 +74,17 @@ def test_one_best_on_stdout_without_out(tmp_path):
     assert out == (GOLDEN / "srilm" / "1best.txt").read_text()
 
 
+def test_without_out_the_word_error_rates_go_to_stderr(tmp_path):
+    """stdout holds only the 1-best lines, as SRILM's and Kaldi's tools write them, so that
+    it can be redirected to a file; the error rates (stdout with --out) are on stderr."""
+    status, out, err = nbest_command("--nbest", DATA / "nbest", *ARPA_ONLY, "--lm-weight", 2, "--word-penalty", -0.5,
+                                     "--refs", DATA / "refs", "--noise-vocab", DATA / "noise", cwd=tmp_path)
+    assert status == 0, err
+    assert out == (GOLDEN / "srilm" / "1best.txt").read_text()
+    wer_lines = (GOLDEN / "srilm" / "stdout.txt").read_text().splitlines()
+    assert err.splitlines()[-len(wer_lines):] == wer_lines
+
+
 def test_written_lists_read_back_with_the_new_scores(tmp_path):
     nbest_command("--nbest", DATA / "nbest", *ARPA_ONLY, "--out", tmp_path / "out", cwd=tmp_path)
     plain = formats.read_srilm_list(tmp_path / "out" / "utt1.nbest")

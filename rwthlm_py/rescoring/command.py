@@ -8,7 +8,8 @@
       ─ [--arpa: scores.interpolate_linear per token with the ARPA model's ln p]
       ─ scores.combine_lm, scores.total_score ─► new ranking
       ─ Outputs (--out DIR: each list in its own format, and 1best.txt; else 1-best lines)
-      ─ [--refs: wer.align_counts for the original and rescored 1-best and the oracle]
+      ─ [--refs: wer.align_counts for the original and rescored 1-best and the oracle; on
+         stdout with --out DIR, else on stderr, so that stdout holds only the 1-best lines]
 
 SRILM lists are read, scored and written a group at a time (whole utterances, at most
 GROUP_HYPOTHESES hypotheses), so that memory stays bounded whatever the number of lists;
@@ -106,15 +107,25 @@ class ListSource:
             yield nbest
 
 
+NO_LISTS = "no n-best lists: give --nbest FILE|DIR, --nbest-files LIST or --kaldi TEXT AC LM"
+
+
+def check_list_inputs(list_paths, listing, kaldi_files):
+    """The errors of the list options alone, before any file is read."""
+    if kaldi_files and (list_paths or listing):
+        raise InputError("give either SRILM lists (--nbest, --nbest-files) or Kaldi files (--kaldi), not both")
+    if not (list_paths or listing or kaldi_files):
+        raise InputError(NO_LISTS)
+
+
 def open_lists(list_paths, listing, kaldi_files, encoding=DEFAULT_ENCODING):
     """The ListSource of the SRILM lists (paths, directories, a listing file) or Kaldi files."""
+    check_list_inputs(list_paths, listing, kaldi_files)
     if kaldi_files:
-        if list_paths or listing:
-            raise InputError("give either SRILM lists (--nbest, --nbest-files) or Kaldi files (--kaldi), not both")
         return ListSource([], tuple(kaldi_files), formats.read_kaldi_lists(*kaldi_files, encoding), encoding)
     paths = formats.list_files(list_paths, listing)
     if not paths:
-        raise InputError("no n-best lists: give --nbest FILE|DIR, --nbest-files LIST or --kaldi TEXT AC LM")
+        raise InputError(NO_LISTS)  # the directories hold none
     return ListSource(paths, encoding=encoding)
 
 
@@ -347,8 +358,10 @@ def run_nbest(source, network, arpa, settings, out_dir, references_path, console
     for line in summary_lines(counts, time.perf_counter() - start, settings, network, arpa):
         console.note(line)
     if errors is not None:
+        # stdout holds results of one kind: the 1-best lines, else the word error rates
+        report = console.note if out_dir is None else console.say
         for line in errors.lines():
-            console.say(line)
+            report(line)
     return 0
 
 

@@ -26,8 +26,8 @@ on stderr; the other lattices still go on, a last line counts the failures, and 
 status is then 1. An output that cannot be written (a full disk) ends the run. With --dependent each lattice starts from the state of the previous
 successful lattice's best path.
 
-`rwthlm-py lattice` is the same with outputs under --out DIR (never over an input; moved
-there from a temporary folder at the end, so that they appear together or not at all), a
+`rwthlm-py lattice` is the same with outputs under --out DIR (created if need be; never
+over an input; moved there from a temporary folder at the end, so that they appear together or not at all), a
 word penalty (--word-penalty, log10 per LM-scored word, as SRILM counts it), an
 acoustic scale, --nbest N (x.lat.gz -> x.lat.nbest.gz: the N best distinct word
 sequences as an SRILM list, for `rwthlm-py nbest`) and --refs/--noise-vocab (word error
@@ -57,11 +57,9 @@ OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "
 
 
 def rescore_lattices(network, paths, options, console, batch_size=None, program="rwthlm"):
-    """Rescores every lattice of `paths`; returns the exit status. With options.out the
-    outputs go into that directory instead of next to their inputs, all at the end."""
-    for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
-        if value is None:
-            raise InputError(f"lattice rescoring needs {name}")
+    """Rescores every lattice of `paths` (options.lam and options.pruning_threshold given);
+    returns the exit status. With options.out the outputs go into that directory instead of
+    next to their inputs, all at the end."""
     targets = output_paths(paths, OUTPUT_SUFFIX[options.output], options.out)
     nbest_targets = output_paths(paths, "nbest", options.out) if options.nbest_size else [None] * len(paths)
     search_options = SearchOptions(
@@ -130,13 +128,13 @@ def _rescore_each(network, paths, targets, nbest_targets, options, search_option
 
 
 def output_paths(paths, suffix, directory):
-    """Where each lattice's output goes: next to it, or into `directory` (which must not
-    make two outputs one file, or an output an input)."""
+    """Where each lattice's output goes: next to it, or into `directory` (created at the
+    end if need be; it must not make two outputs one file, or an output an input)."""
     targets = [output_path(path, suffix) for path in paths]
     if directory is None:
         return targets
-    if not os.path.isdir(directory):
-        raise InputError("no such directory (--out)", directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise InputError("--out: is a file, not a directory", directory)
     targets = [os.path.join(directory, os.path.basename(target)) for target in targets]
     inputs = {os.path.realpath(path) for path in paths}
     seen = {}
