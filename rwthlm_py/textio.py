@@ -11,7 +11,8 @@ Readers report problems as `InputError` naming the file and line. Writers report
 write (a full disk, a quota, an I/O error) as `WriteError` naming the file, and never leave a
 half-written result behind: a file is written to a temporary file in the target's directory
 and renamed over the target only when everything was written; a folder of results is
-written into a temporary folder beside the target and moved there at the end.
+written into a temporary folder beside the target and moved there at the end; a log or
+event file, written as the run goes, holds whole lines or records only.
 """
 
 import codecs
@@ -159,14 +160,16 @@ def temporary_prefix(path):
 
 
 def open_log_file(path, binary=False):
-    """`path` opened for writing as it goes (a log, an event file), with failed writes
-    reported as `WriteError` naming it."""
+    """`path` opened for writing as it goes (a log, an event file): every write goes to the
+    file at once and lands whole, or not at all (`WholeWriteFile`), so that the file ends
+    with the last complete line or record whenever the run ends; a failed write is a
+    `WriteError` naming it."""
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
     except OSError as error:
         raise write_error(error, path) from None
-    raw = io.BufferedWriter(ReportingFile(descriptor, path))
-    return raw if binary else io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+    raw = WholeWriteFile(descriptor, path)
+    return raw if binary else io.TextIOWrapper(raw, encoding="utf-8", newline="\n", write_through=True)
 
 
 class ReportingFile(io.FileIO):
@@ -184,6 +187,36 @@ class ReportingFile(io.FileIO):
             raise
         except OSError as error:
             raise write_error(error, self.shown_path) from None
+
+
+class WholeWriteFile(ReportingFile):
+    """A file written in pieces (lines, records) that holds only whole ones: a write that
+    fails part way (a full disk writes what fits, then fails) is cut back off the file, so
+    that it still ends where the last complete piece ends."""
+
+    def __init__(self, descriptor, shown_path):
+        super().__init__(descriptor, shown_path)
+        self.complete = 0  # bytes of whole pieces
+
+    def write(self, data):
+        data = memoryview(data)
+        written = 0
+        try:
+            while written < len(data):
+                count = super().write(data[written:])
+                if not count:  # a regular file takes some bytes or fails; never loop for ever
+                    raise WriteError("cannot write: the file took no bytes", self.shown_path)
+                written += count
+        except BaseException:
+            self._cut_back()
+            raise
+        self.complete += written
+        return written
+
+    def _cut_back(self):
+        with contextlib.suppress(OSError):  # shrinking needs no space; if it fails, the write's error tells
+            os.ftruncate(self.fileno(), self.complete)
+            os.lseek(self.fileno(), self.complete, os.SEEK_SET)
 
 
 def write_error(error, path):

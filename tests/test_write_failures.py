@@ -3,14 +3,21 @@ file-size limit stands in for a full disk: writes past it fail with EFBIG, as th
 ENOSPC on a full disk) is one line naming it, exit 1, and leaves no half-written result; the
 previous model and its backup stay as they were."""
 
+import json
 import os
 import pathlib
+import platform
 import resource
 import shutil
+import signal
+import struct
 import subprocess
 import sys
 
 import pytest
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 from conftest import HAND_LATTICE, assert_one_line_error
 
@@ -77,6 +84,110 @@ def test_tensorboard_events_that_cannot_be_written_leave_no_empty_file(trained):
     assert_write_failure(result, "events/events.out.tfevents.")
     assert "Exception in thread" not in result[2]
     assert list((trained / "events").iterdir()) == []
+
+
+def event_records(path):
+    """The events of an event file, read record by record as TFRecord frames them (length,
+    its CRC, data, the data's CRC): a record cut off or damaged fails the test."""
+    data, events, at = path.read_bytes(), [], 0
+    while at < len(data):
+        assert at + 12 <= len(data), f"{path.name}: the header of the record at byte {at} is cut off"
+        header = data[at:at + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[at + 8:at + 12])[0] == masked_crc32c(header)
+        end = at + 12 + length
+        assert end + 4 <= len(data), f"{path.name}: the record at byte {at} is cut off"
+        assert struct.unpack("<I", data[end:end + 4])[0] == masked_crc32c(data[at + 12:end])
+        events.append(Event.FromString(data[at + 12:end]))
+        at = end + 4
+    return events
+
+
+@pytest.mark.parametrize("arguments, file_size_limit", [
+    (["ppl", "--ppl", "test.txt"], 60),  # the header fits, the perplexity's record does not
+    (["train", *TRAINING, "--max-epoch", 2], 6000),  # epoch 2's curves and histograms fill it
+])
+def test_an_event_file_cut_short_by_a_full_disk_ends_with_a_whole_record(trained, arguments, file_size_limit):
+    model = (trained / "toy-i8-m8").read_bytes()
+    result = call(*arguments, "--tensorboard", "events", "toy-i8-m8", cwd=trained, file_size_limit=file_size_limit)
+    assert_write_failure(result, "events/events.out.tfevents.")
+    [path] = (trained / "events").iterdir()
+    events = event_records(path)
+    assert events[0].file_version == "brain.Event:2" and path.stat().st_size <= file_size_limit
+    assert len(list(EventFileLoader(str(path)).Load())) == len(events)  # TensorBoard reads every one
+    assert (trained / "toy-i8-m8").read_bytes() == model
+
+
+def run_records(folder):
+    return sorted((folder / "records" / "runs").iterdir())
+
+
+def test_a_run_record_whose_log_cannot_be_written_keeps_whole_lines_and_says_so(trained):
+    result = call("ppl", "--ppl", "test.txt", "--verbose", "--record", "records", "toy-i8-m8", cwd=trained,
+                  file_size_limit=3000)
+    assert_write_failure(result, "records/runs/")
+    [record] = run_records(trained)
+    assert f" {record.relative_to(trained)}/log.txt: " in result[2]
+    status = json.loads((record / "status.json").read_text())
+    assert status["exit_status"] == 1
+    assert status["error"] == f"{record.relative_to(trained)}/log.txt: cannot write: File too large"
+    log = (record / "log.txt").read_text()
+    printed = set((result[1] + result[2]).splitlines())
+    assert log.endswith("\n") and set(log.splitlines()) <= printed and len(log.splitlines()) > 10
+
+
+def test_a_run_record_whose_status_cannot_be_written_is_removed(trained):
+    """A failed run whose error (naming a long path) makes its status the largest file of
+    the record: the limit lets the record begin and stops only the status."""
+    (trained / "lists").write_text("d/" * 1500 + "missing.nbest\n")
+    arguments = ["nbest", "--nbest-files", "lists", "--nn-weight", 0, "--record", "records"]
+    status, _, err = call(*arguments, cwd=trained)
+    assert status == 1 and "missing.nbest: no such file" in err
+    [record] = run_records(trained)
+    sizes = {path.name: path.stat().st_size for path in record.iterdir()}
+    limit = max(size for name, size in sizes.items() if name != "status.json") + 100
+    assert sizes["status.json"] > limit
+    shutil.rmtree(trained / "records")
+    result = call(*arguments, cwd=trained, file_size_limit=limit)
+    assert_one_line_error(result, "rwthlm-py", "missing.nbest: no such file")
+    assert run_records(trained) == []
+
+
+def start_recorded_run(folder):
+    """`ppl --ppl - --record records`, once it waits for its text: the process and its record."""
+    process = subprocess.Popen(RWTHLM_PY + ["ppl", "--ppl", "-", "--record", "records", "toy-i8-m8"], cwd=folder,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("Computing perplexity for file '-'"):
+            break
+    [record] = run_records(folder)
+    return process, record
+
+
+def test_a_killed_run_leaves_a_record_whose_status_names_its_process(trained):
+    process, record = start_recorded_run(trained)
+    process.kill()
+    process.communicate()
+    status = json.loads((record / "status.json").read_text())
+    assert status == {"exit_status": None, "process": process.pid, "host": platform.node()}
+    # the lines before the last one seen (written to the console first, then to the log)
+    assert "Reading neural network from file 'toy-i8-m8' ...\n" in (record / "log.txt").read_text()
+    assert sorted(path.name for path in record.iterdir()) == [
+        "command.txt", "config.json", "log.txt", "machine.json", "status.json"]
+
+
+def test_a_run_that_cannot_write_its_final_status_fails_and_leaves_no_record(trained):
+    """A directory where the final status goes stands in for a disk that fills up while
+    the run goes (the file-size limit cannot fail so small a file after the larger ones)."""
+    process, record = start_recorded_run(trained)
+    (record / "status.json").unlink()
+    (record / "status.json").mkdir()
+    out, err = process.communicate((trained / "test.txt").read_text())
+    assert process.returncode == 1
+    assert_one_line_error((process.returncode, out, err), "rwthlm-py",
+                          f"{record.relative_to(trained)}/status.json: cannot write: Is a directory "
+                          "(the run record is removed)")
+    assert run_records(trained) == []
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux) as a full standard output")
