@@ -129,7 +129,9 @@ def atomic_output(path, binary=False, encoding=DEFAULT_ENCODING):
                                                  dir=directory)
     except OSError as error:
         if not os.path.isdir(directory):
-            raise WriteError("cannot write: no such directory", path) from None
+            blocking = file_in_the_way(directory)
+            reason = f"'{blocking}' is a file, not a directory" if blocking else "no such directory"
+            raise WriteError(f"cannot write: {reason}", path) from None
         raise write_error(error, path) from None
     try:
         os.chmod(temporary, 0o666 & ~_current_umask())
@@ -245,6 +247,8 @@ def atomic_directory(target):
     results appear complete or not at all. On an exception the temporary folder is removed
     and `target` is left as it was."""
     shown, target = os.fspath(target), os.path.abspath(os.fspath(target))
+    if os.path.lexists(target) and not os.path.isdir(target):  # `FILE/` too: say so before the work
+        raise WriteError("cannot write the results here: is a file, not a directory", shown)
     _make_directories(os.path.dirname(target), shown)
     try:
         staging = tempfile.mkdtemp(prefix=temporary_prefix(target), suffix=TEMPORARY_SUFFIX,
@@ -282,11 +286,18 @@ def _make_directories(path, shown):
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
-        existing = path
-        while not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        reason = f"'{existing}' is a file, not a directory" if os.path.isfile(existing) else error.strerror
+        blocking = file_in_the_way(path)
+        reason = f"'{blocking}' is a file, not a directory" if blocking else error.strerror
         raise WriteError(f"cannot create the output directory: {reason}", shown) from None
+
+
+def file_in_the_way(path):
+    """The file that keeps the directory `path` from existing: `path` itself or the nearest
+    of its parents that exists, where that is a file; None where there is none."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    return existing if os.path.isfile(existing) else None
 
 
 def remove_stale_temporaries(path):

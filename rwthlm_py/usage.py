@@ -9,14 +9,15 @@ in `unrecognized arguments` without saying what was meant.
 import argparse
 
 from rwthlm_py.config import closest_names, suggestion
+from rwthlm_py.errors import shortened, visible
 
 
 class UsageError(Exception):
     """A bad command line. `hint` ends the printed line in parentheses (None: where the
-    help is)."""
+    help is). The message is shortened and made visible as InputError's is."""
 
     def __init__(self, message, hint=None):
-        super().__init__(message)
+        super().__init__(visible(shortened(message)))
         self.hint = hint
 
 

@@ -221,6 +221,19 @@ def test_rwthlm_py_lattice_counts_word_errors(trained):
     assert_one_line_error(result, "rwthlm-py", "no reference for utterance 'utt1'")
 
 
+def test_a_lattice_from_standard_input_is_refused(trained):
+    """Standard input has no file name for the outputs (rwthlm's x.lat -> x.lat.rescored)."""
+    rescore = ["--lambda", "1", "--pruning-threshold", "100", "--set-sb-last"]
+    for program, command in (("rwthlm", RWTHLM + rescore),
+                             ("rwthlm-py", RWTHLM_PY + ["lattice", *rescore, "--out", "out"])):
+        result = subprocess.run(command + ["-", "toy-i8-m8"], cwd=trained, input=TOY_LATTICE, capture_output=True,
+                                text=True, timeout=300)
+        assert_one_line_error((result.returncode, result.stdout, result.stderr), program,
+                              "-: standard input cannot be a lattice", "write it to a file first")
+        assert "Rescoring ..." not in result.stdout
+    assert not list(trained.rglob("*rescored*")) and not (trained / "out").exists()
+
+
 def test_lattice_rescoring_needs_its_options_and_a_model(trained):
     (trained / "x.lat").write_text(TOY_LATTICE)
     assert_one_line_error(call(RWTHLM, "--pruning-threshold", 0, "x.lat", "toy-i8-m8", cwd=trained), "rwthlm",
@@ -280,6 +293,26 @@ def test_unknown_words_without_unk(toy):
                                "--learning-rate", 0.1, "t-i4-m4", cwd=toy),
                           "rwthlm", "dev.txt:1:", "unknown word", "--unk")
     assert not (toy / "t-i4-m4").exists()
+
+
+HUGE_TOKEN = "q" * 10_000_000
+
+
+@pytest.mark.parametrize("name, content, program, arguments, shown", [
+    ("huge.txt", f"the cat sees a dog\nthe {HUGE_TOKEN} sees\n", "rwthlm", ["--ppl", "huge.txt"],
+     f"huge.txt:2: unknown word '{'q' * 50}...{'q' * 20}' (10,000,000 characters) (not in the vocabulary"),
+    ("huge.arpa", "\\data\\\nngram 1=3\n" + "ab " * 3_400_000 + "\n", "rwthlm-py",
+     ["ppl", "--ppl", "test.txt", "--arpa", "huge.arpa", "--lambda", 0.5],
+     "huge.arpa:3: expected `ngram N=count` in \\data\\, not 'ab ab ab"),
+])
+def test_input_quoted_in_an_error_line_is_shortened(trained, name, content, program, arguments, shown):
+    """A 10 MB token, or a 10 MB line of short words, quoted in an error: the line names
+    file and line, the input's start and its length, and stays short."""
+    (trained / name).write_text(content)
+    result = call(RWTHLM if program == "rwthlm" else RWTHLM_PY, *arguments, "toy-i8-m8", cwd=trained)
+    assert_one_line_error(result, program, shown)
+    [line] = [line for line in result[2].splitlines() if line.startswith(f"{program}: error: ")]
+    assert len(line) < 1200 and " characters" in line
 
 
 def test_lines_too_long_for_verbatim(toy):

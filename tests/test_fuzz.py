@@ -1,9 +1,11 @@
 """Property-based fuzzing of every reader of user files: whatever the bytes, a reader either
-returns or raises the one-line InputError (never another exception, never a hang).
+returns or raises the one-line InputError (never another exception, never a hang), and that
+line stays short.
 
 Each reader gets mutations of a valid file of its format (bytes replaced, inserted, deleted,
 lines repeated or dropped, the file cut short; inserted pieces favour what parsers trip on:
-line ends, quotes, NaN, huge numbers, a byte-order mark, section names) and random bytes.
+line ends, quotes, NaN, huge numbers, a byte-order mark, section names, a long token, a
+long line of words) and random bytes.
 The model file is also fuzzed where its bytes would pass the checksums: its metadata
 fields replaced by random JSON.
 
@@ -46,7 +48,8 @@ TRICKY = [b"\n", b"\r", b"\r\n", b" ", b"\t", b"\x00", b"\x0b", b"\x1c", b"\xff"
           b"\xc2\xa0", b"'", b'"', b"\\", b"=", b"-", b"#", b"(", b"[", b"{", b"0", b"-0", b"nan", b"inf",
           b"-inf", b"1e400", b"-99", b"99999999999999999999", b"1.5", b"<s>", b"</s>", b"<sb>", b"<unk>",
           b"!NULL", b"\\data\\", b"\\end\\", b"\\2-grams:", b"ngram 1=", b"NBestList2.0", b"J=", b"N=", b"L=",
-          b"S=", b"E=", b"W=", b"base=", b"[[files]]"]
+          b"S=", b"E=", b"W=", b"base=", b"[[files]]", b"w" * 5000, b"w " * 2500]
+LONGEST_ERROR = 2000  # characters of an error line, whatever input it quotes (errors.shortened)
 
 
 @st.composite
@@ -82,6 +85,7 @@ def assert_reads_or_one_line_error(read, path):
     except InputError as error:
         message = str(error)
         assert message and "\n" not in message and "\r" not in message, repr(message)
+        assert len(message) <= LONGEST_ERROR, f"{len(message)} characters: {message[:300]!r}"
 
 
 @pytest.fixture

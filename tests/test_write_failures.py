@@ -227,6 +227,22 @@ def test_a_lattice_output_that_cannot_be_written_ends_the_run(trained):
     assert list((trained / "out").iterdir()) == []
 
 
+def test_an_output_where_a_file_is_in_the_way_names_the_file(trained):
+    (trained / "taken").write_text("a file\n")
+    (trained / "x.lat").write_text(HAND_LATTICE)
+    result = call("vocab", "--train", "train.txt", "--out", "taken/vocab", cwd=trained)
+    assert_one_line_error(result, "rwthlm-py",
+                          f"taken/vocab: cannot write: '{trained / 'taken'}' is a file, not a directory")
+    nbest = call("nbest", "--nbest", DATA / "nbest" / "utt1.nbest", "--nn-weight", 0, "--out", "taken/", cwd=trained)
+    lattice = call("lattice", "--lambda", 1, "--pruning-threshold", 100, "--set-sb-last", "--out", "taken/", "x.lat",
+                   "toy-i8-m8", cwd=trained)
+    for result in (nbest, lattice):
+        assert_one_line_error(result, "rwthlm-py",
+                              "taken/: cannot write the results here: is a file, not a directory")
+    assert "Rescoring ..." not in lattice[1]  # said before the work
+    assert (trained / "taken").read_text() == "a file\n" and litter(trained) == []
+
+
 def test_stale_temporary_files_go_when_training_starts_again(trained):
     stale = [trained / ".toy-i8-m8.abcd1234.tmp", trained / ".toy-i8-m8.x_y_z_09.tmp"]
     kept = [trained / ".toy-i8-m8.notours.tmp", trained / ".other.abcd1234.tmp"]

@@ -236,8 +236,16 @@ def _word_id(link, vocab, options, path):
 
 
 def output_path(path, suffix):
-    """rwthlm's output name: x.lat.gz -> x.lat.<suffix>.gz, x.lat -> x.lat.<suffix>."""
+    """rwthlm's output name: x.lat.gz -> x.lat.<suffix>.gz, x.lat -> x.lat.<suffix>.
+
+    A lattice is named by its file: its outputs, its CTM lines and its utterance for --refs
+    take that name. Standard input (`-`) has none, so it is refused as a lattice, with or
+    without --out, rather than given a made-up name (`-.rescored`, `stdin.rescored`) that
+    matches no reference and that a second lattice would overwrite."""
     path = os.fspath(path)
+    if path == "-":  # standard input, for every reader of textio
+        raise InputError("standard input cannot be a lattice: a lattice's outputs and utterance are named after "
+                         "its file (x.lat -> x.lat.rescored); write it to a file first", path)
     if path.endswith(".gz"):
         return f"{path[:-3]}.{suffix}.gz"
     return f"{path}.{suffix}"
