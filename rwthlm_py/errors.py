@@ -9,8 +9,8 @@ invisible (`visible`).
 
 import re
 
-LONGEST_WORD = 80  # characters of one word (a run without whitespace) shown in full
-WORD_START, WORD_END = 50, 20  # what a longer one keeps
+LONGEST_WORD = 300  # characters of one word (a run without whitespace) shown in full, more than a URL or path takes
+WORD_START, WORD_END = 100, 40  # what a longer one keeps
 LONGEST_MESSAGE = 1000  # characters of a message shown in full
 MESSAGE_START, MESSAGE_END = 700, 200  # what a longer one keeps
 OPENING, CLOSING = "'\"`([{<", "'\"`)]}>,.;:!?"  # around a quoted word, kept as they are
@@ -48,7 +48,7 @@ def shortened(text):
     ellipsis, its end and its length, and then, where it is still longer than
     LONGEST_MESSAGE (a quoted line of many words), its middle left out: an unknown token of
     10 MB in a text, or a line of a million words, gives a line that names the place, not
-    one as long as the input. A long path in a message keeps its end, the file's name."""
+    one as long as the input. A path longer than that keeps its end, the file's name."""
     if len(text) <= LONGEST_WORD:
         return text
     text = _LONG_WORD.sub(lambda match: _shortened_word(match.group()), text)

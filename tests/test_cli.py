@@ -300,7 +300,7 @@ HUGE_TOKEN = "q" * 10_000_000
 
 @pytest.mark.parametrize("name, content, program, arguments, shown", [
     ("huge.txt", f"the cat sees a dog\nthe {HUGE_TOKEN} sees\n", "rwthlm", ["--ppl", "huge.txt"],
-     f"huge.txt:2: unknown word '{'q' * 50}...{'q' * 20}' (10,000,000 characters) (not in the vocabulary"),
+     f"huge.txt:2: unknown word '{'q' * 100}...{'q' * 40}' (10,000,000 characters) (not in the vocabulary"),
     ("huge.arpa", "\\data\\\nngram 1=3\n" + "ab " * 3_400_000 + "\n", "rwthlm-py",
      ["ppl", "--ppl", "test.txt", "--arpa", "huge.arpa", "--lambda", 0.5],
      "huge.arpa:3: expected `ngram N=count` in \\data\\, not 'ab ab ab"),
