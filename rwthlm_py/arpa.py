@@ -23,6 +23,7 @@ from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.textio import DEFAULT_ENCODING, read_lines, split_words
 
 LOG_ZERO = -99.0
+MAX_ORDER = 100  # SRILM's maxNgramOrder: a declared order above it is an error there too
 SECTION = re.compile(r"\\(\d+)-grams:?$")
 
 
@@ -173,6 +174,9 @@ class _ArpaReader:
                 or int(fields[1]) < 1:
             raise InputError(f"expected `ngram N=count` in \\data\\, not '{text}'", self.path, line_number)
         order = int(fields[1])
+        if order > MAX_ORDER:  # each order up to the highest gets its table
+            raise InputError(f"ngram order {order:,} is out of range (1 to {MAX_ORDER}, as in SRILM)", self.path,
+                             line_number)
         if order in self.declared:
             raise InputError(f"ngram {order} is declared twice", self.path, line_number)
         self.declared[order] = int(fields[2])

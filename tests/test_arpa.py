@@ -80,6 +80,8 @@ TRIGRAM_TAIL = "\n\\3-grams:\n-0.1 <s> a </s>\n\\end\\\n"
     (TRIGRAM_HEAD + "\n\\2-grams:\n-0.1 <s> a </s>\n" + TRIGRAM_TAIL, "bad.arpa:12: a 2-gram line has "
      "`log10p w1 .. w2 [bow]`: '</s>' is no back-off weight (a 3-gram in the 2-grams section?)"),
     ("\\data\\\nngram 1=1\nngram 1=1\n\\end\\\n", "bad.arpa:3: ngram 1 is declared twice"),
+    ("\\data\\\nngram 1=1\nngram 101=1\n\n\\1-grams:\n-1 a\n\\end\\\n",
+     "bad.arpa:3: ngram order 101 is out of range (1 to 100, as in SRILM)"),
     ("\\data\\\nngram 1=1\n\\data\\\n\\end\\\n", "bad.arpa:3: a second \\data\\ section"),
 ])
 def test_bad_files_name_the_line(tmp_path, text, message):
