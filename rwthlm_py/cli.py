@@ -22,7 +22,7 @@ from rwthlm_py.config import (FROM_THE_MODEL, OPTION_FIELDS, Options, convert, f
                               validate)
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.reporting import Console
-from rwthlm_py.textio import DEFAULT_ENCODING
+from rwthlm_py.textio import DEFAULT_ENCODING, refuse_overwriting_inputs
 from rwthlm_py.usage import Parser, UsageError, check_options_known
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
@@ -470,6 +470,7 @@ def write_vocabulary(options, out, console):
 
     if options.train is None:
         raise UsageError("vocab needs --train")
+    refuse_overwriting_inputs([("--out", out)], [("--train", options.train), ("--config", options.config)])
     vocab = vocabulary_from_training_text(options, console)
     vocab.write(out, options.encoding)
     console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "

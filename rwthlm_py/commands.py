@@ -24,8 +24,9 @@ from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
 from rwthlm_py.rate_search import search_learning_rate
 from rwthlm_py.reporting import Console
-from rwthlm_py.rescoring.command import Settings, check_list_inputs, open_lists, run_nbest
-from rwthlm_py.rescoring.lattice_command import rescore_lattices
+from rwthlm_py.textio import refuse_overwriting_inputs
+from rwthlm_py.rescoring.command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
+from rwthlm_py.rescoring.lattice_command import lattice_outputs, rescore_lattices
 from rwthlm_py.rescoring.wer import read_noise_words
 from rwthlm_py.selftest import self_test_on_corpus
 from rwthlm_py.tensorboard_log import open_log
@@ -83,8 +84,11 @@ def _run(options, network_path, backend, console, lattices, lattice_batch_size, 
 
 def check_command_line(options, network_path, lattices):
     """The errors of the options and the NETWORK argument alone, before any file is read:
-    what a mode needs, and the network string of a network still to be made."""
+    what a mode needs, the network string of a network still to be made, and no output
+    that would replace an input."""
+    refuse_overwriting_inputs(*file_roles(options, network_path, lattices))
     if lattices:
+        lattice_outputs(lattices, options)
         for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
             if value is None:
                 raise InputError(f"lattice rescoring needs {name}")
@@ -108,6 +112,27 @@ def check_command_line(options, network_path, lattices):
         if options.classes:
             raise InputError(f"--tie-weights needs a full softmax (every word its own class), not --classes "
                              f"{options.classes}")
+
+
+def file_roles(options, network_path, lattices=(), other_inputs=()):
+    """The files a run writes and those it reads, as two lists of (role, path): what
+    textio.refuse_overwriting_inputs checks. A vocabulary file is read where it exists and
+    written where it does not; a model is read, or, in training, written (with its backup
+    and its epoch in progress)."""
+    inputs = [("--config", options.config), ("--train", options.train), ("--dev", options.dev),
+              ("--ppl", options.ppl), ("--arpa", options.arpa), ("--refs", options.refs),
+              ("--noise-vocab", options.noise_vocab), *other_inputs]
+    inputs += [("LATTICE", path) for path in lattices]
+    outputs = []
+    vocabulary = ("--vocab", options.vocab)
+    (inputs if options.vocab and os.path.exists(options.vocab) else outputs).append(vocabulary)
+    outputs.append(("--remap", options.remap))
+    if network_path is not None and trains(options, lattices):
+        outputs += [("NETWORK", network_path), ("NETWORK's backup", f"{network_path}.bk"),
+                    ("NETWORK's epoch in progress", f"{network_path}.partial")]
+    elif network_path is not None:
+        inputs.append(("NETWORK", network_path))
+    return outputs, inputs
 
 
 def check_arpa_options(options):
@@ -327,6 +352,8 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
     if model_weight > 0 and network_path is None:
         raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
                          "with --arpa, rescores without one)")
+    outputs, inputs = file_roles(options, network_path if model_weight > 0 else None, other_inputs=list_roles(*list_inputs))
+    refuse_overwriting_inputs(outputs + [("--out", options.out)], inputs)
     source = open_lists(*list_inputs, options.encoding)
     setup_console = Console(out=console.err, err=console.err)
     network = None

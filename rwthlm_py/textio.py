@@ -113,6 +113,31 @@ def split_words(text):
     return [word for word in text.translate(_ASCII_SPLIT).split(" ") if word]
 
 
+def same_file(first, second):
+    """Whether two paths name one file: the same device and inode where both exist (so also
+    through symbolic and hard links), else the same path once links are resolved."""
+    try:
+        return os.path.samestat(os.stat(first), os.stat(second))
+    except OSError:
+        return os.path.realpath(first) == os.path.realpath(second)
+
+
+def refuse_overwriting_inputs(outputs, inputs):
+    """The one rule that no output replaces an input: `outputs` and `inputs` are (role,
+    path) pairs (a role as the user named it, e.g. `--remap`); an output that is the same
+    file as an input, or as an earlier output, is an InputError naming it, raised before
+    anything is read or written. Standard input and output (`-`) are no files."""
+    files = [(role, path) for role, path in inputs if path not in (None, STDIN)]
+    for role, path in outputs:
+        if path in (None, STDIN):
+            continue
+        for other_role, other in files:
+            if same_file(path, other):
+                raise InputError(f"{role} would overwrite {other_role}: they are one file; choose another name",
+                                 path)
+        files.append((role, path))
+
+
 @contextlib.contextmanager
 def atomic_output(path, binary=False, encoding=DEFAULT_ENCODING):
     """Context manager giving a writable handle whose content replaces `path` on success.
