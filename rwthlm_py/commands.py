@@ -210,8 +210,7 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
         tied = model_file.meta.get("tie_weights", False)
         if options.tie_weights and not tied:
             raise InputError("--tie-weights is given, but the model was built without tied weights", network_path)
-        require_memory(parse_network(model_file.meta["network"]), vocab, model_file.meta["bias"], backend,
-                       training=bool(options.train), tie_weights=tied)
+        require_model_memory(model_file, backend, vocab, training=bool(options.train))
         network = build_network(model_file, backend, vocab)
         state = model_file.training_state
         if options.train and options.learning_rate not in (None, state.learning_rate):
@@ -232,6 +231,13 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
     return network, TrainingState(epoch=0, learning_rate=rate)
 
 
+def require_model_memory(model_file, backend, vocab=None, training=False):
+    """require_memory for the network of a model file (over `vocab`, default its own)."""
+    vocab = vocab if vocab is not None else model_vocabulary(model_file)
+    require_memory(parse_network(model_file.meta["network"]), vocab, model_file.meta["bias"], backend,
+                   training, tie_weights=model_file.meta.get("tie_weights", False))
+
+
 def require_memory(spec, vocab, bias, backend, training, tie_weights=False):
     """Refuses, before allocating, a network whose weights (with their gradients and
     momentum when training) alone need more memory than the machine or device has."""
@@ -243,6 +249,25 @@ def require_memory(spec, vocab, bias, backend, training, tie_weights=False):
         raise InputError(f"network {spec.format()} over {len(vocab):,} words needs {format_bytes(needed)} for its "
                          f"{what} alone; this {'machine' if backend.on_host else 'device'} has "
                          f"{format_bytes(available)}")
+
+
+def require_batch_memory(network, sequences, batch_size, training):
+    """Refuses, before the first batch, a layout whose largest batch (the `batch_size`
+    longest sequences, whatever the shuffling) needs more memory with the network's weights
+    (and their gradients and momentum in training) than the machine or device has."""
+    lengths = numpy.sort(sequences.end - sequences.first)[::-1]
+    targets = int(lengths[:batch_size].sum())
+    itemsize = numpy.dtype(network.backend.dtype).itemsize
+    weights = network.num_params() * (3 if training else 1) * itemsize
+    activations = network.activation_count(targets, training) * itemsize
+    available = network.backend.memory_bytes()
+    if weights + activations > available:
+        advice = "" if network.vocab.num_classes < len(network.vocab) else ", or use word classes (--classes)"
+        raise InputError(f"a batch of {targets:,} predicted words needs {format_bytes(activations)} for the network's "
+                         f"activations, with its {format_bytes(weights)} of weights"
+                         f"{', gradients and momentum' if training else ''}; this "
+                         f"{'machine' if network.backend.on_host else 'device'} has {format_bytes(available)}: lower "
+                         f"--batch-size or --sequence-length{advice}")
 
 
 def format_bytes(count):
@@ -314,6 +339,7 @@ def score_text(network, corpus, options, console=None, keep_tokens=False):
     length, carried state, --feedforward, --num-oovs), with progress on the console."""
     sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
                           options.sequence_length, options.debug_no_sb)
+    require_batch_memory(network, sequences, options.batch_size, training=False)
     progress = console.progress("perplexity", int((sequences.end - sequences.first).sum())) if console else None
     scores = score_corpus(network, corpus, sequences, options.batch_size,
                           carry_state=options.word_wrapping == "stream",
@@ -377,6 +403,9 @@ def train(network, optimizer, network_path, is_new, training_state, train_corpus
     """Trains; a new network without --learning-rate first gets one: rwthlm's search for the
     `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`."""
     schedule = schedule_from(options)
+    require_batch_memory(network, data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
+                                            schedule.sequence_length, schedule.debug_no_sb),
+                         schedule.batch_size, training=True)
     events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
     try:
         if is_new:
