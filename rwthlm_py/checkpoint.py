@@ -10,9 +10,10 @@ Format: a numpy .npz archive (a zip of .npy arrays, each with a CRC) holding
 
 rwthlm's own file holds only raw weights and needs the network string, vocabulary and
 --no-bias flag from outside; this one needs nothing else. Saving is atomic (temporary file,
-then rename) and keeps the previous file as `<name>.bk`, as rwthlm does. Anything that is
-not such a file, is truncated or corrupt, or is of another format version is an InputError,
-and so is metadata that model_meta.py's checks refuse.
+then rename) and keeps the previous file as `<name>.bk`, as rwthlm does; through a symbolic
+link, the file it points to is written and backed up. Anything that is not such a file, is
+truncated or corrupt, or is of another format version is an InputError, and so is metadata
+that model_meta.py's checks refuse.
 """
 
 import dataclasses
@@ -27,7 +28,7 @@ from rwthlm_py.errors import InputError, WriteError
 from rwthlm_py.model_meta import FORMAT, VERSION, check_meta, check_meta_size, parse_meta
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
-from rwthlm_py.textio import atomic_output
+from rwthlm_py.textio import atomic_output, link_target
 from rwthlm_py.vocabulary import Vocabulary
 
 
@@ -94,20 +95,26 @@ def save_model(path, network, optimizer, training_state, options=None, extra_met
 
 
 def _keep_backup(path):
-    """Makes `<path>.bk` the current file, atomically, before it is replaced."""
+    """Makes `<path>.bk` the current file, atomically, before it is replaced. Where `path` is
+    a symbolic link, the backup is that of the file it points to, beside that file (where a
+    training through another name of the model keeps it too)."""
+    path = link_target(os.fspath(path))
     if not os.path.exists(path):
         return
-    backup = os.fspath(path) + ".bk"
+    backup = path + ".bk"
     temporary = backup + ".tmp"
     try:
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
+        # A hard link is a second name of the model's inode, made without copying. The new
+        # model is written into a new inode that is renamed over `path` (atomic_output), so
+        # the backup keeps the old one; no save writes into a model file in place.
         os.link(path, temporary)
         os.replace(temporary, backup)
     except OSError as error:
         raise WriteError(f"cannot keep a backup of the model: {error.strerror}", path) from None
     finally:  # a signal between the link and the rename leaves no second name behind
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
 
 

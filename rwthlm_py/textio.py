@@ -115,16 +115,18 @@ def split_words(text):
 
 @contextlib.contextmanager
 def atomic_output(path, binary=False, encoding=DEFAULT_ENCODING):
-    """Context manager giving a writable handle whose content replaces `path` on success.
+    """Context manager giving a writable handle whose content replaces `path` on success
+    (where `path` is a symbolic link, the file it points to: the link stays a link).
 
     Text is written in `encoding`; a name ending in `.gz` is gzip-compressed. On an exception
     the temporary file is removed and `path` keeps its previous content; a failed write is a
     `WriteError` naming `path`.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    target = link_target(path)
+    directory = os.path.dirname(os.path.abspath(target))
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=TEMPORARY_SUFFIX,
+        descriptor, temporary = tempfile.mkstemp(prefix=temporary_prefix(target), suffix=TEMPORARY_SUFFIX,
                                                  dir=directory)
     except OSError as error:
         if not os.path.isdir(directory):
@@ -143,7 +145,7 @@ def atomic_output(path, binary=False, encoding=DEFAULT_ENCODING):
                     text.detach()
             raw.flush()
             _fsync(raw, path)
-        _replace(temporary, path)
+        _replace(temporary, target, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
@@ -151,6 +153,13 @@ def atomic_output(path, binary=False, encoding=DEFAULT_ENCODING):
 
 
 TEMPORARY_SUFFIX = ".tmp"
+
+
+def link_target(path):
+    """`path`, or where it is a symbolic link, the file it points to (at the end of a chain
+    of links): the file that writing `path` replaces. A rename onto the link itself would
+    turn it into a file of its own and leave the file it pointed to as it was."""
+    return os.path.realpath(path) if os.path.islink(path) else path
 
 
 def temporary_prefix(path):
@@ -198,11 +207,11 @@ def _fsync(handle, path):
         raise write_error(error, path) from None
 
 
-def _replace(source, target):
+def _replace(source, target, shown=None):
     try:
         os.replace(source, target)
     except OSError as error:
-        raise write_error(error, target) from None
+        raise write_error(error, target if shown is None else shown) from None
 
 
 @contextlib.contextmanager
