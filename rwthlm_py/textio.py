@@ -11,7 +11,8 @@ Readers report problems as `InputError` naming the file and line. Writers report
 write (a full disk, a quota, an I/O error) as `WriteError` naming the file, and never leave a
 half-written result behind: a file is written to a temporary file in the target's directory
 and renamed over the target only when everything was written; a folder of results is
-written into a temporary folder beside the target and moved there at the end.
+written into a temporary folder beside the target and moved there at the end (its writer
+locks it meanwhile, so that the next run can remove those that killed runs left).
 """
 
 import codecs
@@ -24,6 +25,7 @@ import sys
 import tempfile
 
 from rwthlm_py.errors import InputError, WriteError
+from rwthlm_py.folder_lock import make_locked_folder, remove_unowned_folders
 
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN = "-"
@@ -215,16 +217,23 @@ def _replace(source, target, shown=None):
 
 
 @contextlib.contextmanager
-def atomic_directory(target):
+def atomic_directory(target, note=None):
     """Context manager giving a temporary folder beside `target` to write a set of result
     files into; on success they are moved into `target` (created if need be), so that the
     results appear complete or not at all. On an exception the temporary folder is removed
-    and `target` is left as it was."""
-    shown, target = os.fspath(target), os.path.abspath(os.fspath(target))
+    and `target` is left as it was.
+
+    The folder is locked while it is written (folder_lock.py), so that temporary folders of
+    `target` that killed runs left behind can be told from those of runs still writing:
+    the former are removed first, and `note` (if given) is told so in one line."""
+    shown, target = os.fspath(target), os.path.abspath(link_target(os.fspath(target)))
     _make_directories(os.path.dirname(target), shown)
+    removed = remove_unowned_folders(os.path.dirname(target), _is_temporary_of(target))
+    if removed and note is not None:
+        note(f"removed {len(removed)} temporary folder(s) left by an earlier run that was killed: "
+             + ", ".join(removed))
     try:
-        staging = tempfile.mkdtemp(prefix=temporary_prefix(target), suffix=TEMPORARY_SUFFIX,
-                                   dir=os.path.dirname(target))
+        staging, lock = make_locked_folder(os.path.dirname(target), temporary_prefix(target), TEMPORARY_SUFFIX)
     except OSError as error:
         raise write_error(error, shown) from None
     try:
@@ -243,6 +252,8 @@ def atomic_directory(target):
         if isinstance(error, WriteError):
             raise _named_in_target(error, staging, shown) from None
         raise
+    finally:
+        os.close(lock)
 
 
 def _named_in_target(error, staging, shown):
@@ -270,11 +281,11 @@ def remove_stale_temporaries(path):
     it (hidden `.NAME.XXXXXXXX.tmp`); returns their names. Call it only while holding the
     right to write `path`."""
     path = os.path.abspath(os.fspath(path))
-    directory, prefix = os.path.dirname(path), temporary_prefix(path)
+    directory, is_temporary = os.path.dirname(path), _is_temporary_of(path)
     removed = []
     with contextlib.suppress(OSError):
         for name in os.listdir(directory):
-            if name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX) and _is_temporary_name(name, prefix):
+            if is_temporary(name):
                 full = os.path.join(directory, name)
                 if os.path.isdir(full) and not os.path.islink(full):
                     shutil.rmtree(full, ignore_errors=True)
@@ -283,6 +294,12 @@ def remove_stale_temporaries(path):
                         os.unlink(full)
                 removed.append(name)
     return sorted(removed)
+
+
+def _is_temporary_of(path):
+    """Whether a file name is that of a temporary file or folder written for `path`."""
+    prefix = temporary_prefix(path)
+    return lambda name: name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX) and _is_temporary_name(name, prefix)
 
 
 def _is_temporary_name(name, prefix):

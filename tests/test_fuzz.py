@@ -284,7 +284,8 @@ def test_metadata_nested_to_any_depth_is_read_or_refused_in_one_line(scratch, mo
     def body(field, depth, opening):
         closing = "]" if opening == "[" else "}"
         deep = opening * depth + "0" + closing * depth
-        text = deep if field is None else json.dumps({**meta, field: None}).replace(f'"{field}": null', f'"{field}": {deep}')
+        text = deep if field is None else json.dumps({**meta, field: None}).replace(f'"{field}": null',
+                                                                                    f'"{field}": {deep}')
         _saved_with_meta(scratch, model_arrays, text.encode())
         assert_reads_or_one_line_error(read_and_build, scratch)
 

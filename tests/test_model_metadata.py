@@ -183,4 +183,5 @@ def test_a_consistent_file_reads_and_an_older_one_without_the_optional_fields_to
     name = with_meta(folder, "older-i8-m8", change=older, rehash=False)
     status, out, err = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", name, cwd=folder)
     assert status == 0, err
-    assert out.splitlines()[-1] == call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "toy-i8-m8", cwd=folder)[1].splitlines()[-1]
+    _, written, _ = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "toy-i8-m8", cwd=folder)
+    assert out.splitlines()[-1] == written.splitlines()[-1]
