@@ -9,9 +9,10 @@ bounds and checked whole, so that no command trusts a field that was not checked
 - The network string parses, and tied weights are possible with it and the vocabulary.
   Whether the arrays fit it is checked when they are loaded (checkpoint.load_weights).
 - The vocabulary is one that rwthlm_py writes: distinct words that a text can hold, the
-  sentence boundary among them, classes in vocabulary.remap's layout, and its sha256
-  (`vocabulary_sha256`, Vocabulary.fingerprint) the one stored with it: a file whose words
-  were swapped, renamed or duplicated after it was written is refused, not scored.
+  sentence boundary among them (the --map-sb of the recorded options), classes in
+  vocabulary.remap's layout, and its sha256 (`vocabulary_sha256`, Vocabulary.fingerprint)
+  the one stored with it: a file whose words were swapped, renamed or duplicated after it
+  was written is refused, not scored.
 """
 
 import json
@@ -95,6 +96,7 @@ def check_meta(meta, path):
                              path)
     vocab = _vocabulary(meta, path)
     _check_network(meta, vocab, path)
+    _check_sentence_boundary(meta, path)
     return vocab
 
 
@@ -143,6 +145,15 @@ def _all_words(words):
     except UnicodeEncodeError:
         return False
     return split_words(joined) == words
+
+
+def _check_sentence_boundary(meta, path):
+    """Training refuses a model whose boundary is not its --map-sb, so a file it wrote has
+    the one its options record (the sha256 covers the words, not which one is the boundary)."""
+    recorded, sb = meta["options"].get("map_sb"), meta["vocabulary"]["sb"]
+    if isinstance(recorded, str) and recorded != sb:
+        raise InputError(f"corrupt model file (its sentence boundary is '{sb}', but it was trained with --map-sb "
+                         f"'{recorded}')", path)
 
 
 def _check_network(meta, vocab, path):

@@ -98,6 +98,8 @@ CASES = {  # name: (with_meta's arguments, what the error line says)
     "lone surrogate": (dict(change=rename("cat", "\ud800")), "holds \"\\ud800\", which no text can hold as a word"),
     "no sentence boundary": (dict(change=lambda meta: meta["vocabulary"].update(sb="<s>")),
                              "its sentence boundary '<s>' is not in its vocabulary"),
+    "another sentence boundary": (dict(change=lambda meta: meta["vocabulary"].update(sb="the")),
+                                  "its sentence boundary is 'the', but it was trained with --map-sb '<sb>'"),
     "classes out of order": (dict(change=lambda meta: meta["vocabulary"]["classes"].reverse()),
                              "its vocabulary's classes must be contiguous id ranges in ascending class order"),
     "class beyond the words": (dict(change=lambda meta: meta["vocabulary"]["classes"].__setitem__(-1, 2 ** 70)),
