@@ -301,7 +301,7 @@ def _is_value_of(field, value):
     if field.type is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if field.type is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     choices = field.metadata["choices"]
     return isinstance(value, str) and (not choices or value in choices)
 

@@ -244,7 +244,7 @@ class Outputs:
     def __enter__(self):
         if self.directory is not None:
             self._refuse_overwriting_inputs()
-            self.staging = self.stack.enter_context(atomic_directory(self.directory))
+            self.staging = self.stack.enter_context(atomic_directory(self.directory, self.console.note))
             if self.source.kaldi_files:
                 self.kaldi = [self._output(name) for name in KALDI_OUTPUTS]
             self.one_best = self._output("1best.txt")

@@ -69,20 +69,21 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
         unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
     errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options, options.encoding) \
         if options.refs else None
-    with staged_outputs(options.out) as stage:
+    with staged_outputs(options.out, console.note) as stage:
         return _rescore_each(network, paths, [stage(target) for target in targets],
                              [stage(target) for target in nbest_targets], options, search_options, errors,
                              console, program)
 
 
 @contextlib.contextmanager
-def staged_outputs(directory):
+def staged_outputs(directory, note=None):
     """Yields where an output goes for now: with --out, into a temporary folder that is moved
-    into the directory at the end (every output or none); else where it belongs."""
+    into the directory at the end (every output or none); else where it belongs. `note` is
+    told of temporary folders that killed runs left there (textio.atomic_directory)."""
     if directory is None:
         yield lambda target: target
         return
-    with atomic_directory(directory) as staging:
+    with atomic_directory(directory, note) as staging:
         yield lambda target: None if target is None else os.path.join(staging, os.path.basename(target))
 
 
