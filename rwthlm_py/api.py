@@ -23,11 +23,10 @@ import numpy
 
 from rwthlm_py.backend import get_backend
 from rwthlm_py.checkpoint import build_network, model_vocabulary, read_model
-from rwthlm_py.commands import require_memory, require_words, score_text, unk_penalty
+from rwthlm_py.commands import require_model_memory, require_words, score_text, unk_penalty
 from rwthlm_py.config import FROM_THE_MODEL, OPTION_FIELDS, Options, recorded_options, validate
 from rwthlm_py.data import corpus_from_lines
 from rwthlm_py.errors import InputError
-from rwthlm_py.network_spec import parse_network
 from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.sampling import sample_sentences
@@ -52,8 +51,7 @@ def load(path, backend="auto", dtype="float32", **options):
     if settings.unk:
         vocab = vocab.with_unk(settings.map_unk)
     network_backend = get_backend(settings.backend, settings.dtype)
-    require_memory(parse_network(model_file.meta["network"]), vocab, model_file.meta["bias"], network_backend,
-                   training=False, tie_weights=model_file.meta.get("tie_weights", False))
+    require_model_memory(model_file, network_backend, vocab)
     return LanguageModel(build_network(model_file, network_backend, vocab), settings)
 
 

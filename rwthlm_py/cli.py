@@ -17,12 +17,12 @@ import threading
 
 from rwthlm_py import __version__
 from rwthlm_py.allocator import keep_freed_memory
-from rwthlm_py.config import (FROM_THE_MODEL, OPTION_FIELDS, Options, convert, flag_name, help_text,
+from rwthlm_py.config import (FROM_THE_MODEL, LARGEST_COUNT, OPTION_FIELDS, Options, convert, flag_name, help_text,
                               names_in_group, read_config_file, recorded_options, rescoring_options_given,
                               validate)
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.reporting import Console
-from rwthlm_py.textio import DEFAULT_ENCODING
+from rwthlm_py.textio import DEFAULT_ENCODING, refuse_overwriting_inputs
 from rwthlm_py.usage import Parser, UsageError, check_options_known
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
@@ -156,6 +156,11 @@ def run_guarded(program, body):
     except BrokenPipeError:
         sys.stderr.close()
         return 141
+    except MemoryError as error:  # an allocation the memory checks did not foresee
+        detail = str(error) or "an array did not fit"
+        print(f"{program}: error: out of memory: {detail} (lower --batch-size or --sequence-length, or use "
+              "word classes)", file=sys.stderr)
+        return 1
     except OSError as error:  # files are named by InputError: this is standard output or error
         _silence_standard_output()
         print(f"{program}: error: cannot write the output: {error.strerror or error}", file=sys.stderr)
@@ -450,15 +455,21 @@ def run_sample(namespace, console):
     from rwthlm_py.checkpoint import build_network, read_model
     from rwthlm_py.sampling import sample_sentences
 
-    if namespace.num < 1 or namespace.max_length < 1:
-        raise UsageError("--num and --max-length must be at least 1")
+    for flag, value in (("--num", namespace.num), ("--max-length", namespace.max_length)):
+        if not 1 <= value <= LARGEST_COUNT:
+            raise UsageError(f"{flag} must lie in [1, {LARGEST_COUNT:,}]")
     if not (namespace.temperature > 0 and namespace.temperature < float("inf")):
         raise UsageError("--temperature must be a positive number")
     if not 0 <= namespace.seed < 2 ** 63:
         raise UsageError("--seed must lie in [0, 2^63)")
+    from rwthlm_py.commands import require_model_memory
+
     names = ["backend", "dtype", "encoding"]
     options, _ = resolve_options(namespace, names, console, model_defaults("sample", namespace.network, names))
-    network = build_network(read_model(namespace.network), make_backend(options, console))
+    model_file = read_model(namespace.network)
+    backend = make_backend(options, console)
+    require_model_memory(model_file, backend)
+    network = build_network(model_file, backend)
     for words in sample_sentences(network, namespace.num, namespace.temperature, namespace.seed,
                                   namespace.max_length):
         console.say(" ".join(words))
@@ -470,6 +481,7 @@ def write_vocabulary(options, out, console):
 
     if options.train is None:
         raise UsageError("vocab needs --train")
+    refuse_overwriting_inputs([("--out", out)], [("--train", options.train), ("--config", options.config)])
     vocab = vocabulary_from_training_text(options, console)
     vocab.write(out, options.encoding)
     console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "

@@ -24,8 +24,9 @@ from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
 from rwthlm_py.rate_search import search_learning_rate
 from rwthlm_py.reporting import Console
-from rwthlm_py.rescoring.command import Settings, check_list_inputs, open_lists, run_nbest
-from rwthlm_py.rescoring.lattice_command import rescore_lattices
+from rwthlm_py.textio import refuse_overwriting_inputs
+from rwthlm_py.rescoring.command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
+from rwthlm_py.rescoring.lattice_command import lattice_outputs, rescore_lattices
 from rwthlm_py.rescoring.wer import read_noise_words
 from rwthlm_py.selftest import self_test_on_corpus
 from rwthlm_py.tensorboard_log import open_log
@@ -83,8 +84,11 @@ def _run(options, network_path, backend, console, lattices, lattice_batch_size, 
 
 def check_command_line(options, network_path, lattices):
     """The errors of the options and the NETWORK argument alone, before any file is read:
-    what a mode needs, and the network string of a network still to be made."""
+    what a mode needs, the network string of a network still to be made, and no output
+    that would replace an input."""
+    refuse_overwriting_inputs(*file_roles(options, network_path, lattices))
     if lattices:
+        lattice_outputs(lattices, options)
         for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
             if value is None:
                 raise InputError(f"lattice rescoring needs {name}")
@@ -108,6 +112,27 @@ def check_command_line(options, network_path, lattices):
         if options.classes:
             raise InputError(f"--tie-weights needs a full softmax (every word its own class), not --classes "
                              f"{options.classes}")
+
+
+def file_roles(options, network_path, lattices=(), other_inputs=()):
+    """The files a run writes and those it reads, as two lists of (role, path): what
+    textio.refuse_overwriting_inputs checks. A vocabulary file is read where it exists and
+    written where it does not; a model is read, or, in training, written (with its backup
+    and its epoch in progress)."""
+    inputs = [("--config", options.config), ("--train", options.train), ("--dev", options.dev),
+              ("--ppl", options.ppl), ("--arpa", options.arpa), ("--refs", options.refs),
+              ("--noise-vocab", options.noise_vocab), *other_inputs]
+    inputs += [("LATTICE", path) for path in lattices]
+    outputs = []
+    vocabulary = ("--vocab", options.vocab)
+    (inputs if options.vocab and os.path.exists(options.vocab) else outputs).append(vocabulary)
+    outputs.append(("--remap", options.remap))
+    if network_path is not None and trains(options, lattices):
+        outputs += [("NETWORK", network_path), ("NETWORK's backup", f"{network_path}.bk"),
+                    ("NETWORK's epoch in progress", f"{network_path}.partial")]
+    elif network_path is not None:
+        inputs.append(("NETWORK", network_path))
+    return outputs, inputs
 
 
 def check_arpa_options(options):
@@ -185,8 +210,7 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
         tied = model_file.meta.get("tie_weights", False)
         if options.tie_weights and not tied:
             raise InputError("--tie-weights is given, but the model was built without tied weights", network_path)
-        require_memory(parse_network(model_file.meta["network"]), vocab, model_file.meta["bias"], backend,
-                       training=bool(options.train), tie_weights=tied)
+        require_model_memory(model_file, backend, vocab, training=bool(options.train))
         network = build_network(model_file, backend, vocab)
         state = model_file.training_state
         if options.train and options.learning_rate not in (None, state.learning_rate):
@@ -207,6 +231,13 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
     return network, TrainingState(epoch=0, learning_rate=rate)
 
 
+def require_model_memory(model_file, backend, vocab=None, training=False):
+    """require_memory for the network of a model file (over `vocab`, default its own)."""
+    vocab = vocab if vocab is not None else model_vocabulary(model_file)
+    require_memory(parse_network(model_file.meta["network"]), vocab, model_file.meta["bias"], backend,
+                   training, tie_weights=model_file.meta.get("tie_weights", False))
+
+
 def require_memory(spec, vocab, bias, backend, training, tie_weights=False):
     """Refuses, before allocating, a network whose weights (with their gradients and
     momentum when training) alone need more memory than the machine or device has."""
@@ -218,6 +249,25 @@ def require_memory(spec, vocab, bias, backend, training, tie_weights=False):
         raise InputError(f"network {spec.format()} over {len(vocab):,} words needs {format_bytes(needed)} for its "
                          f"{what} alone; this {'machine' if backend.on_host else 'device'} has "
                          f"{format_bytes(available)}")
+
+
+def require_batch_memory(network, sequences, batch_size, training):
+    """Refuses, before the first batch, a layout whose largest batch (the `batch_size`
+    longest sequences, whatever the shuffling) needs more memory with the network's weights
+    (and their gradients and momentum in training) than the machine or device has."""
+    lengths = numpy.sort(sequences.end - sequences.first)[::-1]
+    targets = int(lengths[:batch_size].sum())
+    itemsize = numpy.dtype(network.backend.dtype).itemsize
+    weights = network.num_params() * (3 if training else 1) * itemsize
+    activations = network.activation_count(targets, training) * itemsize
+    available = network.backend.memory_bytes()
+    if weights + activations > available:
+        advice = "" if network.vocab.num_classes < len(network.vocab) else ", or use word classes (--classes)"
+        raise InputError(f"a batch of {targets:,} predicted words needs {format_bytes(activations)} for the network's "
+                         f"activations, with its {format_bytes(weights)} of weights"
+                         f"{', gradients and momentum' if training else ''}; this "
+                         f"{'machine' if network.backend.on_host else 'device'} has {format_bytes(available)}: lower "
+                         f"--batch-size or --sequence-length{advice}")
 
 
 def format_bytes(count):
@@ -289,6 +339,7 @@ def score_text(network, corpus, options, console=None, keep_tokens=False):
     length, carried state, --feedforward, --num-oovs), with progress on the console."""
     sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
                           options.sequence_length, options.debug_no_sb)
+    require_batch_memory(network, sequences, options.batch_size, training=False)
     progress = console.progress("perplexity", int((sequences.end - sequences.first).sum())) if console else None
     scores = score_corpus(network, corpus, sequences, options.batch_size,
                           carry_state=options.word_wrapping == "stream",
@@ -327,6 +378,8 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
     if model_weight > 0 and network_path is None:
         raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
                          "with --arpa, rescores without one)")
+    outputs, inputs = file_roles(options, network_path if model_weight > 0 else None, other_inputs=list_roles(*list_inputs))
+    refuse_overwriting_inputs(outputs + [("--out", options.out)], inputs)
     source = open_lists(*list_inputs, options.encoding)
     setup_console = Console(out=console.err, err=console.err)
     network = None
@@ -350,6 +403,9 @@ def train(network, optimizer, network_path, is_new, training_state, train_corpus
     """Trains; a new network without --learning-rate first gets one: rwthlm's search for the
     `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`."""
     schedule = schedule_from(options)
+    require_batch_memory(network, data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
+                                            schedule.sequence_length, schedule.debug_no_sb),
+                         schedule.batch_size, training=True)
     events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
     try:
         if is_new:

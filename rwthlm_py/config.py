@@ -210,10 +210,20 @@ def read_config_file(path):
     return values
 
 
+# Every count an option gives (a batch size, a sequence length, an epoch) is an array size
+# or an index somewhere: none may exceed the largest int32 (the seed, rwthlm's uint32, has
+# its own range).
+LARGEST_COUNT = 2 ** 31 - 1
+
+
 def validate(options):
     """Rejects nonsensical option values with one clear line; the encoding is given its
     canonical name."""
     options = options.replace(encoding=check_encoding(options.encoding))
+    for field in dataclasses.fields(options):
+        value = getattr(options, field.name)
+        if field.type is int and field.name != "random_seed" and value is not None and value > LARGEST_COUNT:
+            raise InputError(f"{flag_name(field)} must be at most {LARGEST_COUNT:,}, not {value:,}")
     checks = [
         (options.batch_size >= 1, "--batch-size must be at least 1"),
         (options.sequence_length >= 2, "--sequence-length must be at least 2 (a context word and a word to predict)"),
@@ -291,7 +301,7 @@ def _is_value_of(field, value):
     if field.type is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if field.type is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     choices = field.metadata["choices"]
     return isinstance(value, str) and (not choices or value in choices)
 

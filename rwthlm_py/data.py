@@ -170,9 +170,12 @@ def wrap(corpus, mode, batch_size, sequence_length, debug_no_sb=False):
 
 
 def _wrap_fixed(num_tokens, batch_size, chunk):
-    """B contiguous parts (the first N mod B one token longer), each cut into chunks."""
-    part_sizes = numpy.full(batch_size, num_tokens // batch_size, dtype=numpy.int64)
-    part_sizes[: num_tokens % batch_size] += 1
+    """B contiguous parts (the first N mod B one token longer), each cut into chunks. Parts
+    beyond the N-th would be empty and disappear, so no more than N are made (a batch size
+    far above the text's length allocates nothing for them)."""
+    parts = max(min(batch_size, num_tokens), 1)
+    part_sizes = numpy.full(parts, num_tokens // parts, dtype=numpy.int64)
+    part_sizes[: num_tokens % parts] += 1
     part_ends = numpy.cumsum(part_sizes)
     part_starts = part_ends - part_sizes
     num_chunks = -(-int(part_sizes.max()) // chunk) if num_tokens else 0

@@ -11,7 +11,8 @@ Readers report problems as `InputError` naming the file and line. Writers report
 write (a full disk, a quota, an I/O error) as `WriteError` naming the file, and never leave a
 half-written result behind: a file is written to a temporary file in the target's directory
 and renamed over the target only when everything was written; a folder of results is
-written into a temporary folder beside the target and moved there at the end; a log or
+written into a temporary folder beside the target and moved there at the end (its writer
+locks it meanwhile, so that the next run can remove those that killed runs left); a log or
 event file, written as the run goes, holds whole lines or records only.
 """
 
@@ -25,6 +26,7 @@ import sys
 import tempfile
 
 from rwthlm_py.errors import InputError, WriteError
+from rwthlm_py.folder_lock import make_locked_folder, remove_unowned_folders
 
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN = "-"
@@ -114,18 +116,45 @@ def split_words(text):
     return [word for word in text.translate(_ASCII_SPLIT).split(" ") if word]
 
 
+def same_file(first, second):
+    """Whether two paths name one file: the same device and inode where both exist (so also
+    through symbolic and hard links), else the same path once links are resolved."""
+    try:
+        return os.path.samestat(os.stat(first), os.stat(second))
+    except OSError:
+        return os.path.realpath(first) == os.path.realpath(second)
+
+
+def refuse_overwriting_inputs(outputs, inputs):
+    """The one rule that no output replaces an input: `outputs` and `inputs` are (role,
+    path) pairs (a role as the user named it, e.g. `--remap`); an output that is the same
+    file as an input, or as an earlier output, is an InputError naming it, raised before
+    anything is read or written. Standard input and output (`-`) are no files."""
+    files = [(role, path) for role, path in inputs if path not in (None, STDIN)]
+    for role, path in outputs:
+        if path in (None, STDIN):
+            continue
+        for other_role, other in files:
+            if same_file(path, other):
+                raise InputError(f"{role} would overwrite {other_role}: they are one file; choose another name",
+                                 path)
+        files.append((role, path))
+
+
 @contextlib.contextmanager
 def atomic_output(path, binary=False, encoding=DEFAULT_ENCODING):
-    """Context manager giving a writable handle whose content replaces `path` on success.
+    """Context manager giving a writable handle whose content replaces `path` on success
+    (where `path` is a symbolic link, the file it points to: the link stays a link).
 
     Text is written in `encoding`; a name ending in `.gz` is gzip-compressed. On an exception
     the temporary file is removed and `path` keeps its previous content; a failed write is a
     `WriteError` naming `path`.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    target = link_target(path)
+    directory = os.path.dirname(os.path.abspath(target))
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=TEMPORARY_SUFFIX,
+        descriptor, temporary = tempfile.mkstemp(prefix=temporary_prefix(target), suffix=TEMPORARY_SUFFIX,
                                                  dir=directory)
     except OSError as error:
         if not os.path.isdir(directory):
@@ -146,7 +175,7 @@ def atomic_output(path, binary=False, encoding=DEFAULT_ENCODING):
                     text.detach()
             raw.flush()
             _fsync(raw, path)
-        _replace(temporary, path)
+        _replace(temporary, target, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
@@ -154,6 +183,13 @@ def atomic_output(path, binary=False, encoding=DEFAULT_ENCODING):
 
 
 TEMPORARY_SUFFIX = ".tmp"
+
+
+def link_target(path):
+    """`path`, or where it is a symbolic link, the file it points to (at the end of a chain
+    of links): the file that writing `path` replaces. A rename onto the link itself would
+    turn it into a file of its own and leave the file it pointed to as it was."""
+    return os.path.realpath(path) if os.path.islink(path) else path
 
 
 def temporary_prefix(path):
@@ -233,26 +269,33 @@ def _fsync(handle, path):
         raise write_error(error, path) from None
 
 
-def _replace(source, target):
+def _replace(source, target, shown=None):
     try:
         os.replace(source, target)
     except OSError as error:
-        raise write_error(error, target) from None
+        raise write_error(error, target if shown is None else shown) from None
 
 
 @contextlib.contextmanager
-def atomic_directory(target):
+def atomic_directory(target, note=None):
     """Context manager giving a temporary folder beside `target` to write a set of result
     files into; on success they are moved into `target` (created if need be), so that the
     results appear complete or not at all. On an exception the temporary folder is removed
-    and `target` is left as it was."""
-    shown, target = os.fspath(target), os.path.abspath(os.fspath(target))
+    and `target` is left as it was.
+
+    The folder is locked while it is written (folder_lock.py), so that temporary folders of
+    `target` that killed runs left behind can be told from those of runs still writing:
+    the former are removed first, and `note` (if given) is told so in one line."""
+    shown, target = os.fspath(target), os.path.abspath(link_target(os.fspath(target)))
     if os.path.lexists(target) and not os.path.isdir(target):  # `FILE/` too: say so before the work
         raise WriteError("cannot write the results here: is a file, not a directory", shown)
     _make_directories(os.path.dirname(target), shown)
+    removed = remove_unowned_folders(os.path.dirname(target), _is_temporary_of(target))
+    if removed and note is not None:
+        note(f"removed {len(removed)} temporary folder(s) left by an earlier run that was killed: "
+             + ", ".join(removed))
     try:
-        staging = tempfile.mkdtemp(prefix=temporary_prefix(target), suffix=TEMPORARY_SUFFIX,
-                                   dir=os.path.dirname(target))
+        staging, lock = make_locked_folder(os.path.dirname(target), temporary_prefix(target), TEMPORARY_SUFFIX)
     except OSError as error:
         raise write_error(error, shown) from None
     try:
@@ -271,6 +314,8 @@ def atomic_directory(target):
         if isinstance(error, WriteError):
             raise _named_in_target(error, staging, shown) from None
         raise
+    finally:
+        os.close(lock)
 
 
 def _named_in_target(error, staging, shown):
@@ -305,11 +350,11 @@ def remove_stale_temporaries(path):
     it (hidden `.NAME.XXXXXXXX.tmp`); returns their names. Call it only while holding the
     right to write `path`."""
     path = os.path.abspath(os.fspath(path))
-    directory, prefix = os.path.dirname(path), temporary_prefix(path)
+    directory, is_temporary = os.path.dirname(path), _is_temporary_of(path)
     removed = []
     with contextlib.suppress(OSError):
         for name in os.listdir(directory):
-            if name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX) and _is_temporary_name(name, prefix):
+            if is_temporary(name):
                 full = os.path.join(directory, name)
                 if os.path.isdir(full) and not os.path.islink(full):
                     shutil.rmtree(full, ignore_errors=True)
@@ -318,6 +363,12 @@ def remove_stale_temporaries(path):
                         os.unlink(full)
                 removed.append(name)
     return sorted(removed)
+
+
+def _is_temporary_of(path):
+    """Whether a file name is that of a temporary file or folder written for `path`."""
+    prefix = temporary_prefix(path)
+    return lambda name: name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX) and _is_temporary_name(name, prefix)
 
 
 def _is_temporary_name(name, prefix):

@@ -2,6 +2,8 @@
 
 import os
 import pathlib
+import subprocess
+import sys
 
 import numpy
 import pytest
@@ -13,6 +15,9 @@ from strict_cupy import strict_backend
 from rwthlm_py.vocabulary import Vocabulary, remap
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+# the two command lines, run as a user runs them, each in a process of its own
+RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
+RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 CORPORA = pathlib.Path(os.environ.get("RWTHLM_CORPORA", SHARED / "corpora"))
 
 # Hypothesis (tests/test_fuzz.py): "ci", a fixed set of examples, is the default;
@@ -125,6 +130,13 @@ J=4 S=3 E=4 W=sees v=1 a=-20.0 l=-1.5
 J=5 S=2 E=4 W=feeds v=1 a=-25.0 l=-1.0
 J=6 S=4 E=5 W=</s> v=1 a=0 l=-0.5
 """
+
+
+def run_command(command, *args, cwd, **options):
+    """(status, stdout, stderr) of a command line (RWTHLM or RWTHLM_PY and its arguments)."""
+    result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
+                            timeout=300, **options)
+    return result.returncode, result.stdout, result.stderr
 
 
 def assert_one_line_error(result, program, *fragments):

@@ -8,9 +8,9 @@ import numpy
 import pytest
 
 import rwthlm_py
+from conftest import RWTHLM_PY
 from rwthlm_py.errors import InputError
 
-RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 
 
 def call(*args, cwd):

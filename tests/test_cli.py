@@ -200,7 +200,8 @@ def test_rwthlm_py_lattice_writes_under_out_with_a_word_penalty(trained):
     (trained / "sub").mkdir()
     (trained / "sub" / "x.lat").write_text(TOY_LATTICE)
     assert_one_line_error(call(RWTHLM_PY, *common, "--out", "out", "x.lat", "sub/x.lat", "toy-i8-m8", cwd=trained),
-                          "rwthlm-py", "x.lat and sub/x.lat would write the same output")
+                          "rwthlm-py", "out/x.lat.ctm: the output of LATTICE sub/x.lat would overwrite the output of "
+                          "LATTICE x.lat: they are one file")
 
 
 def test_rwthlm_py_lattice_counts_word_errors(trained):

@@ -2,12 +2,9 @@
 Latin-1 (SRILM and rwthlm read bytes, so older corpora come in such encodings)."""
 
 import subprocess
-import sys
 
-from conftest import assert_one_line_error, toy_sentences
+from conftest import RWTHLM, RWTHLM_PY, assert_one_line_error, toy_sentences
 
-RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
-RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 
 
 def run(command, *args, cwd):

@@ -4,23 +4,13 @@ OOVs for a model without the unknown word."""
 
 import io
 import json
-import subprocess
-import sys
 import zipfile
 
 import numpy
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import RWTHLM, RWTHLM_PY, assert_one_line_error, run_command as call
 
-RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
-RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
-
-
-def call(command, *args, cwd):
-    result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                            timeout=300)
-    return result.returncode, result.stdout, result.stderr
 
 
 def last_value(out):

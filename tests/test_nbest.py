@@ -351,7 +351,7 @@ def test_other_bad_input(tmp_path):
     assert_input_error(nbest_command("--nbest", "utt1.nbest", "--arpa", DATA / "toy.arpa", cwd=tmp_path),
                           "--arpa needs --lambda")
     assert_input_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", ".", cwd=tmp_path),
-                          "utt1.nbest:", "--out would overwrite this input")
+                          "./utt1.nbest:", "--out's utt1.nbest would overwrite the list utt1.nbest: they are one file")
     assert_input_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", "utt1.nbest/x",
                                         cwd=tmp_path), "utt1.nbest/x:", "cannot create the output directory")
     (tmp_path / "refs").write_text("other a b\n")

@@ -29,7 +29,7 @@ from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import LN10, combine_lm, interpolate_linear, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_references, remove_noise
-from rwthlm_py.textio import DEFAULT_ENCODING, atomic_directory, atomic_output
+from rwthlm_py.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 GROUP_HYPOTHESES = 4096
 KALDI_OUTPUTS = ("text", "ac_cost", "lm_cost")
@@ -116,6 +116,14 @@ def check_list_inputs(list_paths, listing, kaldi_files):
         raise InputError("give either SRILM lists (--nbest, --nbest-files) or Kaldi files (--kaldi), not both")
     if not (list_paths or listing or kaldi_files):
         raise InputError(NO_LISTS)
+
+
+def list_roles(list_paths, listing, kaldi_files):
+    """The list files as (role, path) inputs, for textio.refuse_overwriting_inputs."""
+    files = [("--kaldi", path) for path in kaldi_files or ()]
+    if not kaldi_files:
+        files += [("--nbest", path) for path in formats.list_files(list_paths)]
+    return files + [("--nbest-files", listing)]
 
 
 def open_lists(list_paths, listing, kaldi_files, encoding=DEFAULT_ENCODING):
@@ -236,7 +244,7 @@ class Outputs:
     def __enter__(self):
         if self.directory is not None:
             self._refuse_overwriting_inputs()
-            self.staging = self.stack.enter_context(atomic_directory(self.directory))
+            self.staging = self.stack.enter_context(atomic_directory(self.directory, self.console.note))
             if self.source.kaldi_files:
                 self.kaldi = [self._output(name) for name in KALDI_OUTPUTS]
             self.one_best = self._output("1best.txt")
@@ -285,9 +293,8 @@ class Outputs:
                 raise InputError(f"has the file name of '{first_with_name[name]}': --out DIR would keep one "
                                  "of them (rename one, or rescore them into separate directories)", given)
             first_with_name[name] = given
-            target = os.path.join(self.directory, name)
-            if os.path.exists(target) and os.path.samefile(target, given):
-                raise InputError("--out would overwrite this input; choose another directory", given)
+        refuse_overwriting_inputs([(f"--out's {name}", os.path.join(self.directory, name)) for name, given in outputs],
+                                  [(f"the list {given}", given) for _, given in outputs])
 
 
 def _word_lm_scores(nbest, result, settings):

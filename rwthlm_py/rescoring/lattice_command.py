@@ -50,7 +50,7 @@ from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
 from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
-from rwthlm_py.textio import DEFAULT_ENCODING, atomic_directory, atomic_output
+from rwthlm_py.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
 OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "ctm"}
@@ -60,8 +60,7 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
     """Rescores every lattice of `paths` (options.lam and options.pruning_threshold given);
     returns the exit status. With options.out the outputs go into that directory instead of
     next to their inputs, all at the end."""
-    targets = output_paths(paths, OUTPUT_SUFFIX[options.output], options.out)
-    nbest_targets = output_paths(paths, "nbest", options.out) if options.nbest_size else [None] * len(paths)
+    targets, nbest_targets = lattice_outputs(paths, options)
     search_options = SearchOptions(
         lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
         lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
@@ -70,20 +69,21 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
         unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
     errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options, options.encoding) \
         if options.refs else None
-    with staged_outputs(options.out) as stage:
+    with staged_outputs(options.out, console.note) as stage:
         return _rescore_each(network, paths, [stage(target) for target in targets],
                              [stage(target) for target in nbest_targets], options, search_options, errors,
                              console, program)
 
 
 @contextlib.contextmanager
-def staged_outputs(directory):
+def staged_outputs(directory, note=None):
     """Yields where an output goes for now: with --out, into a temporary folder that is moved
-    into the directory at the end (every output or none); else where it belongs."""
+    into the directory at the end (every output or none); else where it belongs. `note` is
+    told of temporary folders that killed runs left there (textio.atomic_directory)."""
     if directory is None:
         yield lambda target: target
         return
-    with atomic_directory(directory) as staging:
+    with atomic_directory(directory, note) as staging:
         yield lambda target: None if target is None else os.path.join(staging, os.path.basename(target))
 
 
@@ -127,23 +127,23 @@ def _rescore_each(network, paths, targets, nbest_targets, options, search_option
     return 1 if failed else 0
 
 
+def lattice_outputs(paths, options):
+    """Each lattice's output, and its n-best list (None without --nbest)."""
+    targets = output_paths(paths, OUTPUT_SUFFIX[options.output], options.out)
+    nbest_targets = output_paths(paths, "nbest", options.out) if options.nbest_size else [None] * len(paths)
+    return targets, nbest_targets
+
+
 def output_paths(paths, suffix, directory):
     """Where each lattice's output goes: next to it, or into `directory` (created at the
-    end if need be; it must not make two outputs one file, or an output an input)."""
+    end if need be); no output may be an input lattice or another lattice's output."""
     targets = [output_path(path, suffix) for path in paths]
-    if directory is None:
-        return targets
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise InputError("--out: is a file, not a directory", directory)
-    targets = [os.path.join(directory, os.path.basename(target)) for target in targets]
-    inputs = {os.path.realpath(path) for path in paths}
-    seen = {}
-    for path, target in zip(paths, targets):
-        if os.path.realpath(target) in inputs:
-            raise InputError(f"the output of {path} would overwrite an input lattice", target)
-        if target in seen:
-            raise InputError(f"{seen[target]} and {path} would write the same output", target)
-        seen[target] = path
+    if directory is not None:
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise InputError("--out: is a file, not a directory", directory)
+        targets = [os.path.join(directory, os.path.basename(target)) for target in targets]
+    refuse_overwriting_inputs([(f"the output of LATTICE {path}", target) for path, target in zip(paths, targets)],
+                              [(f"LATTICE {path}", path) for path in paths])
     return targets
 
 
