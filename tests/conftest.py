@@ -132,10 +132,10 @@ J=6 S=4 E=5 W=</s> v=1 a=0 l=-0.5
 """
 
 
-def run_command(command, *args, cwd, **options):
+def run_command(command, *args, cwd, timeout=300, **options):
     """(status, stdout, stderr) of a command line (RWTHLM or RWTHLM_PY and its arguments)."""
     result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                            timeout=300, **options)
+                            timeout=timeout, **options)
     return result.returncode, result.stdout, result.stderr
 
 

@@ -28,8 +28,9 @@ def models(tmp_path_factory):
     for name, count, seed in (("train", 400, 1), ("dev", 60, 2)):
         (folder / f"{name}.txt").write_text("\n".join(toy_sentences(count, seed)) + "\n")
     (folder / "train-unk.txt").write_text((folder / "train.txt").read_text().replace(" dog ", " <unk> "))
-    call("train", "--train", "train.txt", "--dev", "dev.txt", "--learning-rate", 0.05, "--max-epoch", 1, "t-i8-m8",
-         cwd=folder)
+    # sequences of 8: the development text spans several batches, whose state `stream` carries
+    call("train", "--train", "train.txt", "--dev", "dev.txt", "--sequence-length", 8, "--learning-rate", 0.05,
+         "--max-epoch", 1, "t-i8-m8", cwd=folder)
     call("train", "--train", "train-unk.txt", "--dev", "dev.txt", "--unk", "--num-oovs", 4, "--learning-rate", 0.05,
          "--max-epoch", 1, "u-i8-m8", cwd=folder)
     return folder
@@ -41,13 +42,15 @@ def last_value(out):
 
 def test_perplexity_is_the_figure_of_rwthlm_py_ppl(models):
     lm = rwthlm_py.load(models / "t-i8-m8", backend="numpy")
-    assert (lm.options.batch_size, lm.options.sequence_length, lm.options.word_wrapping) == (20, 36, "stream")
+    assert (lm.options.batch_size, lm.options.sequence_length, lm.options.word_wrapping) == (20, 8, "stream")
     text = (models / "dev.txt").read_text()
     assert f"{lm.perplexity(text):.20f}" == last_value(call("ppl", "--ppl", "dev.txt", "t-i8-m8", cwd=models))
     assert lm.perplexity(text.splitlines()) == lm.perplexity(text)
-    one = rwthlm_py.load(models / "t-i8-m8", backend="numpy", batch_size=1, word_wrapping="verbatim")
+    one = rwthlm_py.load(models / "t-i8-m8", backend="numpy", batch_size=1, word_wrapping="verbatim",
+                         sequence_length=100)
     assert f"{one.perplexity(text):.20f}" == last_value(call("ppl", "--ppl", "dev.txt", "--batch-size", 1,
-                                                             "--word-wrapping", "verbatim", "t-i8-m8", cwd=models))
+                                                             "--word-wrapping", "verbatim", "--sequence-length", 100,
+                                                             "t-i8-m8", cwd=models))
     (models / "oov.txt").write_text("the zebra sees the cat\n")
     assert f"{lm.perplexity(['the zebra sees the cat']):.20f}" == last_value(
         call("ppl", "--ppl", "oov.txt", "t-i8-m8", cwd=models))  # an OOV left out, as the command does
@@ -74,7 +77,7 @@ def test_sentence_log_probs_are_the_scores_of_rwthlm_py_nbest(models):
     printed = [float(line.split("[ ")[1].split(" ]")[0]) for line in verbose.splitlines() if line.startswith("\tp( ")]
     expected = numpy.concatenate([score.word_log10_probs for score in scores])
     assert printed == pytest.approx(expected.tolist(), abs=5e-6)  # five decimals printed
-    assert lm.sentence_log_probs([["the", "dog"]])[0].log_prob == scores[2].log_prob
+    assert lm.sentence_log_probs([["the", "dog"]])[0].log_prob == pytest.approx(scores[2].log_prob, rel=1e-12)
     with pytest.raises(InputError, match="sentence 2: unknown word 'zebra'"):
         lm.sentence_log_probs(["the cat", "the zebra"])
 
@@ -104,6 +107,10 @@ def test_the_models_unk_and_num_oovs_are_used(models):
     assert numpy.delete(penalised, unk).tolist() == numpy.delete(plain, unk).tolist()
     zebra, unknown = lm.sentence_log_probs(["the zebra", "the <unk>"])
     assert zebra.word_log_probs.tolist() == unknown.word_log_probs.tolist()
+    [unpenalised] = rwthlm_py.load(models / "u-i8-m8", backend="numpy", dtype="float64",
+                                   num_oovs=0).sentence_log_probs(["the zebra"])
+    assert zebra.word_log_probs[1] == pytest.approx(unpenalised.word_log_probs[1] - math.log(5), rel=1e-12)
+    assert zebra.word_log_probs[[0, 2]].tolist() == unpenalised.word_log_probs[[0, 2]].tolist()
     (models / "oov.txt").write_text("the zebra sees the cat\n")
     assert f"{lm.perplexity(['the zebra sees the cat']):.20f}" == last_value(
         call("ppl", "--ppl", "oov.txt", "--dtype", "float64", "u-i8-m8", cwd=models))

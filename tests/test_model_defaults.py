@@ -4,6 +4,7 @@ OOVs for a model without the unknown word."""
 
 import io
 import json
+import math
 import zipfile
 
 import numpy
@@ -18,10 +19,11 @@ def last_value(out):
 
 
 def test_ppl_prints_the_development_perplexity_training_printed_last(toy):
-    """rwthlm-py train's own layout (batch 20, sequences of 36, stream) is recorded in the
-    model, and rwthlm-py ppl scores with it: the very figure training printed."""
+    """The layout of training (rwthlm-py train's batch 20 and stream wrapping, sequences of 8
+    so that the development text spans batches whose state stream carries) is recorded in
+    the model, and rwthlm-py ppl scores with it: the very figure training printed."""
     status, out, err = call(RWTHLM_PY, "train", "--train", "train.txt", "--dev", "dev.txt", "--learning-rate", 0.05,
-                            "--max-epoch", 2, "t-i8-m8", cwd=toy)
+                            "--sequence-length", 8, "--max-epoch", 2, "t-i8-m8", cwd=toy)
     assert status == 0, err
     printed = [line.split("=")[1].split(",")[0].strip() for line in out.splitlines()
                if line.startswith("development perplexity = ")]
@@ -32,12 +34,12 @@ def test_ppl_prints_the_development_perplexity_training_printed_last(toy):
     status, out, err = call(RWTHLM_PY, "ppl", "--ppl", "dev.txt", "t-i8-m8", cwd=toy)
     assert status == 0, err
     assert f"{float(last_value(out)):.15f}" == figure
-    assert ("scoring layout: batch size 20 (the model's), sequence length 36 (the model's), word wrapping "
+    assert ("scoring layout: batch size 20 (the model's), sequence length 8 (the model's), word wrapping "
             "stream (the model's)") in err
 
     status, out, err = call(RWTHLM_PY, "ppl", "--ppl", "dev.txt", "--batch-size", 1, "t-i8-m8", cwd=toy)
     assert status == 0, err
-    assert "batch size 1 (given), sequence length 36 (the model's)" in err
+    assert "batch size 1 (given), sequence length 8 (the model's)" in err
     assert f"{float(last_value(out)):.15f}" != figure
     _, rwthlm_out, rwthlm_err = call(RWTHLM, "--ppl", "dev.txt", "t-i8-m8", cwd=toy)  # rwthlm's own defaults
     _, defaults_out, _ = call(RWTHLM_PY, "ppl", "--ppl", "dev.txt", "--batch-size", 1, "--sequence-length", 100,
@@ -67,18 +69,25 @@ def test_unk_given_at_training_is_used_by_the_scoring_commands(unk_model):
     _, other_penalty, _ = call(RWTHLM_PY, "ppl", "--ppl", "oov.txt", "--num-oovs", 0, "u-i8-m8", cwd=toy)
     assert last_value(given) == last_value(out) != last_value(other_penalty)
 
-    status, out, err = call(RWTHLM_PY, "nbest", "--nbest", "u.nbest", "u-i8-m8", cwd=toy)
-    assert status == 0, err
-    assert "1 words not in the network's vocabulary were scored as <unk> (p divided by 5)" in err
+    lm_scores, summaries = {}, {}
+    for name, extra in (("model's", []), ("none", ["--num-oovs", 0])):
+        status, out, summaries[name] = call(RWTHLM_PY, "nbest", "--nbest", "u.nbest", "--dtype", "float64", *extra,
+                                            "--out", name, "u-i8-m8", cwd=toy)
+        assert status == 0, summaries[name]
+        lm_scores[name] = float((toy / name / "u.nbest").read_text().split()[1])
+    assert "1 words not in the network's vocabulary were scored as <unk> (p divided by 5)" in summaries["model's"]
+    assert lm_scores["model's"] == pytest.approx(lm_scores["none"] - math.log10(5), abs=1e-6)  # 7 digits written
 
     (toy / "zebra.lat").write_text("N=4 L=3\nI=0 t=0.00\nI=1 t=0.10\nI=2 t=0.20\nI=3 t=0.30\n"
                                    "J=0 S=0 E=1 W=the a=-1 l=-1\nJ=1 S=1 E=2 W=zebra a=-1 l=-1\n"
                                    "J=2 S=2 E=3 W=<sb> a=0 l=-1\n")
-    (toy / "lat").mkdir()
-    status, out, err = call(RWTHLM_PY, "lattice", "--lambda", 1, "--pruning-threshold", 0, "--out", "lat",
-                            "zebra.lat", "u-i8-m8", cwd=toy)
-    assert status == 0, err
-    assert "\tW=zebra\tJ=1" in out
+    link_lm = {}
+    for name, extra in (("model's", []), ("none", ["--num-oovs", 0])):
+        status, out, err = call(RWTHLM_PY, "lattice", "--lambda", 1, "--pruning-threshold", 0, "--dtype", "float64",
+                                *extra, "--out", f"lat-{name}", "zebra.lat", "u-i8-m8", cwd=toy)
+        assert status == 0, err
+        link_lm[name] = float(next(line for line in out.splitlines() if "\tW=zebra\tJ=1" in line).split("l=")[1])
+    assert link_lm["model's"] == pytest.approx(link_lm["none"] - math.log(5), rel=1e-5)  # printed with %g
 
 
 def test_no_unk_undoes_the_models_unk(unk_model):

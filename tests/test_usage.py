@@ -87,9 +87,10 @@ def test_help_and_version_of_both_commands(tmp_path):
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
 def test_a_subcommands_help_names_only_its_own_options(tmp_path, command):
-    _, out, _ = call(RWTHLM_PY, command, "--help", cwd=tmp_path)
+    status, out, _ = call(RWTHLM_PY, command, "--help", cwd=tmp_path)
     own = set(re.findall(r"^\s+(?:-h, )?(--[a-z-]+)", out, re.MULTILINE))
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", out))
+    assert status == 0 and len(own) >= 5, out  # the help is there, on stdout
     assert named <= own, f"{command} --help names options it does not have: {sorted(named - own)}"
 
 
