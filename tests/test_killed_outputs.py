@@ -96,6 +96,33 @@ def test_a_killed_lattice_out_leaves_a_folder_that_the_next_run_removes(toy, chi
     assert staging_folders(toy) == [] and sorted(os.listdir(toy / "out")) == ["a.lat.rescored", "b.lat.rescored"]
 
 
+def test_the_next_run_removes_only_the_folders_that_its_own_killed_runs_left(lists):
+    """Beside the output directory `out`: the folder of a dead writer of `out` (its name, and
+    no process holds its lock), and what is not such a folder, each named to end in .tmp
+    and none locked: a user's folder, the temporary folder of another output directory
+    (`out.v2`, whose names start with `.out.` too), and a file and a symbolic link with the
+    name of a temporary folder of `out`. Only the dead writer's folder goes."""
+    dead = lists / ".out.k1lled_0.tmp"
+    dead.mkdir()
+    (dead / "a.nbest").write_text("half written")
+    (lists / "results.tmp").mkdir()
+    (lists / "results.tmp" / "notes.txt").write_text("mine\n")
+    (lists / ".out.v2.k1lled_0.tmp").mkdir()
+    (lists / ".out.v2.k1lled_0.tmp" / "a.nbest").write_text(NBEST)
+    (lists / ".out.k1lled_1.tmp").write_text("a file\n")
+    (lists / "mine").mkdir()
+    (lists / "mine" / "notes.txt").write_text("mine\n")
+    os.symlink("mine", lists / ".out.k1lled_2.tmp")
+    kept = {path: path.read_text() for path in (lists / "results.tmp" / "notes.txt",
+                                                lists / ".out.v2.k1lled_0.tmp" / "a.nbest",
+                                                lists / ".out.k1lled_1.tmp", lists / ".out.k1lled_2.tmp" / "notes.txt")}
+    err = run(*NBEST_RUN, "--nbest", "a.nbest", cwd=lists)
+    assert [line for line in err.splitlines() if line.startswith("removed ")] == [REMOVED + dead.name]
+    assert not dead.exists() and sorted(os.listdir(lists / "out")) == ["1best.txt", "a.nbest"]
+    assert {path: path.read_text() for path in kept} == kept
+    assert os.readlink(lists / ".out.k1lled_2.tmp") == "mine"
+
+
 def test_a_writer_gives_up_a_new_folder_that_a_cleaner_took_first(tmp_path, monkeypatch):
     """The race of folder_lock.py: a cleaner locks a folder just made, before its writer
     does (here the test holds that lock); the writer leaves it to the cleaner and makes
