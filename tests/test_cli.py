@@ -316,6 +316,19 @@ def test_input_quoted_in_an_error_line_is_shortened(trained, name, content, prog
     assert len(line) < 1200 and " characters" in line
 
 
+def test_an_unknown_word_of_up_to_300_characters_is_shown_whole_a_longer_one_shortened(trained):
+    """errors.shortened keeps a word of 300 characters (a URL, a path) whole; from 301 on it
+    shows the first 100 and the last 40 characters, and the length."""
+    word = "".join(f"{number:03d}-" for number in range(100))  # where each character stands is visible
+    (trained / "300.txt").write_text(f"the cat sees a dog\nthe {word[:300]} sees\n")
+    assert_one_line_error(call(RWTHLM, "--ppl", "300.txt", "toy-i8-m8", cwd=trained), "rwthlm",
+                          f"300.txt:2: unknown word '{word[:300]}' (not in the vocabulary")
+    (trained / "301.txt").write_text(f"the cat sees a dog\nthe {word[:301]} sees\n")
+    assert_one_line_error(call(RWTHLM, "--ppl", "301.txt", "toy-i8-m8", cwd=trained), "rwthlm",
+                          f"301.txt:2: unknown word '{word[:100]}...{word[261:301]}' (301 characters) (not in the "
+                          "vocabulary")
+
+
 def test_lines_too_long_for_verbatim(toy):
     assert_one_line_error(call(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--word-wrapping", "verbatim",
                                "--sequence-length", 6, "--learning-rate", 0.1, "t-i4-m4", cwd=toy),
