@@ -1,5 +1,6 @@
 """Shared fixtures: backends, a small generated vocabulary and corpus, and the toy text."""
 
+import contextlib
 import errno
 import os
 import pathlib
@@ -179,7 +180,11 @@ class Children:
         for process in self.started:
             if process.poll() is None:
                 process.kill()
-            process.communicate()
+            process.wait()
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    with contextlib.suppress(OSError):  # stdin: a reader killed before it read
+                        stream.close()
 
 
 @pytest.fixture

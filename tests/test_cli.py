@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import HAND_LATTICE as TOY_LATTICE, assert_one_line_error
+from conftest import HAND_LATTICE as TOY_LATTICE, assert_one_line_error, wait_for_line
 
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
@@ -260,16 +260,12 @@ def test_texts_without_words_are_refused_before_any_work(trained):
 
 
 @pytest.mark.parametrize("signal_name, status", [("SIGTERM", 143), ("SIGHUP", 129)])
-def test_a_terminated_training_ends_with_one_line_and_leaves_no_litter(toy, signal_name, status):
+def test_a_terminated_training_ends_with_one_line_and_leaves_no_litter(toy, signal_name, status, children):
     import signal
 
-    process = subprocess.Popen(RWTHLM + ["--train", "train.txt", "--dev", "dev.txt", "--batch-size", "8",
-                                         "--sequence-length", "12", "--learning-rate", "0.05", "--vocab", "vocab",
-                                         "toy-i8-m8"], cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    for line in process.stdout:  # the first epoch ends, its model is saved
-        if line.startswith("development perplexity"):
-            break
+    process = children.start(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8,
+                             "--sequence-length", 12, "--learning-rate", 0.05, "--vocab", "vocab", "toy-i8-m8", cwd=toy)
+    wait_for_line(process, "development perplexity")  # the first epoch ends, its model is saved
     process.send_signal(getattr(signal, signal_name))
     _, err = process.communicate(timeout=120)
     assert process.returncode == status, err
