@@ -60,13 +60,16 @@ def shortened(text):
 
 def _shortened_word(word):
     """`'abc...xyz' (N characters)`: up to three quotes, brackets or punctuation marks on
-    either side stay, N counts the characters between them."""
+    either side stay, N counts the characters between them. A word of at most LONGEST_WORD
+    characters between them (a quoted URL of 300) stays whole."""
     start = word[:3]
     opening = start[:len(start) - len(start.lstrip(OPENING))]
     rest = word[len(opening):]
     end = rest[-3:]
     closing = end[len(end.rstrip(CLOSING)):]
     inner = rest[:len(rest) - len(closing)]
+    if len(inner) <= LONGEST_WORD:
+        return word
     return f"{opening}{inner[:WORD_START]}...{inner[-WORD_END:]}{closing} ({len(inner):,} characters)"
 
 

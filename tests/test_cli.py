@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import HAND_LATTICE as TOY_LATTICE, assert_one_line_error
+from conftest import HAND_LATTICE as TOY_LATTICE, assert_one_line_error, wait_for_line
 
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
@@ -260,16 +260,12 @@ def test_texts_without_words_are_refused_before_any_work(trained):
 
 
 @pytest.mark.parametrize("signal_name, status", [("SIGTERM", 143), ("SIGHUP", 129)])
-def test_a_terminated_training_ends_with_one_line_and_leaves_no_litter(toy, signal_name, status):
+def test_a_terminated_training_ends_with_one_line_and_leaves_no_litter(toy, signal_name, status, children):
     import signal
 
-    process = subprocess.Popen(RWTHLM + ["--train", "train.txt", "--dev", "dev.txt", "--batch-size", "8",
-                                         "--sequence-length", "12", "--learning-rate", "0.05", "--vocab", "vocab",
-                                         "toy-i8-m8"], cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    for line in process.stdout:  # the first epoch ends, its model is saved
-        if line.startswith("development perplexity"):
-            break
+    process = children.start(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8,
+                             "--sequence-length", 12, "--learning-rate", 0.05, "--vocab", "vocab", "toy-i8-m8", cwd=toy)
+    wait_for_line(process, "development perplexity")  # the first epoch ends, its model is saved
     process.send_signal(getattr(signal, signal_name))
     _, err = process.communicate(timeout=120)
     assert process.returncode == status, err
@@ -314,6 +310,19 @@ def test_input_quoted_in_an_error_line_is_shortened(trained, name, content, prog
     assert_one_line_error(result, program, shown)
     [line] = [line for line in result[2].splitlines() if line.startswith(f"{program}: error: ")]
     assert len(line) < 1200 and " characters" in line
+
+
+def test_an_unknown_word_of_up_to_300_characters_is_shown_whole_a_longer_one_shortened(trained):
+    """errors.shortened keeps a word of 300 characters (a URL, a path) whole; from 301 on it
+    shows the first 100 and the last 40 characters, and the length."""
+    word = "".join(f"{number:03d}-" for number in range(100))  # where each character stands is visible
+    (trained / "300.txt").write_text(f"the cat sees a dog\nthe {word[:300]} sees\n")
+    assert_one_line_error(call(RWTHLM, "--ppl", "300.txt", "toy-i8-m8", cwd=trained), "rwthlm",
+                          f"300.txt:2: unknown word '{word[:300]}' (not in the vocabulary")
+    (trained / "301.txt").write_text(f"the cat sees a dog\nthe {word[:301]} sees\n")
+    assert_one_line_error(call(RWTHLM, "--ppl", "301.txt", "toy-i8-m8", cwd=trained), "rwthlm",
+                          f"301.txt:2: unknown word '{word[:100]}...{word[261:301]}' (301 characters) (not in the "
+                          "vocabulary")
 
 
 def test_lines_too_long_for_verbatim(toy):

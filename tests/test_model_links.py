@@ -7,11 +7,10 @@ import os
 import resource
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, wait_for_line, wait_until
 from rwthlm_py.checkpoint import read_model
 
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py", "train"]
@@ -28,11 +27,6 @@ def train(*args, cwd, file_size_limit=None):
     result = subprocess.run(RWTHLM_PY + [str(a) for a in [*TRAINING, *args]], cwd=cwd, capture_output=True,
                             text=True, timeout=300, preexec_fn=limit_file_size if file_size_limit else None)
     return result.returncode, result.stdout, result.stderr
-
-
-def start_training(*args, cwd):
-    return subprocess.Popen(RWTHLM_PY + [str(a) for a in [*TRAINING, *args]], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture
@@ -78,31 +72,30 @@ def test_a_save_through_a_link_that_fails_keeps_the_link_the_model_and_its_backu
     assert names(linked / "store") == ["real-i8-m8", "real-i8-m8.bk"]
 
 
-def test_two_trainings_through_two_names_of_one_model_meet_one_lock(linked):
-    first = start_training("--max-epoch", 50, "exp/link-i8-m8", cwd=linked)
-    try:
-        for line in first.stdout:  # the first run holds the lock once it reads the model
-            if line.startswith("Reading neural network"):
-                break
-        result = train("--max-epoch", 50, "store/real-i8-m8", cwd=linked)
-        assert_one_line_error(result, "rwthlm-py", "store/real-i8-m8: another training run",
-                              f"(process {first.pid} on host ")
-        assert names(linked / "exp") == ["link-i8-m8"]
-    finally:
-        first.kill()
-        first.communicate()
+def test_two_trainings_through_two_names_of_one_model_meet_one_lock(linked, children):
+    """The first run is held while it holds the lock: its development text is a named pipe,
+    which it opens (and waits on) after reading the model, and which nothing ever feeds."""
+    os.mkfifo(linked / "dev.fifo")
+    held = ["dev.fifo" if argument == "dev.txt" else argument for argument in TRAINING]
+    first = children.start(RWTHLM_PY, *held, "--max-epoch", 2, "exp/link-i8-m8", cwd=linked)
+    wait_for_line(first, "Reading development data from file 'dev.fifo'")
+    result = train("--max-epoch", 2, "store/real-i8-m8", cwd=linked)
+    assert_one_line_error(result, "rwthlm-py", "store/real-i8-m8: another training run",
+                          f"(process {first.pid} on host ")
+    assert names(linked / "exp") == ["link-i8-m8"]
+    first.kill()
+    first.communicate()
     assert os.readlink(linked / "exp" / "link-i8-m8") == "../store/real-i8-m8"
     status, _, err = train("--max-epoch", 2, "store/real-i8-m8", cwd=linked)  # killed: no lock
     assert status == 0, err
 
 
-def test_an_epoch_killed_through_the_link_resumes_through_the_real_name(linked):
+def test_an_epoch_killed_through_the_link_resumes_through_the_real_name(linked, children):
     (linked / "train.txt").write_text((linked / "train.txt").read_text() * 4)
     partial = linked / "store" / "real-i8-m8.partial"
-    process = start_training("--max-epoch", 2, "--checkpoint-every", 1e-6, "exp/link-i8-m8", cwd=linked)
-    while not partial.exists():  # saved after every batch
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.01)
+    process = children.start(RWTHLM_PY, *TRAINING, "--max-epoch", 2, "--checkpoint-every", 1e-6, "exp/link-i8-m8",
+                             cwd=linked)
+    wait_until(partial.exists, process, f"{partial.name} (saved after every batch)")
     process.kill()
     process.communicate()
     assert partial.exists() and names(linked / "exp") == ["link-i8-m8"]

@@ -150,17 +150,24 @@ def test_the_issues_cases_through_every_command_that_reads_a_model(folder, case)
 
 def test_metadata_larger_than_the_bound_is_refused_before_it_is_read(folder):
     """The archive's directory declares 2 GiB for the metadata (deflated, such a member can
-    come from a small file); the file is refused without reading it."""
+    come from a small file); the file is refused without reading it. The directory also
+    gives the member a CRC its bytes do not have, so that reading it would end in another
+    error (a damaged file): only a check before the read gives the size."""
     name = with_meta(folder, "large-i8-m8", change=lambda meta: None)
     content = bytearray((folder / name).read_bytes())
     entry = content.index(b"PK\x01\x02")  # an entry of the archive's directory, after the members
     while content[entry + 46:entry + 46 + len(b"meta.npy")] != b"meta.npy":
         entry = content.index(b"PK\x01\x02", entry + 4)
+    crc = int.from_bytes(content[entry + 16:entry + 20], "little")
+    content[entry + 16:entry + 20] = (crc ^ 1).to_bytes(4, "little")  # its CRC-32
     content[entry + 24:entry + 28] = (2 ** 31).to_bytes(4, "little")  # its uncompressed size
     (folder / name).write_bytes(bytes(content))
+    message = "corrupt model file (its metadata is 2,147,483,648 bytes; at most 268,435,456 are read)"
     assert_one_line_error(call(RWTHLM_PY, "ppl", "--ppl", "test.txt", name, cwd=folder), "rwthlm-py",
-                          f"{name}: corrupt model file (its metadata is 2,147,483,648 bytes; at most 268,435,456 "
-                          "are read)")
+                          f"{name}: {message}")
+    with pytest.raises(InputError) as raised:
+        rwthlm_py.load(folder / name, backend="numpy")
+    assert str(raised.value) == f"{folder / name}: {message}"
 
 
 @pytest.mark.parametrize("member", ["meta", "param/layer2.W"])
