@@ -20,10 +20,11 @@ import numpy
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring.scores import LN10
-from rwthlm_py.textio import read_lines, split_words
+from rwthlm_py.textio import DEFAULT_ENCODING, read_lines, split_words
 
 LOG_ZERO = -99.0
-SECTION = re.compile(r"\\(\d+)-grams:$")
+MAX_ORDER = 100  # SRILM's maxNgramOrder: a declared order above it is an error there too
+SECTION = re.compile(r"\\(\d+)-grams:?$")
 
 
 @dataclasses.dataclass
@@ -35,6 +36,7 @@ class ArpaModel:
     sentence_start: int
     sentence_end: int
     unk: int  # id of <unk>, or -1 when the model has none
+    warnings: list = dataclasses.field(default_factory=list)  # what the reader accepted with a warning
 
     def sentence_log10_probs(self, words):
         """log10 p of every word and of </s>; -inf for a word of probability 0.
@@ -70,7 +72,7 @@ class ArpaModel:
             context = tuple(history[start:])
             entry = self.ngrams[len(context)].get(context + (word,))
             if entry is not None and not math.isnan(entry[0]):
-                return entry[0] + backoff if entry[0] > LOG_ZERO else -math.inf
+                return entry[0] + backoff
             if context:
                 context_entry = self.ngrams[len(context) - 1].get(context)
                 if context_entry is not None:
@@ -78,62 +80,91 @@ class ArpaModel:
         return -math.inf
 
 
-def read_arpa(path, sentence_start="<s>", sentence_end="</s>", unk="<unk>"):
-    """Reads an ARPA file; anything malformed is an InputError naming the line: a \\data\\
-    count that disagrees with its section, sections out of order, repeated or missing, a
-    probability above 1 or not a number, a repeated n-gram, a word without a unigram, an
-    n-gram of the wrong order, text after \\end\\."""
+def read_arpa(path, sentence_start="<s>", sentence_end="</s>", unk="<unk>", encoding=DEFAULT_ENCODING):
+    """Reads an ARPA file as SRILM's `ngram` reads it (`Ngram::read`).
+
+    Accepted as SRILM accepts them, with a warning in `ArpaModel.warnings` where SRILM warns
+    too: text before \\data\\ and after \\end\\ (ignored), \\data\\ counts that disagree
+    with their sections, sections in any order or repeated, a log10 p above 0, a repeated
+    n-gram (the later line counts; SRILM says nothing), words without a unigram, a
+    back-off weight on the highest order (ignored), and a model without <s> or </s> (<s>
+    is then an unlisted context, and </s> has probability 0). -99 is log 0.
+
+    Refused, naming the line, where SRILM refuses the file or would compute with a NaN or
+    an infinite back-off weight: no \\data\\ or no \\end\\, a malformed `ngram N=count`
+    line, a section of an undeclared order, an n-gram line with the wrong number of fields,
+    a probability or back-off weight that is not a number, NaN, or +inf.
+    """
     reader = _ArpaReader(path)
-    for line_number, text in read_lines(path):
-        reader.read_line(text.strip(), line_number)
+    for line_number, text in read_lines(path, encoding):
+        if reader.read_line(text.strip(), line_number):
+            break
     ngrams, word_ids = reader.finish()
     for name in (sentence_start, sentence_end):
-        if (word_ids.get(name),) not in ngrams[0]:
-            raise InputError(f"the model has no unigram {name}", path)
+        word_ids.setdefault(name, len(word_ids))  # an unlisted word, as SRILM's vocabulary has it
     _check_prefixes(ngrams)
     return ArpaModel(str(path), len(ngrams), word_ids, ngrams, word_ids[sentence_start],
-                     word_ids[sentence_end], word_ids.get(unk, -1))
+                     word_ids[sentence_end], word_ids.get(unk, -1), reader.warnings.lines())
+
+
+class _Warnings:
+    """The reader's warnings: the first MAX_SHOWN in full, then their number."""
+
+    MAX_SHOWN = 10
+
+    def __init__(self, path):
+        self.path, self.shown, self.count = path, [], 0
+
+    def add(self, message, line_number=None):
+        self.count += 1
+        if len(self.shown) < self.MAX_SHOWN:
+            self.shown.append(str(InputError(f"warning: {message}", self.path, line_number)))
+
+    def lines(self):
+        hidden = self.count - len(self.shown)
+        return self.shown + ([f"{self.path}: {hidden} more warnings"] if hidden else [])
 
 
 class _ArpaReader:
-    """The reading state: the \\data\\ counts, the section being read and its first line,
-    the n-grams read so far."""
+    """The reading state: the \\data\\ counts, the section being read, the n-grams and
+    the n-gram lines read so far per order."""
 
     def __init__(self, path):
         self.path = path
-        self.declared, self.ngrams, self.word_ids = {}, None, {}
-        self.section = self.section_line = None
+        self.declared, self.ngrams, self.word_ids, self.lines_read = {}, None, {}, {}
+        self.section = None
         self.seen_data = self.ended = False
+        self.warnings = _Warnings(path)
 
     def read_line(self, text, line_number):
+        """Reads one stripped line; True at \\end\\, after which nothing is read."""
+        if not self.seen_data:
+            self.seen_data = text == "\\data\\"  # SRILM ignores whatever comes before
+            return False
         if not text:
-            return
-        if self.ended:
-            raise InputError(f"text after \\end\\: '{text[:40]}'", self.path, line_number)
+            return False
         if text == "\\end\\":
-            self._end_section()
-            if self.ngrams is not None and self.section != len(self.ngrams):
-                raise InputError(f"\\end\\ before section \\{self.section + 1}-grams: that \\data\\ declares",
-                                 self.path, line_number)
-            self.ended = True
-        elif text == "\\data\\":
-            if self.seen_data:
-                raise InputError("a second \\data\\ section", self.path, line_number)
-            self.seen_data = True
-        elif not self.seen_data:
-            raise InputError(f"expected \\data\\ before '{text}' (not an ARPA file?)", self.path, line_number)
-        elif match := SECTION.match(text):
+            if self.ngrams is None:
+                raise InputError("\\end\\ before any n-gram section", self.path, line_number)
+            self._compare_counts(line_number)
+            return True
+        if text == "\\data\\":
+            raise InputError("a second \\data\\ section", self.path, line_number)
+        if match := SECTION.match(text):
             self._start_section(int(match.group(1)), line_number)
         elif self.section is None:
             self._declare(text, line_number)
         else:
             self._add_ngram(split_words(text), line_number)
+        return False
 
     def finish(self):
-        if not self.ended:
-            raise InputError("no \\end\\ line: the file is truncated or not an ARPA file", self.path)
+        if not self.seen_data:
+            raise InputError("no \\data\\ line: not an ARPA file", self.path)
         if self.ngrams is None:
             raise InputError("no n-gram sections", self.path)
+        if not self.ended:
+            raise InputError("no \\end\\ line: the file is truncated or not an ARPA file", self.path)
         return self.ngrams, self.word_ids
 
     def _declare(self, text, line_number):
@@ -143,75 +174,63 @@ class _ArpaReader:
                 or int(fields[1]) < 1:
             raise InputError(f"expected `ngram N=count` in \\data\\, not '{text}'", self.path, line_number)
         order = int(fields[1])
+        if order > MAX_ORDER:  # each order up to the highest gets its table
+            raise InputError(f"ngram order {order:,} is out of range (1 to {MAX_ORDER}, as in SRILM)", self.path,
+                             line_number)
         if order in self.declared:
             raise InputError(f"ngram {order} is declared twice", self.path, line_number)
         self.declared[order] = int(fields[2])
 
     def _start_section(self, order, line_number):
-        self._end_section()
-        if order not in self.declared:
+        if not self.declared or order > max(self.declared):
             raise InputError(f"section \\{order}-grams: is not declared in \\data\\", self.path, line_number)
-        expected = 1 if self.section is None else self.section + 1
-        if order != expected:
-            raise InputError(f"section \\{order}-grams: where \\{expected}-grams: should come (sections go "
-                             "in order, each once)", self.path, line_number)
         if self.ngrams is None:
-            if sorted(self.declared) != list(range(1, max(self.declared) + 1)):
-                raise InputError(f"\\data\\ declares orders {sorted(self.declared)}, not 1 to {max(self.declared)}",
-                                 self.path, line_number)
-            self.ngrams = [dict() for _ in range(max(self.declared))]
-        self.section, self.section_line = order, line_number
+            self.ngrams = [{} for _ in range(max(self.declared))]
+        self.section = order
 
-    def _end_section(self):
-        """Checks the section just read against its \\data\\ count."""
-        if self.section is not None:
-            count, declared = len(self.ngrams[self.section - 1]), self.declared[self.section]
-            if count != declared:
-                raise InputError(f"section \\{self.section}-grams: has {count:,} n-grams; \\data\\ declares "
-                                 f"{declared:,}", self.path, self.section_line)
+    def _compare_counts(self, line_number):
+        self.ended = True
+        for order in range(1, len(self.ngrams) + 1):
+            declared, read = self.declared.get(order, 0), self.lines_read.get(order, 0)
+            if declared != read:
+                self.warnings.add(f"{read:,} {order}-grams read; \\data\\ declares {declared:,}", line_number)
 
     def _add_ngram(self, fields, line_number):
         order = self.section
         log10p, bow = self._numbers(fields, order, line_number)
         words = fields[1:order + 1]
-        if order == 1:
-            key = (self.word_ids.setdefault(words[0], len(self.word_ids)),)
-        else:
-            key = tuple(self._known_word(word, line_number) for word in words)
+        key = tuple(self.word_ids.setdefault(word, len(self.word_ids)) for word in words)
         table = self.ngrams[order - 1]
         if key in table:
-            raise InputError(f"the {order}-gram '{' '.join(words)}' is listed twice in its section", self.path,
-                             line_number)
+            self.warnings.add(f"the {order}-gram '{' '.join(words)}' is listed again; this line counts",
+                              line_number)
         table[key] = (log10p, bow)
+        self.lines_read[order] = self.lines_read.get(order, 0) + 1
 
     def _numbers(self, fields, order, line_number):
-        """(log10 p, bow) of an n-gram line `log10p w1 .. wN [bow]`."""
+        """(log10 p, bow) of an n-gram line `log10p w1 .. wN [bow]`; -99 is log 0."""
         if len(fields) not in (order + 1, order + 2):
             raise InputError(f"a {order}-gram line has `log10p w1 .. w{order} [bow]`; this one has "
                              f"{len(fields)} fields", self.path, line_number)
         log10p = _number(fields[0], "probability", self.path, line_number)
+        if log10p > 0:
+            self.warnings.add(f"log10 p = {fields[0]} is above 0: a probability above 1", line_number)
         bow = 0.0
         if len(fields) == order + 2:
-            wrong_order = (f"a {order}-gram line has `log10p w1 .. w{order} [bow]`: '{fields[-1]}' is no back-off "
-                           f"weight (a {order + 1}-gram in the {order}-grams section?)")
-            bow = _number(fields[-1], "back-off weight", self.path, line_number, not_a_number=wrong_order)
-        if log10p > 0:
-            raise InputError(f"log10 p = {fields[0]} is above 0: a probability above 1", self.path, line_number)
-        if math.isinf(bow):
-            raise InputError(f"the back-off weight {fields[-1]} is not finite", self.path, line_number)
-        return log10p, bow
-
-    def _known_word(self, word, line_number):
-        word_id = self.word_ids.get(word)
-        if word_id is None:
-            raise InputError(f"'{word}' has no unigram (every word of an n-gram must be in \\1-grams:)",
-                             self.path, line_number)
-        return word_id
+            if order == len(self.ngrams):
+                if not fields[-1].startswith("0"):
+                    self.warnings.add(f"the back-off weight {fields[-1]} of a highest-order n-gram is ignored",
+                                      line_number)
+            else:
+                wrong_order = (f"a {order}-gram line has `log10p w1 .. w{order} [bow]`: '{fields[-1]}' is no "
+                               f"back-off weight (a {order + 1}-gram in the {order}-grams section?)")
+                bow = _number(fields[-1], "back-off weight", self.path, line_number, not_a_number=wrong_order)
+        return _from_pseudo_zero(log10p), _from_pseudo_zero(bow)
 
 
 def _number(text, what, path, line_number, not_a_number=None):
-    """A log10 value: a number, not NaN (-inf, as some tools write log 0, is accepted);
-    `not_a_number` is the message where the text is none."""
+    """A log10 value: a number, not NaN and not +inf (-inf, as some tools write log 0, is
+    accepted); `not_a_number` is the message where the text is none."""
     try:
         value = float(text)
     except ValueError:
@@ -219,6 +238,11 @@ def _number(text, what, path, line_number, not_a_number=None):
     if math.isnan(value) or value == math.inf:
         raise InputError(f"the {what} is {text}", path, line_number)
     return value
+
+
+def _from_pseudo_zero(log10_value):
+    """SRILM's log 0: exactly -99 (LogP_PseudoZero) is -inf."""
+    return -math.inf if log10_value == LOG_ZERO else log10_value
 
 
 def _check_prefixes(ngrams):

@@ -3,14 +3,17 @@
 Format: a numpy .npz archive (a zip of .npy arrays, each with a CRC) holding
     meta               JSON as uint8: format name and version, network string, bias flag,
                        vocabulary (words in network order with their classes), its sha256,
-                       epoch, learning rate, best dev perplexity, the training options
+                       epoch, learning rate, best dev perplexity, halvings in a row, the
+                       training options
     param/<name>       every parameter, e.g. param/layer2.W
     momentum/<name>    the momentum buffer of every parameter that has one
 
 rwthlm's own file holds only raw weights and needs the network string, vocabulary and
 --no-bias flag from outside; this one needs nothing else. Saving is atomic (temporary file,
-then rename) and keeps the previous file as `<name>.bk`, as rwthlm does. Anything that is
-not such a file, is truncated or corrupt, or is of another format version is an InputError.
+then rename) and keeps the previous file as `<name>.bk`, as rwthlm does; through a symbolic
+link, the file it points to is written and backed up. Anything that is not such a file, is
+truncated or corrupt, or is of another format version is an InputError, and so is metadata
+that model_meta.py's checks refuse.
 """
 
 import dataclasses
@@ -22,22 +25,22 @@ import numpy
 
 from rwthlm_py import __version__
 from rwthlm_py.errors import InputError, WriteError
+from rwthlm_py.model_meta import FORMAT, VERSION, check_meta, check_meta_size, parse_meta
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
-from rwthlm_py.textio import atomic_output
+from rwthlm_py.textio import atomic_output, link_target
 from rwthlm_py.vocabulary import Vocabulary
-
-FORMAT = "rwthlm_py model"
-VERSION = 1
 
 
 @dataclasses.dataclass
 class TrainingState:
-    """What training needs to continue: rwthlm's epoch, learning rate and best perplexity."""
+    """What training needs to continue: rwthlm's epoch, learning rate and best perplexity,
+    and how many epochs in a row have halved the rate (for --stop-after-halvings)."""
 
     epoch: int = 0
     learning_rate: float = 0.1
     best_perplexity: float = math.inf
+    halvings_in_a_row: int = 0
 
 
 @dataclasses.dataclass
@@ -47,12 +50,13 @@ class ModelFile:
     params: dict  # qualified name -> host array
     momentum: dict
     others: dict = dataclasses.field(default_factory=dict)  # any other member, by its full name
+    vocabulary: Vocabulary = None  # built from `meta` when it was checked
 
     @property
     def training_state(self):
         best = self.meta["best_perplexity"]
         return TrainingState(self.meta["epoch"], self.meta["learning_rate"],
-                             math.inf if best is None else best)
+                             math.inf if best is None else best, self.meta.get("halvings_in_a_row", 0))
 
 
 def save_model(path, network, optimizer, training_state, options=None, extra_meta=None, extra_arrays=None,
@@ -75,6 +79,7 @@ def save_model(path, network, optimizer, training_state, options=None, extra_met
         "epoch": int(training_state.epoch),
         "learning_rate": float(training_state.learning_rate),
         "best_perplexity": None if not math.isfinite(best) else float(best),
+        "halvings_in_a_row": int(training_state.halvings_in_a_row),
         "options": options or {},
         **(extra_meta or {}),
     }
@@ -90,20 +95,26 @@ def save_model(path, network, optimizer, training_state, options=None, extra_met
 
 
 def _keep_backup(path):
-    """Makes `<path>.bk` the current file, atomically, before it is replaced."""
+    """Makes `<path>.bk` the current file, atomically, before it is replaced. Where `path` is
+    a symbolic link, the backup is that of the file it points to, beside that file (where a
+    training through another name of the model keeps it too)."""
+    path = link_target(os.fspath(path))
     if not os.path.exists(path):
         return
-    backup = os.fspath(path) + ".bk"
+    backup = path + ".bk"
     temporary = backup + ".tmp"
     try:
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
+        # A hard link is a second name of the model's inode, made without copying. The new
+        # model is written into a new inode that is renamed over `path` (atomic_output), so
+        # the backup keeps the old one; no save writes into a model file in place.
         os.link(path, temporary)
         os.replace(temporary, backup)
     except OSError as error:
         raise WriteError(f"cannot keep a backup of the model: {error.strerror}", path) from None
     finally:  # a signal between the link and the rename leaves no second name behind
-        if os.path.exists(temporary):
+        if os.path.lexists(temporary):
             os.unlink(temporary)
 
 
@@ -118,19 +129,26 @@ def read_model(path):
     """Reads and checks a model file; returns a ModelFile with host arrays."""
     path = os.fspath(path)
     members = _read_members(path)
-    meta = _read_meta(members, path)
+    meta, vocabulary = _read_meta(members, path)
     params = {name[len("param/"):]: value for name, value in members.items() if name.startswith("param/")}
     momentum = {name[len("momentum/"):]: value for name, value in members.items()
                 if name.startswith("momentum/")}
     others = {name: value for name, value in members.items()
               if name != "meta" and not name.startswith(("param/", "momentum/"))}
-    return ModelFile(path, meta, params, momentum, others)
+    return ModelFile(path, meta, params, momentum, others, vocabulary)
 
 
-def _read_members(path):
-    """Every array of the archive. Whatever fails while reading it (the zip directory, a
-    member's CRC, an .npy header: the readers raise many kinds of exception on damaged
-    bytes) means a damaged file."""
+def read_model_meta(path):
+    """The checked metadata of a model file, without reading its weights."""
+    path = os.fspath(path)
+    meta, _ = _read_meta(_read_members(path, only=("meta",)), path)
+    return meta
+
+
+def _read_members(path, only=None):
+    """Every array of the archive (or those named in `only`). Whatever fails while reading
+    it (the zip directory, a member's CRC, an .npy header: the readers raise many kinds of
+    exception on damaged bytes) means a damaged file."""
     if not os.path.exists(path):
         raise InputError("no such model file", path)
     try:
@@ -144,72 +162,39 @@ def _read_members(path):
         raise InputError("not an rwthlm_py model file (it is no zip archive)", path)
     try:
         with numpy.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+            check_meta_size(_member_size(archive, "meta"), path)
+            members = {name: archive[name] for name in archive.files if only is None or name in only}
+    except InputError:
+        raise
     except MemoryError:
         raise InputError("corrupt model file (an array header asks for more memory than there is)", path) from None
     except Exception as error:
         raise InputError(f"not a readable rwthlm_py model file (corrupt or truncated: "
                          f"{type(error).__name__}: {error})", path) from None
+    for name, value in members.items():
+        if not isinstance(value, numpy.ndarray):  # numpy gives the bytes of a member that is no .npy
+            raise InputError(f"corrupt model file (its member '{name}' is not a numpy array)", path)
+    return members
+
+
+def _member_size(archive, name):
+    """The size the archive's directory gives for a member's data (0 if it has none)."""
+    for member in (f"{name}.npy", name):
+        if member in archive.zip.namelist():
+            return archive.zip.getinfo(member).file_size
+    return 0
 
 
 def _read_meta(members, path):
     if "meta" not in members:
         raise InputError("not an rwthlm_py model file (no metadata)", path)
-    try:
-        meta = json.loads(members["meta"].tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError("corrupt model file (unreadable metadata)", path) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputError("not an rwthlm_py model file", path)
-    if meta.get("version") != VERSION:
-        raise InputError(
-            f"model file format version {meta.get('version')}; this rwthlm_py reads version {VERSION}",
-            path,
-        )
-    for name, (accepts, wanted) in META_FIELDS.items():
-        if name not in meta and name not in OPTIONAL_META_FIELDS:
-            raise InputError(f"corrupt model file (its metadata has no '{name}')", path)
-        if name in meta and not accepts(meta[name]):
-            raise InputError(f"corrupt model file (metadata '{name}' is {json.dumps(meta[name])[:60]}: "
-                             f"it must be {wanted})", path)
-    return meta
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-def _is_vocabulary(value):
-    return (isinstance(value, dict) and isinstance(value.get("words"), list) and isinstance(value.get("sb"), str)
-            and isinstance(value.get("classes"), list) and len(value["classes"]) == len(value["words"])
-            and all(isinstance(word, str) for word in value["words"])
-            and all(_is_int(number) and number >= 0 for number in value["classes"]))
-
-
-META_FIELDS = {  # name: (test, what it must be)
-    "network": (lambda value: isinstance(value, str), "a network string"),
-    "bias": (lambda value: isinstance(value, bool), "true or false"),
-    "vocabulary": (_is_vocabulary, "words, a class (an integer >= 0) per word, and the sentence boundary"),
-    "epoch": (lambda value: _is_int(value) and value >= 0, "an integer >= 0"),
-    "learning_rate": (lambda value: _is_number(value) and value > 0, "a finite number > 0"),
-    "best_perplexity": (lambda value: value is None or _is_number(value) and value >= 1,
-                        "null or a finite number >= 1"),
-    "options": (lambda value: isinstance(value, dict), "an object"),
-    "tie_weights": (lambda value: isinstance(value, bool), "true or false"),
-}
-OPTIONAL_META_FIELDS = {"tie_weights"}  # files written before --tie-weights existed have none
+    meta = parse_meta(members["meta"].tobytes(), path)
+    return meta, check_meta(meta, path)
 
 
 def model_vocabulary(model_file):
-    entry = model_file.meta["vocabulary"]
-    try:
-        return Vocabulary(entry["words"], entry["classes"], entry["sb"])
-    except (KeyError, ValueError, IndexError, TypeError) as error:
-        raise InputError(f"corrupt model file (bad vocabulary: {error})", model_file.path) from None
+    """The vocabulary of a model file, as read_model checked it."""
+    return model_file.vocabulary
 
 
 def build_network(model_file, backend, vocab=None):

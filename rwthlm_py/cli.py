@@ -2,9 +2,10 @@
 and `rwthlm-py` (subcommands train, ppl, nbest, lattice, selftest, vocab with the same option
 names, and corpora and sample).
 
-The only module that parses arguments and chooses the backend. Bad input of any kind ends
-in one line `<program>: error: ...` on stderr and exit status 1 (2 for bad usage), never a
-traceback.
+The only module that parses arguments (with usage.py's rules) and chooses the backend. Each
+subcommand has the options that apply to it, with their help in its terms (config.help_text).
+Bad input of any kind ends in one line `<program>: error: ...` on stderr and exit status 1
+(2 for bad usage), never a traceback.
 """
 
 import argparse
@@ -16,33 +17,51 @@ import threading
 
 from rwthlm_py import __version__
 from rwthlm_py.allocator import keep_freed_memory
-from rwthlm_py.config import (OPTION_FIELDS, Options, convert, flag_name, names_in_group,
-                              read_config_file, rescoring_options_given, validate)
+from rwthlm_py.config import (FROM_THE_MODEL, LARGEST_COUNT, OPTION_FIELDS, Options, convert, flag_name, help_text,
+                              names_in_group, read_config_file, recorded_options, rescoring_options_given,
+                              validate)
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.reporting import Console
+from rwthlm_py.textio import DEFAULT_ENCODING, refuse_overwriting_inputs
+from rwthlm_py.usage import Parser, UsageError, check_options_known
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
-          "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "backend", "dtype", "record"]
-VOCAB_OPTIONS = ["train", "classes", "method", "max_iterations", "time_limit", "map_sb", "record"]
+          "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "encoding", "backend", "dtype",
+          "record"]
+# the gradient check computes in float64 and prints no perplexities
+SELFTEST_SHARED = [name for name in SHARED if name not in ("verbose", "num_oovs", "dtype")]
+VOCAB_OPTIONS = ["train", "classes", "method", "max_iterations", "time_limit", "map_sb", "encoding", "record"]
 CLASS_OPTIONS = ["classes", "method", "max_iterations", "time_limit"]
 SUBCOMMANDS = {
     "train": ("train a network (rwthlm with --train and --dev)",
               SHARED + ["train", "dev", "random_seed", "learning_rate", "momentum", "max_epoch",
-                        "no_shuffling", "no_bias", "gradient_clipping", "min_improvement", "dropout",
+                        "no_shuffling", "no_bias", "gradient_clipping", "min_improvement", "stop_after_halvings", "dropout",
                         "variational_dropout", "tie_weights", "checkpoint_every", "tensorboard"]
               + CLASS_OPTIONS),
     "ppl": ("compute the perplexity of a text (rwthlm with --ppl)",
-            SHARED + ["ppl", "tensorboard", "arpa", "lam"]),
+            SHARED + ["no_unk", "ppl", "tensorboard", "arpa", "lam"]),
     "nbest": ("rescore SRILM or Kaldi n-best lists with the network (and an ARPA model), "
               "re-rank them and count word errors",
-              ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
-               "arpa", "lam"] + names_in_group("nbest")),
+              ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding", "backend",
+               "dtype", "record", "arpa", "lam"] + names_in_group("nbest")),
     "lattice": ("rescore HTK lattices with the network as rwthlm does (LATTICE... NETWORK), with outputs under "
                 "--out, a word penalty, an acoustic scale and word error rates",
-                ["config", "vocab", "unk", "map_unk", "map_sb", "batch_size", "num_oovs", "backend", "dtype", "record",
-                 "out", "word_penalty", "refs", "noise_vocab"] + names_in_group("rescoring") + names_in_group("lattice")),
-    "selftest": ("check the gradients of every layer against finite differences",
-                 SHARED + ["train", "random_seed", "no_bias", "dropout", "variational_dropout"]),
+                ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding",
+                 "backend", "dtype", "record", "out", "word_penalty", "refs", "noise_vocab"]
+                + names_in_group("rescoring") + names_in_group("lattice")),
+    "selftest": ("check the gradients of every layer against finite differences, in float64, on generated text "
+                 "(or --train)",
+                 SELFTEST_SHARED + ["train", "random_seed", "no_bias", "dropout", "variational_dropout"]),
+}
+# what NETWORK is to each subcommand
+NETWORK_HELP = {
+    "train": "the model file: trained further if it exists, else a new network whose file name is its network "
+             "string (e.g. ptb-i200-m200)",
+    "ppl": "the trained model file",
+    "nbest": "the trained model file (not needed with --nn-weight 0, or --lambda 0 with --arpa)",
+    "lattice": "the trained model file",
+    "selftest": "the network string (e.g. ptb-i200-m200) or model file to check (default: a built-in set of "
+                "networks with every layer type)",
 }
 
 # where a subcommand's default differs from rwthlm's (nbest: sentences, or prefix-tree nodes,
@@ -50,38 +69,41 @@ SUBCOMMANDS = {
 SUBCOMMAND_DEFAULTS = {
     "nbest": {"batch_size": 128},
     # rwthlm-py train's own: the PTB recipe's tuned settings, not rwthlm's batch of 1
+    # and a stop of its own: after 4 halvings in a row the rate is a sixteenth of the last one that
+    # gained (README: why 4)
     "train": {"batch_size": 20, "sequence_length": 36, "word_wrapping": "stream", "gradient_clipping": 0.25,
-              "min_improvement": 1.01},
+              "min_improvement": 1.01, "stop_after_halvings": 4},
 }
-# rwthlm's command line has every option but those of rwthlm-py's subcommands nbest and lattice
-RWTHLM_OPTIONS = [name for name in OPTION_FIELDS if name not in names_in_group("nbest") + names_in_group("lattice")]
+# rwthlm's command line has every option but those of rwthlm-py's subcommands nbest and
+# lattice, and --no-unk (rwthlm takes nothing from the model file to undo)
+RWTHLM_OPTIONS = [name for name in OPTION_FIELDS
+                  if name not in names_in_group("nbest") + names_in_group("lattice") + ["no_unk"]]
 
 
-class UsageError(Exception):
-    pass
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors instead of usage dumps."""
-
-    def error(self, message):
-        raise UsageError(message)
-
-
-def add_option_flags(parser, names, defaults=None):
+def add_option_flags(parser, names, command, defaults=None):
+    """The flags of the options `names`, with their help in `command` (a subcommand, or
+    "rwthlm") and its defaults; a help text that names its default gets no other."""
+    from_the_model = FROM_THE_MODEL.get(command, [])
     for name in names:
         field = OPTION_FIELDS[name]
-        help_text = argparse.SUPPRESS if field.metadata["hidden"] else field.metadata["help"]
+        described = help_text(field, command)
+        if field.metadata["hidden"]:
+            described = argparse.SUPPRESS
+        elif name in from_the_model and field.type is bool:
+            described += " (default: as the model's training was given)"
         if field.type is bool:
             parser.add_argument(flag_name(field), dest=name, action="store_const", const="true",
-                                default=argparse.SUPPRESS, help=help_text)
+                                default=argparse.SUPPRESS, help=described)
         else:
             default = (defaults or {}).get(name, field.default)
-            shown = f" (default: {default})" if default is not None else ""
+            if name in from_the_model:
+                described += f" (default: as the model's training was given, else {default})"
+            elif default is not None and "(default: " not in described:
+                described += f" (default: {default})"
             choices = field.metadata["choices"]
-            metavar = "{" + ",".join(choices) + "}" if choices else field.type.__name__.upper()
+            metavar = field.metadata["metavar"] or field.type.__name__.upper()
             parser.add_argument(flag_name(field), dest=name, default=argparse.SUPPRESS,
-                                metavar=metavar, help=help_text + shown)
+                                metavar="{" + ",".join(choices) + "}" if choices else metavar, help=described)
 
 
 def resolve_options(namespace, names, console, defaults=None):
@@ -94,7 +116,20 @@ def resolve_options(namespace, names, console, defaults=None):
         console.say(f"Reading options from config file '{explicit['config']}' ...")
         values.update(read_config_file(explicit["config"]))
     values.update(explicit)
-    return validate(Options(**{**(defaults or {}), **values})), set(values)
+    if values.get("no_unk"):
+        if explicit.get("unk"):
+            raise UsageError("--unk and --no-unk contradict each other")
+        values["unk"] = False
+    options = validate(Options(**{**(defaults or {}), **values}))
+    write_results_in(options.encoding)
+    return options, set(values)
+
+
+def write_results_in(encoding):
+    """Standard output (1-best lines, --verbose lines, a best path's words) in the texts'
+    encoding, as SRILM writes back the bytes it read; diagnostics on stderr stay as they are."""
+    if encoding != DEFAULT_ENCODING and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding=encoding)
 
 
 def run_guarded(program, body):
@@ -107,7 +142,7 @@ def run_guarded(program, body):
         sys.stdout.flush()
         return status
     except UsageError as error:
-        print(f"{program}: error: {error} (see {program} --help)", file=sys.stderr)
+        print(f"{program}: error: {error} ({error.hint or f'see {program} --help'})", file=sys.stderr)
         return 2
     except InputError as error:
         print(f"{program}: error: {error}", file=sys.stderr)
@@ -121,6 +156,11 @@ def run_guarded(program, body):
     except BrokenPipeError:
         sys.stderr.close()
         return 141
+    except MemoryError as error:  # an allocation the memory checks did not foresee
+        detail = str(error) or "an array did not fit"
+        print(f"{program}: error: out of memory: {detail} (lower --batch-size or --sequence-length, or use "
+              "word classes)", file=sys.stderr)
+        return 1
     except OSError as error:  # files are named by InputError: this is standard output or error
         _silence_standard_output()
         print(f"{program}: error: cannot write the output: {error.strerror or error}", file=sys.stderr)
@@ -171,8 +211,9 @@ def make_backend(options, console):
 def rwthlm_parser():
     parser = Parser(prog="rwthlm", usage="rwthlm [OPTION]... [LATTICE]... NETWORK", add_help=False,
                     description="rwthlm_py's rwthlm-compatible command line.")
-    parser.add_argument("--help", action="store_true", help="print this help")
-    add_option_flags(parser, RWTHLM_OPTIONS)
+    parser.add_argument("-h", "--help", action="store_true", help="print this help")
+    parser.add_argument("--version", action="store_true", help="print the version")
+    add_option_flags(parser, RWTHLM_OPTIONS, "rwthlm")
     parser.add_argument("positional", nargs="*", help=argparse.SUPPRESS)
     return parser
 
@@ -183,7 +224,12 @@ def rwthlm_main(argv=None):
     parser = rwthlm_parser()
 
     def body():
-        namespace = parser.parse_intermixed_args(argv)
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        check_options_known(parser, arguments)
+        namespace = parser.parse_intermixed_args(arguments)
+        if namespace.version:
+            console.say(f"rwthlm (rwthlm_py {__version__}), the command line of rwthlm 0.12")
+            return 0
         if namespace.help or not namespace.positional:
             parser.print_help()
             return 0
@@ -227,21 +273,21 @@ def main_parser():
                                      parser_class=Parser)
     for name, (description, names) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=description, description=description)
-        add_option_flags(sub, names, SUBCOMMAND_DEFAULTS.get(name))
+        add_option_flags(sub, names, name, SUBCOMMAND_DEFAULTS.get(name))
         if name == "lattice":
             sub.add_argument("lattices", metavar="LATTICE", nargs="+", help="HTK lattices (SLF, gzip allowed)")
             parser.lattice_parser = sub
         sub.add_argument("network", metavar="NETWORK", nargs="?" if name in ("selftest", "nbest") else None,
-                         help="the model file, whose name is the network string (e.g. ptb-i200-m200)")
+                         help=NETWORK_HELP[name])
         if name == "nbest":
             add_nbest_inputs(sub)
     vocab = commands.add_parser("vocab", help="write a vocabulary file, with word classes if asked",
                                 description="Build an rwthlm vocabulary file from a training text: every "
                                             "word in its own class, or --classes word classes.")
-    add_option_flags(vocab, VOCAB_OPTIONS)
+    add_option_flags(vocab, VOCAB_OPTIONS, "vocab")
     vocab.add_argument("--seed", dest="random_seed", default=argparse.SUPPRESS, metavar="INT",
                        help="seed of the exchange algorithm's word order (default: 1)")
-    vocab.add_argument("--out", required=True, help="the vocabulary file to write")
+    vocab.add_argument("--out", required=True, metavar="FILE", help="the vocabulary file to write")
     add_corpora_parser(commands)
     add_sample_parser(commands)
     return parser
@@ -258,7 +304,7 @@ def add_sample_parser(commands):
     sample.add_argument("--seed", type=int, default=1, help="seed of the draws (default: 1)")
     sample.add_argument("--max-length", type=int, default=200,
                         help="a sentence ends after this many words if it has not ended (default: 200)")
-    add_option_flags(sample, ["backend", "dtype"])
+    add_option_flags(sample, ["encoding", "backend", "dtype"], "sample")
 
 
 def add_nbest_inputs(parser):
@@ -304,7 +350,11 @@ def main(argv=None):
             with recorded(options, "vocab", argv, console) as finish:
                 return finish(write_vocabulary(options, namespace.out, console))
         names = SUBCOMMANDS[namespace.command][1]
-        options, explicit = resolve_options(namespace, names, console, SUBCOMMAND_DEFAULTS.get(namespace.command))
+        from_model = model_defaults(namespace.command, namespace.network, names)
+        options, explicit = resolve_options(namespace, names, console,
+                                            {**SUBCOMMAND_DEFAULTS.get(namespace.command, {}), **from_model})
+        if namespace.command == "ppl":
+            console.note(layout_line(options, explicit, from_model))
         required = {"train": ["train", "dev"], "ppl": ["ppl"]}.get(namespace.command, [])
         for name in required:
             if getattr(options, name) is None:
@@ -322,11 +372,42 @@ def main(argv=None):
     return run_guarded("rwthlm-py", body)
 
 
+def model_defaults(command, network_path, names):
+    """The options `command` takes from the model file at `network_path` (FROM_THE_MODEL),
+    among `names`; none where there is no readable model file: the command says so after
+    the errors of its command line. The `rwthlm` command takes none: it keeps rwthlm's
+    defaults."""
+    wanted = [name for name in FROM_THE_MODEL.get(command, []) if name in names]
+    if not wanted or network_path is None or not os.path.isfile(network_path):
+        return {}
+    from rwthlm_py.checkpoint import read_model_meta
+
+    try:
+        meta = read_model_meta(network_path)
+    except InputError:
+        return {}
+    return recorded_options(meta["options"], wanted, network_path)
+
+
+def layout_line(options, explicit, from_model):
+    """The scoring layout `rwthlm-py ppl` uses, and where each part comes from."""
+    def source(name):
+        return "given" if name in explicit else "the model's" if name in from_model else "default"
+
+    parts = [f"batch size {options.batch_size} ({source('batch_size')})",
+             f"sequence length {options.sequence_length} ({source('sequence_length')})",
+             f"word wrapping {options.word_wrapping} ({source('word_wrapping')})"]
+    if options.feedforward:
+        parts.append(f"feedforward ({source('feedforward')})")
+    return "scoring layout: " + ", ".join(parts)
+
+
 def parse_command_line(parser, argv):
     """The namespace of rwthlm-py's arguments. `lattice` takes its options anywhere among the
     LATTICE files, as rwthlm does: argparse's subcommands would stop reading options at the
     first file."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    check_options_known(parser, argv)
     if argv[:1] != ["lattice"]:
         return parser.parse_args(argv)
     namespace = parser.lattice_parser.parse_intermixed_args(argv[1:])
@@ -346,7 +427,9 @@ def run_selftest(options, network, console):
     from rwthlm_py.commands import run
     from rwthlm_py.selftest import builtin_self_test
 
-    if network is None or options.train is None:
+    if options.train is not None and network is None:
+        raise UsageError("selftest --train needs NETWORK, the network string or model file to check on the text")
+    if options.train is None:
         return builtin_self_test(options, network, console, make_backend(options.replace(dtype="float64"), console))
     options = options.replace(self_test=True)
     return run(options, network, make_backend(options, console), console)
@@ -372,14 +455,21 @@ def run_sample(namespace, console):
     from rwthlm_py.checkpoint import build_network, read_model
     from rwthlm_py.sampling import sample_sentences
 
-    if namespace.num < 1 or namespace.max_length < 1:
-        raise UsageError("--num and --max-length must be at least 1")
+    for flag, value in (("--num", namespace.num), ("--max-length", namespace.max_length)):
+        if not 1 <= value <= LARGEST_COUNT:
+            raise UsageError(f"{flag} must lie in [1, {LARGEST_COUNT:,}]")
     if not (namespace.temperature > 0 and namespace.temperature < float("inf")):
         raise UsageError("--temperature must be a positive number")
     if not 0 <= namespace.seed < 2 ** 63:
         raise UsageError("--seed must lie in [0, 2^63)")
-    options, _ = resolve_options(namespace, ["backend", "dtype"], console)
-    network = build_network(read_model(namespace.network), make_backend(options, console))
+    from rwthlm_py.commands import require_model_memory
+
+    names = ["backend", "dtype", "encoding"]
+    options, _ = resolve_options(namespace, names, console, model_defaults("sample", namespace.network, names))
+    model_file = read_model(namespace.network)
+    backend = make_backend(options, console)
+    require_model_memory(model_file, backend)
+    network = build_network(model_file, backend)
     for words in sample_sentences(network, namespace.num, namespace.temperature, namespace.seed,
                                   namespace.max_length):
         console.say(" ".join(words))
@@ -391,8 +481,9 @@ def write_vocabulary(options, out, console):
 
     if options.train is None:
         raise UsageError("vocab needs --train")
+    refuse_overwriting_inputs([("--out", out)], [("--train", options.train), ("--config", options.config)])
     vocab = vocabulary_from_training_text(options, console)
-    vocab.write(out)
+    vocab.write(out, options.encoding)
     console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "
                 f"({vocab.shortlist_size} single-word classes) to '{out}'")
     return 0

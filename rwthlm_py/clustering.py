@@ -32,6 +32,7 @@ import numpy
 from rwthlm_py.data import read_corpus
 from rwthlm_py.errors import InputError
 from rwthlm_py.reporting import format_duration
+from rwthlm_py.textio import DEFAULT_ENCODING
 from rwthlm_py.vocabulary import count_words, vocabulary_from_counts
 
 METHODS = ("frequency", "exchange")
@@ -200,11 +201,11 @@ def _visit(state, word):
 
 
 def class_vocabulary(path, num_classes, method="exchange", sb="<sb>", seed=1, max_iterations=20,
-                     time_limit=None, console=None):
-    """A vocabulary of the words of a training text in exactly `num_classes` classes."""
+                     time_limit=None, console=None, encoding=DEFAULT_ENCODING):
+    """A vocabulary of the words of a training text (in `encoding`) in exactly `num_classes` classes."""
     if method not in METHODS:
         raise InputError(f"unknown class method '{method}' (choose from {', '.join(METHODS)})")
-    counts, lines = count_words(path)
+    counts, lines = count_words(path, encoding)
     plain = vocabulary_from_counts(counts, sb)
     if num_classes > len(plain):
         raise InputError(f"--classes {num_classes} is more than the {len(plain)} words of the text", path)
@@ -213,7 +214,7 @@ def class_vocabulary(path, num_classes, method="exchange", sb="<sb>", seed=1, ma
     if method == "exchange":
         if console is not None:
             console.say(f"Clustering {len(plain)} words into {num_classes} classes (exchange algorithm) ...")
-        stream = read_corpus(path, plain).stream
+        stream = read_corpus(path, plain, encoding=encoding).stream
         classes = exchange_classes(stream, len(plain), num_classes, classes, seed, max_iterations,
                                    time_limit, _reporter(console, len(plain), max_iterations))
     return vocabulary_from_counts(counts, sb, dict(zip(plain.words, classes.tolist())))

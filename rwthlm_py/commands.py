@@ -19,16 +19,18 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
 from rwthlm_py.lr_search import find_initial_learning_rate
 from rwthlm_py.model_lock import exclusive_model_lock
-from rwthlm_py.network import Network
+from rwthlm_py.network import Network, check_tying_layers
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
 from rwthlm_py.rate_search import search_learning_rate
 from rwthlm_py.reporting import Console
-from rwthlm_py.rescoring.command import Settings, open_lists, run_nbest
-from rwthlm_py.rescoring.lattice_command import rescore_lattices
+from rwthlm_py.textio import refuse_overwriting_inputs
+from rwthlm_py.rescoring.command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
+from rwthlm_py.rescoring.lattice_command import lattice_outputs, rescore_lattices
+from rwthlm_py.rescoring.wer import read_noise_words
 from rwthlm_py.selftest import self_test_on_corpus
 from rwthlm_py.tensorboard_log import open_log
-from rwthlm_py.train import Schedule, Trainer
+from rwthlm_py.train import Schedule, Trainer, finished_training
 from rwthlm_py.vocabulary import count_words, read_vocabulary, vocabulary_from_counts
 
 STREAM_NOTE = ("word wrapping 'stream': the recurrent state is carried from one batch to the next "
@@ -41,22 +43,20 @@ def run(options, network_path, backend, console, lattices=(), lattice_batch_size
     whole time frame at once); `program` names the command in their error lines and chooses
     the learning-rate search of a new network. Training holds the model's exclusive lock
     from before it reads the model to the end."""
-    if options.train and not (options.ppl or lattices or options.self_test):
+    if trains(options, lattices):
         with exclusive_model_lock(network_path, console):
             return _run(options, network_path, backend, console, lattices, lattice_batch_size, program)
     return _run(options, network_path, backend, console, lattices, lattice_batch_size, program)
 
 
 def _run(options, network_path, backend, console, lattices, lattice_batch_size, program):
+    check_command_line(options, network_path, lattices)
     model_file = read_model(network_path) if os.path.exists(network_path) else None
-    if lattices and model_file is None:
-        raise InputError("lattice rescoring needs a trained model, and this file does not exist", network_path)
-    if options.ppl and model_file is None:
-        raise InputError("--ppl needs a trained model, and this file does not exist", network_path)
-    if options.self_test and not options.train:
-        raise InputError("--self-test needs --train (the text to check the gradients on)")
-    if options.train and not (options.dev or options.self_test or options.ppl):
-        raise InputError("training needs development data: give --dev")
+    if model_file is not None and trains(options, lattices):
+        finished = finished_training(model_file.training_state, schedule_from(options))
+        if finished:
+            console.say(f"Nothing to train: {finished}")
+            return 0
     vocab = setup_vocabulary(options, model_file, console)
     network, training_state = setup_network(options, network_path, model_file, vocab, backend, console)
     if options.word_wrapping == "stream":
@@ -66,7 +66,7 @@ def _run(options, network_path, backend, console, lattices, lattice_batch_size, 
         console.say(f"Reading development data from file '{options.dev}' ...")
         dev_corpus = require_words(read_text(options.dev, vocab, options), "development")
     if options.ppl:
-        return compute_perplexity(network, vocab, options, console)
+        return compute_perplexity(network, vocab, options, console, skip_oovs=program == "rwthlm-py")
     if lattices:
         return rescore_lattices(network, lattices, options, console, lattice_batch_size, program)
     if options.train:
@@ -82,6 +82,69 @@ def _run(options, network_path, backend, console, lattices, lattice_batch_size, 
     return 0
 
 
+def check_command_line(options, network_path, lattices):
+    """The errors of the options and the NETWORK argument alone, before any file is read:
+    what a mode needs, the network string of a network still to be made, and no output
+    that would replace an input."""
+    refuse_overwriting_inputs(*file_roles(options, network_path, lattices))
+    if lattices:
+        lattice_outputs(lattices, options)
+        for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
+            if value is None:
+                raise InputError(f"lattice rescoring needs {name}")
+    if options.self_test and not options.train:
+        raise InputError("--self-test needs --train (the text to check the gradients on)")
+    if options.train and not (options.dev or options.self_test or options.ppl):
+        raise InputError("training needs development data: give --dev")
+    if options.ppl and not lattices:
+        check_arpa_options(options)
+        if options.arpa and options.debug_no_sb:
+            raise InputError("--arpa scores sentences and needs their boundaries: remove --debug-no-sb")
+    if os.path.exists(network_path):
+        return
+    if lattices:
+        raise InputError("lattice rescoring needs a trained model, and this file does not exist", network_path)
+    if options.ppl:
+        raise InputError("--ppl needs a trained model, and this file does not exist", network_path)
+    spec = parse_network(network_path)
+    if options.tie_weights:
+        check_tying_layers(spec)
+        if options.classes:
+            raise InputError(f"--tie-weights needs a full softmax (every word its own class), not --classes "
+                             f"{options.classes}")
+
+
+def file_roles(options, network_path, lattices=(), other_inputs=()):
+    """The files a run writes and those it reads, as two lists of (role, path): what
+    textio.refuse_overwriting_inputs checks. A vocabulary file is read where it exists and
+    written where it does not; a model is read, or, in training, written (with its backup
+    and its epoch in progress)."""
+    inputs = [("--config", options.config), ("--train", options.train), ("--dev", options.dev),
+              ("--ppl", options.ppl), ("--arpa", options.arpa), ("--refs", options.refs),
+              ("--noise-vocab", options.noise_vocab), *other_inputs]
+    inputs += [("LATTICE", path) for path in lattices]
+    outputs = []
+    vocabulary = ("--vocab", options.vocab)
+    (inputs if options.vocab and os.path.exists(options.vocab) else outputs).append(vocabulary)
+    outputs.append(("--remap", options.remap))
+    if network_path is not None and trains(options, lattices):
+        outputs += [("NETWORK", network_path), ("NETWORK's backup", f"{network_path}.bk"),
+                    ("NETWORK's epoch in progress", f"{network_path}.partial")]
+    elif network_path is not None:
+        inputs.append(("NETWORK", network_path))
+    return outputs, inputs
+
+
+def check_arpa_options(options):
+    if options.lam is not None and not options.arpa:
+        raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
+
+
+def trains(options, lattices):
+    """Whether the options ask for training (rather than --ppl, rescoring or a self-test)."""
+    return bool(options.train) and not (options.ppl or lattices or options.self_test)
+
+
 def setup_vocabulary(options, model_file, console):
     """The vocabulary from the model, a vocabulary file, or the training text (§5.1)."""
     if model_file is not None:
@@ -93,12 +156,12 @@ def setup_vocabulary(options, model_file, console):
             _match_or_save_vocabulary(vocab, options.vocab, model_file.path, options, console)
     elif options.vocab and os.path.exists(options.vocab):
         console.say(f"Reading vocabulary from file '{options.vocab}' ...")
-        vocab = read_vocabulary(options.vocab, options.map_sb)
+        vocab = read_vocabulary(options.vocab, options.map_sb, options.encoding)
     elif options.train:
         vocab = vocabulary_from_training_text(options, console)
         if options.vocab:
             console.say(f"Saving vocabulary to file '{options.vocab}' ...")
-            vocab.write(options.vocab)
+            vocab.write(options.vocab, options.encoding)
     elif options.vocab:
         raise InputError("no such vocabulary file, and no --train to build it from", options.vocab)
     else:
@@ -110,7 +173,7 @@ def setup_vocabulary(options, model_file, console):
         vocab = vocab.with_unk(options.map_unk)
     if options.remap:
         console.say("Writing remapped vocabulary ...")
-        vocab.write(options.remap)
+        vocab.write(options.remap, options.encoding)
     return vocab
 
 
@@ -120,19 +183,20 @@ def vocabulary_from_training_text(options, console):
         console.say(f"Creating vocabulary with {options.classes} classes ({options.method}) "
                     f"from training data file '{options.train}' ...")
         return class_vocabulary(options.train, options.classes, options.method, options.map_sb,
-                                options.random_seed, options.max_iterations, options.time_limit, console)
+                                options.random_seed, options.max_iterations, options.time_limit, console,
+                                options.encoding)
     console.say(f"Creating vocabulary from training data file '{options.train}' ...")
-    counts, _ = count_words(options.train)
+    counts, _ = count_words(options.train, options.encoding)
     return vocabulary_from_counts(counts, options.map_sb)
 
 
 def _match_or_save_vocabulary(vocab, path, model_path, options, console):
     if not os.path.exists(path):
         console.say(f"Saving vocabulary to file '{path}' ...")
-        vocab.write(path)
+        vocab.write(path, options.encoding)
         return
     console.say(f"Reading vocabulary from file '{path}' ...")
-    if read_vocabulary(path, options.map_sb).fingerprint() != vocab.fingerprint():
+    if read_vocabulary(path, options.map_sb, options.encoding).fingerprint() != vocab.fingerprint():
         raise InputError(f"the model does not match the vocabulary '{path}' (other words or classes)",
                          model_path)
 
@@ -146,8 +210,7 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
         tied = model_file.meta.get("tie_weights", False)
         if options.tie_weights and not tied:
             raise InputError("--tie-weights is given, but the model was built without tied weights", network_path)
-        require_memory(parse_network(model_file.meta["network"]), vocab, model_file.meta["bias"], backend,
-                       training=bool(options.train), tie_weights=tied)
+        require_model_memory(model_file, backend, vocab, training=bool(options.train))
         network = build_network(model_file, backend, vocab)
         state = model_file.training_state
         if options.train and options.learning_rate not in (None, state.learning_rate):
@@ -168,6 +231,13 @@ def setup_network(options, network_path, model_file, vocab, backend, console):
     return network, TrainingState(epoch=0, learning_rate=rate)
 
 
+def require_model_memory(model_file, backend, vocab=None, training=False):
+    """require_memory for the network of a model file (over `vocab`, default its own)."""
+    vocab = vocab if vocab is not None else model_vocabulary(model_file)
+    require_memory(parse_network(model_file.meta["network"]), vocab, model_file.meta["bias"], backend,
+                   training, tie_weights=model_file.meta.get("tie_weights", False))
+
+
 def require_memory(spec, vocab, bias, backend, training, tie_weights=False):
     """Refuses, before allocating, a network whose weights (with their gradients and
     momentum when training) alone need more memory than the machine or device has."""
@@ -179,6 +249,25 @@ def require_memory(spec, vocab, bias, backend, training, tie_weights=False):
         raise InputError(f"network {spec.format()} over {len(vocab):,} words needs {format_bytes(needed)} for its "
                          f"{what} alone; this {'machine' if backend.on_host else 'device'} has "
                          f"{format_bytes(available)}")
+
+
+def require_batch_memory(network, sequences, batch_size, training):
+    """Refuses, before the first batch, a layout whose largest batch (the `batch_size`
+    longest sequences, whatever the shuffling) needs more memory with the network's weights
+    (and their gradients and momentum in training) than the machine or device has."""
+    lengths = numpy.sort(sequences.end - sequences.first)[::-1]
+    targets = int(lengths[:batch_size].sum())
+    itemsize = numpy.dtype(network.backend.dtype).itemsize
+    weights = network.num_params() * (3 if training else 1) * itemsize
+    activations = network.activation_count(targets, training) * itemsize
+    available = network.backend.memory_bytes()
+    if weights + activations > available:
+        advice = "" if network.vocab.num_classes < len(network.vocab) else ", or use word classes (--classes)"
+        raise InputError(f"a batch of {targets:,} predicted words needs {format_bytes(activations)} for the network's "
+                         f"activations, with its {format_bytes(weights)} of weights"
+                         f"{', gradients and momentum' if training else ''}; this "
+                         f"{'machine' if network.backend.on_host else 'device'} has {format_bytes(available)}: lower "
+                         f"--batch-size or --sequence-length{advice}")
 
 
 def format_bytes(count):
@@ -194,9 +283,9 @@ def _describe(network, console):
                  f"{len(vocab)} words in {vocab.num_classes} classes")
 
 
-def read_text(path, vocab, options, keep_words=False):
+def read_text(path, vocab, options, keep_words=False, skip_oovs=False):
     return data.read_corpus(path, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb,
-                            keep_words=keep_words)
+                            keep_words=keep_words, encoding=options.encoding, skip_unknown=skip_oovs)
 
 
 def require_words(corpus, what):
@@ -215,7 +304,7 @@ def schedule_from(options):
         random_seed=options.random_seed, debug_no_sb=options.debug_no_sb,
         verbose=options.verbose, unk_penalty=unk_penalty(options),
         gradient_clipping=options.gradient_clipping, min_improvement=options.min_improvement,
-        checkpoint_every=options.checkpoint_every, dropout=options.dropout,
+        stop_after_halvings=options.stop_after_halvings, checkpoint_every=options.checkpoint_every, dropout=options.dropout,
         variational_dropout=options.variational_dropout)
 
 
@@ -224,21 +313,15 @@ def unk_penalty(options):
     return math.log(options.num_oovs + 1) if options.unk else 0.0
 
 
-def compute_perplexity(network, vocab, options, console):
-    if options.lam is not None and not options.arpa:
-        raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
+def compute_perplexity(network, vocab, options, console, skip_oovs=False):
+    """The perplexity of --ppl; words outside the vocabulary are an error unless --unk
+    maps them, or, with `skip_oovs`, left out and counted as SRILM's OOVs."""
     events = open_log(options.tensorboard)  # first: a bad directory fails before the work
     console.say(f"Computing perplexity for file '{options.ppl}' ...")
     # read once, with the words for the ARPA model: the text may be a pipe
-    corpus = require_words(read_text(options.ppl, vocab, options, keep_words=options.arpa is not None), "--ppl")
-    sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
-                          options.sequence_length, options.debug_no_sb)
-    progress = console.progress("perplexity", int((sequences.end - sequences.first).sum()))
-    scores = score_corpus(network, corpus, sequences, options.batch_size,
-                          carry_state=options.word_wrapping == "stream",
-                          unk_penalty=unk_penalty(options), feedforward=options.feedforward,
-                          keep_tokens=options.verbose or options.arpa is not None, progress=progress)
-    progress.close()
+    corpus = require_words(read_text(options.ppl, vocab, options, keep_words=options.arpa is not None,
+                                     skip_oovs=skip_oovs), "--ppl")
+    scores = score_text(network, corpus, options, console, keep_tokens=options.verbose or options.arpa is not None)
     if options.arpa:
         scores = interpolate_perplexity(scores, corpus, options, console)
     if options.verbose:
@@ -251,19 +334,35 @@ def compute_perplexity(network, vocab, options, console):
     return 0
 
 
+def score_text(network, corpus, options, console=None, keep_tokens=False):
+    """The Scores of a corpus in the layout of the options (wrapping, batch size, sequence
+    length, carried state, --feedforward, --num-oovs), with progress on the console."""
+    sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
+                          options.sequence_length, options.debug_no_sb)
+    require_batch_memory(network, sequences, options.batch_size, training=False)
+    progress = console.progress("perplexity", int((sequences.end - sequences.first).sum())) if console else None
+    scores = score_corpus(network, corpus, sequences, options.batch_size,
+                          carry_state=options.word_wrapping == "stream",
+                          unk_penalty=unk_penalty(options), feedforward=options.feedforward,
+                          keep_tokens=keep_tokens, progress=progress)
+    if progress is not None:
+        progress.close()
+    return scores
+
+
 def interpolate_perplexity(scores, corpus, options, console):
-    if options.debug_no_sb:
-        raise InputError("--arpa scores sentences and needs their boundaries: remove --debug-no-sb")
-    arpa = open_arpa(options.arpa, console)
+    arpa = open_arpa(options.arpa, console, options.encoding)
     scores, unknown = interpolate_with_arpa(scores, corpus, arpa, options.lam, options.num_oovs)
     console.say(f"interpolated with '{options.arpa}' (lambda {options.lam:g}); {unknown} words not in its "
                 "vocabulary" + (" were scored as <unk>" if arpa.unk >= 0 else " had probability 0 there"))
     return scores
 
 
-def open_arpa(path, console):
+def open_arpa(path, console, encoding):
     console.say(f"Reading ARPA model from file '{path}' ...")
-    arpa = read_arpa(path)
+    arpa = read_arpa(path, encoding=encoding)
+    for line in arpa.warnings:
+        console.note(line)
     console.note(f"ARPA model: order {arpa.order}, " + ", ".join(
         f"{len(table):,} {n + 1}-grams" for n, table in enumerate(arpa.ngrams)))
     return arpa
@@ -272,25 +371,31 @@ def open_arpa(path, console):
 def rescore_nbest(options, network_path, list_inputs, make_backend, console):
     """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none), the
     ARPA model and the lists, then rescoring.run_nbest. Setup lines go to stderr, so that
-    stdout holds only results (1-best lines, word error rates)."""
-    source = open_lists(*list_inputs)
-    setup_console = Console(out=console.err, err=console.err)
+    stdout holds only results (1-best lines, or word error rates with --out)."""
+    check_list_inputs(*list_inputs)
+    check_arpa_options(options)
     model_weight = options.nn_weight * (options.lam if options.arpa else 1.0)
+    if model_weight > 0 and network_path is None:
+        raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
+                         "with --arpa, rescores without one)")
+    outputs, inputs = file_roles(options, network_path if model_weight > 0 else None, other_inputs=list_roles(*list_inputs))
+    refuse_overwriting_inputs(outputs + [("--out", options.out)], inputs)
+    source = open_lists(*list_inputs, options.encoding)
+    setup_console = Console(out=console.err, err=console.err)
     network = None
     if model_weight > 0:
-        if network_path is None:
-            raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
-                             "with --arpa, rescores without one)")
         model_file = read_model(network_path)
         vocab = setup_vocabulary(options, model_file, setup_console)
         network, _ = setup_network(options, network_path, model_file, vocab,
                                    make_backend(options, setup_console), setup_console)
-    arpa = open_arpa(options.arpa, setup_console) if options.arpa and options.nn_weight > 0 else None
+    arpa = open_arpa(options.arpa, setup_console, options.encoding) if options.arpa and options.nn_weight > 0 else None
     settings = Settings(lm_weight=options.lm_weight, word_penalty=options.word_penalty,
                         nn_weight=options.nn_weight, lam=options.lam if options.lam is not None else 1.0,
                         batch_size=options.batch_size, share_prefixes=not options.no_prefix_sharing,
-                        unk_penalty=unk_penalty(options), num_oovs=options.num_oovs)
-    return run_nbest(source, network, arpa, settings, options.out, options.refs, options.noise_vocab, console)
+                        unk_penalty=unk_penalty(options), num_oovs=options.num_oovs,
+                        noise=frozenset(read_noise_words(options.noise_vocab, options.encoding)),
+                        encoding=options.encoding)
+    return run_nbest(source, network, arpa, settings, options.out, options.refs, console)
 
 
 def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
@@ -299,6 +404,9 @@ def train(network, optimizer, network_path, is_new, training_state, train_corpus
     `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`, whose
     chosen trial is the start of epoch 1."""
     schedule = schedule_from(options)
+    require_batch_memory(network, data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
+                                            schedule.sequence_length, schedule.debug_no_sb),
+                         schedule.batch_size, training=True)
     events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
     head_start = None
     try:

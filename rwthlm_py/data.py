@@ -2,10 +2,12 @@
 
 Host numpy only. A text becomes one token `stream`: the ids of every line, each line
 followed by `<sb>` (not with --debug-no-sb). An empty line is an empty sentence: only its
-`<sb>` is predicted. A sequence is a range [first, end) of the stream whose tokens are the
-prediction targets; the input at each target is the token before it in the stream, and
-before the start of the stream that is `<sb>`. L = --sequence-length counts the context
-token too, so a sequence has at most L-1 targets.
+`<sb>` is predicted. A word outside the vocabulary is the unknown word (--unk), an error,
+or (SRILM's OOV) left out of the stream and counted, as if the line did not hold it. A
+sequence is a range [first, end) of the stream whose tokens are the prediction targets;
+the input at each target is the token before it in the stream, and before the start of
+the stream that is `<sb>`. L = --sequence-length counts the context token too, so a
+sequence has at most L-1 targets.
 
 Word wrapping (rwthlm §5.3), for the text "a b" / "c" / "d e f" with B = 2
 (s = <sb>; the stream is a b s c s d e f s; [context|targets]):
@@ -36,7 +38,7 @@ import dataclasses
 import numpy
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import read_lines, split_words
+from rwthlm_py.textio import DEFAULT_ENCODING, read_lines, split_words
 
 WRAPPING_MODES = ("fixed", "concatenated", "verbatim", "stream")
 
@@ -50,7 +52,12 @@ class Corpus:
     line_starts: numpy.ndarray  # int64, one more entry than there are lines
     sb: int
     unk_count: int  # tokens mapped to <unk> because they are not in the vocabulary
-    line_words: list = None  # every line's words as written, where the reader was asked to keep them
+    line_words: list = None  # every line's words in the stream, where the reader was asked to keep them
+    oovs: list = dataclasses.field(default_factory=list)  # (stream position it preceded, word) of each word left out
+
+    @property
+    def oov_count(self):
+        return len(self.oovs)
 
     @property
     def num_lines(self):
@@ -88,37 +95,54 @@ class Batch:
         return self.inputs.shape[1]
 
 
-def read_corpus(path, vocab, use_unk=False, debug_no_sb=False, keep_words=False):
-    """Reads a text file into a Corpus of ids of `vocab`, with every line's words too
-    when `keep_words` (for a second model that needs them: a pipe cannot be read twice).
+def read_corpus(path, vocab, use_unk=False, debug_no_sb=False, keep_words=False, encoding=DEFAULT_ENCODING,
+                skip_unknown=False):
+    """Reads a text file (in `encoding`) into a Corpus of ids of `vocab`, with every line's
+    words too when `keep_words` (for a second model that needs them: a pipe cannot be read
+    twice).
 
-    Unknown words are mapped to the vocabulary's unknown word when `use_unk` is set and are
-    an error naming the line otherwise.
+    Unknown words are mapped to the vocabulary's unknown word when `use_unk` is set, else
+    left out and counted when `skip_unknown` is set (SRILM's OOVs), else an error naming
+    the line.
     """
-    ids, starts, unk_count = [], [0], 0
+    return corpus_from_lines(read_lines(path, encoding), path, vocab, use_unk, debug_no_sb, keep_words,
+                             skip_unknown)
+
+
+def corpus_from_lines(numbered_lines, path, vocab, use_unk=False, debug_no_sb=False, keep_words=False,
+                      skip_unknown=False):
+    """The Corpus of (line number, text) pairs, read as read_corpus reads a file; `path`
+    names them in errors."""
+    ids, starts, unk_count, oovs = [], [0], 0, []
     line_words = [] if keep_words else None
     index, sb_name = vocab.index, vocab.sb_name
     unk = vocab.unk if use_unk else None
-    for line_number, text in read_lines(path):
+    for line_number, text in numbered_lines:
         words = split_words(text)
         _check_line(text, words, sb_name, path, line_number)
-        if keep_words:
-            line_words.append(words)
+        kept = []
         for word in words:
             word_id = index.get(word)
             if word_id is None:
-                if unk is None:
+                if unk is not None:
+                    word_id, unk_count = unk, unk_count + 1
+                elif skip_unknown:
+                    oovs.append((len(ids), word))
+                    continue
+                else:
                     raise InputError(
                         f"unknown word '{word}' (not in the vocabulary; --unk maps unknown words to {vocab.unk_name or '<unk>'})",
                         path, line_number,
                     )
-                word_id, unk_count = unk, unk_count + 1
             ids.append(word_id)
+            kept.append(word)
+        if keep_words:
+            line_words.append(kept)
         if not debug_no_sb:
             ids.append(vocab.sb)
         starts.append(len(ids))
     return Corpus(str(path), numpy.asarray(ids, dtype=numpy.int32),
-                  numpy.asarray(starts, dtype=numpy.int64), vocab.sb, unk_count, line_words)
+                  numpy.asarray(starts, dtype=numpy.int64), vocab.sb, unk_count, line_words, oovs)
 
 
 def _check_line(text, words, sb_name, path, line_number):
@@ -146,9 +170,12 @@ def wrap(corpus, mode, batch_size, sequence_length, debug_no_sb=False):
 
 
 def _wrap_fixed(num_tokens, batch_size, chunk):
-    """B contiguous parts (the first N mod B one token longer), each cut into chunks."""
-    part_sizes = numpy.full(batch_size, num_tokens // batch_size, dtype=numpy.int64)
-    part_sizes[: num_tokens % batch_size] += 1
+    """B contiguous parts (the first N mod B one token longer), each cut into chunks. Parts
+    beyond the N-th would be empty and disappear, so no more than N are made (a batch size
+    far above the text's length allocates nothing for them)."""
+    parts = max(min(batch_size, num_tokens), 1)
+    part_sizes = numpy.full(parts, num_tokens // parts, dtype=numpy.int64)
+    part_sizes[: num_tokens % parts] += 1
     part_ends = numpy.cumsum(part_sizes)
     part_starts = part_ends - part_sizes
     num_chunks = -(-int(part_sizes.max()) // chunk) if num_tokens else 0

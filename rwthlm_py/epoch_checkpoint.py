@@ -30,12 +30,15 @@ import numpy
 
 from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
 from rwthlm_py.errors import InputError
+from rwthlm_py.textio import link_target
 
 PARTIAL_SUFFIX = ".partial"
 
 
 def partial_path(model_path):
-    return os.fspath(model_path) + PARTIAL_SUFFIX
+    """MODEL.partial beside the model file (where MODEL is a symbolic link, beside the file it
+    points to, where a training through another name of the model looks for it too)."""
+    return link_target(os.fspath(model_path)) + PARTIAL_SUFFIX
 
 
 @dataclasses.dataclass

@@ -7,8 +7,10 @@ reset as in training are used (stream mode carries the state from batch to batch
 
 With --arpa each word's probability is interpolated with an ARPA model's (interpolate_with_arpa).
 Besides rwthlm's `perplexity:` lines this prints SRILM's `ngram -ppl` summary, whose
-ppl = 10^(-logprob10 / (words + sentences)) equals rwthlm's value, and ppl1 divides by the
-words alone. Per-word `--verbose` lines come in text order whatever the batch size.
+ppl = 10^(-logprob10 / (words - OOVs + sentences)) equals rwthlm's value, and ppl1 divides
+by the words less the OOVs alone; the OOVs are the words left out of the text because the
+vocabulary does not have them (SRILM's convention, `rwthlm-py ppl` without --unk). Per-word
+`--verbose` lines come in text order whatever the batch size, an OOV as SRILM prints it.
 """
 
 import dataclasses
@@ -31,6 +33,7 @@ class Scores:
     num_sentences: int
     unk_count: int
     token_log_probs: numpy.ndarray = None  # ln p per stream position, NaN where not predicted
+    oov_count: int = 0  # words left out, not scored
 
     @property
     def perplexity(self):
@@ -65,7 +68,7 @@ def score_corpus(network, corpus, sequences, batch_size, carry_state=False, unk_
             token_log_probs[batch.positions.ravel()[batch.valid]] = logp
         if progress is not None:
             progress.update(len(logp), -float(logp.sum()))
-    return Scores(total, count, sb_count, corpus.num_lines, corpus.unk_count, token_log_probs)
+    return Scores(total, count, sb_count, corpus.num_lines, corpus.unk_count, token_log_probs, corpus.oov_count)
 
 
 def network_state_for(state, batch_size):
@@ -113,13 +116,21 @@ def interpolate_with_arpa(scores, corpus, arpa, lam, num_oovs=0):
 
 
 def verbose_lines(scores, corpus, vocab):
-    """rwthlm's per-word lines, `\\tp( w | ... ) \\t = [1gram] P [ LOG10P ]`, in text order."""
+    """rwthlm's per-word lines, `\\tp( w | ... ) \\t = [1gram] P [ LOG10P ]`, in text order;
+    an OOV left out of the text `\\tp( w | ... ) \\t = [OOV] 0 [ -inf ]`, as SRILM marks it."""
     predicted = numpy.flatnonzero(~numpy.isnan(scores.token_log_probs))
     words = vocab.words
+    oovs = iter(corpus.oovs)
+    oov = next(oovs, None)
     for position in predicted.tolist():
+        while oov is not None and oov[0] <= position:
+            yield f"\tp( {oov[1]} | ... ) \t = [OOV] 0 [ -inf ]"
+            oov = next(oovs, None)
         logp = scores.token_log_probs[position]
         word = words[corpus.stream[position]]
         yield f"\tp( {word} | ... ) \t = [1gram] {math.exp(logp):.8f} [ {logp / LN10:.5f} ]"
+    for _, word in ([oov] if oov is not None else []) + list(oovs):
+        yield f"\tp( {word} | ... ) \t = [OOV] 0 [ -inf ]"
 
 
 def summary_lines(scores, path):
@@ -129,7 +140,8 @@ def summary_lines(scores, path):
     ppl = _power10(-logprob / denominator) if denominator > 0 else "undefined"
     ppl1 = _power10(-logprob / scores.num_words) if scores.num_words > 0 else "undefined"
     lines = [
-        f"file {path}: {scores.num_sentences} sentences, {scores.num_words} words, 0 OOVs",
+        f"file {path}: {scores.num_sentences} sentences, {scores.num_words + scores.oov_count} words, "
+        f"{scores.oov_count} OOVs",
         f"0 zeroprobs, logprob= {logprob:.6g} ppl= {_g(ppl)} ppl1= {_g(ppl1)}",
     ]
     if scores.unk_count:

@@ -2,7 +2,8 @@
 
 Two trainings on one model path would overwrite each other's saves and backups, and a run
 started a moment after another would resume the other's file. A training run therefore
-holds an advisory lock (`flock`) on a hidden file beside the model, `.NAME.lock`, from
+holds an advisory lock (`flock`) on a hidden file beside the model file, `.NAME.lock` (where
+the model path is a symbolic link: beside the file it points to, named after it), from
 before it reads the model until it ends, and removes the file at the end; the operating
 system releases the lock when the process dies, however it dies (a file left by a killed run
 is taken over by the next). The file holds the holder's process id and host for the error
@@ -19,7 +20,7 @@ import socket
 
 from rwthlm_py.epoch_checkpoint import partial_path
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import remove_stale_temporaries, write_error
+from rwthlm_py.textio import link_target, remove_stale_temporaries, write_error
 
 try:
     import fcntl
@@ -28,7 +29,9 @@ except ImportError:  # not POSIX: no locking, as with a file system that has non
 
 
 def lock_path(model_path):
-    directory, name = os.path.split(os.path.abspath(os.fspath(model_path)))
+    """`.NAME.lock` beside the model file; where the model path is a symbolic link, beside the
+    file it points to, so that trainings through any name of one model meet the same lock."""
+    directory, name = os.path.split(os.path.abspath(link_target(os.fspath(model_path))))
     return os.path.join(directory, f".{name}.lock")
 
 
@@ -40,7 +43,8 @@ def exclusive_model_lock(model_path, console=None):
     descriptor = _acquire(path, model_path)
     try:
         _record_holder(descriptor, path)
-        removed = remove_stale_temporaries(model_path) + remove_stale_temporaries(partial_path(model_path))
+        removed = (remove_stale_temporaries(link_target(os.fspath(model_path)))
+                   + remove_stale_temporaries(partial_path(model_path)))
         if removed and console is not None:
             console.note(f"removed {len(removed)} temporary file(s) left by an earlier run that was killed: "
                          + ", ".join(removed))

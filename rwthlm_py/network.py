@@ -19,6 +19,10 @@ from rwthlm_py.layers import ClassSoftmax, build_layer
 from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.layers.row_gradient import RowGradient
 
+# a hidden layer's numbers per predicted word in training, in units of its size: the LSTM's
+# four gate activations, its cell, the cell's tanh and its output, their gradients
+HIDDEN_COPIES_IN_TRAINING = 12
+
 
 class Network:
     def __init__(self, spec, vocab, backend, bias=True, tie_weights=False):
@@ -56,6 +60,18 @@ class Network:
         output_rows = vocab.num_classes + len(vocab) - vocab.shortlist_size
         tied = len(vocab) * input_size if tie_weights else 0  # W_class is the projection's E
         return count + output_rows * (input_size + bias) - tied
+
+    def activation_count(self, targets, training):
+        """An upper bound of the numbers a batch of `targets` predicted words holds at once
+        (measured on full softmaxes of 100,000 and 300,000 words: the logits' peak is about
+        1x the logits in scoring, 2x in training): the output's logits (targets x classes,
+        and the words of the targets' classes), kept for the backward pass in training, and
+        each hidden layer's outputs, with the LSTM's gate and cell caches in training."""
+        vocab = self.vocab
+        class_words = int(vocab.class_size.max()) if vocab.num_classes < len(vocab) else 0
+        output = targets * (vocab.num_classes + class_words) * (2 if training else 1)
+        hidden = targets * sum(layer.size for layer in self.spec.layers) * (HIDDEN_COPIES_IN_TRAINING if training else 2)
+        return output + hidden
 
     @classmethod
     def build(cls, spec, vocab, backend, seed=1, bias=True, tie_weights=False):
@@ -224,10 +240,16 @@ def check_tying(spec, vocab):
     """Weight tying (Press and Wolf 2017) shares the word projection E [V, d] with the output
     weights W_class [C, H]: it needs a full softmax (every word its own class, so that class
     c is word c) and d = H. Anything else is an InputError saying why."""
-    first, last = spec.layers[0], spec.layers[-1]
     if vocab.num_classes != len(vocab) or vocab.shortlist_size != len(vocab):
         raise InputError(f"--tie-weights needs a full softmax (every word its own class); this vocabulary has "
                          f"{vocab.num_classes} classes for {len(vocab)} words")
+    check_tying_layers(spec)
+
+
+def check_tying_layers(spec):
+    """What weight tying needs of the layers alone: a word projection first, as large as
+    the last hidden layer."""
+    first, last = spec.layers[0], spec.layers[-1]
     if first.kind != "projection" or first.order != 1:
         raise InputError(f"--tie-weights needs a word projection first (i, l, L, r or R), not '{first.letter}'")
     if first.size != last.size:

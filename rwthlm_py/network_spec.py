@@ -23,6 +23,8 @@ from rwthlm_py.errors import InputError
 
 PROJECTION_KINDS = {"i": "identity", "l": "tanh", "L": "sigmoid", "r": "tanh", "R": "sigmoid"}
 LAYER_LETTERS = "ilLrRmM23456789"
+LETTERS_HELP = ("i (projection), 2-9 (n-gram projection), l/L (tanh/sigmoid), r/R (recurrent tanh/sigmoid), "
+                "m/M (LSTM)")
 _LAYER_TOKEN = re.compile(r"^(.)(\d*)(.*)$")
 
 
@@ -71,10 +73,12 @@ def _parse_layer(token, first, last, whole):
     where = f"in network string '{whole}', layer '{token}'"
     if letter == "x":
         raise InputError(f"{where}: the output layer is added automatically; do not write it")
+    if letter.isdigit() and (letter not in LAYER_LETTERS or not size_text or size_text[0] == "0"):
+        # `200` is no 2-gram projection of size 00: a size without its letter
+        raise InputError(f"{where}: no layer type letter before the size, e.g. {'i' if first else 'm'}{token} "
+                         f"(the letters are {LETTERS_HELP})")
     if letter not in LAYER_LETTERS:
-        raise InputError(
-            f"{where}: unknown layer type '{letter}' (use one of i 2-9 l L r R m M)"
-        )
+        raise InputError(f"{where}: unknown layer type '{letter}' (the letters are {LETTERS_HELP})")
     if not size_text:
         raise InputError(f"{where}: the layer type needs a size, e.g. {letter}200")
     if rest and not (last and rest[0] in "._"):

@@ -6,10 +6,17 @@ With `--record DIR` a run writes DIR/runs/<UTC time>-<command>/:
     config.json    the resolved options (defaults, --config file and command line merged)
     machine.json   rwthlm_py's version, Python, numpy and its BLAS, the threads, the CPU
     log.txt        everything the run printed (progress lines redrawn on a terminal are left out)
-    status.json    exit status and wall time, written when the run ends
+    status.json    how the run ended: exit status, wall time and the error line; while it
+                   runs, exit status null with its process and host
 
-The folder is created when the run starts, so a run that is killed still leaves its command,
-configuration, machine and log.
+The record is complete or absent, as a model is. The first four files and the running
+status are written before the run starts (a record that cannot be begun is removed); the
+log is written as the run goes, whole lines only (textio.open_log_file), so that a killed
+run still leaves its command, configuration, machine, log and the status that names its
+process; the final status replaces the running one atomically at the end. A run whose
+final status cannot be written (a full disk) has its record removed: a record saying
+"running" for a run that ended would mislead. A log that cannot be written ends the run,
+and the status names it.
 """
 
 import contextlib
@@ -26,7 +33,7 @@ import numpy
 
 from rwthlm_py import __version__
 from rwthlm_py.config import to_dict
-from rwthlm_py.errors import InputError, Terminated
+from rwthlm_py.errors import InputError, Terminated, WriteError
 from rwthlm_py.parallel import available_cores
 from rwthlm_py.textio import atomic_output, open_log_file
 
@@ -36,7 +43,9 @@ def recording(directory, command, argv, options, console):
     """Records the run in a new folder under directory/runs while the body runs; yields it.
 
     The console's stdout and stderr are copied into log.txt. The status written at the end
-    is the body's return value (0 where it returns None) or 1 for an error.
+    is the body's return value (0 where it returns None), or what its exception says. Where
+    that status cannot be written, the folder is removed, and a body that succeeded ends
+    with that WriteError.
     """
     if not directory:
         yield None
@@ -47,6 +56,7 @@ def recording(directory, command, argv, options, console):
         _write_json(os.path.join(folder, "machine.json"), machine_facts())
         with atomic_output(os.path.join(folder, "command.txt")) as handle:
             handle.write(f"cd {shlex.quote(os.getcwd())}\n{shlex.join(argv)}\n")
+        _write_json(os.path.join(folder, "status.json"), running_status())
         log = open_log_file(os.path.join(folder, "log.txt"))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # a record that could not be begun is no record
@@ -58,17 +68,18 @@ def recording(directory, command, argv, options, console):
     try:
         yield record
     except BaseException as error:
-        record.status = (130 if isinstance(error, KeyboardInterrupt)
-                         else 128 + error.signal_number if isinstance(error, Terminated) else 1)
-        record.error = str(error) if isinstance(error, InputError) else type(error).__name__
-        raise
-    finally:
         console.out, console.err = out, err
-        log.close()
-        status = {"exit_status": record.status, "seconds": round(time.time() - started, 3)}
-        if record.error:
-            status["error"] = record.error
-        _write_json(os.path.join(folder, "status.json"), status)
+        record.ended_by(error)
+        with contextlib.suppress(WriteError):  # the run's own error is the line to print
+            record.finish(log, started)
+        raise
+    console.out, console.err = out, err
+    record.finish(log, started)
+
+
+def running_status():
+    """The status of a run that has not ended: no exit status yet, and which process it is."""
+    return {"exit_status": None, "process": os.getpid(), "host": platform.node()}
 
 
 class RunFolder:
@@ -76,6 +87,25 @@ class RunFolder:
 
     def __init__(self, path):
         self.path, self.status, self.error = path, 0, None
+
+    def ended_by(self, error):
+        """The exit status and error of a run that `error` ended."""
+        self.status = (130 if isinstance(error, KeyboardInterrupt)
+                       else 128 + error.signal_number if isinstance(error, Terminated) else 1)
+        self.error = str(error) if isinstance(error, InputError) else type(error).__name__
+
+    def finish(self, log, started):
+        """Closes the log and writes the final status; where that fails, removes the folder
+        and raises the WriteError."""
+        status = {"exit_status": self.status, "seconds": round(time.time() - started, 3)}
+        if self.error:
+            status["error"] = self.error
+        try:
+            log.close()  # every line is in the file already: nothing is left to write
+            _write_json(os.path.join(self.path, "status.json"), status)
+        except WriteError as error:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise WriteError(f"{error.message} (the run record is removed)", error.path) from None
 
 
 class Tee:

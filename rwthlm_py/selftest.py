@@ -204,18 +204,23 @@ def builtin_self_test(options, network_path, console, backend=None):
     import os
 
     from rwthlm_py.checkpoint import build_network, read_model
+    from rwthlm_py.commands import require_memory, require_model_memory
     from rwthlm_py.network_spec import parse_network
     from rwthlm_py.vocabulary import Vocabulary
 
     backend = get_backend("numpy", "float64") if backend is None else backend.with_dtype("float64")
     if network_path is not None and os.path.exists(network_path):
-        networks = [build_network(read_model(network_path), backend)]
+        model_file = read_model(network_path)
+        require_model_memory(model_file, backend, training=True)
+        networks = [build_network(model_file, backend)]
     else:
         specs = [parse_network(network_path)] if network_path else [parse_network(s) for s in BUILTIN_NETWORKS]
         clustered = synthetic_vocabulary(options.map_sb)
         full = Vocabulary(clustered.words, range(len(clustered)), clustered.sb_name)
-        networks = [Network.build(spec, vocab, backend, seed=options.random_seed, bias=not options.no_bias)
-                    for spec in specs for vocab in (clustered, full)]
+        for spec in specs:
+            require_memory(spec, full, not options.no_bias, backend, training=True)
+        networks = (Network.build(spec, vocab, backend, seed=options.random_seed, bias=not options.no_bias)
+                    for spec in specs for vocab in (clustered, full))
     failed = 0
     for network in networks:
         vocab = network.vocab

@@ -26,6 +26,9 @@ when a run is resumed. `tensorboard --logdir DIR` shows them.
 
 Events are written in the calling thread (tensorboard's record format, one event file per
 log), so that a failed write (a full disk) stops the run with one line naming the file.
+Each record goes to the file as it is written, whole or not at all (textio.open_log_file):
+the file of a run that failed or was killed ends with a complete record, and TensorBoard
+reads every record in it.
 """
 
 import contextlib

@@ -16,7 +16,9 @@ does not linger at a rate that no longer helps. An epoch whose dev perplexity is
 finite or above DIVERGED times the vocabulary's size (far worse than guessing: the model
 diverged) is rolled back even when nothing better was saved yet (epoch 1 returns to the
 initial model), and training stops with one line once the rate has fallen below
-MIN_LEARNING_RATE (rwthlm would halve for ever).
+MIN_LEARNING_RATE (rwthlm would halve for ever), or, with --stop-after-halvings N, once N
+epochs in a row have halved it (the count is kept in the model file, so that a resumed run
+stops where an uninterrupted one does).
 
 This module knows nothing about layers or command lines.
 """
@@ -55,6 +57,7 @@ class Schedule:
     unk_penalty: float = 0.0
     gradient_clipping: float = None  # largest gradient norm per predicted word
     min_improvement: float = 1.0  # dev ppl must fall by this factor to keep the rate
+    stop_after_halvings: int = 0  # stop after this many halvings in a row (0: never)
     checkpoint_every: float = None  # minutes between saves of the epoch in progress
     dropout: float = 0.0  # probability of dropping a hidden layer's output (dropout.py)
     variational_dropout: bool = False  # one mask for all time steps of a sequence
@@ -169,19 +172,11 @@ class Trainer:
             dev_perplexity = self.evaluate(dev_corpus, dev_sequences)
             self._report_dev(dev_perplexity)
             self._log_epoch(train_perplexity, dev_perplexity, words_per_second)
-            diverged = not dev_perplexity <= DIVERGED * len(self.network.vocab)
-            if dev_perplexity < self.state.best_perplexity and not diverged:
-                small_gain = dev_perplexity * schedule.min_improvement > self.state.best_perplexity
-                self.state.best_perplexity = dev_perplexity
-                if small_gain:
-                    self._halve_after_small_gain()
-                self.save()
-            else:
-                self.roll_back(diverged)
+            self._decide(dev_perplexity)
             self.checkpoints.discard()  # the model file holds the epoch's outcome now
-            if self.state.learning_rate < MIN_LEARNING_RATE:
-                self.console.say(f"learning rate {self.state.learning_rate:e} is below {MIN_LEARNING_RATE:g}: "
-                                 "training stops (the model file holds the best model)")
+            stop = stop_reason(self.state, schedule)
+            if stop:
+                self.console.say(f"{stop}: training stops (the model file holds the best model)")
                 break
         self.events.scalar("final/dev_perplexity", self.state.best_perplexity, self.state.epoch)
         self.events.flush()
@@ -197,6 +192,22 @@ class Trainer:
         self.console.say(f"Continuing epoch {self.state.epoch + 1} after batch {position.batches_done} of "
                          f"{num_batches} from the learning-rate trial ...")
         return position
+
+    def _decide(self, dev_perplexity):
+        """rwthlm's decision after an epoch: keep the model (halving the rate after a small
+        gain) or roll back and halve; saves the outcome with the count of halvings in a row."""
+        diverged = not dev_perplexity <= DIVERGED * len(self.network.vocab)
+        improved = dev_perplexity < self.state.best_perplexity and not diverged
+        small_gain = improved and dev_perplexity * self.schedule.min_improvement > self.state.best_perplexity
+        halves = small_gain or not improved
+        self.state.halvings_in_a_row = self.state.halvings_in_a_row + 1 if halves else 0
+        if not improved:
+            self.roll_back(diverged)
+            return
+        self.state.best_perplexity = dev_perplexity
+        if small_gain:
+            self._halve_after_small_gain()
+        self.save()
 
     def _log_settings(self):
         if self.state.epoch == 0:  # a resumed run has written them already
@@ -290,6 +301,24 @@ class Trainer:
                   if diverged else "no improvement")
         self.console.say(f"{reason}: learning rate halved to {new_rate:e}, weights rolled back to the best model")
         self.save()
+
+
+def stop_reason(state, schedule):
+    """Why training ends after the epochs in `state` before --max-epoch, or None: the rate
+    has fallen below MIN_LEARNING_RATE, or --stop-after-halvings epochs in a row halved it."""
+    if state.learning_rate < MIN_LEARNING_RATE:
+        return f"learning rate {state.learning_rate:e} is below {MIN_LEARNING_RATE:g}"
+    if schedule.stop_after_halvings and state.halvings_in_a_row >= schedule.stop_after_halvings:
+        return (f"the learning rate was halved in {state.halvings_in_a_row} epochs in a row "
+                f"(--stop-after-halvings {schedule.stop_after_halvings})")
+    return None
+
+
+def finished_training(state, schedule):
+    """Why a model in `state` is trained no further, or None."""
+    if schedule.max_epoch and state.epoch >= schedule.max_epoch:
+        return f"the model has reached epoch {state.epoch} (--max-epoch {schedule.max_epoch})"
+    return stop_reason(state, schedule)
 
 
 class BatchCurve:

@@ -16,7 +16,7 @@ import hashlib
 import numpy
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import atomic_output, read_lines, split_words
+from rwthlm_py.textio import DEFAULT_ENCODING, atomic_output, read_lines, split_words
 
 
 class Vocabulary:
@@ -59,11 +59,11 @@ class Vocabulary:
             digest.update(f"{word}\t{word_class}\n".encode())
         return digest.hexdigest()
 
-    def write(self, path):
-        """Writes `word<TAB>class` lines in network order. Every line ends in a newline, the
-        last too (rwthlm leaves it out, which makes `cat` and `wc -l` go wrong; its reader,
-        and ours, read both)."""
-        with atomic_output(path) as handle:
+    def write(self, path, encoding=DEFAULT_ENCODING):
+        """Writes `word<TAB>class` lines in network order, in `encoding`. Every line ends in
+        a newline, the last too (rwthlm leaves it out, which makes `cat` and `wc -l` go wrong;
+        its reader, and ours, read both)."""
+        with atomic_output(path, encoding=encoding) as handle:
             handle.writelines(f"{word}\t{word_class}\n" for word, word_class in zip(self.words, self.word_class.tolist()))
 
     def with_unk(self, unk):
@@ -96,10 +96,10 @@ def remap(entries, sb):
     return Vocabulary(words, classes, sb)
 
 
-def read_vocabulary(path, sb="<sb>"):
+def read_vocabulary(path, sb="<sb>", encoding=DEFAULT_ENCODING):
     """Reads an rwthlm vocabulary file (`word` or `word class` per line, gzip allowed)."""
     entries, seen, has_classes = [], {}, None
-    for line_number, text in read_lines(path):
+    for line_number, text in read_lines(path, encoding):
         fields = split_words(text)
         if not fields:
             continue
@@ -138,10 +138,10 @@ def _parse_class(text, path, line_number):
     return class_id
 
 
-def count_words(path):
+def count_words(path, encoding=DEFAULT_ENCODING):
     """Counts the tokens of a text: ({word: count} in order of first occurrence, number of lines)."""
     counts, line_number = {}, 0
-    for line_number, text in read_lines(path):  # noqa: B007 - the last number is the count
+    for line_number, text in read_lines(path, encoding):  # noqa: B007 - the last number is the count
         for word in split_words(text):
             counts[word] = counts.get(word, 0) + 1
     return counts, line_number

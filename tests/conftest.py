@@ -1,7 +1,13 @@
 """Shared fixtures: backends, a small generated vocabulary and corpus, and the toy text."""
 
+import contextlib
+import errno
 import os
 import pathlib
+import subprocess
+import sys
+import threading
+import time
 
 import numpy
 import pytest
@@ -13,6 +19,9 @@ from strict_cupy import strict_backend
 from rwthlm_py.vocabulary import Vocabulary, remap
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+# the two command lines, run as a user runs them, each in a process of its own
+RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
+RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 CORPORA = pathlib.Path(os.environ.get("RWTHLM_CORPORA", SHARED / "corpora"))
 
 # Hypothesis (tests/test_fuzz.py): "ci", a fixed set of examples, is the default;
@@ -127,6 +136,13 @@ J=6 S=4 E=5 W=</s> v=1 a=0 l=-0.5
 """
 
 
+def run_command(command, *args, cwd, timeout=300, **options):
+    """(status, stdout, stderr) of a command line (RWTHLM or RWTHLM_PY and its arguments)."""
+    result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, **options)
+    return result.returncode, result.stdout, result.stderr
+
+
 def assert_one_line_error(result, program, *fragments):
     """A command's (status, stdout, stderr): it failed with one `PROGRAM: error: ...` line
     holding every fragment, and no traceback."""
@@ -138,6 +154,108 @@ def assert_one_line_error(result, program, *fragments):
     assert len(errors) == 1, err
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
+
+
+# How long a test waits for a process it started to reach the point it waits for (a line, a
+# file, a named pipe opened): a guard that ends a test that would otherwise hang, far above
+# what any run here needs; no test's result depends on it.
+CHILD_DEADLINE = 60
+
+
+class Children:
+    """The processes a test starts (`start`): each one still running when the test ends,
+    passed or failed, is killed and reaped by the `children` fixture."""
+
+    def __init__(self):
+        self.started = []
+
+    def start(self, command, *args, cwd, **options):
+        """Starts COMMAND ARGS in `cwd`, its standard output and error read as text."""
+        options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **options}
+        process = subprocess.Popen(command + [str(a) for a in args], cwd=cwd, **options)
+        self.started.append(process)
+        return process
+
+    def kill_all(self):
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    with contextlib.suppress(OSError):  # stdin: a reader killed before it read
+                        stream.close()
+
+
+@pytest.fixture
+def children():
+    started = Children()
+    yield started
+    started.kill_all()
+
+
+def _fail_with_output(process, waiting_for, expired, printed=""):
+    """Kills `process` (if it still runs) and fails the test with what it printed."""
+    if process.poll() is None:
+        process.kill()
+    out, err = process.communicate()
+    why = f"was killed after {CHILD_DEADLINE} s" if expired else f"ended with status {process.returncode}"
+    pytest.fail(f"waiting for {waiting_for}, the process {why}; its output:\n{printed}{out or ''}{err or ''}")
+
+
+def wait_for_line(process, prefix):
+    """Reads the standard output of `process` up to a line that starts with `prefix` and
+    returns that line. A process that ends without it, or has not printed it within
+    CHILD_DEADLINE seconds, fails the test with its output (killed, if it still ran)."""
+    expired = threading.Event()
+
+    def expire():  # ends the read below
+        expired.set()
+        process.kill()
+
+    deadline = threading.Timer(CHILD_DEADLINE, expire)
+    deadline.start()
+    printed = []
+    try:
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith(prefix):
+                return line
+    finally:
+        deadline.cancel()
+    _fail_with_output(process, f"a line {prefix!r}", expired.is_set(), "".join(printed))
+
+
+def wait_until(condition, process, waiting_for):
+    """Returns once `condition()` is true, checking it every 10 ms; fails the test with the
+    output of `process` where the process ends first or CHILD_DEADLINE seconds pass."""
+    deadline = time.monotonic() + CHILD_DEADLINE
+    while not condition():
+        if process.poll() is not None or time.monotonic() > deadline:
+            _fail_with_output(process, waiting_for, expired=process.poll() is None)
+        time.sleep(0.01)
+
+
+def feed_named_pipe(pipe, content, process):
+    """Writes `content` into the named pipe `pipe` once `process` has opened it for reading,
+    and closes it. The pipe is opened without blocking (ENXIO while it has no reader), so a
+    process that ended or never opens it fails the test instead of leaving it waiting."""
+    descriptor = None
+
+    def opened():
+        nonlocal descriptor
+        try:
+            descriptor = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:
+            if error.errno != errno.ENXIO:
+                raise
+            return False
+        return True
+
+    wait_until(opened, process, f"it to open {pipe}")
+    os.set_blocking(descriptor, True)
+    with open(descriptor, "w") as handle:
+        handle.write(content)
 
 
 def corpus_file(*parts):

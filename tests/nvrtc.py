@@ -1,7 +1,7 @@
 """NVRTC, CUDA's run-time compiler, through ctypes: compiles a CUDA source to PTX without a
 GPU or a driver, so that kernel sources are checked on any machine with the library.
 
-The library comes from the `nvidia-cuda-nvrtc-cu12` wheel (the test extra installs it on
+The library comes from the `nvidia-cuda-nvrtc-cu12` wheel (the `nvrtc` extra installs it on
 x86-64 Linux) or from a CUDA installation on the library path.
 """
 
@@ -16,7 +16,10 @@ SUCCESS = 0
 
 def find_library():
     """The path or name of libnvrtc, or None with no NVRTC on this machine."""
-    spec = importlib.util.find_spec("nvidia.cuda_nvrtc")
+    try:
+        spec = importlib.util.find_spec("nvidia.cuda_nvrtc")
+    except ModuleNotFoundError:  # no `nvidia` package at all: the nvrtc extra is not installed
+        spec = None
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
             found = sorted(glob.glob(os.path.join(location, "lib", "libnvrtc.so*")))

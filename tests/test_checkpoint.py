@@ -29,14 +29,14 @@ def saved(tmp_path, class_vocab):
     for buffer in optimizer.buffers.values():
         buffer[...] = 0.25
     path = tmp_path / "t-26-m5"
-    save_model(path, network, optimizer, TrainingState(3, 0.05, 123.5), {"batch_size": 4})
+    save_model(path, network, optimizer, TrainingState(3, 0.05, 123.5, halvings_in_a_row=2), {"batch_size": 4})
     return path, network, optimizer
 
 
 def test_round_trip_restores_everything(saved):
     path, network, optimizer = saved
     model = read_model(path)
-    assert model.training_state == TrainingState(3, 0.05, 123.5)
+    assert model.training_state == TrainingState(3, 0.05, 123.5, halvings_in_a_row=2)
     assert model.meta["network"] == "t-26-m5" and model.meta["bias"] is False
     assert model.meta["options"] == {"batch_size": 4}
     loaded = build_network(model, get_backend("numpy"))
@@ -142,12 +142,19 @@ def test_a_flipped_byte_anywhere_in_any_array_header_is_one_input_error(tmp_path
     (lambda meta: meta["vocabulary"]["words"].__setitem__(0, 7), "metadata 'vocabulary'"),
     (lambda meta: meta.update(network=["t"]), "metadata 'network'"),
     (lambda meta: meta.update(options=None), "metadata 'options' is null"),
+    (lambda meta: meta.update(halvings_in_a_row=-1), "metadata 'halvings_in_a_row' is -1: it must be an integer >= 0"),
 ])
 def test_metadata_of_the_wrong_type_or_range(saved, change, message):
     path, _, _ = saved
     _rewrite_meta(path, change)
     with pytest.raises(InputError, match=re.escape(message)):
         read_model(path)
+
+
+def test_a_file_from_before_the_count_of_halvings_reads_as_none_in_a_row(saved):
+    path, _, _ = saved
+    _rewrite_meta(path, lambda meta: meta.pop("halvings_in_a_row"))
+    assert read_model(path).training_state == TrainingState(3, 0.05, 123.5, halvings_in_a_row=0)
 
 
 def test_weights_too_large_for_float32_arithmetic(saved):

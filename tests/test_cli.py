@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import HAND_LATTICE as TOY_LATTICE, assert_one_line_error
+from conftest import HAND_LATTICE as TOY_LATTICE, assert_one_line_error, wait_for_line
 
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
@@ -47,9 +47,16 @@ def test_rwthlm_training_prints_rwthlms_lines(trained):
 
 
 def test_rwthlm_py_ppl_equals_rwthlm_ppl(trained):
+    """rwthlm keeps its own defaults (sequences of 100); rwthlm-py takes the model's
+    training layout (sequences of 12) unless given another."""
     _, rwthlm_out, _ = call(RWTHLM, "--ppl", "test.txt", "--batch-size", 3, "toy-i8-m8", cwd=trained)
-    _, py_out, _ = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "--batch-size", "3", "toy-i8-m8", cwd=trained)
+    _, py_out, _ = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "--batch-size", "3", "--sequence-length", 100,
+                        "toy-i8-m8", cwd=trained)
     assert rwthlm_out.splitlines()[-1] == py_out.splitlines()[-1]
+    _, trained_layout, _ = call(RWTHLM, "--ppl", "test.txt", "--batch-size", 8, "--sequence-length", 12,
+                                "toy-i8-m8", cwd=trained)
+    _, py_out, _ = call(RWTHLM_PY, "ppl", "--ppl", "test.txt", "toy-i8-m8", cwd=trained)
+    assert trained_layout.splitlines()[-1] == py_out.splitlines()[-1] != rwthlm_out.splitlines()[-1]
 
 
 def test_verbose_lines_do_not_depend_on_batch_size(trained):
@@ -113,7 +120,7 @@ BAD_OPTIONS = [
     (["--word-wrapping", "wrapped"], "--word-wrapping must be one of"),
     (["--sequence-length", "1"], "--sequence-length must be at least 2"),
     (["--num-oovs", "-3"], "--num-oovs must not be negative"),
-    (["--no-such-option"], "unrecognized arguments"),
+    (["--no-such-option"], "unrecognized option --no-such-option"),
     (["--lambda", "0.5"], "--lambda: only for lattice rescoring (give LATTICE files before the NETWORK)"),
 ]
 
@@ -190,12 +197,11 @@ def test_rwthlm_py_lattice_writes_under_out_with_a_word_penalty(trained):
     assert status == 0, err
     assert [line for line in among.splitlines() if "best" in line] == \
         [line for line in before.splitlines() if "best" in line] and "single best: " in among
-    assert_one_line_error(call(RWTHLM_PY, *common, "--out", "nowhere", "x.lat", "toy-i8-m8", cwd=trained),
-                          "rwthlm-py", "nowhere: no such directory (--out)")
     (trained / "sub").mkdir()
     (trained / "sub" / "x.lat").write_text(TOY_LATTICE)
     assert_one_line_error(call(RWTHLM_PY, *common, "--out", "out", "x.lat", "sub/x.lat", "toy-i8-m8", cwd=trained),
-                          "rwthlm-py", "x.lat and sub/x.lat would write the same output")
+                          "rwthlm-py", "out/x.lat.ctm: the output of LATTICE sub/x.lat would overwrite the output of "
+                          "LATTICE x.lat: they are one file")
 
 
 def test_rwthlm_py_lattice_counts_word_errors(trained):
@@ -214,6 +220,19 @@ def test_rwthlm_py_lattice_counts_word_errors(trained):
     result = call(RWTHLM_PY, "lattice", "--lambda", 0.0, "--pruning-threshold", 0, "--refs", "refs", "utt1.lat",
                   "toy-i8-m8", cwd=trained)
     assert_one_line_error(result, "rwthlm-py", "no reference for utterance 'utt1'")
+
+
+def test_a_lattice_from_standard_input_is_refused(trained):
+    """Standard input has no file name for the outputs (rwthlm's x.lat -> x.lat.rescored)."""
+    rescore = ["--lambda", "1", "--pruning-threshold", "100", "--set-sb-last"]
+    for program, command in (("rwthlm", RWTHLM + rescore),
+                             ("rwthlm-py", RWTHLM_PY + ["lattice", *rescore, "--out", "out"])):
+        result = subprocess.run(command + ["-", "toy-i8-m8"], cwd=trained, input=TOY_LATTICE, capture_output=True,
+                                text=True, timeout=300)
+        assert_one_line_error((result.returncode, result.stdout, result.stderr), program,
+                              "-: standard input cannot be a lattice", "write it to a file first")
+        assert "Rescoring ..." not in result.stdout
+    assert not list(trained.rglob("*rescored*")) and not (trained / "out").exists()
 
 
 def test_lattice_rescoring_needs_its_options_and_a_model(trained):
@@ -241,16 +260,12 @@ def test_texts_without_words_are_refused_before_any_work(trained):
 
 
 @pytest.mark.parametrize("signal_name, status", [("SIGTERM", 143), ("SIGHUP", 129)])
-def test_a_terminated_training_ends_with_one_line_and_leaves_no_litter(toy, signal_name, status):
+def test_a_terminated_training_ends_with_one_line_and_leaves_no_litter(toy, signal_name, status, children):
     import signal
 
-    process = subprocess.Popen(RWTHLM + ["--train", "train.txt", "--dev", "dev.txt", "--batch-size", "8",
-                                         "--sequence-length", "12", "--learning-rate", "0.05", "--vocab", "vocab",
-                                         "toy-i8-m8"], cwd=toy, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
-    for line in process.stdout:  # the first epoch ends, its model is saved
-        if line.startswith("development perplexity"):
-            break
+    process = children.start(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8,
+                             "--sequence-length", 12, "--learning-rate", 0.05, "--vocab", "vocab", "toy-i8-m8", cwd=toy)
+    wait_for_line(process, "development perplexity")  # the first epoch ends, its model is saved
     process.send_signal(getattr(signal, signal_name))
     _, err = process.communicate(timeout=120)
     assert process.returncode == status, err
@@ -275,6 +290,39 @@ def test_unknown_words_without_unk(toy):
                                "--learning-rate", 0.1, "t-i4-m4", cwd=toy),
                           "rwthlm", "dev.txt:1:", "unknown word", "--unk")
     assert not (toy / "t-i4-m4").exists()
+
+
+HUGE_TOKEN = "q" * 10_000_000
+
+
+@pytest.mark.parametrize("name, content, program, arguments, shown", [
+    ("huge.txt", f"the cat sees a dog\nthe {HUGE_TOKEN} sees\n", "rwthlm", ["--ppl", "huge.txt"],
+     f"huge.txt:2: unknown word '{'q' * 100}...{'q' * 40}' (10,000,000 characters) (not in the vocabulary"),
+    ("huge.arpa", "\\data\\\nngram 1=3\n" + "ab " * 3_400_000 + "\n", "rwthlm-py",
+     ["ppl", "--ppl", "test.txt", "--arpa", "huge.arpa", "--lambda", 0.5],
+     "huge.arpa:3: expected `ngram N=count` in \\data\\, not 'ab ab ab"),
+])
+def test_input_quoted_in_an_error_line_is_shortened(trained, name, content, program, arguments, shown):
+    """A 10 MB token, or a 10 MB line of short words, quoted in an error: the line names
+    file and line, the input's start and its length, and stays short."""
+    (trained / name).write_text(content)
+    result = call(RWTHLM if program == "rwthlm" else RWTHLM_PY, *arguments, "toy-i8-m8", cwd=trained)
+    assert_one_line_error(result, program, shown)
+    [line] = [line for line in result[2].splitlines() if line.startswith(f"{program}: error: ")]
+    assert len(line) < 1200 and " characters" in line
+
+
+def test_an_unknown_word_of_up_to_300_characters_is_shown_whole_a_longer_one_shortened(trained):
+    """errors.shortened keeps a word of 300 characters (a URL, a path) whole; from 301 on it
+    shows the first 100 and the last 40 characters, and the length."""
+    word = "".join(f"{number:03d}-" for number in range(100))  # where each character stands is visible
+    (trained / "300.txt").write_text(f"the cat sees a dog\nthe {word[:300]} sees\n")
+    assert_one_line_error(call(RWTHLM, "--ppl", "300.txt", "toy-i8-m8", cwd=trained), "rwthlm",
+                          f"300.txt:2: unknown word '{word[:300]}' (not in the vocabulary")
+    (trained / "301.txt").write_text(f"the cat sees a dog\nthe {word[:301]} sees\n")
+    assert_one_line_error(call(RWTHLM, "--ppl", "301.txt", "toy-i8-m8", cwd=trained), "rwthlm",
+                          f"301.txt:2: unknown word '{word[:100]}...{word[261:301]}' (301 characters) (not in the "
+                          "vocabulary")
 
 
 def test_lines_too_long_for_verbatim(toy):

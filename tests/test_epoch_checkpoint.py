@@ -11,6 +11,7 @@ import time
 import numpy
 import pytest
 
+from conftest import wait_until
 from rwthlm_py.epoch_checkpoint import flatten_state, unflatten_state
 
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py", "train"]
@@ -43,13 +44,14 @@ def corpus(toy):
 @pytest.mark.slow
 @pytest.mark.parametrize("wrapping, dropout", [("fixed", ["--dropout", "0.3"]),
                                                ("stream", ["--dropout", "0.3", "--variational-dropout"])])
-def test_runs_killed_at_random_points_end_with_the_weights_of_an_uninterrupted_run(corpus, wrapping, dropout):
+def test_runs_killed_at_random_points_end_with_the_weights_of_an_uninterrupted_run(corpus, wrapping, dropout,
+                                                                                   children):
     uninterrupted = run(training(wrapping, *dropout) + ["whole-i8-m8"], corpus)
     rng, kills, resumed = random.Random(7), 0, []
     model = corpus / "killed-i8-m8"
     while True:
-        process = subprocess.Popen(RWTHLM_PY + training(wrapping, *dropout, "--checkpoint-every", 1e-6) + [model.name],
-                                   cwd=corpus, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        process = children.start(RWTHLM_PY, *training(wrapping, *dropout, "--checkpoint-every", 1e-6), model.name,
+                                 cwd=corpus, stderr=subprocess.DEVNULL)
         if kills < 4 and _wait_for(corpus / "killed-i8-m8.partial", process):
             time.sleep(rng.uniform(0.0, 0.4))
             if process.poll() is None:
@@ -69,17 +71,15 @@ def test_runs_killed_at_random_points_end_with_the_weights_of_an_uninterrupted_r
 
 
 def _wait_for(path, process):
-    """True once `path` exists (a partial epoch was saved); False if the run ended first."""
-    while not path.exists():
-        if process.poll() is not None:
-            return False
-        time.sleep(0.01)
-    return True
+    """True once `path` exists (a partial epoch was saved); False if the run ended first.
+    A run that does neither within conftest.CHILD_DEADLINE fails the test."""
+    wait_until(lambda: path.exists() or process.poll() is not None, process, f"{path.name} or the run's end")
+    return path.exists()
 
 
-def test_a_partial_epoch_of_other_settings_is_removed_and_the_epoch_starts_again(corpus):
-    process = subprocess.Popen(RWTHLM_PY + training("fixed", "--checkpoint-every", 1e-6) + ["t-i8-m8"],
-                               cwd=corpus, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_a_partial_epoch_of_other_settings_is_removed_and_the_epoch_starts_again(corpus, children):
+    process = children.start(RWTHLM_PY, *training("fixed", "--checkpoint-every", 1e-6), "t-i8-m8", cwd=corpus,
+                             stdout=subprocess.DEVNULL)
     assert _wait_for(corpus / "t-i8-m8.partial", process)
     process.kill()
     process.communicate()

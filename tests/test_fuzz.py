@@ -1,9 +1,11 @@
 """Property-based fuzzing of every reader of user files: whatever the bytes, a reader either
-returns or raises the one-line InputError (never another exception, never a hang).
+returns or raises the one-line InputError (never another exception, never a hang), and that
+line stays short.
 
 Each reader gets mutations of a valid file of its format (bytes replaced, inserted, deleted,
 lines repeated or dropped, the file cut short; inserted pieces favour what parsers trip on:
-line ends, quotes, NaN, huge numbers, a byte-order mark, section names) and random bytes.
+line ends, quotes, NaN, huge numbers, a byte-order mark, section names, a long token, a
+long line of words) and random bytes.
 The model file is also fuzzed where its bytes would pass the checksums: its metadata
 fields replaced by random JSON.
 
@@ -46,7 +48,8 @@ TRICKY = [b"\n", b"\r", b"\r\n", b" ", b"\t", b"\x00", b"\x0b", b"\x1c", b"\xff"
           b"\xc2\xa0", b"'", b'"', b"\\", b"=", b"-", b"#", b"(", b"[", b"{", b"0", b"-0", b"nan", b"inf",
           b"-inf", b"1e400", b"-99", b"99999999999999999999", b"1.5", b"<s>", b"</s>", b"<sb>", b"<unk>",
           b"!NULL", b"\\data\\", b"\\end\\", b"\\2-grams:", b"ngram 1=", b"NBestList2.0", b"J=", b"N=", b"L=",
-          b"S=", b"E=", b"W=", b"base=", b"[[files]]"]
+          b"S=", b"E=", b"W=", b"base=", b"[[files]]", b"w" * 5000, b"w " * 2500]
+LONGEST_ERROR = 2000  # characters of an error line, whatever input it quotes (errors.shortened)
 
 
 @st.composite
@@ -82,6 +85,7 @@ def assert_reads_or_one_line_error(read, path):
     except InputError as error:
         message = str(error)
         assert message and "\n" not in message and "\r" not in message, repr(message)
+        assert len(message) <= LONGEST_ERROR, f"{len(message)} characters: {message[:300]!r}"
 
 
 @pytest.fixture
@@ -224,6 +228,69 @@ def test_model_file_metadata(scratch, model_bytes):
         arrays["meta"] = numpy.frombuffer(json.dumps(changed).encode(), dtype=numpy.uint8)
         with open(scratch, "wb") as handle:
             numpy.savez(handle, **arrays)
+        assert_reads_or_one_line_error(read_and_build, scratch)
+
+    body()
+
+
+def _saved_with_meta(path, arrays, meta_bytes):
+    arrays["meta"] = numpy.frombuffer(meta_bytes, dtype=numpy.uint8)
+    with open(path, "wb") as handle:
+        numpy.savez(handle, **arrays)
+
+
+@pytest.fixture
+def model_arrays(scratch, model_bytes):
+    scratch.write_bytes(model_bytes)
+    with numpy.load(scratch) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+VOCABULARY_EDITS = st.sampled_from(["swap", "rename to another word", "rename", "change a class"])
+
+
+def test_a_vocabulary_changed_after_it_was_written_is_refused(scratch, model_arrays):
+    """Words swapped, renamed (to a word it holds already, or to anything) or a class
+    changed, the stored sha256 kept: never read, always the one-line error."""
+    meta = json.loads(model_arrays["meta"].tobytes())
+    size = len(meta["vocabulary"]["words"])
+
+    @given(edit=VOCABULARY_EDITS, first=st.integers(0, size - 1), second=st.integers(0, size - 1),
+           text=st.text(max_size=6), number=st.integers(0, 2 ** 70))
+    def body(edit, first, second, text, number):
+        changed = json.loads(json.dumps(meta))
+        words, classes = changed["vocabulary"]["words"], changed["vocabulary"]["classes"]
+        if edit == "swap":
+            words[first], words[second] = words[second], words[first]
+        elif edit == "rename to another word":
+            words[first] = words[second]
+        elif edit == "rename":
+            words[first] = text
+        else:
+            classes[first] = number
+        if changed == meta:
+            return  # nothing changed: nothing to refuse
+        _saved_with_meta(scratch, model_arrays, json.dumps(changed).encode())
+        with pytest.raises(InputError) as raised:
+            read_and_build(scratch)
+        assert "\n" not in str(raised.value) and str(raised.value).startswith(f"{scratch}: corrupt model file (")
+
+    body()
+
+
+def test_metadata_nested_to_any_depth_is_read_or_refused_in_one_line(scratch, model_arrays):
+    """A field (or the whole metadata) nested up to 200,000 levels deep, in lists or objects:
+    never a RecursionError."""
+    meta = json.loads(model_arrays["meta"].tobytes())
+
+    @given(field=st.sampled_from([None, *sorted(meta)]), depth=st.integers(1, 200_000) | st.integers(1, 40),
+           opening=st.sampled_from(['[', '{"a":']))
+    def body(field, depth, opening):
+        closing = "]" if opening == "[" else "}"
+        deep = opening * depth + "0" + closing * depth
+        text = deep if field is None else json.dumps({**meta, field: None}).replace(f'"{field}": null',
+                                                                                    f'"{field}": {deep}')
+        _saved_with_meta(scratch, model_arrays, text.encode())
         assert_reads_or_one_line_error(read_and_build, scratch)
 
     body()

@@ -85,9 +85,9 @@ BROKEN = [
     ("N=2 L=1\nI=0 t=0\nI=1 t=1\nJ=0 S=0 E=1 W=a a=x l=-1\n", 4, "a=x is not a number"),
     ("N=2 L=1\nI=0 t=0\nI=1 t=1\nJ=0 S=0 E=1 W=a l=0.5\n", 4, "positive LM log-probability"),
     ("N=2 L=1\nI=0 t=0\nI=1\nJ=0 S=0 E=1 W=a l=-1\n", 3, "node 1 has no time"),
-    ("N=2 L=1\nI=1 t=0\nI=0 t=1\nJ=0 S=0 E=1 W=a l=-1\n", 2, "node I=1 on the line of node 0"),
-    ("N=2 L=1\nI=0 t=0\nI=1 t=1\nI=2 t=1\nJ=0 S=0 E=1 W=a l=-1\n", 4, "more node lines than N=2"),
-    ("N=3 L=1\nI=0 t=0\nI=1 t=1\nJ=0 S=0 E=1 W=a l=-1\n", 4, "2 node lines, but N=3 (line 1)"),
+    ("N=2 L=1\nI=1 t=0\nI=1 t=1\nJ=0 S=0 E=1 W=a l=-1\n", 3, "node I=1 twice (first on line 2)"),
+    ("N=2 L=1\nI=0 t=0\nI=1 t=1\nI=2 t=1\nJ=0 S=0 E=1 W=a l=-1\n", 4, "node id I=2 out of range (N=2)"),
+    ("N=3 L=1\nI=0 t=0\nI=2 t=1\nJ=0 S=0 E=2 W=a l=-1\n", 4, "2 node lines, but N=3 (line 1); node I=1 is missing"),
     ("N=2 L=2\nI=0 t=0\nI=1 t=1\nJ=0 S=0 E=1 W=a l=-1\n", 4, "1 link lines, but L=2 (line 1); link J=1 is missing"),
     ("N=2 L=1\nI=0 t=0\nI=1 t=1\nJ=1 S=0 E=1 W=a l=-1\n", 4, "link id J=1 out of range (L=1)"),
     # a declared size is never allocated: only counted against the lines
@@ -112,6 +112,16 @@ def test_a_broken_lattice_is_one_error_naming_file_and_line(tmp_path, text, line
         read_lattice(path)
     assert raised.value.path == str(path) and raised.value.line == line, str(raised.value)
     assert message in raised.value.message
+
+
+def test_nodes_and_links_in_any_order_of_their_ids(tmp_path):
+    """HTK reads node and link lines by their ids, whatever their order (rwthlm needs node
+    i on the i-th node line)."""
+    ordered = read_lattice(write(tmp_path, "N=3 L=2\nI=0 t=0\nI=1 t=1 W=a\nI=2 t=2 W=b\nJ=0 S=0 E=1\nJ=1 S=1 E=2\n"))
+    shuffled = read_lattice(write(tmp_path, "N=3 L=2\nI=2 t=2 W=b\nI=0 t=0\nJ=1 S=1 E=2\nI=1 t=1 W=a\nJ=0 S=0 E=1\n"))
+    for lattice in (ordered, shuffled):
+        assert [(node.id, node.time, node.word) for node in lattice.nodes] == [(0, 0, None), (1, 1, "a"), (2, 2, "b")]
+        assert [(link.id, link.start, link.end, link.word) for link in lattice.links] == [(0, 0, 1, "a"), (1, 1, 2, "b")]
 
 
 def test_a_truncated_gzip_lattice_names_the_last_line_read(tmp_path):

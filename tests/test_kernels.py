@@ -91,7 +91,8 @@ def test_the_backward_bodies_give_the_derivatives(with_state):
 def test_the_cuda_sources_compile_with_nvrtc(dtype):
     library = nvrtc.load()
     if library is None:
-        pytest.skip("NVRTC is not installed (pip install nvidia-cuda-nvrtc-cu12, part of the test extra on x86-64 Linux)")
+        pytest.skip("NVRTC is not installed: pip install -e '.[nvrtc]' (x86-64 Linux), or CUDA's libnvrtc on the "
+                    "library path")
     ok, log, ptx = nvrtc.compile_to_ptx(library, source_for(dtype), "rwthlm_py.cu",
                                         ["--gpu-architecture=compute_90", "--std=c++14"])
     assert ok, log

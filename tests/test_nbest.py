@@ -74,6 +74,17 @@ def test_one_best_on_stdout_without_out(tmp_path):
     assert out == (GOLDEN / "srilm" / "1best.txt").read_text()
 
 
+def test_without_out_the_word_error_rates_go_to_stderr(tmp_path):
+    """stdout holds only the 1-best lines, as SRILM's and Kaldi's tools write them, so that
+    it can be redirected to a file; the error rates (stdout with --out) are on stderr."""
+    status, out, err = nbest_command("--nbest", DATA / "nbest", *ARPA_ONLY, "--lm-weight", 2, "--word-penalty", -0.5,
+                                     "--refs", DATA / "refs", "--noise-vocab", DATA / "noise", cwd=tmp_path)
+    assert status == 0, err
+    assert out == (GOLDEN / "srilm" / "1best.txt").read_text()
+    wer_lines = (GOLDEN / "srilm" / "stdout.txt").read_text().splitlines()
+    assert err.splitlines()[-len(wer_lines):] == wer_lines
+
+
 def test_written_lists_read_back_with_the_new_scores(tmp_path):
     nbest_command("--nbest", DATA / "nbest", *ARPA_ONLY, "--out", tmp_path / "out", cwd=tmp_path)
     plain = formats.read_srilm_list(tmp_path / "out" / "utt1.nbest")
@@ -149,6 +160,7 @@ def test_kaldi_utterance_is_the_key_cut_at_the_last_dash():
 
 def test_score_formulas():
     assert total_score(-100.0, -10.0, 5, 8.0, -0.5) == -100.0 - 80.0 - 2.5
+    assert total_score(-100.0, -math.inf, 5, 0.0, -0.5) == -102.5  # an unused LM score of probability 0
     assert combine_lm(-4.0, -8.0, 0.25) == pytest.approx(-7.0)
     assert combine_lm(None, -8.0, 0.0) == -8.0 and combine_lm(-4.0, None, 1.0) == -4.0
     mixed = interpolate_linear([math.log(0.2)], [math.log(0.6)], 0.25)
@@ -172,19 +184,20 @@ def test_nn_weight_zero_reproduces_the_lists_ranking(tmp_path):
 # -- bad input -------------------------------------------------------------------------------------
 
 BAD_LISTS = [
-    ("-1 -2 x a b\n", "u.nbest:1:", "word count 'x' is not an integer"),
+    ("-1 -2 x a b\n", "u.nbest:1:", "word count 'x' is not a whole number >= 0"),
+    ("-1 -2 -3 a b\n", "u.nbest:1:", "word count '-3' is not a whole number >= 0"),
+    ("-1 -2 1.5 a b\n", "u.nbest:1:", "word count '1.5' is not a whole number >= 0"),
     ("-1 -2\n", "u.nbest:1:", "expected `ascore lscore nwords word...`"),
-    ("-1 nan 1 a\n", "u.nbest:1:", "LM score 'nan' is not a finite number"),
-    ("-1 inf 1 a\n", "u.nbest:1:", "LM score 'inf' is not a finite number"),
-    ("1e400 -2 1 a\n", "u.nbest:1:", "acoustic score '1e400' is not a finite number"),
-    ("-1 -2 3 a b\n", "u.nbest:1:", "word count 3, but the line has 2 words"),
+    ("-1 nan 1 a\n", "u.nbest:1:", "LM score 'nan' is not a number"),
+    ("-1 inf 1 a\n", "u.nbest:1:", "LM score 'inf' is an infinite log probability"),
+    ("1e400 -2 1 a\n", "u.nbest:1:", "acoustic score '1e400' is an infinite log probability"),
     ("-1 -2 1 a\n-1 minus 1 a\n", "u.nbest:2:", "LM score 'minus' is not a number"),
     ("NBestList1.0\n-100 a b\n", "u.nbest:2:", "score in parentheses"),
+    ("NBestList1.0\n(abc) a b\n", "u.nbest:2:", "bytelog score 'abc' is not a number"),
     ("NBestList2.0\n(-1) a ( st: 0 et: 1 g: -1 a: 0 )  b\n", "u.nbest:2:", "11 fields per token"),
     ("NBestList2.0\n(-1) a [ st: 0 et: 1 g: -1 a: 0 ]\n", "u.nbest:2:", "is not followed by"),
+    ("NBestList2.0\n(-1) a ( st: 0 et: 1 g: x a: 0 )\n", "u.nbest:2:", "g: 'x' is not a number"),
     ("NBestList3.0\n(-1) a\n", "u.nbest:1:", "unknown n-best format 'NBestList3.0'"),
-    ("", "u.nbest:", "empty n-best list"),
-    ("NBestList1.0\n", "u.nbest:", "has no hypotheses"),
 ]
 
 
@@ -198,6 +211,119 @@ def rescore_kaldi_files(tmp_path, text, ac, lm):
     for name, content in (("text", text), ("ac", ac), ("lm", lm)):
         (tmp_path / name).write_text(content)
     return nbest_command("--kaldi", "text", "ac", "lm", "--nn-weight", 0, cwd=tmp_path)
+
+
+# -- what real recognizers and SRILM write ---------------------------------------------------------
+
+SWITCHBOARD_LIKE = (
+    # nwords 11 leaves the pauses and the noise out; the word penalty uses it as given
+    "-1792.12 -16.0727 11 -pau- [laugh] yeah that would be that would be nice too -pau- [laugh] -pau-\n"
+    # the same scores and 12 words: with the token counts (14 against 12) this one would win
+    "-1792.12 -16.0727 12 yeah that would be that would be nice too and yeah right\n"
+)
+
+
+def test_the_word_penalty_uses_the_lists_word_count(tmp_path):
+    (tmp_path / "sw_1.nbest").write_text(SWITCHBOARD_LIKE)
+    status, out, err = nbest_command("--nbest", "sw_1.nbest", "--nn-weight", 0, "--lm-weight", 10,
+                                     "--word-penalty", -1, "--out", "out", cwd=tmp_path)
+    assert status == 0, err
+    assert (tmp_path / "out" / "sw_1.nbest").read_text() == SWITCHBOARD_LIKE  # nwords 11 beats 12
+    assert (tmp_path / "out" / "1best.txt").read_text().startswith("sw_1 -pau- [laugh] yeah")
+    status, out, err = nbest_command("--nbest", "sw_1.nbest", "--nn-weight", 0, "--word-penalty", 1,
+                                     "--out", "out2", cwd=tmp_path)
+    assert (tmp_path / "out2" / "1best.txt").read_text() == "sw_1 " + SWITCHBOARD_LIKE.splitlines()[1].split(
+        maxsplit=3)[3] + "\n"  # a bonus per word: 12 beats 11
+
+
+def test_the_totals_use_the_lists_word_count(tmp_path):
+    from rwthlm_py.rescoring.command import Counts, Settings, rescore_group
+
+    (tmp_path / "sw_1.nbest").write_text(SWITCHBOARD_LIKE)
+    nbest = formats.read_srilm_list(tmp_path / "sw_1.nbest")
+    assert [h.num_words for h in nbest.hypotheses] == [11, 12]
+    assert [len(h.words) for h in nbest.hypotheses] == [14, 12]
+    [result] = rescore_group([nbest], None, None, Settings(lm_weight=10, word_penalty=-0.5, nn_weight=0), Counts())
+    assert result.totals == [-1792.12 - 160.727 - 5.5, -1792.12 - 160.727 - 6.0]
+
+
+def test_pauses_and_noise_words_are_not_scored_by_the_lm(tmp_path):
+    """As SRILM's `ngram -nbest` with -noise-vocab: `-pau-` and the noise words are neither
+    predicted nor a context, so the line scores as the line without them."""
+    (tmp_path / "noise").write_text("[laugh]\n[noise]\n")
+    (tmp_path / "u.nbest").write_text("-100 -9 3 -pau- [laugh] the cat -pau- sees [noise]\n-100 -9 3 the cat sees\n")
+    status, _, err = nbest_command("--nbest", "u.nbest", *ARPA_ONLY, "--noise-vocab", "noise", "--out", "out",
+                                   cwd=tmp_path)
+    assert status == 0, err
+    lines = (tmp_path / "out" / "u.nbest").read_text().splitlines()
+    # p(the | <s>) -0.1, p(cat | the) -0.3, p(<unk> | cat) -0.1 - 1.2, p(</s> | <unk>) -0.69897, both
+    assert [line.split()[1] for line in lines] == ["-2.39897", "-2.39897"]
+    noisy = formats.read_srilm_list(tmp_path / "out" / "u.nbest").hypotheses[0]
+    assert noisy.words[:2] == ["-pau-", "[laugh]"] and noisy.num_words == 3
+
+
+def test_noise_words_without_noise_vocab_are_words(tmp_path, toy_network):
+    (tmp_path / "u.nbest").write_text("-100 -9 2 -pau- the [laugh] cat\n")
+    assert_input_error(nbest_command("--nbest", "u.nbest", toy_network, cwd=tmp_path),
+                       "u.nbest:1:", "unknown word '[laugh]'")
+    (tmp_path / "noise").write_text("[laugh]\n")
+    status, out, err = nbest_command("--nbest", "u.nbest", "--noise-vocab", "noise", "--out", "out", toy_network,
+                                     cwd=tmp_path)
+    assert status == 0, err
+    (tmp_path / "clean.nbest").write_text("-100 -9 2 the cat\n")
+    nbest_command("--nbest", "clean.nbest", "--out", "out", toy_network, cwd=tmp_path)
+    assert (tmp_path / "out" / "u.nbest").read_text().split()[1] == \
+        (tmp_path / "out" / "clean.nbest").read_text().split()[1]
+
+
+def test_what_srilm_writes_is_read(tmp_path):
+    """SRILM writes bytelog scores with decimals where they are not whole, `-inf` for a
+    hypothesis of probability 0, and a recognizer may leave a list empty."""
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "a.nbest").write_text("NBestList1.0\n(-1234.500000) the cat\n(-1300) the dog\n")
+    (tmp_path / "lists" / "b.nbest").write_text(
+        "NBestList2.0\n(-2300.5) the ( st: 0.00 et: 0.10 g: -100.5 a: -1000 ) cat ( st: 0.11 et: 0.30 g: -200 "
+        "a: -1000 )\n")
+    (tmp_path / "lists" / "c.nbest").write_text("-100 -inf 2 the zebra\n-110 -5 2 the dog\n")
+    (tmp_path / "lists" / "d.nbest").write_text("")
+    (tmp_path / "refs").write_text("a the cat\nb the cat\nc the dog\nd the cat sat\n")
+    status, out, err = nbest_command("--nbest", "lists", "--nn-weight", 0, "--lm-weight", 10, "--refs", "refs",
+                                     "--out", "out", cwd=tmp_path)
+    assert status == 0, err
+    assert (tmp_path / "out" / "a.nbest").read_text() == "NBestList1.0\n(-1234) the cat\n(-1300) the dog\n"
+    assert (tmp_path / "out" / "1best.txt").read_text() == "a the cat\nb the cat\nc the dog\nd\n"
+    assert (tmp_path / "out" / "c.nbest").read_text() == "-110 -5 2 the dog\n-100 -inf 2 the zebra\n"
+    assert (tmp_path / "out" / "d.nbest").read_text() == ""
+    decipher2 = formats.read_srilm_list(tmp_path / "lists" / "b.nbest").hypotheses[0]
+    assert decipher2.acoustic == pytest.approx(formats.bytelog_to_log10(-2000))
+    assert decipher2.lm == pytest.approx(formats.bytelog_to_log10(-300.5))
+    # d's empty list is an empty 1-best (3 deletions); c's zero-probability first hypothesis ranks last
+    assert "original 1-best:  WER 44.44% [ 4 / 9, 0 ins, 3 del, 1 sub ]" in out + err
+    assert "rescored 1-best:  WER 33.33% [ 3 / 9, 0 ins, 3 del, 0 sub ]" in out + err
+
+
+def test_an_infinite_kaldi_cost_is_probability_zero(tmp_path):
+    status, out, err = rescore_kaldi_files(tmp_path, "u-1 a\nu-2 b\n", "u-1 1\nu-2 1\n", "u-1 inf\nu-2 7\n")
+    assert status == 0, err
+    assert out == "u b\n"
+    assert_input_error(rescore_kaldi_files(tmp_path, "u-1 a\n", "u-1 1\n", "u-1 -inf\n"), "lm:1:",
+                       "cost '-inf' is a negative infinite cost")
+
+
+def test_lists_in_latin1_are_read_and_written_in_latin1(tmp_path):
+    line = "-10 -5 2 a\u00f1o espa\u00f1ol\n"
+    (tmp_path / "u.nbest").write_bytes(line.encode("latin-1"))
+    assert_input_error(nbest_command("--nbest", "u.nbest", "--nn-weight", 0, cwd=tmp_path),
+                       "u.nbest:1:", "not UTF-8 text (byte 0xf1 at column 11)", "--encoding")
+    status, out, err = nbest_command("--nbest", "u.nbest", "--nn-weight", 0, "--encoding", "latin-1",
+                                     "--out", "out", cwd=tmp_path)
+    assert status == 0, err
+    assert (tmp_path / "out" / "u.nbest").read_bytes() == line.encode("latin-1")
+    assert (tmp_path / "out" / "1best.txt").read_bytes() == "u a\u00f1o espa\u00f1ol\n".encode("latin-1")
+    assert_input_error(nbest_command("--nbest", "u.nbest", "--nn-weight", 0, "--encoding", "klingon",
+                                     cwd=tmp_path), "--encoding klingon: no such encoding")
+    assert_input_error(nbest_command("--nbest", "u.nbest", "--nn-weight", 0, "--encoding", "utf-16",
+                                     cwd=tmp_path), "--encoding utf-16:", "ASCII")
 
 
 def test_kaldi_cost_files_that_do_not_line_up(tmp_path):
@@ -225,7 +351,7 @@ def test_other_bad_input(tmp_path):
     assert_input_error(nbest_command("--nbest", "utt1.nbest", "--arpa", DATA / "toy.arpa", cwd=tmp_path),
                           "--arpa needs --lambda")
     assert_input_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", ".", cwd=tmp_path),
-                          "utt1.nbest:", "--out would overwrite this input")
+                          "./utt1.nbest:", "--out's utt1.nbest would overwrite the list utt1.nbest: they are one file")
     assert_input_error(nbest_command("--nbest", "utt1.nbest", "--nn-weight", 0, "--out", "utt1.nbest/x",
                                         cwd=tmp_path), "utt1.nbest/x:", "cannot create the output directory")
     (tmp_path / "refs").write_text("other a b\n")

@@ -47,7 +47,7 @@ def assert_frequencies_match(words, probabilities, vocab):
 def test_first_and_second_words_follow_the_model(request, vocab_name):
     vocab = request.getfixturevalue(vocab_name)
     network = toy_network(vocab)
-    sentences = sample_sentences(network, DRAWS, seed=3, max_length=2)
+    sentences = list(sample_sentences(network, DRAWS, seed=3, max_length=2))
     first = [sentence[0] if sentence else vocab.sb_name for sentence in sentences]
     assert_frequencies_match(first, next_word_probabilities(network, []), vocab)
     common = max(set(first) - {vocab.sb_name}, key=first.count)
@@ -61,15 +61,15 @@ def test_a_temperature_draws_from_the_output_logits_divided_by_it(class_vocab):
     cooler = toy_network(class_vocab)
     for name in ("W_class", "b_class", "W_word", "b_word"):
         cooler.output.params[name] *= 2.0  # logits / 0.5
-    sentences = sample_sentences(network, DRAWS, temperature=0.5, seed=5, max_length=1)
+    sentences = list(sample_sentences(network, DRAWS, temperature=0.5, seed=5, max_length=1))
     first = [sentence[0] if sentence else class_vocab.sb_name for sentence in sentences]
     assert_frequencies_match(first, next_word_probabilities(cooler, []), class_vocab)
 
 
 def test_the_same_seed_draws_the_same_sentences_and_they_end_at_the_boundary(class_vocab):
     network = toy_network(class_vocab, scale=1.0)
-    first = sample_sentences(network, 50, seed=9)
-    assert first == sample_sentences(network, 50, seed=9) != sample_sentences(network, 50, seed=10)
+    first = list(sample_sentences(network, 50, seed=9))
+    assert first == list(sample_sentences(network, 50, seed=9)) != list(sample_sentences(network, 50, seed=10))
     assert all(class_vocab.sb_name not in sentence for sentence in first)
     assert all(len(sentence) <= 3 for sentence in sample_sentences(network, 50, seed=9, max_length=3))
 
@@ -85,3 +85,18 @@ def test_the_command_line_prints_one_sentence_per_line(tmp_path, class_vocab):
     bad = subprocess.run([sys.executable, "-m", "rwthlm_py", "sample", "t-i6-m5", "--temperature", "0"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--temperature must be a positive number" in bad.stderr
+
+
+def test_sentences_are_drawn_a_bounded_group_at_a_time(class_vocab, monkeypatch):
+    """However many sentences are asked for, at most MAX_GROUP are drawn together; the
+    groups come from the one generator, so that a seed still gives the same sentences."""
+    import rwthlm_py.sampling as sampling
+
+    network = toy_network(class_vocab, scale=1.0)
+    widths = []
+    draw = sampling._draw_group
+    monkeypatch.setattr(sampling, "_draw_group", lambda net, count, *rest: widths.append(count) or draw(net, count, *rest))
+    monkeypatch.setattr(sampling, "MAX_GROUP", 4)
+    sentences = list(sample_sentences(network, 10, seed=9))
+    assert widths == [4, 4, 2] and len(sentences) == 10
+    assert sentences == list(sample_sentences(network, 10, seed=9))

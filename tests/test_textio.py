@@ -6,7 +6,7 @@ import os
 import pytest
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import atomic_output, read_lines, split_words
+from rwthlm_py.textio import atomic_output, check_encoding, read_lines, split_words
 
 
 def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
@@ -42,13 +42,30 @@ def test_crlf_lines_and_splitting():
     assert split_words("x\u00a0y z") == ["x\u00a0y", "z"]
 
 
-def test_a_byte_order_mark_is_skipped_and_cr_only_lines_are_refused(tmp_path):
+def test_a_byte_order_mark_is_skipped_and_a_carriage_return_is_whitespace(tmp_path):
+    """As SRILM, rwthlm and Kaldi read it: a CR inside a line separates words."""
     (tmp_path / "bom.txt").write_bytes("\ufeffthe cat\nthe\ufeffdog\n".encode())
     assert [text for _, text in read_lines(tmp_path / "bom.txt")] == ["the cat", "the\ufeffdog"]
-    (tmp_path / "mac.txt").write_bytes(b"the cat\rthe dog\r")
-    with pytest.raises(InputError, match="carriage return inside a line") as raised:
-        list(read_lines(tmp_path / "mac.txt"))
-    assert raised.value.line == 1
+    (tmp_path / "cr.txt").write_bytes(b"the cat\rsat\r\nthe dog\n")
+    lines = list(read_lines(tmp_path / "cr.txt"))
+    assert [split_words(text) for _, text in lines] == [["the", "cat", "sat"], ["the", "dog"]]
+
+
+def test_other_encodings(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("a\u00f1o\n".encode("latin-1"))
+    assert [text for _, text in read_lines(tmp_path / "latin1.txt", "latin-1")] == ["a\u00f1o"]
+    with pytest.raises(InputError, match=r"latin1.txt:1: not UTF-8 text \(byte 0xf1 at column 2\) \(--encoding"):
+        list(read_lines(tmp_path / "latin1.txt"))
+    (tmp_path / "bad.txt").write_bytes(b"ok\n\x81x\n")  # 0x81 is no character of cp1252
+    with pytest.raises(InputError, match=r"bad.txt:2: not cp1252 text \(byte 0x81 at column 1\)"):
+        list(read_lines(tmp_path / "bad.txt", "cp1252"))
+    assert check_encoding("Latin-1") == "iso8859-1" and check_encoding("UTF8") == "utf-8"
+    for name, message in (("klingon", "no such encoding"), ("utf-16", "ASCII"), ("rot13", "not a text encoding")):
+        with pytest.raises(InputError, match=message):
+            check_encoding(name)
+    with atomic_output(tmp_path / "out.txt", encoding="latin-1") as handle:
+        handle.write("a\u00f1o\n")
+    assert (tmp_path / "out.txt").read_bytes() == b"a\xf1o\n"
 
 
 def test_words_split_at_c_whitespace_only_whatever_else_the_line_holds():

@@ -103,8 +103,8 @@ def test_no_improvement_halves_the_rate_and_rolls_back(tmp_path, class_vocab):
     network, _, snapshots = run_scripted(tmp_path, class_vocab, Schedule(max_epoch=4),
                                          [50.0, 40.0, 45.0, 40.0])
     final = read_model(tmp_path / "model")
-    # epoch 3 (45) and epoch 4 (40, equal is no improvement) each halve the rate
-    assert final.training_state == TrainingState(4, 0.1, 40.0)
+    # epoch 3 (45) and epoch 4 (40, equal is no improvement) each halve the rate: twice in a row
+    assert final.training_state == TrainingState(4, 0.1, 40.0, halvings_in_a_row=2)
     # the weights are those after epoch 2, the best one
     for name, value in network.named_params().items():
         assert numpy.array_equal(value, snapshots[1][name])
@@ -116,10 +116,24 @@ def test_a_small_improvement_keeps_the_model_and_halves_the_rate(tmp_path, class
     network, trainer, snapshots = run_scripted(tmp_path, class_vocab, schedule, [50.0, 49.0, 30.0])
     # epoch 2 gained 2% < 5%: kept, rate halved; epoch 3 gained 39%: rate kept
     saved = read_model(tmp_path / "model")
-    assert saved.training_state == TrainingState(3, 0.2, 30.0)
+    assert saved.training_state == TrainingState(3, 0.2, 30.0, halvings_in_a_row=0)
     for name in network.named_params():
         assert numpy.array_equal(saved.params[name], snapshots[2][name])
     assert "improvement below 5%: learning rate halved to 2.000000e-01" in trainer.console.out.getvalue()
+
+
+def test_halvings_in_a_row_stop_training(tmp_path, class_vocab):
+    """Rolled back (55), a gain below 1% (49.9): two halvings in a row; a gain of 1% or more
+    (30) starts the count again; then a rollback (31), a gain below 1% (29.9) and a rollback
+    (32) are three in a row, and the run ends after epoch 7."""
+    schedule = Schedule(min_improvement=1.01, stop_after_halvings=3)
+    _, trainer, snapshots = run_scripted(tmp_path, class_vocab, schedule,
+                                         [50.0, 55.0, 49.9, 30.0, 31.0, 29.9, 32.0, 20.0])
+    assert len(snapshots) == 7
+    assert read_model(tmp_path / "model").training_state == TrainingState(7, 0.4 / 2 ** 5, 29.9, 3)
+    assert trainer.console.out.getvalue().splitlines()[-1] == (
+        "the learning rate was halved in 3 epochs in a row (--stop-after-halvings 3): training stops "
+        "(the model file holds the best model)")
 
 
 class _Empty:

@@ -1,12 +1,15 @@
 """`rwthlm-py nbest`: read the lists, score every hypothesis, re-rank, write, count word errors.
 
     lists ─ nbest.read_* ─► hypotheses (words, acoustic, list LM, nwords; log10)
+      ─ the words the LM scores: all but SRILM's pause `-pau-` and the --noise-vocab words,
+        which SRILM's `ngram -nbest` leaves out of the LM score too (its non-events)
       ─ words to ids (unknown words: <unk> with --unk, else an error naming the line)
       ─ sentence_scores.score_sentences (prefix tree, batches) ─► ln p per token
       ─ [--arpa: scores.interpolate_linear per token with the ARPA model's ln p]
       ─ scores.combine_lm, scores.total_score ─► new ranking
       ─ Outputs (--out DIR: each list in its own format, and 1best.txt; else 1-best lines)
-      ─ [--refs: wer.align_counts for the original and rescored 1-best and the oracle]
+      ─ [--refs: wer.align_counts for the original and rescored 1-best and the oracle; on
+         stdout with --out DIR, else on stderr, so that stdout holds only the 1-best lines]
 
 SRILM lists are read, scored and written a group at a time (whole utterances, at most
 GROUP_HYPOTHESES hypotheses), so that memory stays bounded whatever the number of lists;
@@ -25,11 +28,12 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import LN10, combine_lm, interpolate_linear, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
-from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
-from rwthlm_py.textio import atomic_directory, atomic_output
+from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_references, remove_noise
+from rwthlm_py.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 GROUP_HYPOTHESES = 4096
 KALDI_OUTPUTS = ("text", "ac_cost", "lm_cost")
+PAUSE = "-pau-"  # SRILM's pause word (Vocab_Pause), never scored by its LMs
 
 
 @dataclasses.dataclass
@@ -42,6 +46,16 @@ class Settings:
     share_prefixes: bool = True
     unk_penalty: float = 0.0  # ln(num_oovs + 1) with --unk, for the network's <unk>
     num_oovs: int = 0  # p(<unk>) of the ARPA model is divided by num_oovs + 1
+    noise: frozenset = frozenset()  # words left out of the LM score and of the error counts
+    encoding: str = DEFAULT_ENCODING  # of the lists read and written
+
+    def scores(self, word):
+        """Whether the LMs score `word`: SRILM's non-events (the pause and the noise words)
+        are neither predicted nor a context."""
+        return word != PAUSE and word not in self.noise
+
+    def lm_words(self, words):
+        return [word for word in words if self.scores(word)]
 
 
 @dataclasses.dataclass
@@ -71,6 +85,7 @@ class ListSource:
     paths: list
     kaldi_files: tuple = None
     kaldi_lists: list = None
+    encoding: str = DEFAULT_ENCODING
 
     @property
     def format(self):
@@ -85,23 +100,41 @@ class ListSource:
             return
         seen = {}
         for path in self.paths:
-            nbest = formats.read_srilm_list(path)
+            nbest = formats.read_srilm_list(path, self.encoding)
             if nbest.utterance in seen:
                 raise InputError(f"utterance '{nbest.utterance}' has a list already: '{seen[nbest.utterance]}'", path)
             seen[nbest.utterance] = path
             yield nbest
 
 
-def open_lists(list_paths, listing, kaldi_files):
+NO_LISTS = "no n-best lists: give --nbest FILE|DIR, --nbest-files LIST or --kaldi TEXT AC LM"
+
+
+def check_list_inputs(list_paths, listing, kaldi_files):
+    """The errors of the list options alone, before any file is read."""
+    if kaldi_files and (list_paths or listing):
+        raise InputError("give either SRILM lists (--nbest, --nbest-files) or Kaldi files (--kaldi), not both")
+    if not (list_paths or listing or kaldi_files):
+        raise InputError(NO_LISTS)
+
+
+def list_roles(list_paths, listing, kaldi_files):
+    """The list files as (role, path) inputs, for textio.refuse_overwriting_inputs."""
+    files = [("--kaldi", path) for path in kaldi_files or ()]
+    if not kaldi_files:
+        files += [("--nbest", path) for path in formats.list_files(list_paths)]
+    return files + [("--nbest-files", listing)]
+
+
+def open_lists(list_paths, listing, kaldi_files, encoding=DEFAULT_ENCODING):
     """The ListSource of the SRILM lists (paths, directories, a listing file) or Kaldi files."""
+    check_list_inputs(list_paths, listing, kaldi_files)
     if kaldi_files:
-        if list_paths or listing:
-            raise InputError("give either SRILM lists (--nbest, --nbest-files) or Kaldi files (--kaldi), not both")
-        return ListSource([], tuple(kaldi_files), formats.read_kaldi_lists(*kaldi_files))
+        return ListSource([], tuple(kaldi_files), formats.read_kaldi_lists(*kaldi_files, encoding), encoding)
     paths = formats.list_files(list_paths, listing)
     if not paths:
-        raise InputError("no n-best lists: give --nbest FILE|DIR, --nbest-files LIST or --kaldi TEXT AC LM")
-    return ListSource(paths)
+        raise InputError(NO_LISTS)  # the directories hold none
+    return ListSource(paths, encoding=encoding)
 
 
 def groups(lists, size_of=lambda nbest: len(nbest.hypotheses)):
@@ -130,29 +163,34 @@ def rescore_group(group, network, arpa, settings, counts):
 
 
 def _model_token_scores(group, network, arpa, settings, counts):
-    """Per list, per hypothesis: log10 scores of its words and </s>, or None without a model."""
+    """Per list, per hypothesis: log10 scores of the words the LMs score and of </s>, or
+    None without a model."""
     if network is None and arpa is None:
         return [[None] * len(nbest.hypotheses) for nbest in group]
     pairs = [(nbest, h) for nbest in group for h in nbest.hypotheses]
+    if not pairs:
+        return [[] for _ in group]
+    words = [settings.lm_words(h.words) for _, h in pairs]
     log_probs = None
     if network is not None:
-        sentences = [_word_ids(network.vocab, nbest, h, counts) for nbest, h in pairs]
+        sentences = [_word_ids(network.vocab, nbest, h, lm_words, counts)
+                     for (nbest, h), lm_words in zip(pairs, words)]
         log_probs = score_sentences(network, sentences, settings.batch_size, settings.share_prefixes,
                                     settings.unk_penalty)
     if arpa is not None:
-        arpa_log_probs = [_arpa_log_probs(arpa, h, settings, counts) for _, h in pairs]
+        arpa_log_probs = [_arpa_log_probs(arpa, lm_words, settings, counts) for lm_words in words]
         log_probs = arpa_log_probs if log_probs is None else [
             interpolate_linear(nn, backoff, settings.lam) for nn, backoff in zip(log_probs, arpa_log_probs)]
     if not numpy.isfinite(numpy.concatenate(log_probs)).all():
-        for (nbest, h), values in zip(pairs, log_probs):
-            _check_finite(nbest, h, values)
+        for (nbest, h), lm_words, values in zip(pairs, words, log_probs):
+            _check_finite(nbest, h, lm_words, values)
     per_hypothesis = iter([values / LN10 for values in log_probs])
     return [[next(per_hypothesis) for _ in nbest.hypotheses] for nbest in group]
 
 
-def _word_ids(vocab, nbest, hypothesis, counts):
+def _word_ids(vocab, nbest, hypothesis, words, counts):
     ids = []
-    for word in hypothesis.words:
+    for word in words:
         word_id = vocab.index.get(word)
         if word_id == vocab.sb:
             raise InputError(f"the hypothesis has the sentence boundary '{word}' as a word", nbest.path,
@@ -167,17 +205,17 @@ def _word_ids(vocab, nbest, hypothesis, counts):
     return ids
 
 
-def _arpa_log_probs(arpa, hypothesis, settings, counts):
-    values, unknown = arpa.sentence_log_probs(hypothesis.words, settings.num_oovs)
+def _arpa_log_probs(arpa, words, settings, counts):
+    values, unknown = arpa.sentence_log_probs(words, settings.num_oovs)
     counts.arpa_oovs += unknown
     return values
 
 
-def _check_finite(nbest, hypothesis, values):
+def _check_finite(nbest, hypothesis, words, values):
     if numpy.all(numpy.isfinite(values)):
         return
     position = int(numpy.flatnonzero(~numpy.isfinite(values))[0])
-    word = hypothesis.words[position] if position < len(hypothesis.words) else "</s>"
+    word = words[position] if position < len(words) else "</s>"
     raise InputError(f"'{word}' has probability 0 under the models (not in the ARPA model, which has no "
                      "<unk>; give the network a weight with --lambda)", nbest.path, hypothesis.line)
 
@@ -206,19 +244,23 @@ class Outputs:
     def __enter__(self):
         if self.directory is not None:
             self._refuse_overwriting_inputs()
-            self.staging = self.stack.enter_context(atomic_directory(self.directory))
+            self.staging = self.stack.enter_context(atomic_directory(self.directory, self.console.note))
             if self.source.kaldi_files:
-                self.kaldi = [self.stack.enter_context(atomic_output(os.path.join(self.staging, name)))
-                              for name in KALDI_OUTPUTS]
-            self.one_best = self.stack.enter_context(atomic_output(os.path.join(self.staging, "1best.txt")))
+                self.kaldi = [self._output(name) for name in KALDI_OUTPUTS]
+            self.one_best = self._output("1best.txt")
         return self
+
+    def _output(self, name):
+        return self.stack.enter_context(atomic_output(os.path.join(self.staging, name),
+                                                      encoding=self.settings.encoding))
 
     def __exit__(self, *exception):
         return self.stack.__exit__(*exception)
 
     def write(self, group, results):
         for nbest, result in zip(group, results):
-            line = " ".join([nbest.utterance] + nbest.hypotheses[result.order[0]].words)
+            best = nbest.hypotheses[result.order[0]].words if result.order else []
+            line = " ".join([nbest.utterance] + best)
             if self.one_best is None:
                 self.console.say(line)
                 continue
@@ -228,7 +270,7 @@ class Outputs:
             else:
                 path = os.path.join(self.staging, os.path.basename(nbest.path))
                 lm = result.lm if nbest.format != "nbest2" else _word_lm_scores(nbest, result, self.settings)
-                formats.write_list(nbest, path, result.order, lm, result.totals)
+                formats.write_list(nbest, path, result.order, lm, result.totals, self.settings.encoding)
 
     def _write_kaldi(self, nbest, result):
         text, acoustic, lm = self.kaldi
@@ -251,21 +293,29 @@ class Outputs:
                 raise InputError(f"has the file name of '{first_with_name[name]}': --out DIR would keep one "
                                  "of them (rename one, or rescore them into separate directories)", given)
             first_with_name[name] = given
-            target = os.path.join(self.directory, name)
-            if os.path.exists(target) and os.path.samefile(target, given):
-                raise InputError("--out would overwrite this input; choose another directory", given)
+        refuse_overwriting_inputs([(f"--out's {name}", os.path.join(self.directory, name)) for name, given in outputs],
+                                  [(f"the list {given}", given) for _, given in outputs])
 
 
 def _word_lm_scores(nbest, result, settings):
-    """NBestList2.0: per word, the combined LM score, </s> folded into the last word."""
+    """NBestList2.0: per word, the combined LM score (0 for a word the LM does not score),
+    </s> folded into the last word."""
     scores = []
     for h, tokens in zip(nbest.hypotheses, result.token_scores):
-        listed = [formats.bytelog_to_log10(int(t.lm)) for t in h.tokens if t.is_word]
-        model = list(tokens[:-1]) if tokens is not None else listed
-        if tokens is not None and model:
-            model[-1] += tokens[-1]
+        listed = [formats.bytelog_to_log10(float(t.lm)) for t in h.tokens if t.is_word]
+        model = listed if tokens is None else _per_word(h.words, settings, tokens)
         scores.append([combine_lm(m, old, settings.nn_weight) for m, old in zip(model, listed)])
     return scores
+
+
+def _per_word(words, settings, token_scores):
+    """The model's log10 score of every word of a hypothesis, from the scores of the words
+    it scored (then </s>): 0 for a pause or noise word, </s> added to the last word."""
+    scored = iter(token_scores[:-1])
+    per_word = [next(scored) if settings.scores(word) else 0.0 for word in words]
+    if per_word:
+        per_word[-1] += token_scores[-1]
+    return per_word
 
 
 # -- word error rates ------------------------------------------------------------------------------
@@ -274,10 +324,10 @@ class WordErrors:
     """Error counts of the lists' first hypotheses (the recognizer's 1-best), the rescored
     1-best and the oracle (the hypothesis with the fewest errors), summed over utterances."""
 
-    def __init__(self, references_path, noise_path):
+    def __init__(self, references_path, noise, encoding=DEFAULT_ENCODING):
         self.path = references_path
-        self.references = read_references(references_path)
-        self.noise = read_noise_words(noise_path)
+        self.references = read_references(references_path, encoding)
+        self.noise = noise
         self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
 
     def add(self, group, results):
@@ -285,9 +335,10 @@ class WordErrors:
             if nbest.utterance not in self.references:
                 raise InputError(f"no reference for utterance '{nbest.utterance}'", self.path)
             reference = remove_noise(self.references[nbest.utterance], self.noise)
-            counts = align_counts(reference, [remove_noise(h.words, self.noise) for h in nbest.hypotheses])
+            hypotheses = [remove_noise(h.words, self.noise) for h in nbest.hypotheses] or [[]]
+            counts = align_counts(reference, hypotheses)  # a list without hypotheses: an empty 1-best
             self.original.add(counts[0])
-            self.rescored.add(counts[result.order[0]])
+            self.rescored.add(counts[result.order[0] if result.order else 0])
             self.oracle.add(min(counts, key=lambda c: c.errors))
 
     def lines(self):
@@ -297,9 +348,9 @@ class WordErrors:
 
 # -- the command ------------------------------------------------------------------------------------
 
-def run_nbest(source, network, arpa, settings, out_dir, references_path, noise_path, console):
+def run_nbest(source, network, arpa, settings, out_dir, references_path, console):
     """Rescores every list of `source`; returns the exit status."""
-    errors = WordErrors(references_path, noise_path) if references_path else None
+    errors = WordErrors(references_path, settings.noise, settings.encoding) if references_path else None
     counts = Counts()
     progress = console.progress("rescoring", source.count_lists(), unit="lists")
     start = time.perf_counter()
@@ -314,8 +365,10 @@ def run_nbest(source, network, arpa, settings, out_dir, references_path, noise_p
     for line in summary_lines(counts, time.perf_counter() - start, settings, network, arpa):
         console.note(line)
     if errors is not None:
+        # stdout holds results of one kind: the 1-best lines, else the word error rates
+        report = console.note if out_dir is None else console.say
         for line in errors.lines():
-            console.say(line)
+            report(line)
     return 0
 
 

@@ -18,11 +18,13 @@ asserts on anything else; here a lattice that breaks the format is an InputError
 the file and line:
 
     a malformed field or a field twice on a line, a header after the size line, no size
-    line, node or link lines that disagree with N= or L=, node ids not in line order
-    (rwthlm's rule: node i is the i-th node line), a link id twice or out of range, a
-    link without S= or E=, a node id out of range, a link without a word on it or its end
-    node, a node without t=, a score that is not a number, a positive LM log-probability
-    (a positive acoustic log-likelihood is a density and accepted), sub-lattices
+    line, node or link lines that disagree with N= or L=, a node or link id twice or out
+    of range, a link without S= or E=, a link without a word on it or its end node, a node
+    without t=, a score that is not a number, a positive LM log-probability (a positive
+    acoustic log-likelihood is a density and accepted), sub-lattices
+
+Node and link lines may come in any order of their ids, as HTK reads them (rwthlm needs
+node i on the i-th node line).
 
 `rescored_lines` gives the file again with every link's `l=` replaced (rwthlm's `--output
 lattice`): the input's lines are kept as they were, only the l= values change (written
@@ -41,7 +43,7 @@ import math
 import re
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import read_lines
+from rwthlm_py.textio import DEFAULT_ENCODING, read_lines
 
 EPSILON = "!NULL"
 QUOTED = r'"(?:[^"\\]|\\.)*"'
@@ -95,10 +97,10 @@ class Lattice:
     lines: list  # the file's lines, for writing it back
 
 
-def read_lattice(path):
+def read_lattice(path, encoding=DEFAULT_ENCODING):
     """The lattice in `path` (plain or gzip)."""
     reader = _Reader(str(path))
-    for line_number, text in read_lines(path):
+    for line_number, text in read_lines(path, encoding):
         reader.add_line(line_number, text)
     return reader.finish()
 
@@ -109,7 +111,7 @@ class _Reader:
         self.header, self.base = {}, math.e
         self.num_nodes = self.num_links = None
         self.size_line = None
-        self.nodes, self.links, self.lines = [], {}, []
+        self.nodes, self.links, self.lines = {}, {}, []
         self.node_words = {}
         self.line = 0
 
@@ -186,17 +188,16 @@ class _Reader:
     def add_node(self, fields):
         values = self.named(fields, NODE_FIELDS, "node")
         node_id = self.count(values["I"])
-        if node_id != len(self.nodes):
-            raise self.error(f"node I={node_id} on the line of node {len(self.nodes)} (node ids must follow "
-                             "their line order, as rwthlm requires)")
         if node_id >= self.num_nodes:
-            raise self.error(f"more node lines than N={self.num_nodes}")
+            raise self.error(f"node id I={node_id} out of range (N={self.num_nodes})")
+        if node_id in self.nodes:
+            raise self.error(f"node I={node_id} twice (first on line {self.nodes[node_id].line})")
         if "t" not in values:
             raise self.error(f"node {node_id} has no time (t=)")
         time = self.number(values["t"], "t")
         word = values["W"].value if "W" in values else None
         pronunciation = values["v"].value if "v" in values else None
-        self.nodes.append(Node(node_id, time, word, pronunciation, self.line))
+        self.nodes[node_id] = Node(node_id, time, word, pronunciation, self.line)
 
     def add_link(self, fields):
         values = self.named(fields, LINK_FIELDS, "link")
@@ -272,7 +273,10 @@ class _Reader:
         if self.size_line is None:
             raise self.error("no size line (N= L=)")
         if len(self.nodes) != self.num_nodes:
-            raise self.error(f"{len(self.nodes)} node lines, but N={self.num_nodes} (line {self.size_line})")
+            missing = next(node_id for node_id in range(self.num_nodes) if node_id not in self.nodes)
+            raise self.error(f"{len(self.nodes)} node lines, but N={self.num_nodes} (line {self.size_line}); "
+                             f"node I={missing} is missing")
+        self.nodes = [self.nodes[node_id] for node_id in range(self.num_nodes)]
         if len(self.links) != self.num_links:
             missing = next(link_id for link_id in range(self.num_links) if link_id not in self.links)
             raise self.error(f"{len(self.links)} link lines, but L={self.num_links} "

@@ -26,8 +26,8 @@ on stderr; the other lattices still go on, a last line counts the failures, and 
 status is then 1. An output that cannot be written (a full disk) ends the run. With --dependent each lattice starts from the state of the previous
 successful lattice's best path.
 
-`rwthlm-py lattice` is the same with outputs under --out DIR (never over an input; moved
-there from a temporary folder at the end, so that they appear together or not at all), a
+`rwthlm-py lattice` is the same with outputs under --out DIR (created if need be; never
+over an input; moved there from a temporary folder at the end, so that they appear together or not at all), a
 word penalty (--word-penalty, log10 per LM-scored word, as SRILM counts it), an
 acoustic scale, --nbest N (x.lat.gz -> x.lat.nbest.gz: the N best distinct word
 sequences as an SRILM list, for `rwthlm-py nbest`) and --refs/--noise-vocab (word error
@@ -50,41 +50,40 @@ from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
 from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
-from rwthlm_py.textio import atomic_directory, atomic_output
+from rwthlm_py.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
 OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "ctm"}
 
 
 def rescore_lattices(network, paths, options, console, batch_size=None, program="rwthlm"):
-    """Rescores every lattice of `paths`; returns the exit status. With options.out the
-    outputs go into that directory instead of next to their inputs, all at the end."""
-    for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
-        if value is None:
-            raise InputError(f"lattice rescoring needs {name}")
-    targets = output_paths(paths, OUTPUT_SUFFIX[options.output], options.out)
-    nbest_targets = output_paths(paths, "nbest", options.out) if options.nbest_size else [None] * len(paths)
+    """Rescores every lattice of `paths` (options.lam and options.pruning_threshold given);
+    returns the exit status. With options.out the outputs go into that directory instead of
+    next to their inputs, all at the end."""
+    targets, nbest_targets = lattice_outputs(paths, options)
     search_options = SearchOptions(
         lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
         lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
         look_ahead_lm_scale=options.look_ahead_lm_scale, acoustic_scale=options.acoustic_scale,
         word_penalty=options.word_penalty * math.log(10),
         unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
-    errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options) if options.refs else None
-    with staged_outputs(options.out) as stage:
+    errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options, options.encoding) \
+        if options.refs else None
+    with staged_outputs(options.out, console.note) as stage:
         return _rescore_each(network, paths, [stage(target) for target in targets],
                              [stage(target) for target in nbest_targets], options, search_options, errors,
                              console, program)
 
 
 @contextlib.contextmanager
-def staged_outputs(directory):
+def staged_outputs(directory, note=None):
     """Yields where an output goes for now: with --out, into a temporary folder that is moved
-    into the directory at the end (every output or none); else where it belongs."""
+    into the directory at the end (every output or none); else where it belongs. `note` is
+    told of temporary folders that killed runs left there (textio.atomic_directory)."""
     if directory is None:
         yield lambda target: target
         return
-    with atomic_directory(directory) as staging:
+    with atomic_directory(directory, note) as staging:
         yield lambda target: None if target is None else os.path.join(staging, os.path.basename(target))
 
 
@@ -102,7 +101,8 @@ def _rescore_each(network, paths, targets, nbest_targets, options, search_option
             rescored = rescore_lattice(network, path, target, options, search_options, console,
                                        state if options.dependent else None)
             if nbest_target is not None:
-                write_nbest(rescored, network.vocab, search_options, options.nbest_size, nbest_target)
+                write_nbest(rescored, network.vocab, search_options, options.nbest_size, nbest_target,
+                            options.encoding)
             if errors is not None:
                 errors.add(rescored, network.vocab)
         except WriteError:
@@ -127,23 +127,23 @@ def _rescore_each(network, paths, targets, nbest_targets, options, search_option
     return 1 if failed else 0
 
 
+def lattice_outputs(paths, options):
+    """Each lattice's output, and its n-best list (None without --nbest)."""
+    targets = output_paths(paths, OUTPUT_SUFFIX[options.output], options.out)
+    nbest_targets = output_paths(paths, "nbest", options.out) if options.nbest_size else [None] * len(paths)
+    return targets, nbest_targets
+
+
 def output_paths(paths, suffix, directory):
-    """Where each lattice's output goes: next to it, or into `directory` (which must not
-    make two outputs one file, or an output an input)."""
+    """Where each lattice's output goes: next to it, or into `directory` (created at the
+    end if need be); no output may be an input lattice or another lattice's output."""
     targets = [output_path(path, suffix) for path in paths]
-    if directory is None:
-        return targets
-    if not os.path.isdir(directory):
-        raise InputError("no such directory (--out)", directory)
-    targets = [os.path.join(directory, os.path.basename(target)) for target in targets]
-    inputs = {os.path.realpath(path) for path in paths}
-    seen = {}
-    for path, target in zip(paths, targets):
-        if os.path.realpath(target) in inputs:
-            raise InputError(f"the output of {path} would overwrite an input lattice", target)
-        if target in seen:
-            raise InputError(f"{seen[target]} and {path} would write the same output", target)
-        seen[target] = path
+    if directory is not None:
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise InputError("--out: is a file, not a directory", directory)
+        targets = [os.path.join(directory, os.path.basename(target)) for target in targets]
+    refuse_overwriting_inputs([(f"the output of LATTICE {path}", target) for path, target in zip(paths, targets)],
+                              [(f"LATTICE {path}", path) for path in paths])
     return targets
 
 
@@ -157,7 +157,7 @@ class Rescored:
 
 def rescore_lattice(network, path, target, options, search_options, console, initial_state=None):
     """One lattice: read, prepare, search, report, write to `target`; returns Rescored."""
-    lattice = read_lattice(path)
+    lattice = read_lattice(path, options.encoding)
     topology = lattice_topology(lattice)
     cleared = clear_initial_links(lattice, topology, console) if options.clear_initial_links else {}
     words = network_words(lattice, topology, network.vocab, options, console)
@@ -236,8 +236,16 @@ def _word_id(link, vocab, options, path):
 
 
 def output_path(path, suffix):
-    """rwthlm's output name: x.lat.gz -> x.lat.<suffix>.gz, x.lat -> x.lat.<suffix>."""
+    """rwthlm's output name: x.lat.gz -> x.lat.<suffix>.gz, x.lat -> x.lat.<suffix>.
+
+    A lattice is named by its file: its outputs, its CTM lines and its utterance for --refs
+    take that name. Standard input (`-`) has none, so it is refused as a lattice, with or
+    without --out, rather than given a made-up name (`-.rescored`, `stdin.rescored`) that
+    matches no reference and that a second lattice would overwrite."""
     path = os.fspath(path)
+    if path == "-":  # standard input, for every reader of textio
+        raise InputError("standard input cannot be a lattice: a lattice's outputs and utterance are named after "
+                         "its file (x.lat -> x.lat.rescored); write it to a file first", path)
     if path.endswith(".gz"):
         return f"{path[:-3]}.{suffix}.gz"
     return f"{path}.{suffix}"
@@ -250,7 +258,7 @@ def write_output(lattice, topology, result, options, cleared, target):
         lines = ctm_lines(lattice, result)
     else:
         lines = expanded_lattice_lines(lattice, topology, result, options.lm_scale)
-    with atomic_output(target) as handle:
+    with atomic_output(target, encoding=options.encoding) as handle:
         for line in lines:
             handle.write(line + "\n")
 
@@ -277,7 +285,7 @@ def utterance_name(path):
     return stem if extension else name
 
 
-def write_nbest(rescored, vocab, search_options, count, target):
+def write_nbest(rescored, vocab, search_options, count, target, encoding=DEFAULT_ENCODING):
     """--nbest N: the N best distinct word sequences of the expanded lattice (each link
     with the LM score of its own history) as an SRILM list, `ascore lscore nwords words`
     in log10: the acoustic score (unscaled), the new LM score with the sentence boundary's,
@@ -297,7 +305,7 @@ def write_nbest(rescored, vocab, search_options, count, target):
         return [lattice.links[links[k].link].word for k in path
                 if links[k].link is not None and rescored.words[links[k].link] not in (-1, vocab.sb)]
 
-    with atomic_output(target) as handle:
+    with atomic_output(target, encoding=encoding) as handle:
         for _, path in distinct_best_paths(len(times), [(link.start, link.end) for link in links], costs, words_of,
                                            count):
             copied = [links[k] for k in path if links[k].link is not None]
@@ -327,10 +335,10 @@ class LatticeWordErrors:
     words counted are those of LM-scored links other than the sentence boundary, less the
     --noise-vocab words."""
 
-    def __init__(self, references_path, noise_path, search_options):
+    def __init__(self, references_path, noise_path, search_options, encoding=DEFAULT_ENCODING):
         self.path = references_path
-        self.references = read_references(references_path)
-        self.noise = read_noise_words(noise_path)
+        self.references = read_references(references_path, encoding)
+        self.noise = read_noise_words(noise_path, encoding)
         self.options = search_options
         self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
 

@@ -4,7 +4,8 @@ Only file formats live here; the scores are converted to one unit on reading, lo
 probabilities (higher is better), and back on writing:
 
     SRILM plain     `ascore lscore nwords w1 w2 ...`, log10, no header; written `%.7g %.7g %d`
-                    (SRILM's LogP_Precision)
+                    (SRILM's LogP_Precision); nwords is the count the word penalty uses,
+                    read as given (recognizers leave pauses and noise out of it)
     NBestList1.0    header, then `(score) w1 w2 ...`, score = recognizer total in bytelog;
                     read as the acoustic score with LM score 0 (as SRILM reads it)
     NBestList2.0    header, then `(score) w ( st: S et: E g: G a: A ) ...`, 11 fields per
@@ -18,6 +19,13 @@ probabilities (higher is better), and back on writing:
     bytelog = rint(log10p * ln(10) * 10000.5 / 1024),   log10p = bytelog * 1024 / 10000.5 / ln(10)
     log10p = -cost / ln(10)
 
+Read as SRILM's NBestHyp::parse reads them: bytelog scores may have decimals (SRILM
+writes `%.6f` where a score is not whole), a log10 score may be -inf (SRILM writes it for a
+hypothesis of probability 0) and a Kaldi cost inf, and a list may have no hypotheses (a
+recognizer found none). Refused, naming the line: a score that is no number, NaN or a
+probability above 1 that is infinite, a negative or fractional word count, and an
+NBestList2.0 token that is not `w ( st: S et: E g: G a: A )`.
+
 An SRILM list is one file per utterance, named after it: the utterance id is the file name
 without its directory and without everything from its first dot (as SRILM's tools derive it).
 """
@@ -29,7 +37,7 @@ import re
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring.scores import LN10
-from rwthlm_py.textio import atomic_output, read_lines, split_words
+from rwthlm_py.textio import DEFAULT_ENCODING, atomic_output, read_lines, split_words
 
 BYTELOG_SCALE = 10000.5 / 1024.0  # bytelog units per natural-log unit
 HEADER_1 = "NBestList1.0"
@@ -75,7 +83,14 @@ def bytelog_to_log10(bytelog):
 
 
 def log10_to_bytelog(log10p):
-    return int(round(log10p * LN10 * BYTELOG_SCALE))
+    """The bytelog of a log10 probability, rounded to a whole number (-inf stays -inf)."""
+    bytelog = log10p * LN10 * BYTELOG_SCALE
+    return float(round(bytelog)) if math.isfinite(bytelog) else bytelog
+
+
+def format_bytelog(bytelog):
+    """A bytelog score as SRILM writes it: no decimals when whole, else six."""
+    return f"{bytelog:.0f}" if float(bytelog).is_integer() else f"{bytelog:.6f}"
 
 
 def utterance_id(path):
@@ -85,12 +100,11 @@ def utterance_id(path):
 
 # -- reading SRILM lists -----------------------------------------------------------------------
 
-def read_srilm_list(path):
-    """Reads one SRILM n-best list in any of its three formats (gzip allowed)."""
-    lines = list(read_lines(path))
-    if not lines:
-        raise InputError("empty n-best list (no header and no hypotheses)", path)
-    first = lines[0][1].strip()
+def read_srilm_list(path, encoding=DEFAULT_ENCODING):
+    """Reads one SRILM n-best list in any of its three formats (gzip allowed); an empty
+    file is an empty list in the plain format."""
+    lines = [(number, text) for number, text in read_lines(path, encoding) if text.strip()]
+    first = lines[0][1].strip() if lines else ""
     if first.startswith(HEADER_1):
         kind, parse, body = "nbest1", _parse_nbest1, lines[1:]
     elif first.startswith(HEADER_2):
@@ -100,25 +114,18 @@ def read_srilm_list(path):
                          "and SRILM's `ascore lscore nwords words` lines)", path, 1)
     else:
         kind, parse, body = "srilm", _parse_srilm, lines
-    hypotheses = [parse(split_words(text), path, number) for number, text in body if text.strip()]
-    if not hypotheses:
-        raise InputError("the n-best list has no hypotheses", path)
+    hypotheses = [parse(split_words(text), path, number) for number, text in body]
     return NBestList(utterance_id(path), os.fspath(path), kind, hypotheses)
 
 
 def _parse_srilm(fields, path, line):
     if len(fields) < 3:
         raise InputError("expected `ascore lscore nwords word...`", path, line)
-    acoustic = _number(fields[0], "acoustic score", path, line)
-    lm = _number(fields[1], "LM score", path, line)
-    try:
-        num_words = int(fields[2])
-    except ValueError:
-        raise InputError(f"word count '{fields[2]}' is not an integer", path, line) from None
-    if num_words != len(fields) - 3:
-        raise InputError(f"word count {num_words}, but the line has {len(fields) - 3} words (the word "
-                         "penalty counts them)", path, line)
-    return Hypothesis(fields[3:], acoustic, lm, num_words, line)
+    acoustic = _log_score(fields[0], "acoustic score", path, line)
+    lm = _log_score(fields[1], "LM score", path, line)
+    if not fields[2].isdigit():
+        raise InputError(f"word count '{fields[2]}' is not a whole number >= 0", path, line)
+    return Hypothesis(fields[3:], acoustic, lm, int(fields[2]), line)
 
 
 def _parse_nbest1(fields, path, line):
@@ -137,11 +144,11 @@ def _parse_nbest2(fields, path, line):
     tokens, acoustic, lm, previous_end = [], 0, 0, -1.0
     for start in range(0, len(token_fields), FIELDS_PER_TOKEN):
         token = _parse_token(token_fields[start:start + FIELDS_PER_TOKEN], path, line)
-        begin, end = _number(token.start, "start time", path, line), _number(token.end, "end time", path, line)
+        begin, end = _time(token.start, "start time", path, line), _time(token.end, "end time", path, line)
         token.is_word = begin > previous_end and not NON_WORD_NAME.search(token.name)
         if token.is_word:
-            acoustic += _integer(token.acoustic, "a:", path, line)
-            lm += _integer(token.lm, "g:", path, line)
+            acoustic += _log_score(token.acoustic, "a:", path, line)
+            lm += _log_score(token.lm, "g:", path, line)
             previous_end = end
         tokens.append(token)
     words = [token.name for token in tokens if token.is_word]
@@ -159,38 +166,55 @@ def _parse_token(fields, path, line):
 def _bytelog_field(text, path, line):
     if not (text.startswith("(") and text.endswith(")")):
         raise InputError(f"expected the hypothesis score in parentheses, `(-1234)`, not '{text}'", path, line)
-    return _integer(text[1:-1], "bytelog score", path, line)
+    return _log_score(text[1:-1], "bytelog score", path, line)
 
 
-def _number(text, what, path, line):
+def _float(text, what, path, line):
     try:
         value = float(text)
     except ValueError:
         raise InputError(f"{what} '{text}' is not a number", path, line) from None
+    if math.isnan(value):
+        raise InputError(f"{what} '{text}' is not a number", path, line)
+    return value
+
+
+def _log_score(text, what, path, line):
+    """A log probability (or bytelog): -inf is probability 0, as SRILM writes it; +inf is
+    no probability."""
+    value = _float(text, what, path, line)
+    if value == math.inf:
+        raise InputError(f"{what} '{text}' is an infinite log probability", path, line)
+    return value
+
+
+def _time(text, what, path, line):
+    value = _float(text, what, path, line)
     if not math.isfinite(value):
         raise InputError(f"{what} '{text}' is not a finite number", path, line)
     return value
 
 
-def _integer(text, what, path, line):
-    try:
-        return int(text)
-    except ValueError:
-        raise InputError(f"{what} '{text}' is not an integer", path, line) from None
+def _cost(text, path, line):
+    """A Kaldi cost, -ln p: inf is probability 0."""
+    value = _float(text, "cost", path, line)
+    if value == -math.inf:
+        raise InputError(f"cost '{text}' is a negative infinite cost (a probability above 1)", path, line)
+    return value
 
 
 # -- reading Kaldi lists -----------------------------------------------------------------------
 
-def read_kaldi_lists(text_path, acoustic_cost_path, lm_cost_path):
+def read_kaldi_lists(text_path, acoustic_cost_path, lm_cost_path, encoding=DEFAULT_ENCODING):
     """Reads Kaldi `<utt-id>-<n> words` lines and their two cost files into NBestLists.
 
     Utterances keep the order in which they first appear in the text; every key of the text
     must have exactly one cost in each cost file and the other way round.
     """
-    acoustic = _read_costs(acoustic_cost_path)
-    lm = _read_costs(lm_cost_path)
+    acoustic = _read_costs(acoustic_cost_path, encoding)
+    lm = _read_costs(lm_cost_path, encoding)
     lists, seen = {}, set()
-    for line, text in read_lines(text_path):
+    for line, text in read_lines(text_path, encoding):
         fields = split_words(text)
         if not fields:
             continue
@@ -219,10 +243,10 @@ def read_kaldi_lists(text_path, acoustic_cost_path, lm_cost_path):
     return list(lists.values())
 
 
-def _read_costs(path):
+def _read_costs(path, encoding):
     """{key: (cost, line)} of a `key cost` file."""
     costs = {}
-    for line, text in read_lines(path):
+    for line, text in read_lines(path, encoding):
         fields = split_words(text)
         if not fields:
             continue
@@ -230,7 +254,7 @@ def _read_costs(path):
             raise InputError("expected `key cost`", path, line)
         if fields[0] in costs:
             raise InputError(f"key '{fields[0]}' appears twice", path, line)
-        costs[fields[0]] = (_number(fields[1], "cost", path, line), line)
+        costs[fields[0]] = (_cost(fields[1], path, line), line)
     return costs
 
 
@@ -253,13 +277,13 @@ def list_files(paths=(), listing=None):
 
 # -- writing -------------------------------------------------------------------------------------
 
-def write_list(nbest, path, order, lm_scores, totals):
+def write_list(nbest, path, order, lm_scores, totals, encoding=DEFAULT_ENCODING):
     """Writes one list in its own format, hypotheses in `order`, with the new LM scores.
 
     lm_scores[h] is the new LM score (log10) of hypothesis h, totals[h] its combined score;
     for NBestList2.0, lm_scores[h] is a list of one log10 score per word.
     """
-    with atomic_output(path) as out:
+    with atomic_output(path, encoding=encoding) as out:
         if nbest.format == "nbest1":
             out.write(HEADER_1 + "\n")
         elif nbest.format == "nbest2":
@@ -272,7 +296,7 @@ def format_hypothesis(kind, hypothesis, lm_score, total):
     if kind == "srilm":
         return " ".join([f"{hypothesis.acoustic:.7g} {lm_score:.7g} {hypothesis.num_words}"] + hypothesis.words)
     if kind == "nbest1":
-        return " ".join([f"({log10_to_bytelog(total)})"] + hypothesis.words)
+        return " ".join([f"({format_bytelog(log10_to_bytelog(total))})"] + hypothesis.words)
     if kind == "nbest2":
         return _format_nbest2(hypothesis, lm_score)
     raise ValueError(f"no single-line form for format {kind}")
@@ -282,14 +306,15 @@ def _format_nbest2(hypothesis, word_lm_scores):
     """Words get their new g: (bytelog); the score in parentheses is sum a: + sum g: over the
     words, which SRILM's reader checks."""
     new_lm = iter(word_lm_scores)
-    parts, total = [], 0
+    parts, total = [], 0.0
     for token in hypothesis.tokens:
         lm = token.lm
         if token.is_word:
-            lm = str(log10_to_bytelog(next(new_lm)))
-            total += int(token.acoustic) + int(lm)
+            bytelog = log10_to_bytelog(next(new_lm))
+            lm = format_bytelog(bytelog)
+            total += float(token.acoustic) + bytelog
         parts.append(f"{token.name} ( st: {token.start} et: {token.end} g: {lm} a: {token.acoustic} )")
-    return " ".join([f"({total})"] + parts)
+    return " ".join([f"({format_bytelog(total)})"] + parts)
 
 
 def format_cost(log10p):

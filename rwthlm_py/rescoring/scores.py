@@ -42,7 +42,10 @@ def combine_lm(model_lm, list_lm, nn_weight):
 
 
 def total_score(acoustic, lm, num_words, lm_weight, word_penalty):
-    return acoustic + lm_weight * lm + word_penalty * num_words
+    """The total; a weight of 0 leaves its score out, also an LM score of -inf (SRILM's
+    probability 0), which would otherwise make the total NaN."""
+    weighted_lm = lm_weight * lm if lm_weight else 0.0
+    return acoustic + weighted_lm + word_penalty * num_words
 
 
 def ranking(totals):

@@ -15,7 +15,7 @@ import dataclasses
 import numpy
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import read_lines, split_words
+from rwthlm_py.textio import DEFAULT_ENCODING, read_lines, split_words
 
 SUBSTITUTION_COST, DELETION_COST, INSERTION_COST = 4, 3, 3
 
@@ -94,10 +94,10 @@ def remove_noise(words, noise):
     return [word for word in words if word not in noise]
 
 
-def read_references(path):
+def read_references(path, encoding=DEFAULT_ENCODING):
     """Reference transcripts, `utt-id w1 w2 ...` lines, as {utt-id: words}."""
     references = {}
-    for line, text in read_lines(path):
+    for line, text in read_lines(path, encoding):
         fields = split_words(text)
         if not fields:
             continue
@@ -107,6 +107,6 @@ def read_references(path):
     return references
 
 
-def read_noise_words(path):
+def read_noise_words(path, encoding=DEFAULT_ENCODING):
     """The words of a noise vocabulary file (any layout), to leave out of error counts."""
-    return {word for _, text in read_lines(path) for word in split_words(text)} if path else set()
+    return {word for _, text in read_lines(path, encoding) for word in split_words(text)} if path else set()

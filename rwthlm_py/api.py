@@ -1,0 +1,150 @@
+"""The Python API: a trained model for notebooks and other toolkits.
+
+    lm = rwthlm_py.load("ptb-i200-m200")              # backend="auto", dtype="float32"
+    lm.perplexity(["the cat sat", "a dog barked"])    # the figure `rwthlm-py ppl` prints
+    [score] = lm.sentence_log_probs(["the cat sat"])  # as `rwthlm-py nbest` scores a line
+    score.log_prob, score.log10_prob                  # the sentence: its words and its end
+    score.word_log_probs, score.word_log10_probs      # per word, then the sentence end
+    lm.next_word_log_probs("the cat")                 # ln p(w | <sb> the cat) for every w
+    lm.sample(5, temperature=0.8, seed=1)             # as `rwthlm-py sample` draws them
+    lm.vocabulary                                     # the words, in the order of those arrays
+
+A thin layer over the code the commands use, with the options the model's training was
+given (its layout, --unk, --num-oovs, ...) unless `load` is given others by their Python
+names (batch_size=1, unk=False, num_oovs=4, ...). Natural logs unless the name says log10;
+results are host numpy arrays in float64 on any backend. Bad input raises
+rwthlm_py.errors.InputError with the message the commands print.
+"""
+
+import dataclasses
+import math
+
+import numpy
+
+from rwthlm_py.backend import get_backend
+from rwthlm_py.checkpoint import build_network, model_vocabulary, read_model
+from rwthlm_py.commands import require_model_memory, require_words, score_text, unk_penalty
+from rwthlm_py.config import FROM_THE_MODEL, OPTION_FIELDS, Options, recorded_options, validate
+from rwthlm_py.data import corpus_from_lines
+from rwthlm_py.errors import InputError
+from rwthlm_py.rescoring.scores import LN10
+from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
+from rwthlm_py.sampling import sample_sentences
+from rwthlm_py.textio import split_words
+
+SENTENCES_PER_BATCH = 128  # sentences (or prefix-tree nodes) scored together, rwthlm-py nbest's default
+
+
+def load(path, backend="auto", dtype="float32", **options):
+    """The model in the file `path`, on `backend` ("auto", "numpy" or "cupy") in `dtype`;
+    `options` (Python names of the command-line options) replace what training recorded."""
+    unknown = sorted(set(options) - set(OPTION_FIELDS))
+    if unknown:
+        raise InputError(f"unknown option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+    model_file = read_model(path)
+    recorded = recorded_options(model_file.meta["options"], FROM_THE_MODEL["ppl"], model_file.path)
+    settings = validate(Options(**{**recorded, **options, "backend": backend, "dtype": dtype}))
+    vocab = model_vocabulary(model_file)
+    if vocab.sb_name != settings.map_sb:
+        raise InputError(f"the model's sentence boundary is '{vocab.sb_name}', not map_sb '{settings.map_sb}'",
+                         model_file.path)
+    if settings.unk:
+        vocab = vocab.with_unk(settings.map_unk)
+    network_backend = get_backend(settings.backend, settings.dtype)
+    require_model_memory(model_file, network_backend, vocab)
+    return LanguageModel(build_network(model_file, network_backend, vocab), settings)
+
+
+@dataclasses.dataclass
+class SentenceScore:
+    """A sentence's words and ln p of each, then of the sentence end (the boundary)."""
+
+    words: list
+    word_log_probs: numpy.ndarray
+
+    @property
+    def log_prob(self):
+        return sentence_log_prob(self.word_log_probs)
+
+    @property
+    def log10_prob(self):
+        return self.log_prob / LN10
+
+    @property
+    def word_log10_probs(self):
+        return self.word_log_probs / LN10
+
+
+class LanguageModel:
+    """A network with the options it scores with (`options`, a config.Options)."""
+
+    def __init__(self, network, options):
+        self.network, self.options = network, options
+
+    @property
+    def vocabulary(self):
+        """The words in network order: index i of next_word_log_probs is the word [i]."""
+        return tuple(self.network.vocab.words)
+
+    def perplexity(self, lines):
+        """The perplexity of the lines (a list of sentences, or one text of lines) as
+        `rwthlm-py ppl` computes it: in the model's layout, a word the vocabulary lacks an
+        OOV left out of the text unless the model maps it to its unknown word."""
+        options = self.options
+        numbered = enumerate(_lines_of(lines), start=1)
+        corpus = corpus_from_lines(numbered, "text", self.network.vocab, use_unk=options.unk,
+                                   debug_no_sb=options.debug_no_sb, skip_unknown=True)
+        return score_text(self.network, require_words(corpus, "given"), options).perplexity
+
+    def sentence_log_probs(self, sentences, batch_size=SENTENCES_PER_BATCH):
+        """A SentenceScore for every sentence (a string of words, or a list of words), each
+        scored alone from the sentence boundary, as `rwthlm-py nbest` scores a hypothesis."""
+        word_lists = [split_words(sentence) if isinstance(sentence, str) else list(sentence)
+                      for sentence in sentences]
+        ids = [self._word_ids(words, f"sentence {k + 1}") for k, words in enumerate(word_lists)]
+        log_probs = score_sentences(self.network, ids, batch_size, unk_penalty=unk_penalty(self.options))
+        return [SentenceScore(words, values) for words, values in zip(word_lists, log_probs)]
+
+    def next_word_log_probs(self, history):
+        """ln p(w | history) of every word w of the vocabulary after the history (a string of
+        words, or a list; from the sentence start), as scoring gives them: with --unk,
+        p(<unk>) is divided by num_oovs + 1 (the array then sums to less than 1)."""
+        network, vocab = self.network, self.network.vocab
+        words = split_words(history) if isinstance(history, str) else list(history)
+        inputs = numpy.asarray([vocab.sb] + self._word_ids(words, "history"), dtype=numpy.int32)[:, None]
+        xp = network.xp
+        hidden, _, _ = network.hidden(xp.asarray(inputs), None, xp.asarray([len(inputs)]), train=False)
+        log_probs = network.backend.to_numpy(network.output.log_distribution(hidden[-1])[0]).astype(numpy.float64)
+        if vocab.unk is not None:
+            log_probs[vocab.unk] -= unk_penalty(self.options)
+        return log_probs
+
+    def sample(self, count=10, temperature=1.0, seed=1, max_length=200):
+        """`count` sentences drawn from the model, as `rwthlm-py sample` prints them."""
+        if count < 1 or max_length < 1 or not 0 < temperature < math.inf:
+            raise InputError("sample needs count and max_length of at least 1 and a positive temperature")
+        drawn = sample_sentences(self.network, count, temperature, seed, max_length)
+        return [" ".join(words) for words in drawn]
+
+    def _word_ids(self, words, where):
+        vocab = self.network.vocab
+        ids = []
+        for word in words:
+            word_id = vocab.index.get(word, vocab.unk)
+            if word_id is None:
+                raise InputError(f"unknown word '{word}' (not in the vocabulary; load with unk=True to map unknown "
+                                 "words to the unknown word)", where)
+            if word_id == vocab.sb:
+                raise InputError(f"the sentence boundary '{word}' is no word of a sentence", where)
+            ids.append(word_id)
+        return ids
+
+
+def _lines_of(lines):
+    """The lines of a text given as one string (split at newlines, as a file is read) or as
+    an iterable of lines."""
+    if isinstance(lines, str):
+        lines = lines.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+    return [line.rstrip("\r\n") for line in lines]
