@@ -16,7 +16,9 @@ was tuned to (TUNED_RATE = 0.025 for its 700-word batches; the grid scales with 
 like a per-word step, and holds 0.025 exactly for B = 20, T = 36). The search starts at
 k = 0 and doubles while the held-out perplexity improves, else halves while it improves,
 and takes the best rate tried (a trial that diverges counts as infinitely bad, and
-halving goes on past it), within a number of trials that the epoch can afford.
+halving goes on past it), within a number of trials that the epoch can afford. Where every
+trial diverged there is no rate to start from, and the run stops with one line, before the
+model file is written.
 
 Nothing of the chosen trial is thrown away: its batches are exactly the first batches of
 epoch 1 at the chosen rate (same order, dropout masks and carried state), so its weights,
@@ -52,6 +54,7 @@ import time
 
 from rwthlm_py import data
 from rwthlm_py.epoch_checkpoint import EpochPosition
+from rwthlm_py.errors import InputError
 from rwthlm_py.evaluate import score_corpus
 from rwthlm_py.reporting import perplexity_of
 from rwthlm_py.tensorboard_log import NoLog
@@ -126,9 +129,19 @@ def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corp
                      lambda: _judge(network, dev_corpus, judged, schedule), schedule, console, events or NoLog())
     search.bracket(max_trials)
     best = search.best
+    if math.isinf(search.best_key[0]):
+        raise InputError(_all_diverged(search.trials, schedule))
     console.say(f"initial learning rate: {best.rate:.4e} (of {len(search.trials)} tried, in "
                 f"{(time.perf_counter() - started) / 60:.2f} minutes)")
     return best.rate, best
+
+
+def _all_diverged(trials, schedule):
+    """The line that stops a run whose every trial diverged: no rate to start from."""
+    rates = sorted(trial.rate for trial in trials.values())
+    return (f"every trial of the learning-rate search diverged ({len(rates)} rates, {rates[0]:.4e} to "
+            f"{rates[-1]:.4e}, scaled for --batch-size {schedule.batch_size} and --sequence-length "
+            f"{schedule.sequence_length}): give --learning-rate, or a smaller --batch-size")
 
 
 def leading_batches(sequences, batch_size, words):

@@ -15,6 +15,7 @@ from rwthlm_py.backend import get_backend
 from rwthlm_py.checkpoint import model_vocabulary, read_model
 from rwthlm_py.config import Options
 from rwthlm_py.epoch_checkpoint import EpochCheckpoints, EpochPosition
+from rwthlm_py.errors import InputError
 from rwthlm_py.network import Network
 from rwthlm_py.network_spec import parse_network
 from rwthlm_py.optim import Sgd
@@ -317,3 +318,29 @@ def test_trials_train_and_are_judged_on_the_leading_batches_only(tmp_path, toy, 
         words = int((sequences.end - sequences.first).sum())
         assert words == int(dev.replace(",", "")) and 100 <= words < 140 and len(sequences) % 4 == 0
         assert numpy.array_equal(sequences.first, dev_order.first[:len(sequences)])
+
+
+def test_a_search_whose_every_trial_diverged_stops_with_one_line(class_vocab, monkeypatch):
+    with pytest.raises(InputError) as stopped:
+        search(class_vocab, monkeypatch, lambda k: math.inf, max_trials=4)
+    assert stopped.value.format() == (
+        "every trial of the learning-rate search diverged (4 rates, 6.2500e-03 to 5.0000e-02, scaled for "
+        "--batch-size 20 and --sequence-length 36): give --learning-rate, or a smaller --batch-size")
+    rate, tried = search(class_vocab, monkeypatch, lambda k: math.inf if k != -3 else 1e4, max_trials=5)
+    assert tried == [0, 1, -1, -2, -3] and rate == BASE / 8  # one finite trial is enough
+
+
+def test_a_batch_so_large_that_every_rate_diverges_writes_no_model(toy, monkeypatch, capsys):
+    searchable(monkeypatch)
+    monkeypatch.chdir(toy)
+    status = cli.main(["train", "--train", "train.txt", "--dev", "dev.txt", "--batch-size", "100000000",
+                       "--max-epoch", "1", "--tensorboard", "tb", "big-i8-m8"])
+    captured = capsys.readouterr()
+    tried = re.findall(r"^  learning rate (\S+): development perplexity (\S+)$", captured.out, re.MULTILINE)
+    assert status == 1 and len(tried) == 3 and all(perplexity == "inf" for _, perplexity in tried)
+    assert captured.err.splitlines()[-1] == (
+        "rwthlm-py: error: every trial of the learning-rate search diverged (3 rates, 6.2500e+04 to 2.5000e+05, "
+        "scaled for --batch-size 100000000 and --sequence-length 36): give --learning-rate, or a smaller "
+        "--batch-size")
+    assert "Traceback" not in captured.err and "Training ..." not in captured.out
+    assert not list(toy.glob("big-i8-m8*")) and not list(toy.glob(".big-i8-m8*"))
