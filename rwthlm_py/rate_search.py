@@ -38,9 +38,10 @@ PTB train, trials of 16,000 words ranked 0.003 first and 0.025 fourth, trials of
 words ranked 0.05 first; yet after 10 epochs 0.025 and 0.0125 end best (dev 227 and 229;
 0.00625: 254, 0.05: 276). Even on PTB, 0.025 and 0.0125 are told apart only roughly:
 with other rounding (one BLAS thread instead of two), trials of 186,200 words ranked
-0.0125 first (570 against 599), where trials of 200,200 words ranked 0.025 first with
-either rounding (515 against 612, 518 against 570); a run started at 0.0125 ended at test
-perplexity 121.45, against 112.74 from 0.025. So an epoch too short for trials of
+0.0125 first (570 against 599, on the first 20,300 dev words), where trials of 200,200
+words ranked 0.025 first with either rounding (522 against 621 and 522 against 566 on
+those words; 515 against 612 and 518 against 570 on all of them); a run started at 0.0125
+ended at test perplexity 121.45, against 112.74 from 0.025. So an epoch too short for trials of
 MIN_TRIAL_WORDS in the bracket is not searched: it starts at the grid's k = 0, and the
 training schedule halves that rate where it is too large.
 
