@@ -401,12 +401,14 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
 def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
           options, console, program="rwthlm"):
     """Trains; a new network without --learning-rate first gets one: rwthlm's search for the
-    `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`."""
+    `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`, whose
+    chosen trial is the start of epoch 1."""
     schedule = schedule_from(options)
     require_batch_memory(network, data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
                                             schedule.sequence_length, schedule.debug_no_sb),
                          schedule.batch_size, training=True)
     events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
+    head_start = None
     try:
         if is_new:
             if options.learning_rate is None:
@@ -419,12 +421,13 @@ def train(network, optimizer, network_path, is_new, training_state, train_corpus
                 else:
                     dev_sequences = data.wrap(dev_corpus, schedule.word_wrapping, schedule.batch_size,
                                               schedule.sequence_length, schedule.debug_no_sb)
-                    rate = search_learning_rate(network, optimizer, train_corpus, sequences, dev_corpus,
-                                                dev_sequences, schedule, console)
+                    rate, head_start = search_learning_rate(network, optimizer, train_corpus, sequences, dev_corpus,
+                                                            dev_sequences, schedule, console, events)
                 training_state.learning_rate = rate
+            # the initial weights: what epoch 1 rolls back to, and where a killed run starts it again
             save_model(network_path, network, optimizer, training_state, to_dict(options))
         trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
                           to_dict(options), events)
-        trainer.train(train_corpus, dev_corpus)
+        trainer.train(train_corpus, dev_corpus, head_start)
     finally:
         events.close()

@@ -43,12 +43,15 @@ def partial_path(model_path):
 
 @dataclasses.dataclass
 class EpochPosition:
-    """How far an epoch got: batches done, their words and -sum ln p, the carried state."""
+    """How far an epoch got: batches done, their words and -sum ln p, the carried state;
+    and the seconds this process spent on them, where it did (a learning-rate trial
+    continued as epoch 1), which count in the epoch's time and words/s."""
 
     batches_done: int = 0
     words: int = 0
     neg_log_prob: float = 0.0
     carried_state: object = None
+    seconds: float = None  # None: done by an earlier run, not counted
 
 
 def training_settings(schedule, momentum, corpus):

@@ -67,10 +67,14 @@ class Progress:
     def perplexity(self):
         return perplexity_of(self.neg_log_prob, self.words)
 
-    def resume(self, words, neg_log_prob):
-        """Starts from the totals of work done before (a resumed epoch)."""
-        self.words = self.words_before = words
-        self.neg_log_prob = neg_log_prob
+    def resume(self, words, neg_log_prob, seconds=None):
+        """Starts from the totals of work done before: by an earlier run (a resumed epoch;
+        not counted in words/s), or, given the `seconds` it took, by this process (counted)."""
+        self.words, self.neg_log_prob = words, neg_log_prob
+        if seconds is None:
+            self.words_before = words
+        else:
+            self.start -= seconds
 
     @property
     def words_per_second(self):

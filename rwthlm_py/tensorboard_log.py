@@ -10,6 +10,12 @@ A training run with `--tensorboard DIR` writes into DIR:
     epoch/words_per_second                                                       step: epoch
     params/NAME, grads/NAME  histograms of every parameter and of its gradient
                              (of the epoch's last batch), once per epoch         step: epoch
+    rate_search/learning_rate, rate_search/dev_perplexity,
+    rate_search/train_perplexity
+                             each trial of rwthlm-py train's learning-rate search
+                             (rate_search.py): its rate, the perplexity of the
+                             development words it is judged on, and its
+                             training perplexity                                 step: trial
     config                   the resolved options, as a table (text)
     hparams                  the run's settings, with final/dev_perplexity and
                              final/test_perplexity as metrics

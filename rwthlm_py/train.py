@@ -7,6 +7,8 @@ saved; otherwise the learning rate is halved and the weights and momentum are ro
 to the best model in the file, which is written back with the new rate and epoch count.
 The file therefore always holds the best model, and a killed run resumes at the next epoch,
 or, with --checkpoint-every, from the last save of the epoch in progress (epoch_checkpoint.py).
+Epoch 1 of `rwthlm-py train` may begin trained already: the learning-rate search's chosen
+trial is its first batches (rate_search.HeadStart), and it goes on from there.
 Training runs until --max-epoch epochs (counted across runs; 0 = for ever). Not in rwthlm:
 with --min-improvement F > 1, an epoch that improves the dev perplexity by less than the
 factor F is kept but also halves the rate (RNNLM's and newbob's rule), so that training
@@ -145,7 +147,9 @@ class Trainer:
         self.words_per_epoch = 0  # set by train(); the step of the per-batch curves counts words
         self.checkpoints = None  # set by train()
 
-    def train(self, train_corpus, dev_corpus):
+    def train(self, train_corpus, dev_corpus, head_start=None):
+        """Trains until --max-epoch; `head_start` (rate_search.HeadStart) is the first
+        batches of epoch 1 trained already, by the learning-rate search."""
         schedule = self.schedule
         sequences = data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
                               schedule.sequence_length, schedule.debug_no_sb)
@@ -159,8 +163,9 @@ class Trainer:
                                             self.console)
         while schedule.max_epoch == 0 or self.state.epoch < schedule.max_epoch:
             order = self._epoch_order(sequences)
-            position = self.checkpoints.resume(self.network, self.optimizer, self.state)
-            started = time.perf_counter()
+            position = self._start_epoch(head_start, len(order)) or EpochPosition()
+            head_start = None
+            started = time.perf_counter() - (position.seconds or 0.0)
             train_perplexity, words_per_second = self.run_epoch(train_corpus, order, position)
             self.state.epoch += 1
             self.console.say(f"epoch {self.state.epoch} took {(time.perf_counter() - started) / 60:.2f} minutes")
@@ -176,6 +181,17 @@ class Trainer:
         self.events.scalar("final/dev_perplexity", self.state.best_perplexity, self.state.epoch)
         self.events.flush()
         return self.state
+
+    def _start_epoch(self, head_start, num_sequences):
+        """The EpochPosition the epoch starts from: the head start's, with its weights and
+        momentum, or a partial epoch's (epoch_checkpoint.py); None for its beginning."""
+        if head_start is None:
+            return self.checkpoints.resume(self.network, self.optimizer, self.state)
+        position = head_start.apply(self.network, self.optimizer)
+        num_batches = -(-num_sequences // self.schedule.batch_size)
+        self.console.say(f"Continuing epoch {self.state.epoch + 1} after batch {position.batches_done} of "
+                         f"{num_batches} from the learning-rate trial ...")
+        return position
 
     def _decide(self, dev_perplexity):
         """rwthlm's decision after an epoch: keep the model (halving the rate after a small
@@ -231,7 +247,7 @@ class Trainer:
         epoch); returns the epoch's training perplexity and words/s."""
         schedule, position = self.schedule, position or EpochPosition()
         progress = self.console.progress(f"epoch {self.state.epoch + 1}", int((sequences.end - sequences.first).sum()))
-        progress.resume(position.words, position.neg_log_prob)
+        progress.resume(position.words, position.neg_log_prob, position.seconds)
         curve = BatchCurve(self.events, self.state.epoch * self.words_per_epoch + position.words)
         remaining = itertools.islice(data.batches(corpus, sequences, schedule.batch_size), position.batches_done, None)
         started = time.perf_counter()
