@@ -14,10 +14,10 @@ import tempfile
 import time
 
 import numpy
-
 from common import peak_memory_mb
-from rwthlm_py.clustering import class_vocabulary
-from rwthlm_py.reporting import Console
+
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.text.clustering import class_vocabulary
 
 
 def synthetic_text(path, vocab_size, tokens, hidden_classes=50, templates=200, length=20, seed=0):

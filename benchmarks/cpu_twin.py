@@ -27,12 +27,12 @@ sys.path.insert(0, str(HERE))
 from common import best_time  # noqa: E402
 from run import benchmark_vocabulary, synthetic_batches  # noqa: E402
 
-from rwthlm_py.backend import get_backend  # noqa: E402
 from rwthlm_py.kernels import lstm  # noqa: E402
-from rwthlm_py.network import Network  # noqa: E402
-from rwthlm_py.network_spec import parse_network  # noqa: E402
-from rwthlm_py.optim import Sgd  # noqa: E402
-from rwthlm_py.train import train_batch  # noqa: E402
+from rwthlm_py.model.network import Network  # noqa: E402
+from rwthlm_py.model.network_spec import parse_network  # noqa: E402
+from rwthlm_py.runtime.backend import get_backend  # noqa: E402
+from rwthlm_py.training.optim import Sgd  # noqa: E402
+from rwthlm_py.training.train import train_batch  # noqa: E402
 
 C_STEP = r"""
 #include <math.h>

@@ -20,15 +20,15 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+import cuda_on_cpu  # noqa: E402
 from common import MODELS  # noqa: E402
 from run import benchmark_vocabulary, synthetic_batches  # noqa: E402
-import cuda_on_cpu  # noqa: E402
 from strict_cupy import strict_backend  # noqa: E402
 
-from rwthlm_py.network import Network  # noqa: E402
-from rwthlm_py.network_spec import parse_network  # noqa: E402
-from rwthlm_py.optim import Sgd  # noqa: E402
-from rwthlm_py.train import train_batch  # noqa: E402
+from rwthlm_py.model.network import Network  # noqa: E402
+from rwthlm_py.model.network_spec import parse_network  # noqa: E402
+from rwthlm_py.training.optim import Sgd  # noqa: E402
+from rwthlm_py.training.train import train_batch  # noqa: E402
 
 
 def main():

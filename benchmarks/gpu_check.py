@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 from common import MODELS, zipf_stream  # noqa: E402
 from run import benchmark_vocabulary, synthetic_batches  # noqa: E402
 
-from rwthlm_py.backend import cupy_device_count, get_backend  # noqa: E402
-from rwthlm_py.network import Network  # noqa: E402
-from rwthlm_py.network_spec import parse_network  # noqa: E402
-from rwthlm_py.optim import Sgd  # noqa: E402
-from rwthlm_py.train import train_batch  # noqa: E402
+from rwthlm_py.model.network import Network  # noqa: E402
+from rwthlm_py.model.network_spec import parse_network  # noqa: E402
+from rwthlm_py.runtime.backend import cupy_device_count, get_backend  # noqa: E402
+from rwthlm_py.training.optim import Sgd  # noqa: E402
+from rwthlm_py.training.train import train_batch  # noqa: E402
 
 CASES = [("1x200", "train", 64), ("2x650", "train", 64), ("1x200", "score", 64), ("2x650", "score", 64),
          ("1x200", "score", 1), ("2x650", "score", 1)]

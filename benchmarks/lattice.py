@@ -28,12 +28,12 @@ sys.path.insert(0, str(HERE))
 from common import MODELS  # noqa: E402
 from run import benchmark_vocabulary  # noqa: E402
 
-from rwthlm_py.backend import get_backend  # noqa: E402
-from rwthlm_py.network import Network  # noqa: E402
-from rwthlm_py.network_spec import parse_network  # noqa: E402
+from rwthlm_py.model.network import Network  # noqa: E402
+from rwthlm_py.model.network_spec import parse_network  # noqa: E402
 from rwthlm_py.rescoring.htk_lattice import read_lattice  # noqa: E402
 from rwthlm_py.rescoring.lattice_search import SearchOptions, search  # noqa: E402
 from rwthlm_py.rescoring.lattice_topology import lattice_topology  # noqa: E402
+from rwthlm_py.runtime.backend import get_backend  # noqa: E402
 
 
 def main():

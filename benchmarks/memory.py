@@ -13,12 +13,12 @@ import time
 from common import MODELS, peak_memory_mb
 from run import benchmark_vocabulary, synthetic_batches
 
-from rwthlm_py.allocator import keep_freed_memory
-from rwthlm_py.backend import get_backend
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.optim import Sgd
-from rwthlm_py.train import train_batch
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.allocator import keep_freed_memory
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.train import train_batch
 
 
 def main():

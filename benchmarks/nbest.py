@@ -26,12 +26,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import MODELS, matmul_flops_per_word, zipf_stream  # noqa: E402
 from run import benchmark_vocabulary, machine_line, sgemm_gflops  # noqa: E402
 
-from rwthlm_py.allocator import keep_freed_memory  # noqa: E402
-from rwthlm_py.backend import get_backend  # noqa: E402
-from rwthlm_py.network import Network  # noqa: E402
-from rwthlm_py.network_spec import parse_network  # noqa: E402
-from rwthlm_py.rescoring.command import groups  # noqa: E402
+from rwthlm_py.model.network import Network  # noqa: E402
+from rwthlm_py.model.network_spec import parse_network  # noqa: E402
+from rwthlm_py.rescoring.nbest_command import groups  # noqa: E402
 from rwthlm_py.rescoring.sentence_scores import score_sentences  # noqa: E402
+from rwthlm_py.runtime.allocator import keep_freed_memory  # noqa: E402
+from rwthlm_py.runtime.backend import get_backend  # noqa: E402
 
 
 class CountingProgress:

@@ -7,12 +7,10 @@ them under the same conditions. PyTorch is an optional benchmark dependency only
 """
 
 import argparse
-
-import torch
-
 import sys
 import time
 
+import torch
 from common import MODELS, zipf_stream
 
 

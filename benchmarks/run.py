@@ -33,16 +33,16 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from common import MODELS, best_time, matmul_flops_per_word, zipf_stream  # noqa: E402
 
-from rwthlm_py import data  # noqa: E402
-from rwthlm_py.allocator import keep_freed_memory  # noqa: E402
-from rwthlm_py.backend import get_backend  # noqa: E402
-from rwthlm_py.network import Network  # noqa: E402
-from rwthlm_py.network_spec import parse_network  # noqa: E402
-from rwthlm_py.run_record import cpu_model  # noqa: E402
-from rwthlm_py.optim import Sgd  # noqa: E402
-from rwthlm_py.train import Schedule, train_batch  # noqa: E402
-from rwthlm_py.clustering import frequency_classes  # noqa: E402
-from rwthlm_py.vocabulary import Vocabulary, vocabulary_from_counts  # noqa: E402
+from rwthlm_py.model.network import Network  # noqa: E402
+from rwthlm_py.model.network_spec import parse_network  # noqa: E402
+from rwthlm_py.output.run_record import cpu_model  # noqa: E402
+from rwthlm_py.runtime.allocator import keep_freed_memory  # noqa: E402
+from rwthlm_py.runtime.backend import get_backend  # noqa: E402
+from rwthlm_py.text import data  # noqa: E402
+from rwthlm_py.text.clustering import frequency_classes  # noqa: E402
+from rwthlm_py.text.vocabulary import Vocabulary, vocabulary_from_counts  # noqa: E402
+from rwthlm_py.training.optim import Sgd  # noqa: E402
+from rwthlm_py.training.train import Schedule, train_batch  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -52,7 +52,7 @@ def main():
     kept = keep_freed_memory()  # as the command lines do
     print(machine_line())
     if kept:
-        print("malloc keeps freed memory (rwthlm_py.allocator, as the command lines set it); "
+        print("malloc keeps freed memory (rwthlm_py.runtime.allocator, as the command lines set it); "
               "the PyTorch process runs with the C library's defaults")
     print(f"numpy sgemm on [{args.batch * args.seq} x 200] x [200 x {args.vocab}]: "
           f"{sgemm_gflops(args.batch * args.seq, 200, args.vocab):.0f} GFLOP/s")

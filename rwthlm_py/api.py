@@ -21,16 +21,16 @@ import math
 
 import numpy
 
-from rwthlm_py.backend import get_backend
-from rwthlm_py.checkpoint import build_network, model_vocabulary, read_model
 from rwthlm_py.commands import require_model_memory, require_words, score_text, unk_penalty
 from rwthlm_py.config import FROM_THE_MODEL, OPTION_FIELDS, Options, recorded_options, validate
-from rwthlm_py.data import corpus_from_lines
 from rwthlm_py.errors import InputError
+from rwthlm_py.model.checkpoint import build_network, model_vocabulary, read_model
 from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
-from rwthlm_py.sampling import sample_sentences
-from rwthlm_py.textio import split_words
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.scoring.sampling import sample_sentences
+from rwthlm_py.text.data import corpus_from_lines
+from rwthlm_py.text.textio import split_words
 
 SENTENCES_PER_BATCH = 128  # sentences (or prefix-tree nodes) scored together, rwthlm-py nbest's default
 

@@ -16,13 +16,24 @@ import sys
 import threading
 
 from rwthlm_py import __version__
-from rwthlm_py.allocator import keep_freed_memory
-from rwthlm_py.config import (FROM_THE_MODEL, LARGEST_COUNT, OPTION_FIELDS, Options, convert, flag_name, help_text,
-                              names_in_group, read_config_file, recorded_options, rescoring_options_given,
-                              validate)
+from rwthlm_py.config import (
+    FROM_THE_MODEL,
+    LARGEST_COUNT,
+    OPTION_FIELDS,
+    Options,
+    convert,
+    flag_name,
+    help_text,
+    names_in_group,
+    read_config_file,
+    recorded_options,
+    rescoring_options_given,
+    validate,
+)
 from rwthlm_py.errors import InputError, Terminated
-from rwthlm_py.reporting import Console
-from rwthlm_py.textio import DEFAULT_ENCODING, refuse_overwriting_inputs
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.runtime.allocator import keep_freed_memory
+from rwthlm_py.text.textio import DEFAULT_ENCODING, refuse_overwriting_inputs
 from rwthlm_py.usage import Parser, UsageError, check_options_known
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
@@ -65,7 +76,7 @@ NETWORK_HELP = {
 }
 
 # where a subcommand's default differs from rwthlm's (nbest: sentences, or prefix-tree nodes,
-# scored together, see benchmarks/nbest.py; train: see rate_search.py and recipes/ptb)
+# scored together, see benchmarks/nbest.py; train: see rate_search_heldout.py and recipes/ptb)
 SUBCOMMAND_DEFAULTS = {
     "nbest": {"batch_size": 128},
     # rwthlm-py train's own: the PTB recipe's tuned settings, not rwthlm's batch of 1
@@ -199,7 +210,7 @@ def lattice_batch_size(options, explicit):
 
 
 def make_backend(options, console):
-    from rwthlm_py.backend import get_backend
+    from rwthlm_py.runtime.backend import get_backend
 
     backend = get_backend(options.backend, options.dtype)
     console.note(f"backend: {backend.describe()}")
@@ -252,7 +263,7 @@ def rwthlm_main(argv=None):
 def recorded(options, command, argv, console):
     """Runs the body inside a run record when --record is given; yields finish(status),
     which notes the exit status in the record and returns it."""
-    from rwthlm_py.run_record import recording
+    from rwthlm_py.output.run_record import recording
 
     full_argv = [sys.argv[0]] + list(sys.argv[1:] if argv is None else argv)
     with recording(options.record, command, full_argv, options, console) as record:
@@ -380,7 +391,7 @@ def model_defaults(command, network_path, names):
     wanted = [name for name in FROM_THE_MODEL.get(command, []) if name in names]
     if not wanted or network_path is None or not os.path.isfile(network_path):
         return {}
-    from rwthlm_py.checkpoint import read_model_meta
+    from rwthlm_py.model.checkpoint import read_model_meta
 
     try:
         meta = read_model_meta(network_path)
@@ -425,7 +436,7 @@ def run_nbest(namespace, options, argv, console):
 
 def run_selftest(options, network, console):
     from rwthlm_py.commands import run
-    from rwthlm_py.selftest import builtin_self_test
+    from rwthlm_py.training.selftest import builtin_self_test
 
     if options.train is not None and network is None:
         raise UsageError("selftest --train needs NETWORK, the network string or model file to check on the text")
@@ -436,7 +447,7 @@ def run_selftest(options, network, console):
 
 
 def run_corpora(namespace, console):
-    from rwthlm_py import corpora
+    from rwthlm_py.text import corpora
 
     if namespace.action == "list":
         for name in corpora.available():
@@ -452,8 +463,8 @@ def run_corpora(namespace, console):
 
 
 def run_sample(namespace, console):
-    from rwthlm_py.checkpoint import build_network, read_model
-    from rwthlm_py.sampling import sample_sentences
+    from rwthlm_py.model.checkpoint import build_network, read_model
+    from rwthlm_py.scoring.sampling import sample_sentences
 
     for flag, value in (("--num", namespace.num), ("--max-length", namespace.max_length)):
         if not 1 <= value <= LARGEST_COUNT:

@@ -9,29 +9,35 @@ import os
 
 import numpy
 
-from rwthlm_py import data
-from rwthlm_py.arpa import read_arpa
-from rwthlm_py.checkpoint import (TrainingState, build_network, load_momentum, model_vocabulary,
-                                  read_model, save_model)
-from rwthlm_py.clustering import class_vocabulary
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
-from rwthlm_py.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
-from rwthlm_py.lr_search import find_initial_learning_rate
-from rwthlm_py.model_lock import exclusive_model_lock
-from rwthlm_py.network import Network, check_tying_layers
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.optim import Sgd
-from rwthlm_py.rate_search import search_learning_rate
-from rwthlm_py.reporting import Console
-from rwthlm_py.textio import refuse_overwriting_inputs
-from rwthlm_py.rescoring.command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
+from rwthlm_py.model.checkpoint import (
+    TrainingState,
+    build_network,
+    load_momentum,
+    model_vocabulary,
+    read_model,
+    save_model,
+)
+from rwthlm_py.model.network import Network, check_tying_layers
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.output.tensorboard_log import open_log
 from rwthlm_py.rescoring.lattice_command import lattice_outputs, rescore_lattices
+from rwthlm_py.rescoring.nbest_command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
 from rwthlm_py.rescoring.wer import read_noise_words
-from rwthlm_py.selftest import self_test_on_corpus
-from rwthlm_py.tensorboard_log import open_log
-from rwthlm_py.train import Schedule, Trainer, finished_training
-from rwthlm_py.vocabulary import count_words, read_vocabulary, vocabulary_from_counts
+from rwthlm_py.scoring.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
+from rwthlm_py.text import data
+from rwthlm_py.text.arpa import read_arpa
+from rwthlm_py.text.clustering import class_vocabulary
+from rwthlm_py.text.textio import refuse_overwriting_inputs
+from rwthlm_py.text.vocabulary import count_words, read_vocabulary, vocabulary_from_counts
+from rwthlm_py.training.model_lock import exclusive_model_lock
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.rate_search_heldout import search_learning_rate
+from rwthlm_py.training.rate_search_rwthlm import find_initial_learning_rate
+from rwthlm_py.training.selftest import self_test_on_corpus
+from rwthlm_py.training.train import Schedule, Trainer, finished_training
 
 STREAM_NOTE = ("word wrapping 'stream': the recurrent state is carried from one batch to the next "
                "(as in PyTorch's word_language_model); this is not an rwthlm mode")
@@ -401,7 +407,7 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
 def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
           options, console, program="rwthlm"):
     """Trains; a new network without --learning-rate first gets one: rwthlm's search for the
-    `rwthlm` command, the held-out search of rate_search.py for `rwthlm-py train`, whose
+    `rwthlm` command, the held-out search of rate_search_heldout.py for `rwthlm-py train`, whose
     chosen trial is the start of epoch 1."""
     schedule = schedule_from(options)
     require_batch_memory(network, data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,

@@ -13,7 +13,7 @@ import difflib
 import math
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import check_encoding, read_lines
+from rwthlm_py.text.textio import check_encoding, read_lines
 
 WRAPPINGS = ("fixed", "concatenated", "verbatim", "stream")
 

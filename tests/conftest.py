@@ -9,14 +9,14 @@ import sys
 import threading
 import time
 
+import cuda_on_cpu
 import numpy
 import pytest
 from hypothesis import HealthCheck, settings
-
-import cuda_on_cpu
-from rwthlm_py.backend import cupy_device_count, get_backend
 from strict_cupy import strict_backend
-from rwthlm_py.vocabulary import Vocabulary, remap
+
+from rwthlm_py.runtime.backend import cupy_device_count, get_backend
+from rwthlm_py.text.vocabulary import Vocabulary, remap
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 # the two command lines, run as a user runs them, each in a process of its own

@@ -12,11 +12,11 @@ Needs a C++ compiler (g++ or c++); `compiler()` is None without one.
 
 import ctypes
 import hashlib
+import pathlib
 import re
 import shutil
 import subprocess
 import tempfile
-import pathlib
 
 import numpy
 

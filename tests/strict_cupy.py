@@ -29,13 +29,13 @@ import types
 
 import numpy
 
-from rwthlm_py.backend import Backend, register_array_type
 from rwthlm_py.kernels import KERNEL_NAMES, numpy_kernels
 from rwthlm_py.kernels.cuda import CudaKernels
+from rwthlm_py.runtime.backend import Backend, register_array_type
 
 _HERE = str(pathlib.Path(__file__).resolve())
 _NUMPY_DIR = str(pathlib.Path(numpy.__file__).resolve().parent)
-_BACKEND = str(pathlib.Path(__file__).resolve().parents[1] / "rwthlm_py" / "backend.py")
+_BACKEND = str(pathlib.Path(__file__).resolve().parents[1] / "rwthlm_py" / "runtime" / "backend.py")
 HOST_MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # the double's "device" is the host
 
 IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. "

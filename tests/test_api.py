@@ -6,11 +6,10 @@ import sys
 
 import numpy
 import pytest
+from conftest import RWTHLM_PY
 
 import rwthlm_py
-from conftest import RWTHLM_PY
 from rwthlm_py.errors import InputError
-
 
 
 def call(*args, cwd):

@@ -6,8 +6,8 @@ import pathlib
 import numpy
 import pytest
 
-from rwthlm_py.arpa import read_arpa
 from rwthlm_py.errors import InputError
+from rwthlm_py.text.arpa import read_arpa
 
 DATA = pathlib.Path(__file__).parent / "data"
 

@@ -2,14 +2,14 @@
 
 import numpy
 import pytest
-
-from rwthlm_py import data
-from rwthlm_py.backend import cupy_device_count, get_backend
-from rwthlm_py.errors import InputError
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.selftest import BUILTIN_NETWORKS, synthetic_corpus
 from conftest import BACKENDS, make_backend
+
+from rwthlm_py.errors import InputError
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.backend import cupy_device_count, get_backend
+from rwthlm_py.text import data
+from rwthlm_py.training.selftest import BUILTIN_NETWORKS, synthetic_corpus
 
 
 def test_numpy_backend():
@@ -53,7 +53,6 @@ def test_scatter_add_sums_repeated_indices(shape):
 
 def test_only_the_backend_module_imports_cupy():
     import pathlib
-
     import re
 
     package = pathlib.Path(__file__).resolve().parents[1] / "rwthlm_py"
@@ -87,8 +86,8 @@ def test_cupy_matches_numpy(class_vocab):
 
 def trained_params(spec, vocab, backend, batches):
     """The float64 parameters after training on `batches` with momentum and clipping."""
-    from rwthlm_py.optim import Sgd
-    from rwthlm_py.train import train_batch
+    from rwthlm_py.training.optim import Sgd
+    from rwthlm_py.training.train import train_batch
 
     network = Network.build(parse_network(spec), vocab, backend, seed=2)
     optimizer = Sgd(network, momentum=0.9)
@@ -127,7 +126,7 @@ def test_every_layer_trains_on_the_cuda_kernels_as_on_numpy(cuda_backend, class_
 def test_keep_freed_memory_sets_glibcs_malloc_thresholds():
     import platform
 
-    from rwthlm_py.allocator import keep_freed_memory
+    from rwthlm_py.runtime.allocator import keep_freed_memory
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt thresholds are glibc's")

@@ -10,15 +10,14 @@ import zipfile
 import numpy
 import pytest
 
-from rwthlm_py import data
-from rwthlm_py.backend import get_backend
-from rwthlm_py.checkpoint import (TrainingState, build_network, load_momentum, read_model,
-                                  save_model)
 from rwthlm_py.errors import InputError
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.optim import Sgd
-from rwthlm_py.selftest import synthetic_corpus
+from rwthlm_py.model.checkpoint import TrainingState, build_network, load_momentum, read_model, save_model
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text import data
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.selftest import synthetic_corpus
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import HAND_LATTICE as TOY_LATTICE, assert_one_line_error, wait_for_line
+from conftest import HAND_LATTICE as TOY_LATTICE
+from conftest import assert_one_line_error, wait_for_line
 
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]

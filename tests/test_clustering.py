@@ -3,8 +3,13 @@
 import numpy
 import pytest
 
-from rwthlm_py.clustering import (ExchangeState, class_vocabulary, count_bigrams, exchange_classes,
-                                  frequency_classes)
+from rwthlm_py.text.clustering import (
+    ExchangeState,
+    class_vocabulary,
+    count_bigrams,
+    exchange_classes,
+    frequency_classes,
+)
 
 
 def brute_objective(stream, classes, num_classes):

@@ -5,13 +5,12 @@ import gzip
 import hashlib
 
 import pytest
-
-from rwthlm_py import corpora, data
-from rwthlm_py.errors import InputError
-from rwthlm_py.vocabulary import count_words, vocabulary_from_counts
-
 from conftest import assert_one_line_error, corpus_file
 from test_cli import RWTHLM_PY, call
+
+from rwthlm_py.errors import InputError
+from rwthlm_py.text import corpora, data
+from rwthlm_py.text.vocabulary import count_words, vocabulary_from_counts
 
 
 @pytest.mark.corpus

@@ -5,9 +5,9 @@ import gzip
 import numpy
 import pytest
 
-from rwthlm_py import data
 from rwthlm_py.errors import InputError
-from rwthlm_py.vocabulary import read_vocabulary
+from rwthlm_py.text import data
+from rwthlm_py.text.vocabulary import read_vocabulary
 
 TEXT = "a b\nc\nd e f\n"
 

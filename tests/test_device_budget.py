@@ -3,17 +3,17 @@ time step of the LSTM, host-to-device copies inside the time loop, operand copie
 matrix products, waits for the device per batch, and the whole budget of a batch of a
 2x650 LSTM (B=64, T=35, V=10,000, 100 classes) with the CUDA kernels run on the CPU."""
 
+import cuda_on_cpu
 import numpy
 import pytest
-
-import cuda_on_cpu
-from rwthlm_py import data
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.optim import Sgd
-from rwthlm_py.train import train_batch
-from rwthlm_py.vocabulary import remap
 from strict_cupy import strict_backend
+
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.text import data
+from rwthlm_py.text.vocabulary import remap
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.train import train_batch
 
 LAYERS = 2
 B = 6

@@ -7,16 +7,16 @@ import io
 import numpy
 import pytest
 
-from rwthlm_py import data
-from rwthlm_py.backend import get_backend
 from rwthlm_py.config import Options
-from rwthlm_py.dropout import DropoutMasks
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.optim import Sgd
-from rwthlm_py.reporting import Console
-from rwthlm_py.selftest import builtin_self_test, synthetic_corpus
-from rwthlm_py.train import Schedule, train_batch
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text import data
+from rwthlm_py.training.dropout import DropoutMasks
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.selftest import builtin_self_test, synthetic_corpus
+from rwthlm_py.training.train import Schedule, train_batch
 
 BACKEND = get_backend("numpy")
 

@@ -10,9 +10,9 @@ import time
 
 import numpy
 import pytest
-
 from conftest import wait_until
-from rwthlm_py.epoch_checkpoint import flatten_state, unflatten_state
+
+from rwthlm_py.training.epoch_checkpoint import flatten_state, unflatten_state
 
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py", "train"]
 

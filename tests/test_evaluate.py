@@ -6,12 +6,12 @@ import re
 import numpy
 import pytest
 
-from rwthlm_py import data
-from rwthlm_py.backend import get_backend
-from rwthlm_py.evaluate import score_corpus, summary_lines, verbose_lines
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.selftest import synthetic_corpus
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.scoring.evaluate import score_corpus, summary_lines, verbose_lines
+from rwthlm_py.text import data
+from rwthlm_py.training.selftest import synthetic_corpus
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_feedforward_scoring_forgets_recurrent_state(class_vocab):
 
 
 def test_unk_penalty_applies_to_unk_targets_only(tmp_path):
-    from rwthlm_py.vocabulary import read_vocabulary
+    from rwthlm_py.text.vocabulary import read_vocabulary
 
     (tmp_path / "v").write_text("a\nb\n<unk>\n")
     vocab = read_vocabulary(tmp_path / "v").with_unk("<unk>")
@@ -129,7 +129,7 @@ def test_log_probabilities_sum_to_one_over_the_vocabulary(float64, class_vocab):
 
 
 def test_one_class_of_all_words_is_a_plain_softmax(float64):
-    from rwthlm_py.vocabulary import remap
+    from rwthlm_py.text.vocabulary import remap
 
     vocab = remap([(f"w{k}", 0) for k in range(6)] + [("<sb>", 0)], "<sb>")
     network = Network.build(parse_network("t-i4-m3"), vocab, float64, seed=1)
@@ -157,7 +157,7 @@ def test_extreme_logits_stay_finite(request, float64, vocab_name, train):
 
 
 def test_a_perplexity_that_overflows_is_inf():
-    from rwthlm_py.evaluate import Scores
+    from rwthlm_py.scoring.evaluate import Scores
 
     assert Scores(log_prob=-1e6, num_targets=10, num_sb=1, num_sentences=1, unk_count=0).perplexity == math.inf
     assert Scores(log_prob=-20.0, num_targets=10, num_sb=1, num_sentences=1, unk_count=0).perplexity == \

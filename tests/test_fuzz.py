@@ -22,24 +22,23 @@ import pathlib
 
 import numpy
 import pytest
+from conftest import HAND_LATTICE
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rwthlm_py import data
-from rwthlm_py.arpa import read_arpa
-from rwthlm_py.backend import get_backend
-from rwthlm_py.checkpoint import TrainingState, build_network, read_model, save_model
 from rwthlm_py.config import read_config_file
-from rwthlm_py.corpora import load_manifest
 from rwthlm_py.errors import InputError
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
+from rwthlm_py.model.checkpoint import TrainingState, build_network, read_model, save_model
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.rescoring.htk_lattice import read_lattice
 from rwthlm_py.rescoring.nbest import read_kaldi_lists, read_srilm_list
 from rwthlm_py.rescoring.wer import read_references
-from rwthlm_py.vocabulary import read_vocabulary, remap
-
-from conftest import HAND_LATTICE
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text import data
+from rwthlm_py.text.arpa import read_arpa
+from rwthlm_py.text.corpora import load_manifest
+from rwthlm_py.text.vocabulary import read_vocabulary, remap
 
 DATA = pathlib.Path(__file__).parent / "data"
 MANIFEST = pathlib.Path(__file__).parents[1] / "corpora" / "ptb" / "manifest.toml"

@@ -4,11 +4,11 @@ initial states, and the equivalence of one step at a time with the whole sequenc
 import numpy
 import pytest
 
-from rwthlm_py import data
-from rwthlm_py.dropout import DropoutMasks
-from rwthlm_py.network import Network, select_state
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.selftest import gradient_checks, synthetic_corpus
+from rwthlm_py.model.network import Network, select_state
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.text import data
+from rwthlm_py.training.dropout import DropoutMasks
+from rwthlm_py.training.selftest import gradient_checks, synthetic_corpus
 
 TOLERANCE = 1e-6  # the largest relative error of a derivative (this test's own, not the code's)
 

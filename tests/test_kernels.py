@@ -2,18 +2,18 @@
 NVRTC, and the CUDA kernels (run on the CPU, launched by rwthlm_py.kernels.cuda) against
 the numpy bodies, alone and inside a whole network."""
 
+import cuda_on_cpu
 import numpy
+import nvrtc
 import pytest
 
-import cuda_on_cpu
-import nvrtc
-from rwthlm_py import data
-from rwthlm_py.backend import get_backend
 from rwthlm_py.kernels import lstm as kernels
 from rwthlm_py.kernels.cuda import source_for
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.selftest import synthetic_corpus
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text import data
+from rwthlm_py.training.selftest import synthetic_corpus
 
 H, B = 5, 3
 

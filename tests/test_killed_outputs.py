@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import HAND_LATTICE, feed_named_pipe, wait_until
 
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
@@ -130,7 +129,7 @@ def test_a_writer_gives_up_a_new_folder_that_a_cleaner_took_first(tmp_path, monk
     import fcntl
     import tempfile
 
-    from rwthlm_py import folder_lock
+    from rwthlm_py.output import folder_lock
 
     taken = tmp_path / ".out.taken001.tmp"
     taken.mkdir()

@@ -3,12 +3,12 @@ distance, and the word error rates of `rwthlm-py lattice --refs`."""
 
 import numpy
 import pytest
+from test_lattice_search import all_paths, random_lattice
 
 from rwthlm_py.rescoring.htk_lattice import EPSILON
 from rwthlm_py.rescoring.lattice_oracle import oracle_words
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
-from rwthlm_py.vocabulary import remap
-from test_lattice_search import all_paths, random_lattice
+from rwthlm_py.text.vocabulary import remap
 
 
 def edit_distance(reference, words):

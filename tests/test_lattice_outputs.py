@@ -21,15 +21,15 @@ import pathlib
 
 import numpy
 import pytest
-
-from rwthlm_py.backend import get_backend
-from rwthlm_py.config import Options
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.reporting import Console
-from rwthlm_py.rescoring.lattice_command import rescore_lattices
-from rwthlm_py.vocabulary import remap
 from conftest import HAND_LATTICE as LATTICE
+
+from rwthlm_py.config import Options
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.rescoring.lattice_command import rescore_lattices
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text.vocabulary import remap
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "lattice"
 OUTPUTS = {"lattice": "hand.lat.rescored", "ctm": "hand.lat.ctm", "expanded-lattice": "hand.lat.rescored"}
@@ -74,7 +74,7 @@ def linear_lattice(path, words):
 def test_dependent_lattices_carry_the_state_of_the_best_path(tmp_path):
     """--dependent: the second lattice starts where the first one's best path ended, so
     its cost is that of its words after the first lattice's words and <sb>."""
-    from rwthlm_py import data
+    from rwthlm_py.text import data
 
     vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees", "feeds"])], "<sb>")
     network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)

@@ -9,15 +9,15 @@ import math
 
 import numpy
 import pytest
+from conftest import BACKENDS, make_backend
 
-from rwthlm_py import data
-from rwthlm_py.backend import get_backend
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice
 from rwthlm_py.rescoring.lattice_search import SearchOptions, search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
-from conftest import BACKENDS, make_backend
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text import data
 
 
 def random_lattice(tmp_path, vocab, seed, layers=4, width=3):
@@ -101,7 +101,7 @@ def path_cost(network, lattice, path, words, options):
 
 @pytest.fixture(scope="module")
 def network():
-    from rwthlm_py.vocabulary import remap
+    from rwthlm_py.text.vocabulary import remap
 
     vocab = remap([(f"w{k}", k % 4) for k in range(9)], "<sb>")
     network = Network.build(parse_network("t-i6-m5"), vocab, get_backend("numpy", "float64"), seed=4)

@@ -7,8 +7,8 @@ import resource
 
 import numpy
 import pytest
-
-from conftest import RWTHLM, RWTHLM_PY, assert_one_line_error, run_command as call
+from conftest import RWTHLM, RWTHLM_PY, assert_one_line_error
+from conftest import run_command as call
 
 HUGE = 99999999999999999999
 
@@ -22,12 +22,12 @@ def address_space_of(limit):
 def wide(tmp_path_factory):
     """A model over 100,000 words with a full softmax (tiny hidden layers), and a text of
     those words long enough that one batch of it needs more memory than this machine has."""
-    from rwthlm_py.backend import get_backend
-    from rwthlm_py.checkpoint import TrainingState, save_model
-    from rwthlm_py.network import Network
-    from rwthlm_py.network_spec import parse_network
-    from rwthlm_py.optim import Sgd
-    from rwthlm_py.vocabulary import remap
+    from rwthlm_py.model.checkpoint import TrainingState, save_model
+    from rwthlm_py.model.network import Network
+    from rwthlm_py.model.network_spec import parse_network
+    from rwthlm_py.runtime.backend import get_backend
+    from rwthlm_py.text.vocabulary import remap
+    from rwthlm_py.training.optim import Sgd
 
     folder = tmp_path_factory.mktemp("wide")
     words = [f"w{k}" for k in range(100_000)]

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import assert_one_line_error, wait_for_line, wait_until
-from rwthlm_py.checkpoint import read_model
+
+from rwthlm_py.model.checkpoint import read_model
 
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py", "train"]
 TRAINING = ["--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8, "--sequence-length", 12,

@@ -1,6 +1,6 @@
 """A model file whose metadata is inconsistent, with checksums that pass (the archive is
 valid; only the `meta` member changed), is one line naming the file through every command
-that reads a model and through rwthlm_py.load: each check of rwthlm_py/model_meta.py in turn.
+that reads a model and through rwthlm_py.load: each check of rwthlm_py/model/model_meta.py in turn.
 
 Where a check is not about the stored sha256, the changed vocabulary is given its own sha256,
 so that the check under test is the only one that can refuse the file."""
@@ -14,9 +14,9 @@ import zipfile
 
 import numpy
 import pytest
+from conftest import HAND_LATTICE, assert_one_line_error, toy_sentences
 
 import rwthlm_py
-from conftest import HAND_LATTICE, assert_one_line_error, toy_sentences
 from rwthlm_py.errors import InputError
 
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]

@@ -9,12 +9,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import assert_one_line_error
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import combine_lm, interpolate_linear, ranking, total_score
-
-from conftest import assert_one_line_error
 
 DATA = pathlib.Path(__file__).parent / "data"
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "nbest"
@@ -237,7 +236,7 @@ def test_the_word_penalty_uses_the_lists_word_count(tmp_path):
 
 
 def test_the_totals_use_the_lists_word_count(tmp_path):
-    from rwthlm_py.rescoring.command import Counts, Settings, rescore_group
+    from rwthlm_py.rescoring.nbest_command import Counts, Settings, rescore_group
 
     (tmp_path / "sw_1.nbest").write_text(SWITCHBOARD_LIKE)
     nbest = formats.read_srilm_list(tmp_path / "sw_1.nbest")
@@ -389,12 +388,12 @@ def test_num_oovs_divides_the_arpa_unk_probability(tmp_path):
 @pytest.fixture
 def toy_network(tmp_path):
     """A random network over the words of the toy lists (and <unk>), saved as a model file."""
-    from rwthlm_py.backend import get_backend
-    from rwthlm_py.checkpoint import TrainingState, save_model
-    from rwthlm_py.network import Network
-    from rwthlm_py.network_spec import parse_network
-    from rwthlm_py.optim import Sgd
-    from rwthlm_py.vocabulary import remap
+    from rwthlm_py.model.checkpoint import TrainingState, save_model
+    from rwthlm_py.model.network import Network
+    from rwthlm_py.model.network_spec import parse_network
+    from rwthlm_py.runtime.backend import get_backend
+    from rwthlm_py.text.vocabulary import remap
+    from rwthlm_py.training.optim import Sgd
 
     words = ["the", "cat", "dog", "sees", "a", "big", "likes", "<unk>"]
     vocab = remap([(word, k % 3) for k, word in enumerate(words)], "<sb>")

@@ -1,7 +1,7 @@
 import pytest
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.network_spec import parse_network
+from rwthlm_py.model.network_spec import parse_network
 
 VALID = [
     ("ptb-i200-m200", [("projection", 200, 1, "identity", False), ("lstm", 200, 1, "lstm", False)]),

@@ -3,11 +3,11 @@ histories with several next words each, against Network.log_probs of whole sente
 
 import numpy
 import pytest
-
-from rwthlm_py import data
-from rwthlm_py.network import Network, concatenate_states, select_state
-from rwthlm_py.network_spec import parse_network
 from conftest import make_backend
+
+from rwthlm_py.model.network import Network, concatenate_states, select_state
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.text import data
 
 
 @pytest.mark.parametrize("device", ["numpy", "strict-cupy"])

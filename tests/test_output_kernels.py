@@ -8,7 +8,7 @@ import pytest
 
 from rwthlm_py.kernels import numpy_kernels
 from rwthlm_py.layers.word_groups import WordGroups
-from rwthlm_py.vocabulary import remap
+from rwthlm_py.text.vocabulary import remap
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 H = 4

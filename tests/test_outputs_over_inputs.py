@@ -5,9 +5,8 @@ with one rule (textio.refuse_overwriting_inputs)."""
 import os
 
 import pytest
-
-from conftest import HAND_LATTICE, RWTHLM, RWTHLM_PY, assert_one_line_error, run_command as call
-
+from conftest import HAND_LATTICE, RWTHLM, RWTHLM_PY, assert_one_line_error
+from conftest import run_command as call
 
 
 @pytest.fixture(scope="module")

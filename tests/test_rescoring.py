@@ -9,14 +9,14 @@ import sys
 import numpy
 import pytest
 
-from rwthlm_py import data
-from rwthlm_py.evaluate import score_corpus
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.rescoring.scores import ranking
 from rwthlm_py.rescoring.sentence_scores import PrefixTree, score_sentences, sentence_log_prob
 from rwthlm_py.rescoring.wer import align_counts
-from rwthlm_py.vocabulary import remap
+from rwthlm_py.scoring.evaluate import score_corpus
+from rwthlm_py.text import data
+from rwthlm_py.text.vocabulary import remap
 
 DATA = pathlib.Path(__file__).parent / "data"
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
@@ -199,8 +199,8 @@ def ppl_command(*args, cwd):
 def test_ppl_with_an_arpa_model(tmp_path, float64):
     vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees"])], "<sb>")
     network = Network.build(parse_network("toy-i6-m6"), vocab, float64, seed=2)
-    from rwthlm_py.checkpoint import TrainingState, save_model
-    from rwthlm_py.optim import Sgd
+    from rwthlm_py.model.checkpoint import TrainingState, save_model
+    from rwthlm_py.training.optim import Sgd
 
     save_model(tmp_path / "toy-i6-m6", network, Sgd(network, 0.0), TrainingState())
     (tmp_path / "test.txt").write_text("the cat sees\nthe dog\n")
@@ -224,8 +224,8 @@ def test_ppl_reads_its_text_once_from_a_pipe(tmp_path, float64):
     scores the words read with the text, not a second reading of it; a unigram model works."""
     vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees"])], "<sb>")
     network = Network.build(parse_network("toy-i6-m6"), vocab, float64, seed=2)
-    from rwthlm_py.checkpoint import TrainingState, save_model
-    from rwthlm_py.optim import Sgd
+    from rwthlm_py.model.checkpoint import TrainingState, save_model
+    from rwthlm_py.training.optim import Sgd
 
     save_model(tmp_path / "toy-i6-m6", network, Sgd(network, 0.0), TrainingState())
     text = "the cat sees\nthe dog\n"

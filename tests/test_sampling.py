@@ -8,11 +8,11 @@ import sys
 import numpy
 import pytest
 
-from rwthlm_py.backend import get_backend
-from rwthlm_py.checkpoint import TrainingState, save_model
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.sampling import sample_sentences
+from rwthlm_py.model.checkpoint import TrainingState, save_model
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.scoring.sampling import sample_sentences
 
 DRAWS = 20_000
 
@@ -90,7 +90,7 @@ def test_the_command_line_prints_one_sentence_per_line(tmp_path, class_vocab):
 def test_sentences_are_drawn_a_bounded_group_at_a_time(class_vocab, monkeypatch):
     """However many sentences are asked for, at most MAX_GROUP are drawn together; the
     groups come from the one generator, so that a seed still gives the same sentences."""
-    import rwthlm_py.sampling as sampling
+    import rwthlm_py.scoring.sampling as sampling
 
     network = toy_network(class_vocab, scale=1.0)
     widths = []

@@ -8,12 +8,12 @@ import re
 
 import numpy
 import pytest
+from strict_cupy import strict_backend
 
 from rwthlm_py import commands
-from rwthlm_py.backend import get_backend
 from rwthlm_py.config import Options
-from rwthlm_py.reporting import Console
-from strict_cupy import strict_backend
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.runtime.backend import get_backend
 
 NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?")
 
@@ -77,11 +77,12 @@ def test_training_and_perplexity_equal_numpys(toy, changes):
 
 def test_nbest_rescoring_equals_numpys(tmp_path):
     from test_nbest import DATA
-    from rwthlm_py.checkpoint import TrainingState, save_model
-    from rwthlm_py.network import Network
-    from rwthlm_py.network_spec import parse_network
-    from rwthlm_py.optim import Sgd
-    from rwthlm_py.vocabulary import remap
+
+    from rwthlm_py.model.checkpoint import TrainingState, save_model
+    from rwthlm_py.model.network import Network
+    from rwthlm_py.model.network_spec import parse_network
+    from rwthlm_py.text.vocabulary import remap
+    from rwthlm_py.training.optim import Sgd
 
     words = ["the", "cat", "dog", "sees", "a", "big", "likes", "<unk>"]
     vocab = remap([(word, k % 3) for k, word in enumerate(words)], "<sb>")
@@ -104,10 +105,10 @@ def test_nbest_rescoring_equals_numpys(tmp_path):
 def test_host_states_and_gradients_are_moved_to_the_device(class_vocab):
     """A caller's numpy state or gradient is taken as cupy would need it, and the result
     is the same as with device arrays."""
-    from rwthlm_py import data
-    from rwthlm_py.network import Network
-    from rwthlm_py.network_spec import parse_network
-    from rwthlm_py.selftest import synthetic_corpus
+    from rwthlm_py.model.network import Network
+    from rwthlm_py.model.network_spec import parse_network
+    from rwthlm_py.text import data
+    from rwthlm_py.training.selftest import synthetic_corpus
 
     backend = strict_backend("float64")
     network = Network.build(parse_network("t-36-m5"), class_vocab, backend, seed=2)
@@ -128,11 +129,11 @@ def test_host_states_and_gradients_are_moved_to_the_device(class_vocab):
 
 
 def test_the_unknown_word_penalty_keeps_the_float_type(class_vocab):
-    from rwthlm_py import data
-    from rwthlm_py.network import Network
-    from rwthlm_py.network_spec import parse_network
-    from rwthlm_py.selftest import synthetic_corpus
-    from rwthlm_py.vocabulary import remap
+    from rwthlm_py.model.network import Network
+    from rwthlm_py.model.network_spec import parse_network
+    from rwthlm_py.text import data
+    from rwthlm_py.text.vocabulary import remap
+    from rwthlm_py.training.selftest import synthetic_corpus
 
     vocab = remap([(word, k % 4) for k, word in enumerate(["a", "b", "c", "<unk>"])], "<sb>")
     network = Network.build(parse_network("t-i4-m4"), vocab, strict_backend("float32"), seed=2)
@@ -142,7 +143,7 @@ def test_the_unknown_word_penalty_keeps_the_float_type(class_vocab):
 
 
 def self_test_lines(backend, network=None):
-    from rwthlm_py.selftest import builtin_self_test
+    from rwthlm_py.training.selftest import builtin_self_test
 
     console = Console(out=io.StringIO(), err=io.StringIO())
     status = builtin_self_test(Options(), network, console, backend)

@@ -8,7 +8,6 @@ import sys
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
-
 from test_train import run, toy_options
 
 
@@ -87,7 +86,7 @@ def test_a_resumed_run_continues_the_word_steps(trained_with_events):
 
 
 def test_writing_events_imports_neither_tensorflow_nor_torch(toy):
-    script = ("import sys; from rwthlm_py.tensorboard_log import EventLog; log = EventLog(sys.argv[1]); "
+    script = ("import sys; from rwthlm_py.output.tensorboard_log import EventLog; log = EventLog(sys.argv[1]); "
               "log.scalar('a', 1.0, 0); log.histogram('h', [1.0, 2.0], 0); log.text('t', 'x'); "
               "log.hparams({'network': 'n'}); log.close(); "
               "print(sorted(m for m in ('tensorflow', 'torch') if m in sys.modules))")

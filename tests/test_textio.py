@@ -6,7 +6,7 @@ import os
 import pytest
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import atomic_output, check_encoding, read_lines, split_words
+from rwthlm_py.text.textio import atomic_output, check_encoding, read_lines, split_words
 
 
 def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):

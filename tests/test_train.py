@@ -6,14 +6,14 @@ import numpy
 import pytest
 
 from rwthlm_py import commands
-from rwthlm_py.backend import get_backend
-from rwthlm_py.checkpoint import TrainingState, read_model, save_model
 from rwthlm_py.config import Options
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.optim import Sgd
-from rwthlm_py.reporting import Console
-from rwthlm_py.train import Schedule, Trainer
+from rwthlm_py.model.checkpoint import TrainingState, read_model, save_model
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.train import Schedule, Trainer
 
 
 def quiet():
@@ -186,9 +186,9 @@ def test_feedforward_training_of_an_ngram_network(toy):
 
 
 def test_gradient_clipping_limits_the_step(class_vocab):
-    from rwthlm_py.train import clipping_factor
-    from rwthlm_py.selftest import synthetic_corpus
-    from rwthlm_py import data
+    from rwthlm_py.text import data
+    from rwthlm_py.training.selftest import synthetic_corpus
+    from rwthlm_py.training.train import clipping_factor
 
     network = Network.build(parse_network("t-i4-m4"), class_vocab, get_backend("numpy", "float64"))
     corpus = synthetic_corpus(class_vocab, seed=1)
@@ -236,7 +236,7 @@ def test_a_diverged_epoch_is_rolled_back_even_first_and_training_stops_at_the_lo
     """Epoch 1 diverges (a finite but absurd 1.7e49): back to the initial model, never
     saved as best; then nan, inf and no gain halve the rate until it falls below
     MIN_LEARNING_RATE, where training stops although --max-epoch is 0 (for ever)."""
-    from rwthlm_py.train import MIN_LEARNING_RATE
+    from rwthlm_py.training.train import MIN_LEARNING_RATE
 
     scripted = [1.7e49, float("nan"), float("inf")] + [20.0] * 40
     network, trainer, snapshots = run_scripted(tmp_path, class_vocab, Schedule(max_epoch=0), scripted)

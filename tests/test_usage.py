@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import HAND_LATTICE, assert_one_line_error
+
 from rwthlm_py import __version__
 
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]

@@ -4,9 +4,8 @@ import numpy
 import pytest
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.clustering import frequency_classes
-from rwthlm_py.vocabulary import (count_words, read_vocabulary, remap,
-                                  vocabulary_from_counts)
+from rwthlm_py.text.clustering import frequency_classes
+from rwthlm_py.text.vocabulary import count_words, read_vocabulary, remap, vocabulary_from_counts
 
 
 def write(path, text):
@@ -101,7 +100,7 @@ def test_frequency_binning_gives_frequent_words_their_own_class():
 
 def test_class_layout_is_checked():
     with pytest.raises(ValueError):
-        from rwthlm_py.vocabulary import Vocabulary
+        from rwthlm_py.text.vocabulary import Vocabulary
         Vocabulary(["a", "b", "<sb>"], [1, 0, 2])
     vocab = remap([("a", 0), ("b", 0), ("c", 1)], "<sb>")
     assert numpy.array_equal(vocab.word_class, [0, 1, 2, 2])

@@ -15,11 +15,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import HAND_LATTICE, assert_one_line_error, wait_for_line
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
-
-from conftest import HAND_LATTICE, assert_one_line_error, wait_for_line
 
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 DATA = pathlib.Path(__file__).parent / "data"

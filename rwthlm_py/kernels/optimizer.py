@@ -1,5 +1,5 @@
 """The optimizer's fused operations over all dense parameters at once: the SGD step with
-momentum (rwthlm_py.optim) and the squared norm of the gradients (for clipping).
+momentum (rwthlm_py.training.optim) and the squared norm of the gradients (for clipping).
 
 For each parameter w with gradient g and momentum buffer m (or none), learning rate eta
 (a number, or a 0-d array on the device: the clipped rate) and momentum mu:

@@ -5,7 +5,7 @@ through the activation's output y, as rwthlm does: tanh' = 1 - y^2, sigmoid' = y
 The sigmoid is computed as 0.5 tanh(a/2) + 0.5, which cannot overflow.
 """
 
-from rwthlm_py.backend import array_module
+from rwthlm_py.runtime.backend import array_module
 
 
 def get_xp(array):

@@ -1,3 +1,6 @@
-"""N-best rescoring: list formats (nbest), scoring hypotheses with the network through a
-prefix tree (sentence_scores), the score formulas (scores), word error rates (wer) and the
-command that ties them together (command)."""
+"""Rescoring a recognizer's hypotheses with the network. Shared by both: the score
+formulas (scores), sentences scored through a prefix tree (sentence_scores) and word
+error rates (wer). N-best lists: their formats (nbest) and the command (nbest_command).
+HTK lattices: reading and writing them (htk_lattice), their topology (lattice_topology),
+the expansion by LM history (lattice_expansion), the search (lattice_search), oracle paths
+(lattice_oracle) and the command (lattice_command)."""

@@ -43,7 +43,7 @@ import math
 import re
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import DEFAULT_ENCODING, read_lines
+from rwthlm_py.text.textio import DEFAULT_ENCODING, read_lines
 
 EPSILON = "!NULL"
 QUOTED = r'"(?:[^"\\]|\\.)*"'

@@ -43,14 +43,14 @@ import time
 
 from rwthlm_py.errors import InputError, WriteError
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
-from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
+from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
 from rwthlm_py.rescoring.lattice_search import SearchOptions, search
+from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
 from rwthlm_py.rescoring.scores import LN10
-from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
-from rwthlm_py.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
+from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
 OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "ctm"}

@@ -44,7 +44,7 @@ import math
 
 import numpy
 
-from rwthlm_py.network import concatenate_states, select_state
+from rwthlm_py.model.network import concatenate_states, select_state
 from rwthlm_py.rescoring.scores import interpolate_linear
 
 

@@ -29,8 +29,8 @@ import math
 
 import numpy
 
-from rwthlm_py import data
-from rwthlm_py.network import concatenate_states, select_state
+from rwthlm_py.model.network import concatenate_states, select_state
+from rwthlm_py.text import data
 
 
 def score_sentences(network, sentences, batch_size, share_prefixes=True, unk_penalty=0.0,

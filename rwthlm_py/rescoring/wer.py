@@ -15,7 +15,7 @@ import dataclasses
 import numpy
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import DEFAULT_ENCODING, read_lines, split_words
+from rwthlm_py.text.textio import DEFAULT_ENCODING, read_lines, split_words
 
 SUBSTITUTION_COST, DELETION_COST, INSERTION_COST = 4, 3, 3
 

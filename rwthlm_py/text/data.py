@@ -38,7 +38,7 @@ import dataclasses
 import numpy
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import DEFAULT_ENCODING, read_lines, split_words
+from rwthlm_py.text.textio import DEFAULT_ENCODING, read_lines, split_words
 
 WRAPPING_MODES = ("fixed", "concatenated", "verbatim", "stream")
 

@@ -18,9 +18,9 @@ import contextlib
 import os
 import socket
 
-from rwthlm_py.epoch_checkpoint import partial_path
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import link_target, remove_stale_temporaries, write_error
+from rwthlm_py.text.textio import link_target, remove_stale_temporaries, write_error
+from rwthlm_py.training.epoch_checkpoint import partial_path
 
 try:
     import fcntl

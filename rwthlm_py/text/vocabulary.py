@@ -16,7 +16,7 @@ import hashlib
 import numpy
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import DEFAULT_ENCODING, atomic_output, read_lines, split_words
+from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_output, read_lines, split_words
 
 
 class Vocabulary:

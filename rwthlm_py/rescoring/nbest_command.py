@@ -29,7 +29,7 @@ from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import LN10, combine_lm, interpolate_linear, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_references, remove_noise
-from rwthlm_py.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
+from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 GROUP_HYPOTHESES = 4096
 KALDI_OUTPUTS = ("text", "ac_cost", "lm_cost")

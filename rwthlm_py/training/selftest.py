@@ -16,10 +16,10 @@ import dataclasses
 
 import numpy
 
-from rwthlm_py import data
-from rwthlm_py.backend import get_backend
-from rwthlm_py.dropout import DropoutMasks
-from rwthlm_py.network import Network
+from rwthlm_py.model.network import Network
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text import data
+from rwthlm_py.training.dropout import DropoutMasks
 
 STEP = 1e-3
 FLOOR = 1e-4
@@ -180,7 +180,7 @@ BUILTIN_NETWORKS = (
 
 def synthetic_vocabulary(sb="<sb>"):
     """Fourteen words (six single-word classes, classes of 2, 3 and 3 words) and the boundary."""
-    from rwthlm_py.vocabulary import remap
+    from rwthlm_py.text.vocabulary import remap
 
     classes = [0, 1, 2, 3, 4, 5, 6, 6, 7, 7, 7, 8, 8, 8]
     return remap([(f"w{k}", c) for k, c in enumerate(classes)], sb)
@@ -203,10 +203,10 @@ def builtin_self_test(options, network_path, console, backend=None):
     text, on `backend` in float64 (default: numpy)."""
     import os
 
-    from rwthlm_py.checkpoint import build_network, read_model
     from rwthlm_py.commands import require_memory, require_model_memory
-    from rwthlm_py.network_spec import parse_network
-    from rwthlm_py.vocabulary import Vocabulary
+    from rwthlm_py.model.checkpoint import build_network, read_model
+    from rwthlm_py.model.network_spec import parse_network
+    from rwthlm_py.text.vocabulary import Vocabulary
 
     backend = get_backend("numpy", "float64") if backend is None else backend.with_dtype("float64")
     if network_path is not None and os.path.exists(network_path):

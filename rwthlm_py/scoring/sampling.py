@@ -12,8 +12,7 @@ same backend.
 
 import numpy
 
-from rwthlm_py.network import select_state
-
+from rwthlm_py.model.network import select_state
 
 # Sentences are drawn a group at a time, so that memory stays bounded whatever their count:
 # at most MAX_GROUP, and fewer where one step's host logits of the group (float64: the

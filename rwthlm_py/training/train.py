@@ -8,7 +8,7 @@ to the best model in the file, which is written back with the new rate and epoch
 The file therefore always holds the best model, and a killed run resumes at the next epoch,
 or, with --checkpoint-every, from the last save of the epoch in progress (epoch_checkpoint.py).
 Epoch 1 of `rwthlm-py train` may begin trained already: the learning-rate search's chosen
-trial is its first batches (rate_search.HeadStart), and it goes on from there.
+trial is its first batches (rate_search_heldout.HeadStart), and it goes on from there.
 Training runs until --max-epoch epochs (counted across runs; 0 = for ever). Not in rwthlm:
 with --min-improvement F > 1, an epoch that improves the dev perplexity by less than the
 factor F is kept but also halves the rate (RNNLM's and newbob's rule), so that training
@@ -30,13 +30,13 @@ import time
 
 import numpy
 
-from rwthlm_py import data
-from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
-from rwthlm_py.epoch_checkpoint import EpochCheckpoints, EpochPosition, training_settings
-from rwthlm_py.evaluate import network_state_for, score_corpus
-from rwthlm_py.dropout import DropoutMasks
-from rwthlm_py.reporting import perplexity_of
-from rwthlm_py.tensorboard_log import NoLog, options_table
+from rwthlm_py.model.checkpoint import load_momentum, load_weights, read_model, save_model
+from rwthlm_py.output.reporting import perplexity_of
+from rwthlm_py.output.tensorboard_log import NoLog, options_table
+from rwthlm_py.scoring.evaluate import network_state_for, score_corpus
+from rwthlm_py.text import data
+from rwthlm_py.training.dropout import DropoutMasks
+from rwthlm_py.training.epoch_checkpoint import EpochCheckpoints, EpochPosition, training_settings
 
 BATCHES_PER_POINT = 10  # batches between two points of the per-batch training curves
 MIN_LEARNING_RATE = 1e-9  # below this no step changes a float32 weight: training stops
@@ -148,7 +148,7 @@ class Trainer:
         self.checkpoints = None  # set by train()
 
     def train(self, train_corpus, dev_corpus, head_start=None):
-        """Trains until --max-epoch; `head_start` (rate_search.HeadStart) is the first
+        """Trains until --max-epoch; `head_start` (rate_search_heldout.HeadStart) is the first
         batches of epoch 1 trained already, by the learning-rate search."""
         schedule = self.schedule
         sequences = data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,

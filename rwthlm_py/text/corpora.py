@@ -23,11 +23,12 @@ import urllib.error
 import urllib.request
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import atomic_output, open_binary
+from rwthlm_py.text.textio import atomic_output, open_binary
 
-_INSTALLED_MANIFESTS = pathlib.Path(__file__).resolve().parent / "corpus_manifests"  # in a wheel install
+_PACKAGE = pathlib.Path(__file__).resolve().parents[1]  # rwthlm_py/
+_INSTALLED_MANIFESTS = _PACKAGE / "corpus_manifests"  # in a wheel install
 MANIFEST_DIR = (_INSTALLED_MANIFESTS if _INSTALLED_MANIFESTS.is_dir()
-                else pathlib.Path(__file__).resolve().parent.parent / "corpora")  # in the source tree
+                else _PACKAGE.parent / "corpora")  # in the source tree
 SOURCE_ENVIRONMENT = "RWTHLM_CORPORA"
 CHUNK = 1 << 20
 

@@ -20,10 +20,10 @@ import math
 import re
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.network import check_tying
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.textio import split_words
-from rwthlm_py.vocabulary import Vocabulary
+from rwthlm_py.model.network import check_tying
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.text.textio import split_words
+from rwthlm_py.text.vocabulary import Vocabulary
 
 FORMAT = "rwthlm_py model"
 VERSION = 1

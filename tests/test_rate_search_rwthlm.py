@@ -8,15 +8,16 @@ import math
 import numpy
 import pytest
 
-from rwthlm_py import data, lr_search
-from rwthlm_py.backend import get_backend
 from rwthlm_py.errors import InputError
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.optim import Sgd
-from rwthlm_py.reporting import Console
-from rwthlm_py.selftest import synthetic_corpus
-from rwthlm_py.train import Schedule
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text import data
+from rwthlm_py.training import rate_search_rwthlm
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.selftest import synthetic_corpus
+from rwthlm_py.training.train import Schedule
 
 
 def search(class_vocab, monkeypatch, perplexities, num_sequences=40):
@@ -28,7 +29,7 @@ def search(class_vocab, monkeypatch, perplexities, num_sequences=40):
     tried, running = [], {}
 
     def scripted_batch(network, optimizer, batch, state, rate, feedforward=False, clipping=None, dropout=None):
-        if not running or running["rate"] != rate or running["batch"] == lr_search.NUM_BATCHES:
+        if not running or running["rate"] != rate or running["batch"] == rate_search_rwthlm.NUM_BATCHES:
             tried.append(rate)
             running.update(rate=rate, batch=0, words=0, loss=0.0)
         target = perplexities(rate)[running["batch"]]
@@ -37,10 +38,10 @@ def search(class_vocab, monkeypatch, perplexities, num_sequences=40):
         running.update(batch=running["batch"] + 1, words=words, loss=running["loss"] + loss)
         return loss, state
 
-    monkeypatch.setattr(lr_search, "train_batch", scripted_batch)
+    monkeypatch.setattr(rate_search_rwthlm, "train_batch", scripted_batch)
     network = Network.build(parse_network("t-i3-m2"), class_vocab, get_backend("numpy"), seed=1)
     console = Console(out=io.StringIO(), err=io.StringIO())
-    rate = lr_search.find_initial_learning_rate(network, Sgd(network), corpus, sequences,
+    rate = rate_search_rwthlm.find_initial_learning_rate(network, Sgd(network), corpus, sequences,
                                                 Schedule(batch_size=1, sequence_length=4), console)
     return rate, tried
 

@@ -34,8 +34,8 @@ import numpy
 from rwthlm_py import __version__
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError, Terminated, WriteError
-from rwthlm_py.parallel import available_cores
-from rwthlm_py.textio import atomic_output, open_log_file
+from rwthlm_py.runtime.parallel import available_cores
+from rwthlm_py.text.textio import atomic_output, open_log_file
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ A training run with `--tensorboard DIR` writes into DIR:
     rate_search/learning_rate, rate_search/dev_perplexity,
     rate_search/train_perplexity
                              each trial of rwthlm-py train's learning-rate search
-                             (rate_search.py): its rate, the perplexity of the
+                             (rate_search_heldout.py): its rate, the perplexity of the
                              development words it is judged on, and its
                              training perplexity                                 step: trial
     config                   the resolved options, as a table (text)
@@ -46,7 +46,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import open_log_file
+from rwthlm_py.text.textio import open_log_file
 
 HISTOGRAM_BUCKETS = 30
 FILE_VERSION = "brain.Event:2"  # the event format TensorBoard reads

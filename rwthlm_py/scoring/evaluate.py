@@ -18,11 +18,11 @@ import math
 
 import numpy
 
-from rwthlm_py import data
 from rwthlm_py.errors import InputError
-from rwthlm_py.network import select_state
-from rwthlm_py.reporting import perplexity_of
+from rwthlm_py.model.network import select_state
+from rwthlm_py.output.reporting import perplexity_of
 from rwthlm_py.rescoring.scores import LN10, interpolate_linear
+from rwthlm_py.text import data
 
 
 @dataclasses.dataclass

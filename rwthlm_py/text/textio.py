@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 from rwthlm_py.errors import InputError, WriteError
-from rwthlm_py.folder_lock import make_locked_folder, remove_unowned_folders
+from rwthlm_py.output.folder_lock import make_locked_folder, remove_unowned_folders
 
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN = "-"

@@ -28,9 +28,9 @@ import time
 
 import numpy
 
-from rwthlm_py.checkpoint import load_momentum, load_weights, read_model, save_model
 from rwthlm_py.errors import InputError
-from rwthlm_py.textio import link_target
+from rwthlm_py.model.checkpoint import load_momentum, load_weights, read_model, save_model
+from rwthlm_py.text.textio import link_target
 
 PARTIAL_SUFFIX = ".partial"
 

@@ -12,11 +12,11 @@ does; here the search stops below LOWEST_RATE with an error.
 import itertools
 import math
 
-from rwthlm_py import data
 from rwthlm_py.errors import InputError
-from rwthlm_py.evaluate import network_state_for
-from rwthlm_py.reporting import perplexity_of
-from rwthlm_py.train import restore, snapshot, train_batch
+from rwthlm_py.output.reporting import perplexity_of
+from rwthlm_py.scoring.evaluate import network_state_for
+from rwthlm_py.text import data
+from rwthlm_py.training.train import restore, snapshot, train_batch
 
 START_RATE = 0.05
 NUM_BATCHES = 30

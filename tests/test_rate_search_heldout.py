@@ -1,4 +1,4 @@
-"""rwthlm-py train's initial learning rate (rate_search.py): the bracketed search's
+"""rwthlm-py train's initial learning rate (rate_search_heldout.py): the bracketed search's
 decisions on scripted held-out perplexities, its grid and bounds, the chosen trial
 continued as epoch 1, the trials' progress and TensorBoard figures, and the command line."""
 
@@ -9,20 +9,23 @@ import types
 
 import numpy
 import pytest
-
-from rwthlm_py import cli, commands, data, rate_search, reporting, train
-from rwthlm_py.backend import get_backend
-from rwthlm_py.checkpoint import model_vocabulary, read_model
-from rwthlm_py.config import Options
-from rwthlm_py.epoch_checkpoint import EpochCheckpoints, EpochPosition
-from rwthlm_py.errors import InputError
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.optim import Sgd
-from rwthlm_py.reporting import Console
-from rwthlm_py.selftest import synthetic_corpus
-from rwthlm_py.train import Schedule
 from test_tensorboard import read_events, scalar_values
+
+from rwthlm_py import cli, commands
+from rwthlm_py.config import Options
+from rwthlm_py.errors import InputError
+from rwthlm_py.model.checkpoint import model_vocabulary, read_model
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.output import reporting
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text import data
+from rwthlm_py.training import rate_search_heldout, train
+from rwthlm_py.training.epoch_checkpoint import EpochCheckpoints, EpochPosition
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.selftest import synthetic_corpus
+from rwthlm_py.training.train import Schedule
 
 BASE = 0.025  # the grid's k = 0 for 20 sequences of 35 predicted words
 
@@ -37,22 +40,22 @@ def search(class_vocab, monkeypatch, perplexity_at, max_trials=7):
         tried.append(k)
         return EpochPosition()
 
-    monkeypatch.setattr(rate_search._Search, "_train", scripted_training)
-    monkeypatch.setattr(rate_search, "_judge", lambda *args: perplexity_at(tried[-1]))
-    monkeypatch.setattr(rate_search, "trial_plan", lambda epoch_words: (1, max_trials))
+    monkeypatch.setattr(rate_search_heldout._Search, "_train", scripted_training)
+    monkeypatch.setattr(rate_search_heldout, "_judge", lambda *args: perplexity_at(tried[-1]))
+    monkeypatch.setattr(rate_search_heldout, "trial_plan", lambda epoch_words: (1, max_trials))
     corpus = synthetic_corpus(class_vocab, seed=2)
     network = Network.build(parse_network("t-i3-m2"), class_vocab, get_backend("numpy"), seed=1)
     schedule = Schedule(batch_size=20, sequence_length=36)
     order = data.wrap(corpus, "fixed", 20, 36)
-    rate, _ = rate_search.search_learning_rate(network, Sgd(network), corpus, order, corpus, order, schedule,
+    rate, _ = rate_search_heldout.search_learning_rate(network, Sgd(network), corpus, order, corpus, order, schedule,
                                                Console(out=io.StringIO(), err=io.StringIO()))
     return rate, tried
 
 
 def searchable(monkeypatch, trial_share=1):
     """Lets any epoch be searched, with trials of 1/trial_share of it (three at most)."""
-    monkeypatch.setattr(rate_search, "EXTRA_SHARE", 2.0 / trial_share)
-    monkeypatch.setattr(rate_search, "MIN_TRIAL_WORDS", 1)
+    monkeypatch.setattr(rate_search_heldout, "EXTRA_SHARE", 2.0 / trial_share)
+    monkeypatch.setattr(rate_search_heldout, "MIN_TRIAL_WORDS", 1)
 
 
 def test_doubles_while_the_held_out_perplexity_improves(class_vocab, monkeypatch):
@@ -78,8 +81,9 @@ def test_at_most_the_trials_of_the_plan(class_vocab, monkeypatch):
 
 
 def test_the_grid_scales_with_the_words_of_a_batch():
-    assert rate_search.TUNED_RATE * (20 * 35) / rate_search.TUNED_BATCH_WORDS == 0.025  # exactly the recipe's
-    assert rate_search.TUNED_RATE * (64 * 35) / rate_search.TUNED_BATCH_WORDS == pytest.approx(0.08, rel=1e-15)
+    tuned, batch_words = rate_search_heldout.TUNED_RATE, rate_search_heldout.TUNED_BATCH_WORDS
+    assert tuned * (20 * 35) / batch_words == 0.025  # exactly the recipe's
+    assert tuned * (64 * 35) / batch_words == pytest.approx(0.08, rel=1e-15)
 
 
 def test_the_command_lines_choose_their_own_searches(toy, monkeypatch, capsys):
@@ -101,22 +105,22 @@ def test_the_command_lines_choose_their_own_searches(toy, monkeypatch, capsys):
 def test_leading_batches_are_the_fewest_whole_batches_holding_the_words():
     sequences = data.Sequences(numpy.arange(0, 70, 10), numpy.arange(0, 70, 10) + [4, 4, 3, 3, 2, 2, 1])
     # batches of 2 sequences hold 8, 6, 4 and 1 words
-    assert len(rate_search.leading_batches(sequences, 2, 9)) == 4  # 8 + 6 >= 9
-    assert len(rate_search.leading_batches(sequences, 2, 8)) == 2
-    assert len(rate_search.leading_batches(sequences, 2, 19)) == 7 == len(
-        rate_search.leading_batches(sequences, 2, 1000))  # all there are
-    kept = rate_search.leading_batches(sequences, 2, 13)
+    assert len(rate_search_heldout.leading_batches(sequences, 2, 9)) == 4  # 8 + 6 >= 9
+    assert len(rate_search_heldout.leading_batches(sequences, 2, 8)) == 2
+    assert len(rate_search_heldout.leading_batches(sequences, 2, 19)) == 7 == len(
+        rate_search_heldout.leading_batches(sequences, 2, 1000))  # all there are
+    kept = rate_search_heldout.leading_batches(sequences, 2, 13)
     assert kept.first.tolist() == [0, 10, 20, 30] and kept.end.tolist() == [4, 14, 23, 33]
 
 
 def test_the_trials_beside_the_chosen_one_train_on_45_percent_of_the_epoch_at_most():
-    assert rate_search.trial_plan(929_589) == (200_000, 3)  # PTB: 2 x 200,000 <= 418,315
-    assert rate_search.trial_plan(2_088_628) == (200_000, 5)  # WikiText-2
-    assert rate_search.trial_plan(10_000_000) == (200_000, 7)
-    assert rate_search.trial_plan(800_000) == (180_000, 3)
-    assert rate_search.trial_plan(666_667) == (150_000, 3)
-    assert rate_search.trial_plan(666_666) is None
-    assert rate_search.trial_plan(66_443) is None  # the first 3,000 lines of PTB
+    assert rate_search_heldout.trial_plan(929_589) == (200_000, 3)  # PTB: 2 x 200,000 <= 418,315
+    assert rate_search_heldout.trial_plan(2_088_628) == (200_000, 5)  # WikiText-2
+    assert rate_search_heldout.trial_plan(10_000_000) == (200_000, 7)
+    assert rate_search_heldout.trial_plan(800_000) == (180_000, 3)
+    assert rate_search_heldout.trial_plan(666_667) == (150_000, 3)
+    assert rate_search_heldout.trial_plan(666_666) is None
+    assert rate_search_heldout.trial_plan(66_443) is None  # the first 3,000 lines of PTB
 
 
 def test_an_epoch_too_short_to_search_starts_at_the_grids_first_rate(tmp_path, toy, monkeypatch):
@@ -147,7 +151,7 @@ def toy_training(toy, model, monkeypatch, trial_share=None, searched=True, **cha
                       dropout=0.2, random_seed=3, dtype="float64", max_epoch=2).replace(**changes)
     updates, chosen = [0], []
     monkeypatch.setattr(train, "train_batch", _counted(train.train_batch, updates))
-    monkeypatch.setattr(commands, "search_learning_rate", _recorded(rate_search.search_learning_rate, chosen))
+    monkeypatch.setattr(commands, "search_learning_rate", _recorded(rate_search_heldout.search_learning_rate, chosen))
     console = Console(out=io.StringIO(), err=io.StringIO(), log_interval=0.0)
     status = commands.run(options, str(model), get_backend("numpy", "float64"), console, program="rwthlm-py")
     assert status == 0
@@ -205,7 +209,8 @@ def test_the_chosen_trial_is_the_start_of_epoch_1_not_trained_again(tmp_path, to
     trial = chosen.position.batches_done
     assert (trial == total) if trial_share is None else (0 < trial < total)
     trials = searched.out.getvalue().count("  learning rate ")
-    assert f"Continuing epoch 1 after batch {trial} of {total} from the learning-rate trial ..." in searched.out.getvalue()
+    continuing = f"Continuing epoch 1 after batch {trial} of {total} from the learning-rate trial ..."
+    assert continuing in searched.out.getvalue()
     # every trial once, then the rest of epoch 1 and epoch 2; without the search, two epochs
     assert (updates, given_updates) == (trials * trial + (total - trial) + total, 2 * total)
 
@@ -298,14 +303,14 @@ def test_the_trials_figures_go_to_tensorboard(tmp_path, toy, monkeypatch):
 
 
 def test_trials_train_and_are_judged_on_the_leading_batches_only(tmp_path, toy, monkeypatch):
-    monkeypatch.setattr(rate_search, "JUDGE_WORDS", 100)
-    judged, score_corpus = [], rate_search.score_corpus
+    monkeypatch.setattr(rate_search_heldout, "JUDGE_WORDS", 100)
+    judged, score_corpus = [], rate_search_heldout.score_corpus
 
     def spied(network, corpus, sequences, *args, **kwargs):
         judged.append(sequences)
         return score_corpus(network, corpus, sequences, *args, **kwargs)
 
-    monkeypatch.setattr(rate_search, "score_corpus", spied)
+    monkeypatch.setattr(rate_search_heldout, "score_corpus", spied)
     console, _, (_, chosen) = toy_training(toy, tmp_path / "toy-i8-m8", monkeypatch, trial_share=3, max_epoch=1)
     trained, dev = (re.search(r"trials of ([0-9,]+) training words, judged by the perplexity of ([0-9,]+) "
                               r"development words", console.out.getvalue()).groups())

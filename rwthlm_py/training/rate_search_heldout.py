@@ -1,7 +1,7 @@
 """The initial learning rate of `rwthlm-py train` without --learning-rate: a bracketed
 search judged on held-out perplexity, whose chosen trial becomes the start of epoch 1.
 
-rwthlm's own search (lr_search.py, kept for the `rwthlm` command) accepts the largest rate
+rwthlm's own search (rate_search_rwthlm.py, kept for the `rwthlm` command) accepts the largest rate
 whose training perplexity falls steadily for 30 batches; on PTB it picks 1.6e-3 and ends
 far above a hand-tuned rate. Here each trial trains the new network from its initial
 weights on the first batches of the first epoch's order, with every setting of the run
@@ -53,13 +53,13 @@ import dataclasses
 import math
 import time
 
-from rwthlm_py import data
-from rwthlm_py.epoch_checkpoint import EpochPosition
 from rwthlm_py.errors import InputError
-from rwthlm_py.evaluate import score_corpus
-from rwthlm_py.reporting import perplexity_of
-from rwthlm_py.tensorboard_log import NoLog
-from rwthlm_py.train import restore, snapshot, train_steps
+from rwthlm_py.output.reporting import perplexity_of
+from rwthlm_py.output.tensorboard_log import NoLog
+from rwthlm_py.scoring.evaluate import score_corpus
+from rwthlm_py.text import data
+from rwthlm_py.training.epoch_checkpoint import EpochPosition
+from rwthlm_py.training.train import restore, snapshot, train_steps
 
 TUNED_RATE, TUNED_BATCH_WORDS = 0.025, 700  # the PTB recipe's hand-tuned rate, for batches of 700 words
 EXTRA_SHARE = 0.45  # the trials other than the chosen one train on at most this share of an epoch

@@ -29,11 +29,11 @@ import time
 
 import numpy
 
-from rwthlm_py.data import read_corpus
 from rwthlm_py.errors import InputError
-from rwthlm_py.reporting import format_duration
-from rwthlm_py.textio import DEFAULT_ENCODING
-from rwthlm_py.vocabulary import count_words, vocabulary_from_counts
+from rwthlm_py.output.reporting import format_duration
+from rwthlm_py.text.data import read_corpus
+from rwthlm_py.text.textio import DEFAULT_ENCODING
+from rwthlm_py.text.vocabulary import count_words, vocabulary_from_counts
 
 METHODS = ("frequency", "exchange")
 

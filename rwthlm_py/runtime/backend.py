@@ -30,7 +30,7 @@ except Exception as error:  # noqa: BLE001 - any import failure means "no cupy"
 from rwthlm_py.errors import InputError
 from rwthlm_py.kernels import numpy_kernels
 from rwthlm_py.kernels.cuda import CudaKernels
-from rwthlm_py.parallel import available_cores, for_row_blocks
+from rwthlm_py.runtime.parallel import available_cores, for_row_blocks
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 DTYPES = ("float32", "float64")

@@ -20,7 +20,7 @@ import numpy
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.rescoring.scores import LN10
-from rwthlm_py.textio import DEFAULT_ENCODING, read_lines, split_words
+from rwthlm_py.text.textio import DEFAULT_ENCODING, read_lines, split_words
 
 LOG_ZERO = -99.0
 MAX_ORDER = 100  # SRILM's maxNgramOrder: a declared order above it is an error there too

@@ -25,11 +25,11 @@ import numpy
 
 from rwthlm_py import __version__
 from rwthlm_py.errors import InputError, WriteError
-from rwthlm_py.model_meta import FORMAT, VERSION, check_meta, check_meta_size, parse_meta
-from rwthlm_py.network import Network
-from rwthlm_py.network_spec import parse_network
-from rwthlm_py.textio import atomic_output, link_target
-from rwthlm_py.vocabulary import Vocabulary
+from rwthlm_py.model.model_meta import FORMAT, VERSION, check_meta, check_meta_size, parse_meta
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.text.textio import atomic_output, link_target
+from rwthlm_py.text.vocabulary import Vocabulary
 
 
 @dataclasses.dataclass
