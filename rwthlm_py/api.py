@@ -18,6 +18,7 @@ rwthlm_py.errors.InputError with the message the commands print.
 
 import dataclasses
 import math
+from collections.abc import Iterable, Sequence
 
 import numpy
 
@@ -25,6 +26,7 @@ from rwthlm_py.commands import require_model_memory, require_words, score_text, 
 from rwthlm_py.config import FROM_THE_MODEL, OPTION_FIELDS, Options, recorded_options, validate
 from rwthlm_py.errors import InputError
 from rwthlm_py.model.checkpoint import build_network, model_vocabulary, read_model
+from rwthlm_py.model.network import Network
 from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.runtime.backend import get_backend
@@ -35,7 +37,7 @@ from rwthlm_py.text.textio import split_words
 SENTENCES_PER_BATCH = 128  # sentences (or prefix-tree nodes) scored together, rwthlm-py nbest's default
 
 
-def load(path, backend="auto", dtype="float32", **options):
+def load(path: str, backend: str = "auto", dtype: str = "float32", **options: object) -> "LanguageModel":
     """The model in the file `path`, on `backend` ("auto", "numpy" or "cupy") in `dtype`;
     `options` (Python names of the command-line options) replace what training recorded."""
     unknown = sorted(set(options) - set(OPTION_FIELDS))
@@ -59,34 +61,34 @@ def load(path, backend="auto", dtype="float32", **options):
 class SentenceScore:
     """A sentence's words and ln p of each, then of the sentence end (the boundary)."""
 
-    words: list
+    words: list[str]
     word_log_probs: numpy.ndarray
 
     @property
-    def log_prob(self):
+    def log_prob(self) -> float:
         return sentence_log_prob(self.word_log_probs)
 
     @property
-    def log10_prob(self):
+    def log10_prob(self) -> float:
         return self.log_prob / LN10
 
     @property
-    def word_log10_probs(self):
+    def word_log10_probs(self) -> numpy.ndarray:
         return self.word_log_probs / LN10
 
 
 class LanguageModel:
     """A network with the options it scores with (`options`, a config.Options)."""
 
-    def __init__(self, network, options):
+    def __init__(self, network: Network, options: Options) -> None:
         self.network, self.options = network, options
 
     @property
-    def vocabulary(self):
+    def vocabulary(self) -> tuple[str, ...]:
         """The words in network order: index i of next_word_log_probs is the word [i]."""
         return tuple(self.network.vocab.words)
 
-    def perplexity(self, lines):
+    def perplexity(self, lines: str | Iterable[str]) -> float:
         """The perplexity of the lines (a list of sentences, or one text of lines) as
         `rwthlm-py ppl` computes it: in the model's layout, a word the vocabulary lacks an
         OOV left out of the text unless the model maps it to its unknown word."""
@@ -96,7 +98,8 @@ class LanguageModel:
                                    debug_no_sb=options.debug_no_sb, skip_unknown=True)
         return score_text(self.network, require_words(corpus, "given"), options).perplexity
 
-    def sentence_log_probs(self, sentences, batch_size=SENTENCES_PER_BATCH):
+    def sentence_log_probs(self, sentences: Iterable[str | Sequence[str]],
+                           batch_size: int = SENTENCES_PER_BATCH) -> list[SentenceScore]:
         """A SentenceScore for every sentence (a string of words, or a list of words), each
         scored alone from the sentence boundary, as `rwthlm-py nbest` scores a hypothesis."""
         word_lists = [split_words(sentence) if isinstance(sentence, str) else list(sentence)
@@ -105,7 +108,7 @@ class LanguageModel:
         log_probs = score_sentences(self.network, ids, batch_size, unk_penalty=unk_penalty(self.options))
         return [SentenceScore(words, values) for words, values in zip(word_lists, log_probs)]
 
-    def next_word_log_probs(self, history):
+    def next_word_log_probs(self, history: str | Sequence[str]) -> numpy.ndarray:
         """ln p(w | history) of every word w of the vocabulary after the history (a string of
         words, or a list; from the sentence start), as scoring gives them: with --unk,
         p(<unk>) is divided by num_oovs + 1 (the array then sums to less than 1)."""
@@ -119,14 +122,14 @@ class LanguageModel:
             log_probs[vocab.unk] -= unk_penalty(self.options)
         return log_probs
 
-    def sample(self, count=10, temperature=1.0, seed=1, max_length=200):
+    def sample(self, count: int = 10, temperature: float = 1.0, seed: int = 1, max_length: int = 200) -> list[str]:
         """`count` sentences drawn from the model, as `rwthlm-py sample` prints them."""
         if count < 1 or max_length < 1 or not 0 < temperature < math.inf:
             raise InputError("sample needs count and max_length of at least 1 and a positive temperature")
         drawn = sample_sentences(self.network, count, temperature, seed, max_length)
         return [" ".join(words) for words in drawn]
 
-    def _word_ids(self, words, where):
+    def _word_ids(self, words: Sequence[str], where: str) -> list[int]:
         vocab = self.network.vocab
         ids = []
         for word in words:
@@ -140,7 +143,7 @@ class LanguageModel:
         return ids
 
 
-def _lines_of(lines):
+def _lines_of(lines: str | Iterable[str]) -> list[str]:
     """The lines of a text given as one string (split at newlines, as a file is read) or as
     an iterable of lines."""
     if isinstance(lines, str):

@@ -12,12 +12,26 @@ The recurrent state is a value: a tuple with one entry per hidden layer (None: t
 state), returned by every call and passed back in by the caller to carry it on.
 """
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
 import numpy
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.layers import ClassSoftmax, build_layer
 from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.layers.row_gradient import RowGradient
+from rwthlm_py.runtime.backend import Array, Backend
+
+if TYPE_CHECKING:
+    from rwthlm_py.model.network_spec import NetworkSpec
+    from rwthlm_py.text.data import Batch
+    from rwthlm_py.text.vocabulary import Vocabulary
+    from rwthlm_py.training.dropout import DropoutMasks
+
+# The recurrent state: one entry per hidden layer (None: the zero state), each an array or
+# a tuple of arrays (an LSTM's h and c); None as a whole is the zero state of every layer.
+State: TypeAlias = tuple | None
 
 # a hidden layer's numbers per predicted word in training, in units of its size: the LSTM's
 # four gate activations, its cell, the cell's tanh and its output, their gradients
@@ -25,7 +39,8 @@ HIDDEN_COPIES_IN_TRAINING = 12
 
 
 class Network:
-    def __init__(self, spec, vocab, backend, bias=True, tie_weights=False):
+    def __init__(self, spec: "NetworkSpec", vocab: "Vocabulary", backend: Backend, bias: bool = True,
+                 tie_weights: bool = False) -> None:
         self.spec, self.vocab, self.backend, self.bias = spec, vocab, backend, bias
         self.xp = backend.xp
         self.layers, input_size = [], len(vocab)
@@ -41,7 +56,7 @@ class Network:
             self.output.tie("W_class", self.layers[0], "E")
 
     @staticmethod
-    def parameter_count(spec, vocab, bias=True, tie_weights=False):
+    def parameter_count(spec: "NetworkSpec", vocab: "Vocabulary", bias: bool = True, tie_weights: bool = False) -> int:
         """The number of weights a network of `spec` over `vocab` has, known before any
         allocation (the layers' shapes: lookup E[V, s/order] and recurrent R[s, s];
         linear W[s, in] and R[s, s]; LSTM W[4s, in], R[4s, s], peepholes p[3s]; output
@@ -61,7 +76,7 @@ class Network:
         tied = len(vocab) * input_size if tie_weights else 0  # W_class is the projection's E
         return count + output_rows * (input_size + bias) - tied
 
-    def activation_count(self, targets, training):
+    def activation_count(self, targets: int, training: bool) -> int:
         """An upper bound of the numbers a batch of `targets` predicted words holds at once
         (measured on full softmaxes of 100,000 and 300,000 words: the logits' peak is about
         1x the logits in scoring, 2x in training): the output's logits (targets x classes,
@@ -74,7 +89,8 @@ class Network:
         return output + hidden
 
     @classmethod
-    def build(cls, spec, vocab, backend, seed=1, bias=True, tie_weights=False):
+    def build(cls, spec: "NetworkSpec", vocab: "Vocabulary", backend: Backend, seed: int = 1, bias: bool = True,
+              tie_weights: bool = False) -> "Network":
         """A new network with every weight drawn from N(0, 0.1^2), layer by layer."""
         network = cls(spec, vocab, backend, bias, tie_weights)
         rng = numpy.random.default_rng(seed)
@@ -84,32 +100,32 @@ class Network:
 
     # -- parameters ------------------------------------------------------------------------
 
-    def named_params(self):
+    def named_params(self) -> dict[str, Array]:
         return {f"{prefix}.{name}": value for prefix, module in self.modules.items()
                 for name, value in module.own_params().items()}
 
-    def named_grads(self):
+    def named_grads(self) -> dict[str, Any]:
         return {f"{prefix}.{name}": value for prefix, module in self.modules.items()
                 for name, value in module.grads.items()}
 
-    def dense_grads(self):
+    def dense_grads(self) -> dict[str, Array]:
         """Every gradient as a dense array (row gradients filled in), by parameter name."""
         return {f"{prefix}.{name}": module.dense_grad(name) for prefix, module in self.modules.items()
                 for name in module.grads}
 
-    def momentum_names(self):
+    def momentum_names(self) -> list[str]:
         """Qualified names of the parameters that rwthlm updates with momentum."""
         return [f"{prefix}.{name}" for prefix, module in self.modules.items()
                 for name in module.own_params() if name not in module.no_momentum]
 
-    def zero_grads(self):
+    def zero_grads(self) -> None:
         for module in self.modules.values():
             module.zero_grads()
 
-    def num_params(self):
+    def num_params(self) -> int:
         return sum(int(value.size) for value in self.named_params().values())
 
-    def gradient_norm(self):
+    def gradient_norm(self) -> Array:
         """|g| of all gradients, a 0-d array on the device (reading it is a wait on a GPU)."""
         xp, dtype = self.xp, self.backend.dtype
         gradients = list(self.named_grads().values())
@@ -122,7 +138,8 @@ class Network:
 
     # -- computation -----------------------------------------------------------------------
 
-    def hidden(self, inputs, state, lengths, train, dropout=None):
+    def hidden(self, inputs: Array, state: State, lengths: Array, train: bool,
+               dropout: "DropoutMasks | None" = None) -> tuple[Array, tuple, list]:
         """Runs the hidden layers: inputs[T,B] -> (hidden[T,B,H], new state, caches); with
         `dropout` (DropoutMasks) every layer's output is multiplied by its mask, which the
         cache keeps for the backward pass."""
@@ -138,7 +155,8 @@ class Network:
             caches.append((cache, mask))
         return x, tuple(new_state), caches
 
-    def log_probs(self, batch, state=None, unk_penalty=0.0, dropout=None):
+    def log_probs(self, batch: "Batch", state: State = None, unk_penalty: float = 0.0,
+                  dropout: "DropoutMasks | None" = None) -> tuple[Array, tuple]:
         """ln p of every real target, in the order of batch.valid, and the state after the batch.
 
         `unk_penalty` (ln(num_oovs + 1)) is subtracted from every target that is the
@@ -150,7 +168,8 @@ class Network:
         targets = batch.targets.ravel()[batch.valid]
         return self._target_log_probs(self._valid_rows(hidden, batch), targets, unk_penalty), new_state
 
-    def next_word_log_probs(self, inputs, state, columns, targets, unk_penalty=0.0):
+    def next_word_log_probs(self, inputs: Sequence[int], state: State, columns: Sequence[int], targets: Sequence[int],
+                            unk_penalty: float = 0.0) -> tuple[Array, tuple]:
         """One step of B histories: column b feeds the word inputs[b] from its state.
 
         Returns ln p(targets[k] | the history of column columns[k]) for every k (host int
@@ -161,23 +180,25 @@ class Network:
         rows = hidden[self.xp.asarray(numpy.asarray(columns, dtype=numpy.int64))]
         return self._target_log_probs(rows, numpy.asarray(targets), unk_penalty), new_state
 
-    def step(self, inputs, state):
+    def step(self, inputs: Sequence[int], state: State) -> tuple[Array, tuple]:
         """One step of B histories, column b feeding the word inputs[b] (host ints): the
         last hidden layer's output [B, H] and the state after the step."""
-        inputs = numpy.asarray(inputs, dtype=numpy.int32)[None, :]
-        lengths = numpy.ones(inputs.shape[1], dtype=numpy.int64)
-        hidden, new_state, _ = self.hidden(self.xp.asarray(inputs), self.on_device(state), self.xp.asarray(lengths),
+        words = numpy.asarray(inputs, dtype=numpy.int32)[None, :]
+        lengths = numpy.ones(words.shape[1], dtype=numpy.int64)
+        hidden, new_state, _ = self.hidden(self.xp.asarray(words), self.on_device(state), self.xp.asarray(lengths),
                                            train=False)
         return hidden[0], new_state
 
-    def _target_log_probs(self, rows, targets, unk_penalty):
+    def _target_log_probs(self, rows: Array, targets: numpy.ndarray, unk_penalty: float) -> Array:
         """ln p of targets[k] given the hidden row rows[k]; minus the unk penalty for <unk>."""
         logp, _ = self.output.forward(rows, targets, train=False)
         if unk_penalty and self.vocab.unk is not None:
             logp = logp - unk_penalty * self.xp.asarray(targets == self.vocab.unk, dtype=logp.dtype)
         return logp
 
-    def accumulate_gradients(self, batch, state=None, d_logp=None, d_state=None, dropout=None):
+    def accumulate_gradients(self, batch: "Batch", state: State = None, d_logp: Array | None = None,
+                             d_state: State = None,
+                             dropout: "DropoutMasks | None" = None) -> tuple[Array, tuple, tuple]:
         """Forward and full BPTT over a batch; adds d(loss)/d(param) into the grads.
 
         The loss is -sum ln p, or sum(d_logp * ln p) when d_logp is given (for gradient
@@ -195,18 +216,18 @@ class Network:
         d_initial = self._backward_hidden(d_hidden, caches, self.on_device(d_state))
         return logp, new_state, d_initial
 
-    def on_device(self, value):
+    def on_device(self, value: Any) -> Any:
         """A state or gradient from the caller with its arrays on this network's device
         (host arrays are copied there; None stays None)."""
         return map_state(self.xp.asarray, value)
 
-    def without_recurrence(self, state):
+    def without_recurrence(self, state: State) -> State:
         """Keeps only the n-gram word histories: the state of --feedforward, reset every slice."""
         if state is None:
             return None
         return tuple(layer.feedforward_state(part) for layer, part in zip(self.layers, state))
 
-    def _backward_hidden(self, dy, caches, d_state):
+    def _backward_hidden(self, dy: Array, caches: list, d_state: State) -> tuple:
         d_state = d_state if d_state is not None else (None,) * len(self.layers)
         d_initial = []
         for layer, (cache, mask), layer_d_state in reversed(list(zip(self.layers, caches, d_state))):
@@ -216,18 +237,18 @@ class Network:
             d_initial.append(d_layer_initial)
         return tuple(reversed(d_initial))
 
-    def _device_batch(self, batch):
+    def _device_batch(self, batch: "Batch") -> tuple[Array, Array]:
         xp = self.xp
         return xp.asarray(batch.inputs), xp.asarray(batch.lengths)
 
-    def _valid_rows(self, hidden, batch):
+    def _valid_rows(self, hidden: Array, batch: "Batch") -> Array:
         T, B, H = hidden.shape
         rows = hidden.reshape(T * B, H)
         if batch.num_targets == T * B:
             return rows
         return rows[self.xp.asarray(batch.valid)]
 
-    def _scatter_rows(self, d_rows, shape, batch):
+    def _scatter_rows(self, d_rows: Array, shape: tuple[int, int, int], batch: "Batch") -> Array:
         T, B, H = shape
         if batch.num_targets == T * B:
             return d_rows.reshape(T, B, H)
@@ -236,7 +257,7 @@ class Network:
         return d_hidden.reshape(T, B, H)
 
 
-def check_tying(spec, vocab):
+def check_tying(spec: "NetworkSpec", vocab: "Vocabulary") -> None:
     """Weight tying (Press and Wolf 2017) shares the word projection E [V, d] with the output
     weights W_class [C, H]: it needs a full softmax (every word its own class, so that class
     c is word c) and d = H. Anything else is an InputError saying why."""
@@ -246,7 +267,7 @@ def check_tying(spec, vocab):
     check_tying_layers(spec)
 
 
-def check_tying_layers(spec):
+def check_tying_layers(spec: "NetworkSpec") -> None:
     """What weight tying needs of the layers alone: a word projection first, as large as
     the last hidden layer."""
     first, last = spec.layers[0], spec.layers[-1]
@@ -257,7 +278,7 @@ def check_tying_layers(spec):
                          f"layer's ({last.size}), e.g. {spec.name}-i{last.size}-...-m{last.size}")
 
 
-def concatenate_states(states):
+def concatenate_states(states: Sequence[Any]) -> Any:
     """Batch states joined along the batch axis, the inverse of select_state (None stays None)."""
     first = states[0]
     if first is None or len(states) == 1:
@@ -267,12 +288,12 @@ def concatenate_states(states):
     return get_xp(first).concatenate(states)
 
 
-def select_state(state, index):
+def select_state(state: Any, index: Any) -> Any:
     """The state of the columns `index` (a slice or index array); None stays None."""
     return map_state(lambda part: part[index], state)
 
 
-def map_state(function, state):
+def map_state(function: Callable[[Array], Array], state: Any) -> Any:
     """function applied to every array of a (nested tuple) state; None stays None."""
     if state is None:
         return None

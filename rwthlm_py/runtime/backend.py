@@ -15,6 +15,9 @@ use). Any module with cupy's API can stand in for cupy (the test suite's strict 
 
 import dataclasses
 import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, TypeAlias
 
 import numpy
 
@@ -34,15 +37,18 @@ from rwthlm_py.runtime.parallel import available_cores, for_row_blocks
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 DTYPES = ("float32", "float64")
-_MODULE_OF_TYPE = {}  # device array type -> function giving the array module of such an array
+# A numpy.ndarray or a cupy.ndarray (or the array of a stand-in for cupy). cupy is optional
+# and has no type stubs, so the alias is Any: it documents, it does not check.
+Array: TypeAlias = Any
+_MODULE_OF_TYPE: dict[type, Callable[[Array], ModuleType]] = {}  # device array type -> its array module
 
 
-def register_array_type(array_type, module_of):
+def register_array_type(array_type: type, module_of: Callable[[Array], ModuleType]) -> None:
     """Makes array_module(x) return module_of(x) for arrays x of array_type."""
     _MODULE_OF_TYPE[array_type] = module_of
 
 
-def array_module(array):
+def array_module(array: Array) -> ModuleType:
     """numpy, cupy (or a stand-in registered for the array's type): the module of `array`."""
     module_of = _MODULE_OF_TYPE.get(type(array))
     return numpy if module_of is None else module_of(array)
@@ -57,35 +63,35 @@ class Backend:
     """Where arrays live and which float type they use."""
 
     name: str
-    xp: object
-    dtype: object
+    xp: Any  # the array module: numpy, cupy, or a stand-in with cupy's API
+    dtype: numpy.dtype
     device_id: int = 0
     threads: int = 1  # CPU threads for large element-wise work (numpy only)
-    kernels: object = dataclasses.field(default_factory=numpy_kernels, compare=False, repr=False)
+    kernels: Any = dataclasses.field(default_factory=numpy_kernels, compare=False, repr=False)
 
     @property
-    def on_host(self):
+    def on_host(self) -> bool:
         return self.xp is numpy
 
-    def with_dtype(self, dtype):
+    def with_dtype(self, dtype: Any) -> "Backend":
         """The same backend computing in `dtype` (CUDA kernels are compiled per float type)."""
         kernels = self.kernels.for_dtype(dtype) if hasattr(self.kernels, "for_dtype") else self.kernels
         return dataclasses.replace(self, dtype=numpy.dtype(dtype), kernels=kernels)
 
-    def asarray(self, array, dtype=None):
+    def asarray(self, array: Any, dtype: Any = None) -> Array:
         """Moves a host array to the backend, as `dtype` (default: the float type)."""
         return self.xp.asarray(array, dtype=self.dtype if dtype is None else dtype)
 
-    def to_numpy(self, array):
+    def to_numpy(self, array: Array) -> numpy.ndarray:
         """Returns a host numpy copy (a view for numpy arrays)."""
         if self.on_host:
             return numpy.asarray(array)
         return self.xp.asnumpy(array)
 
-    def zeros(self, shape, dtype=None):
+    def zeros(self, shape: int | tuple[int, ...], dtype: Any = None) -> Array:
         return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
 
-    def scatter_add(self, target, indices, values):
+    def scatter_add(self, target: Array, indices: Array, values: Array) -> None:
         """target[indices] += values, adding up repeated indices (indices: 1-D)."""
         if not self.on_host:
             self.xp.add.at(target, indices, values)
@@ -97,7 +103,7 @@ class Backend:
         firsts = numpy.flatnonzero(numpy.diff(sorted_indices, prepend=sorted_indices[:1] - 1))
         target[sorted_indices[firsts]] += numpy.add.reduceat(values[order], firsts, axis=0)
 
-    def gemm(self, a, b, out, accumulate=False):
+    def gemm(self, a: Array, b: Array, out: Array, accumulate: bool = False) -> Array:
         """out = a @ b, or out += a @ b with accumulate (2-D arrays; on a GPU one cuBLAS call
         with beta = 1, no temporary; operands should be C- or F-contiguous, or cupy copies)."""
         if self.on_host:
@@ -108,19 +114,19 @@ class Backend:
             return out
         return self.xp.cublas.gemm("N", "N", a, b, out=out, beta=1.0 if accumulate else 0.0)
 
-    def for_row_blocks(self, function, num_rows, row_bytes):
+    def for_row_blocks(self, function: Callable[[int, int], Any], num_rows: int, row_bytes: int) -> list:
         """Calls function(start, stop) over row blocks; on the CPU, blocks run on all cores."""
         if not self.on_host:
             return [function(0, num_rows)]
         return for_row_blocks(function, num_rows, row_bytes, self.threads)
 
-    def memory_bytes(self):
+    def memory_bytes(self) -> int:
         """The memory arrays can live in: the machine's physical memory, or the device's."""
         if self.on_host:
             return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         return self.xp.cuda.runtime.getDeviceProperties(self.device_id)["totalGlobalMem"]
 
-    def describe(self):
+    def describe(self) -> str:
         if self.on_host:
             return (f"numpy {numpy.__version__} on the CPU ({self.threads} threads), "
                 f"{numpy.dtype(self.dtype).name}")
@@ -131,7 +137,7 @@ class Backend:
                 f"{memory:.1f} GiB), {numpy.dtype(self.dtype).name}")
 
 
-def cupy_device_count():
+def cupy_device_count() -> int:
     """Number of usable CUDA devices (0 when cupy or a driver is missing)."""
     if cupy is None:
         return 0
@@ -141,7 +147,7 @@ def cupy_device_count():
         return 0
 
 
-def get_backend(name="auto", dtype="float32", device_id=0):
+def get_backend(name: str = "auto", dtype: str = "float32", device_id: int = 0) -> Backend:
     """Returns the backend `name` ("auto": cupy when a CUDA device is present, else numpy)."""
     if name not in BACKEND_NAMES:
         raise InputError(f"unknown backend '{name}' (choose from {', '.join(BACKEND_NAMES)})")

@@ -34,11 +34,16 @@ With fixed's layout above and B = 2, batch 0 is
 """
 
 import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.text.textio import DEFAULT_ENCODING, read_lines, split_words
+
+if TYPE_CHECKING:
+    from rwthlm_py.text.vocabulary import Vocabulary
 
 WRAPPING_MODES = ("fixed", "concatenated", "verbatim", "stream")
 
@@ -52,15 +57,15 @@ class Corpus:
     line_starts: numpy.ndarray  # int64, one more entry than there are lines
     sb: int
     unk_count: int  # tokens mapped to <unk> because they are not in the vocabulary
-    line_words: list = None  # every line's words in the stream, where the reader was asked to keep them
+    line_words: list | None = None  # every line's words in the stream, where the reader was asked to keep them
     oovs: list = dataclasses.field(default_factory=list)  # (stream position it preceded, word) of each word left out
 
     @property
-    def oov_count(self):
+    def oov_count(self) -> int:
         return len(self.oovs)
 
     @property
-    def num_lines(self):
+    def num_lines(self) -> int:
         return len(self.line_starts) - 1
 
 
@@ -71,10 +76,10 @@ class Sequences:
     first: numpy.ndarray
     end: numpy.ndarray
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.first)
 
-    def take(self, order):
+    def take(self, order: numpy.ndarray) -> "Sequences":
         return Sequences(self.first[order], self.end[order])
 
 
@@ -87,16 +92,16 @@ class Batch:
     valid: numpy.ndarray
 
     @property
-    def num_targets(self):
+    def num_targets(self) -> int:
         return len(self.valid)
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
         return self.inputs.shape[1]
 
 
-def read_corpus(path, vocab, use_unk=False, debug_no_sb=False, keep_words=False, encoding=DEFAULT_ENCODING,
-                skip_unknown=False):
+def read_corpus(path: str, vocab: "Vocabulary", use_unk: bool = False, debug_no_sb: bool = False,
+                keep_words: bool = False, encoding: str = DEFAULT_ENCODING, skip_unknown: bool = False) -> Corpus:
     """Reads a text file (in `encoding`) into a Corpus of ids of `vocab`, with every line's
     words too when `keep_words` (for a second model that needs them: a pipe cannot be read
     twice).
@@ -109,12 +114,14 @@ def read_corpus(path, vocab, use_unk=False, debug_no_sb=False, keep_words=False,
                              skip_unknown)
 
 
-def corpus_from_lines(numbered_lines, path, vocab, use_unk=False, debug_no_sb=False, keep_words=False,
-                      skip_unknown=False):
+def corpus_from_lines(numbered_lines: Iterable[tuple[int, str]], path: str, vocab: "Vocabulary",
+                      use_unk: bool = False, debug_no_sb: bool = False, keep_words: bool = False,
+                      skip_unknown: bool = False) -> Corpus:
     """The Corpus of (line number, text) pairs, read as read_corpus reads a file; `path`
     names them in errors."""
-    ids, starts, unk_count, oovs = [], [0], 0, []
-    line_words = [] if keep_words else None
+    ids: list[int] = []
+    starts, unk_count, oovs = [0], 0, []
+    line_words: list[list[str]] = []
     index, sb_name = vocab.index, vocab.sb_name
     unk = vocab.unk if use_unk else None
     for line_number, text in numbered_lines:
@@ -142,10 +149,11 @@ def corpus_from_lines(numbered_lines, path, vocab, use_unk=False, debug_no_sb=Fa
             ids.append(vocab.sb)
         starts.append(len(ids))
     return Corpus(str(path), numpy.asarray(ids, dtype=numpy.int32),
-                  numpy.asarray(starts, dtype=numpy.int64), vocab.sb, unk_count, line_words, oovs)
+                  numpy.asarray(starts, dtype=numpy.int64), vocab.sb, unk_count, line_words if keep_words else None,
+                  oovs)
 
 
-def _check_line(text, words, sb_name, path, line_number):
+def _check_line(text: str, words: list[str], sb_name: str, path: str, line_number: int) -> None:
     stripped = text.strip()
     if stripped.startswith("<s>") or stripped.endswith("</s>"):
         raise InputError(
@@ -158,7 +166,7 @@ def _check_line(text, words, sb_name, path, line_number):
         )
 
 
-def wrap(corpus, mode, batch_size, sequence_length, debug_no_sb=False):
+def wrap(corpus: Corpus, mode: str, batch_size: int, sequence_length: int, debug_no_sb: bool = False) -> Sequences:
     """Cuts a corpus into sequences with rwthlm's word wrapping (see the module docstring)."""
     if mode in ("fixed", "stream"):
         return _wrap_fixed(len(corpus.stream), batch_size, sequence_length - 1)
@@ -169,7 +177,7 @@ def wrap(corpus, mode, batch_size, sequence_length, debug_no_sb=False):
     raise InputError(f"unknown word wrapping '{mode}' (choose from {', '.join(WRAPPING_MODES)})")
 
 
-def _wrap_fixed(num_tokens, batch_size, chunk):
+def _wrap_fixed(num_tokens: int, batch_size: int, chunk: int) -> Sequences:
     """B contiguous parts (the first N mod B one token longer), each cut into chunks. Parts
     beyond the N-th would be empty and disappear, so no more than N are made (a batch size
     far above the text's length allocates nothing for them)."""
@@ -185,7 +193,7 @@ def _wrap_fixed(num_tokens, batch_size, chunk):
     return Sequences(first.ravel()[keep], end.ravel()[keep])
 
 
-def _wrap_verbatim(corpus, sequence_length, debug_no_sb):
+def _wrap_verbatim(corpus: Corpus, sequence_length: int, debug_no_sb: bool) -> Sequences:
     """One sequence per line; lines too long for one sequence are an error."""
     starts, ends = corpus.line_starts[:-1], corpus.line_starts[1:]
     lengths = ends - starts
@@ -206,7 +214,7 @@ def _wrap_verbatim(corpus, sequence_length, debug_no_sb):
     return Sequences(first[keep], ends[keep])
 
 
-def _wrap_concatenated(corpus, capacity, debug_no_sb):
+def _wrap_concatenated(corpus: Corpus, capacity: int, debug_no_sb: bool) -> Sequences:
     """Lines joined into sequences of at most `capacity` tokens; long lines are split."""
     cuts, used = [0], 0
     starts = corpus.line_starts
@@ -232,7 +240,7 @@ def _wrap_concatenated(corpus, capacity, debug_no_sb):
     return Sequences(first[keep], end[keep])
 
 
-def shuffled(sequences, seed, epoch):
+def shuffled(sequences: Sequences, seed: int, epoch: int) -> Sequences:
     """The sequences permuted by a permutation that depends on (seed, epoch) and their
     number alone: no random state carries over from earlier epochs, so that a resumed run
     sees the order an uninterrupted one saw. The trainer passes the sequences in their
@@ -242,7 +250,7 @@ def shuffled(sequences, seed, epoch):
     return sequences.take(generator.permutation(len(sequences)))
 
 
-def batches(corpus, sequences, batch_size):
+def batches(corpus: Corpus, sequences: Sequences, batch_size: int) -> Iterator[Batch]:
     """Yields the Batch of every `batch_size` consecutive sequences."""
     context = numpy.concatenate([[corpus.sb], corpus.stream]).astype(numpy.int32)
     for start in range(0, len(sequences), batch_size):
@@ -250,7 +258,7 @@ def batches(corpus, sequences, batch_size):
                          sequences.end[start:start + batch_size])
 
 
-def make_batch(stream, context, first, end):
+def make_batch(stream: numpy.ndarray, context: numpy.ndarray, first: numpy.ndarray, end: numpy.ndarray) -> Batch:
     """The padded time-major batch of sequences [first, end); context[i] == stream[i-1]."""
     lengths = end - first
     steps = numpy.arange(int(lengths.max()))[:, None]
@@ -266,7 +274,7 @@ def make_batch(stream, context, first, end):
     )
 
 
-def time_slices(batch):
+def time_slices(batch: Batch) -> Iterator[tuple[Batch, numpy.ndarray]]:
     """Yields (one-step Batch, flat indices t*B+b of its targets in `batch`) for every step t.
 
     Used by --feedforward, which processes one time slice at a time.
