@@ -106,7 +106,7 @@ class LanguageModel:
                       for sentence in sentences]
         ids = [self._word_ids(words, f"sentence {k + 1}") for k, words in enumerate(word_lists)]
         log_probs = score_sentences(self.network, ids, batch_size, unk_penalty=unk_penalty(self.options))
-        return [SentenceScore(words, values) for words, values in zip(word_lists, log_probs)]
+        return [SentenceScore(words, values) for words, values in zip(word_lists, log_probs, strict=True)]
 
     def next_word_log_probs(self, history: str | Sequence[str]) -> numpy.ndarray:
         """ln p(w | history) of every word w of the vocabulary after the history (a string of

@@ -20,7 +20,7 @@ def sgd_step(params, gradients, buffers, learning_rate, momentum):
     """One step for every (w, g, m) of the three lists (m may be None), in place."""
     largest = max(gradient.size for gradient in gradients)
     scratch = numpy.empty(largest, dtype=gradients[0].dtype)  # eta g, without a temporary per parameter
-    for param, gradient, buffer in zip(params, gradients, buffers):
+    for param, gradient, buffer in zip(params, gradients, buffers, strict=True):
         step = numpy.multiply(gradient, learning_rate, out=scratch[:gradient.size].reshape(gradient.shape))
         if buffer is None:
             param -= step

@@ -18,6 +18,7 @@ sums, which it takes from the dense gradient.
 """
 
 import collections
+import itertools
 
 Rows = collections.namedtuple("Rows", "rows values")
 Scattered = collections.namedtuple("Scattered", "ids values scatter_add")
@@ -89,4 +90,4 @@ class RowGradient:
                 return False
             ranges.append((piece.rows.start, piece.rows.stop))
         ranges.sort()
-        return all(stop <= next_start for (_, stop), (next_start, _) in zip(ranges, ranges[1:]))
+        return all(stop <= next_start for (_, stop), (next_start, _) in itertools.pairwise(ranges))

@@ -24,6 +24,7 @@ threads of a GPU kernel read neighbouring columns.
 """
 
 import collections
+import itertools
 
 import numpy
 
@@ -68,7 +69,8 @@ class WordGroups:
         self.table[:, WIDTH] = width[firsts]
         self.table[:, STACKED] = numpy.cumsum(self.table[:, WIDTH]) - self.table[:, WIDTH]
         self.rows_used = int(self.table[:, WIDTH].sum())
-        self.used_rows = numpy.repeat(self.table[:, ROW] - self.table[:, STACKED], self.table[:, WIDTH]) + numpy.arange(self.rows_used)
+        offsets = numpy.repeat(self.table[:, ROW] - self.table[:, STACKED], self.table[:, WIDTH])
+        self.used_rows = offsets + numpy.arange(self.rows_used)
 
     def __len__(self):
         return len(self.positions)
@@ -78,7 +80,7 @@ class WordGroups:
         parts = (self.positions, self.target_index, self.used_rows, self.table.reshape(-1))
         packed = backend.asarray(numpy.concatenate(parts).astype(numpy.int64), dtype=numpy.int64)
         bounds = numpy.cumsum([0] + [len(part) for part in parts]).tolist()
-        views = [packed[start:stop] for start, stop in zip(bounds, bounds[1:])]
+        views = [packed[start:stop] for start, stop in itertools.pairwise(bounds)]
         return OnDevice(*views[:3], views[3].reshape(self.table.shape))
 
 

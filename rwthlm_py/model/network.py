@@ -85,7 +85,8 @@ class Network:
         vocab = self.vocab
         class_words = int(vocab.class_size.max()) if vocab.num_classes < len(vocab) else 0
         output = targets * (vocab.num_classes + class_words) * (2 if training else 1)
-        hidden = targets * sum(layer.size for layer in self.spec.layers) * (HIDDEN_COPIES_IN_TRAINING if training else 2)
+        copies = HIDDEN_COPIES_IN_TRAINING if training else 2
+        hidden = targets * sum(layer.size for layer in self.spec.layers) * copies
         return output + hidden
 
     @classmethod
@@ -145,7 +146,7 @@ class Network:
         cache keeps for the backward pass."""
         state = state if state is not None else (None,) * len(self.layers)
         x, new_state, caches = inputs, [], []
-        for index, (layer, layer_state) in enumerate(zip(self.layers, state)):
+        for index, (layer, layer_state) in enumerate(zip(self.layers, state, strict=True)):
             x, layer_new_state, cache = layer.forward(x, layer_state, lengths, train)
             mask = None
             if dropout is not None:
@@ -225,12 +226,12 @@ class Network:
         """Keeps only the n-gram word histories: the state of --feedforward, reset every slice."""
         if state is None:
             return None
-        return tuple(layer.feedforward_state(part) for layer, part in zip(self.layers, state))
+        return tuple(layer.feedforward_state(part) for layer, part in zip(self.layers, state, strict=True))
 
     def _backward_hidden(self, dy: Array, caches: list, d_state: State) -> tuple:
         d_state = d_state if d_state is not None else (None,) * len(self.layers)
         d_initial = []
-        for layer, (cache, mask), layer_d_state in reversed(list(zip(self.layers, caches, d_state))):
+        for layer, (cache, mask), layer_d_state in reversed(list(zip(self.layers, caches, d_state, strict=True))):
             if mask is not None:
                 dy = dy * mask
             dy, d_layer_initial = layer.backward(dy, cache, layer_d_state)

@@ -217,7 +217,7 @@ def class_vocabulary(path, num_classes, method="exchange", sb="<sb>", seed=1, ma
         stream = read_corpus(path, plain, encoding=encoding).stream
         classes = exchange_classes(stream, len(plain), num_classes, classes, seed, max_iterations,
                                    time_limit, _reporter(console, len(plain), max_iterations))
-    return vocabulary_from_counts(counts, sb, dict(zip(plain.words, classes.tolist())))
+    return vocabulary_from_counts(counts, sb, dict(zip(plain.words, classes.tolist(), strict=True)))
 
 
 def _spread_over(classes, num_classes):

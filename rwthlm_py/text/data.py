@@ -138,7 +138,8 @@ def corpus_from_lines(numbered_lines: Iterable[tuple[int, str]], path: str, voca
                     continue
                 else:
                     raise InputError(
-                        f"unknown word '{word}' (not in the vocabulary; --unk maps unknown words to {vocab.unk_name or '<unk>'})",
+                        f"unknown word '{word}' (not in the vocabulary; --unk maps unknown words to "
+                        f"{vocab.unk_name or '<unk>'})",
                         path, line_number,
                     )
             ids.append(word_id)
@@ -218,7 +219,7 @@ def _wrap_concatenated(corpus: Corpus, capacity: int, debug_no_sb: bool) -> Sequ
     """Lines joined into sequences of at most `capacity` tokens; long lines are split."""
     cuts, used = [0], 0
     starts = corpus.line_starts
-    for line_start, size in zip(starts[:-1].tolist(), numpy.diff(starts).tolist()):
+    for line_start, size in zip(starts[:-1].tolist(), numpy.diff(starts).tolist(), strict=True):
         if size == 0:
             continue
         if used + size <= capacity:

@@ -55,7 +55,7 @@ class Vocabulary:
     def fingerprint(self):
         """A hash of the words and their classes: two vocabularies with equal hashes are one."""
         digest = hashlib.sha256()
-        for word, word_class in zip(self.words, self.word_class.tolist()):
+        for word, word_class in zip(self.words, self.word_class.tolist(), strict=True):
             digest.update(f"{word}\t{word_class}\n".encode())
         return digest.hexdigest()
 
@@ -64,7 +64,8 @@ class Vocabulary:
         a newline, the last too (rwthlm leaves it out, which makes `cat` and `wc -l` go wrong;
         its reader, and ours, read both)."""
         with atomic_output(path, encoding=encoding) as handle:
-            handle.writelines(f"{word}\t{word_class}\n" for word, word_class in zip(self.words, self.word_class.tolist()))
+            classes = self.word_class.tolist()
+            handle.writelines(f"{word}\t{word_class}\n" for word, word_class in zip(self.words, classes, strict=True))
 
     def with_unk(self, unk):
         """The same vocabulary with `unk` enabled as the unknown word; it must be a word of it."""

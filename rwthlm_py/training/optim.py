@@ -35,7 +35,7 @@ class Sgd:
                 buffer = self.buffers.get(name) if self._buffers_in_use else None
                 dense.append((params[name], gradient, buffer))
         if dense:
-            self.network.backend.kernels.sgd_step(*map(list, zip(*dense)), learning_rate, self.momentum)
+            self.network.backend.kernels.sgd_step(*map(list, zip(*dense, strict=True)), learning_rate, self.momentum)
 
     def reset(self):
         for buffer in self.buffers.values():

@@ -215,8 +215,10 @@ class _Search:
         progress = self.console.progress(f"trial {number} (learning rate {rate:.4e})", _batch_words(self.batches))
         started = time.perf_counter()
         done, state = 0, None
-        for done, batch, loss, state in train_steps(self.network, self.optimizer, self.batches, rate, self.schedule):
+        for batches_done, batch, loss, carried in train_steps(self.network, self.optimizer, self.batches, rate,
+                                                              self.schedule):
             progress.update(batch.num_targets, loss)
+            done, state = batches_done, carried
         progress.close()
         return EpochPosition(done, progress.words, progress.neg_log_prob, _copy_state(state),
                              seconds=time.perf_counter() - started)

@@ -7,8 +7,8 @@ valid UTF-8 (shakespeare-caesar.txt); CRLF line ends become LF; the text is put 
 NFKC form (ligatures and compatibility characters spelt out). Paragraphs (separated by
 blank lines) are joined into one line, whitespace runs become one space, and paragraphs
 are cut into sentences after `.`, `!` or `?` (and closing quotes or brackets) followed by
-a capital letter, a quote or a bracket, except after titles such as `Mr.` and initials. Case and punctuation are kept: the subword model
-sees the text as written.
+a capital letter, a quote or a bracket, except after titles such as `Mr.` and initials.
+Case and punctuation are kept: the subword model sees the text as written.
 
 Of every book, the last HELD_OUT share of its sentences goes to test.txt.gz and the share
 before it to dev.txt.gz, the rest to train.txt.gz: contiguous blocks, so that no test
