@@ -12,8 +12,9 @@ import pytest
 from conftest import assert_one_line_error
 
 from rwthlm_py.errors import InputError
+from rwthlm_py.log_probs import interpolate_linear
 from rwthlm_py.rescoring import nbest as formats
-from rwthlm_py.rescoring.scores import combine_lm, interpolate_linear, ranking, total_score
+from rwthlm_py.rescoring.scores import combine_lm, ranking, total_score
 
 DATA = pathlib.Path(__file__).parent / "data"
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "nbest"

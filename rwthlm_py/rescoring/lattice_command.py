@@ -37,18 +37,18 @@ factor: processing seconds over the audio seconds the lattices span.
 
 import contextlib
 import dataclasses
-import math
 import os
 import time
 
 from rwthlm_py.errors import InputError, WriteError
+from rwthlm_py.log_probs import LN10, unk_penalty
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
 from rwthlm_py.rescoring.lattice_search import SearchOptions, search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
-from rwthlm_py.rescoring.scores import LN10
+from rwthlm_py.rescoring.scores import link_cost
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
 from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
@@ -65,8 +65,8 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
         lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
         lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
         look_ahead_lm_scale=options.look_ahead_lm_scale, acoustic_scale=options.acoustic_scale,
-        word_penalty=options.word_penalty * math.log(10),
-        unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
+        word_penalty=options.word_penalty * LN10, unk_penalty=unk_penalty(options.num_oovs, options.unk),
+        batch_size=batch_size)
     errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options, options.encoding) \
         if options.refs else None
     with staged_outputs(options.out, console.note) as stage:
@@ -292,14 +292,8 @@ def write_nbest(rescored, vocab, search_options, count, target, encoding=DEFAULT
     and the words of the LM-scored links other than the boundary."""
     lattice, options = rescored.lattice, search_options
     times, links = expand(rescored.result, rescored.topology)
-    costs = []
-    for link in links:
-        cost = 0.0
-        if link.link is not None:
-            original = lattice.links[link.link]
-            cost = -options.acoustic_scale * original.acoustic - options.lm_scale * link.lm_log_prob
-            cost -= options.word_penalty if original.lm != 0 else 0.0
-        costs.append(cost)
+    costs = [0.0 if link.link is None else _expanded_link_cost(lattice.links[link.link], link.lm_log_prob, options)
+             for link in links]
 
     def words_of(path):
         return [lattice.links[links[k].link].word for k in path
@@ -313,6 +307,12 @@ def write_nbest(rescored, vocab, search_options, count, target, encoding=DEFAULT
             lm = sum(link.lm_log_prob for link in copied) / LN10
             words = words_of(path)
             handle.write(format_hypothesis("srilm", Hypothesis(words, acoustic, lm, len(words), 0), lm, None) + "\n")
+
+
+def _expanded_link_cost(original, lm_log_prob, options):
+    """The cost of a link of the expanded lattice: its original's with its own LM log-probability."""
+    return link_cost(original.acoustic, lm_log_prob, original.lm != 0, options.acoustic_scale, options.lm_scale,
+                     options.word_penalty)
 
 
 def ctm_lines(lattice, result):

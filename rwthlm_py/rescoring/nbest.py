@@ -36,7 +36,7 @@ import os
 import re
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.rescoring.scores import LN10
+from rwthlm_py.log_probs import LN10
 from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_output, read_lines, split_words
 
 BYTELOG_SCALE = 10000.5 / 1024.0  # bytelog units per natural-log unit

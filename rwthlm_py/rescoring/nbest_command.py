@@ -5,7 +5,7 @@
         which SRILM's `ngram -nbest` leaves out of the LM score too (its non-events)
       ─ words to ids (unknown words: <unk> with --unk, else an error naming the line)
       ─ sentence_scores.score_sentences (prefix tree, batches) ─► ln p per token
-      ─ [--arpa: scores.interpolate_linear per token with the ARPA model's ln p]
+      ─ [--arpa: log_probs.interpolate_linear per token with the ARPA model's ln p]
       ─ scores.combine_lm, scores.total_score ─► new ranking
       ─ Outputs (--out DIR: each list in its own format, and 1best.txt; else 1-best lines)
       ─ [--refs: wer.align_counts for the original and rescored 1-best and the oracle; on
@@ -25,8 +25,9 @@ import time
 import numpy
 
 from rwthlm_py.errors import InputError
+from rwthlm_py.log_probs import LN10, interpolate_linear
 from rwthlm_py.rescoring import nbest as formats
-from rwthlm_py.rescoring.scores import LN10, combine_lm, interpolate_linear, ranking, total_score
+from rwthlm_py.rescoring.scores import combine_lm, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_references, remove_noise
 from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
