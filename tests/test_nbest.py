@@ -139,6 +139,16 @@ def test_gzip_lists_and_utterance_ids(tmp_path):
     assert nbest.utterance == "sw_4390-A" and nbest.hypotheses[0].words == ["hello"]
 
 
+def test_each_format_names_its_utterance_by_its_own_rule():
+    from rwthlm_py.rescoring.utterances import ctm_name, kaldi_utterance, slf_utterance, utterance_id
+
+    assert utterance_id("dir.d/sw_4390-A.0.lat.gz") == utterance_id(pathlib.Path("sw_4390-A.nbest")) == "sw_4390-A"
+    assert kaldi_utterance("spk-1-3") == "spk-1" and kaldi_utterance("spk-x") is None
+    assert kaldi_utterance("-3") is None
+    assert slf_utterance("dir.d/x.y.lat.gz") == "dir.d/x.y" and slf_utterance("dir.d/x") == "dir.d/x"
+    assert ctm_name("dir/x.lat.gz") == "dir/x.lat" and ctm_name("dir/x.lat") == "dir/x.lat"
+
+
 def test_directory_and_listing_file(tmp_path):
     (tmp_path / "lists").mkdir()
     for name in ("b.nbest", "a.nbest"):
