@@ -13,13 +13,14 @@ A hypothesis's LM_model is the sum over its words and the final sentence boundar
 (log_probs.interpolate_linear; just ln p_nn without --arpa), converted to log10. Ranking
 sorts by total, best first; equal totals keep the list's order.
 
-Lattice scores are costs, negated natural logs (rwthlm §7.3). A link with acoustic score
-a, LM log-probability l (the lattice's own, or the network's) and an LM score in the
-lattice or none (silence, noise and epsilon links, l = 0 there) costs
+Lattice scores are costs, negated natural logs (rwthlm §7.3). A link with acoustic
+log-probability a and LM log-probability l (the lattice's own, or the new one) costs
 
     link_cost = -acoustic_scale * a - lm_scale * l - word_penalty [LM-scored]
 
-and a path the sum of its links' costs; the least is the best.
+where a link is LM-scored when its LM score in the lattice is not 0 (silence, noise and
+epsilon links have 0 and pay no word penalty); a path costs the sum over its links, and
+the least is the best.
 """
 
 
