@@ -22,12 +22,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy
 
-from rwthlm_py.commands import require_model_memory, require_words, score_text, unk_penalty
+from rwthlm_py.commands import require_model_memory, require_words, score_text
 from rwthlm_py.config import FROM_THE_MODEL, OPTION_FIELDS, Options, recorded_options, validate
 from rwthlm_py.errors import InputError
+from rwthlm_py.log_probs import LN10, unk_penalty
 from rwthlm_py.model.checkpoint import build_network, model_vocabulary, read_model
 from rwthlm_py.model.network import Network
-from rwthlm_py.rescoring.scores import LN10
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.scoring.sampling import sample_sentences
@@ -105,7 +105,8 @@ class LanguageModel:
         word_lists = [split_words(sentence) if isinstance(sentence, str) else list(sentence)
                       for sentence in sentences]
         ids = [self._word_ids(words, f"sentence {k + 1}") for k, words in enumerate(word_lists)]
-        log_probs = score_sentences(self.network, ids, batch_size, unk_penalty=unk_penalty(self.options))
+        penalty = unk_penalty(self.options.num_oovs, self.options.unk)
+        log_probs = score_sentences(self.network, ids, batch_size, unk_penalty=penalty)
         return [SentenceScore(words, values) for words, values in zip(word_lists, log_probs, strict=True)]
 
     def next_word_log_probs(self, history: str | Sequence[str]) -> numpy.ndarray:
@@ -119,7 +120,7 @@ class LanguageModel:
         hidden, _, _ = network.hidden(xp.asarray(inputs), None, xp.asarray([len(inputs)]), train=False)
         log_probs = network.backend.to_numpy(network.output.log_distribution(hidden[-1])[0]).astype(numpy.float64)
         if vocab.unk is not None:
-            log_probs[vocab.unk] -= unk_penalty(self.options)
+            log_probs[vocab.unk] -= unk_penalty(self.options.num_oovs, self.options.unk)
         return log_probs
 
     def sample(self, count: int = 10, temperature: float = 1.0, seed: int = 1, max_length: int = 200) -> list[str]:

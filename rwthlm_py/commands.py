@@ -4,13 +4,13 @@ compute a perplexity, or train (or check gradients), printing rwthlm's lines.
 Both command lines end here with resolved Options; nothing here parses arguments.
 """
 
-import math
 import os
 
 import numpy
 
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
+from rwthlm_py.log_probs import unk_penalty
 from rwthlm_py.model.checkpoint import (
     TrainingState,
     build_network,
@@ -308,15 +308,10 @@ def schedule_from(options):
         word_wrapping=options.word_wrapping, max_epoch=options.max_epoch,
         shuffling=not options.no_shuffling, feedforward=options.feedforward,
         random_seed=options.random_seed, debug_no_sb=options.debug_no_sb,
-        verbose=options.verbose, unk_penalty=unk_penalty(options),
+        verbose=options.verbose, unk_penalty=unk_penalty(options.num_oovs, options.unk),
         gradient_clipping=options.gradient_clipping, min_improvement=options.min_improvement,
         stop_after_halvings=options.stop_after_halvings, checkpoint_every=options.checkpoint_every, dropout=options.dropout,
         variational_dropout=options.variational_dropout)
-
-
-def unk_penalty(options):
-    """ln(num_oovs + 1), subtracted from ln p(<unk>); only with --unk, as in rwthlm."""
-    return math.log(options.num_oovs + 1) if options.unk else 0.0
 
 
 def compute_perplexity(network, vocab, options, console, skip_oovs=False):
@@ -349,7 +344,7 @@ def score_text(network, corpus, options, console=None, keep_tokens=False):
     progress = console.progress("perplexity", int((sequences.end - sequences.first).sum())) if console else None
     scores = score_corpus(network, corpus, sequences, options.batch_size,
                           carry_state=options.word_wrapping == "stream",
-                          unk_penalty=unk_penalty(options), feedforward=options.feedforward,
+                          unk_penalty=unk_penalty(options.num_oovs, options.unk), feedforward=options.feedforward,
                           keep_tokens=keep_tokens, progress=progress)
     if progress is not None:
         progress.close()
@@ -398,7 +393,7 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
     settings = Settings(lm_weight=options.lm_weight, word_penalty=options.word_penalty,
                         nn_weight=options.nn_weight, lam=options.lam if options.lam is not None else 1.0,
                         batch_size=options.batch_size, share_prefixes=not options.no_prefix_sharing,
-                        unk_penalty=unk_penalty(options), num_oovs=options.num_oovs,
+                        unk_penalty=unk_penalty(options.num_oovs, options.unk), num_oovs=options.num_oovs,
                         noise=frozenset(read_noise_words(options.noise_vocab, options.encoding)),
                         encoding=options.encoding)
     return run_nbest(source, network, arpa, settings, options.out, options.refs, console)

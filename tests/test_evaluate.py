@@ -86,6 +86,13 @@ def test_unk_penalty_applies_to_unk_targets_only(tmp_path):
     assert numpy.allclose(difference, [0, math.log(4), 0, 0])
 
 
+def test_unk_penalty_is_ln_num_oovs_plus_one_and_needs_unk():
+    from rwthlm_py.log_probs import unk_penalty
+
+    assert unk_penalty(3) == unk_penalty(3, unk=True) == math.log(4)
+    assert unk_penalty(0) == 0.0 and unk_penalty(3, unk=False) == 0.0
+
+
 def test_verbose_line_format(network, class_vocab):
     corpus = synthetic_corpus(class_vocab, seed=1)
     scores = scores_for(network, corpus, "verbatim", 2)

@@ -16,8 +16,21 @@ from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice
 from rwthlm_py.rescoring.lattice_search import SearchOptions, search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
+from rwthlm_py.rescoring.scores import link_cost
 from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.text import data
+
+
+def test_link_cost_is_the_scaled_scores_and_the_word_penalty_of_lm_scored_links():
+    assert link_cost(-2.5, -1.25, True, 0.5, 8.0, 0.75) == 1.25 + 10.0 - 0.75
+    assert link_cost(-2.5, 0.0, False, 0.5, 8.0, 0.75) == 1.25  # no LM score, no word penalty
+    assert link_cost(-2.5, None, True, 0.5, 8.0, 0.75) == 1.25 - 0.75  # the search adds the LM term itself
+    assert link_cost(-2.5, -1.25, True) == 2.5 + 1.25  # scales 1, no word penalty
+    # bit for bit the sum as written, in its order: the search's printed costs depend on it
+    rng = numpy.random.default_rng(3)
+    for acoustic, lm, acoustic_scale, lm_scale, penalty in rng.uniform(-30, 30, (200, 5)).tolist():
+        assert link_cost(acoustic, lm, True, acoustic_scale, lm_scale, penalty) == \
+            -acoustic_scale * acoustic - lm_scale * lm - penalty
 
 
 def random_lattice(tmp_path, vocab, seed, layers=4, width=3):

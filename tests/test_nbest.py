@@ -12,8 +12,9 @@ import pytest
 from conftest import assert_one_line_error
 
 from rwthlm_py.errors import InputError
+from rwthlm_py.log_probs import interpolate_linear
 from rwthlm_py.rescoring import nbest as formats
-from rwthlm_py.rescoring.scores import combine_lm, interpolate_linear, ranking, total_score
+from rwthlm_py.rescoring.scores import combine_lm, ranking, total_score
 
 DATA = pathlib.Path(__file__).parent / "data"
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "nbest"
@@ -136,6 +137,16 @@ def test_gzip_lists_and_utterance_ids(tmp_path):
         out.write("-1 -2 1 hello\n")
     nbest = formats.read_srilm_list(tmp_path / "sw_4390-A.0.nbest.gz")
     assert nbest.utterance == "sw_4390-A" and nbest.hypotheses[0].words == ["hello"]
+
+
+def test_each_format_names_its_utterance_by_its_own_rule():
+    from rwthlm_py.rescoring.utterances import ctm_name, kaldi_utterance, slf_utterance, utterance_id
+
+    assert utterance_id("dir.d/sw_4390-A.0.lat.gz") == utterance_id(pathlib.Path("sw_4390-A.nbest")) == "sw_4390-A"
+    assert kaldi_utterance("spk-1-3") == "spk-1" and kaldi_utterance("spk-x") is None
+    assert kaldi_utterance("-3") is None
+    assert slf_utterance("dir.d/x.y.lat.gz") == "dir.d/x.y" and slf_utterance("dir.d/x") == "dir.d/x"
+    assert ctm_name("dir/x.lat.gz") == "dir/x.lat" and ctm_name("dir/x.lat") == "dir/x.lat"
 
 
 def test_directory_and_listing_file(tmp_path):

@@ -9,11 +9,12 @@ import sys
 import numpy
 import pytest
 
+from rwthlm_py.errors import InputError
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.rescoring.scores import ranking
 from rwthlm_py.rescoring.sentence_scores import PrefixTree, score_sentences, sentence_log_prob
-from rwthlm_py.rescoring.wer import align_counts
+from rwthlm_py.rescoring.wer import WordErrorTally, align_counts
 from rwthlm_py.scoring.evaluate import score_corpus
 from rwthlm_py.text import data
 from rwthlm_py.text.vocabulary import remap
@@ -185,6 +186,18 @@ def test_word_error_examples():
     # sclite's weights prefer one substitution (4) to a deletion and an insertion (6)
     [one] = align_counts(["a", "b"], [["a", "x"]])
     assert (one.substitutions, one.errors) == (1, 1)
+
+
+def test_the_word_error_tally_sums_three_hypotheses_per_utterance():
+    tally = WordErrorTally("refs", {"u1": ["a", "uh", "b"], "u2": ["c"]}, {"uh"})
+    assert tally.reference("u1") == ["a", "b"]  # noise words left out
+    for utterance, hypotheses in (("u1", [["a"], ["a", "b"], ["a", "b"]]), ("u2", [["d", "e"], ["c"], ["c"]])):
+        tally.add(*align_counts(tally.reference(utterance), hypotheses))
+    assert tally.lines() == ["original 1-best:  WER 100.00% [ 3 / 3, 1 ins, 1 del, 1 sub ]",
+                             "rescored 1-best:  WER 0.00% [ 0 / 3, 0 ins, 0 del, 0 sub ]",
+                             "oracle:           WER 0.00% [ 0 / 3, 0 ins, 0 del, 0 sub ]"]
+    with pytest.raises(InputError, match=r"no reference for utterance 'u3' \(its file name\)"):
+        tally.reference("u3", naming="its file name")
 
 
 # -- ARPA interpolation in ppl -----------------------------------------------------------------------

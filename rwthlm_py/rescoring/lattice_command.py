@@ -37,19 +37,20 @@ factor: processing seconds over the audio seconds the lattices span.
 
 import contextlib
 import dataclasses
-import math
 import os
 import time
 
 from rwthlm_py.errors import InputError, WriteError
+from rwthlm_py.log_probs import LN10, unk_penalty
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
 from rwthlm_py.rescoring.lattice_search import SearchOptions, search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
-from rwthlm_py.rescoring.scores import LN10
-from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_noise_words, read_references, remove_noise
+from rwthlm_py.rescoring.scores import link_cost
+from rwthlm_py.rescoring.utterances import ctm_name, slf_utterance, utterance_id
+from rwthlm_py.rescoring.wer import WordErrorTally, align_counts, read_noise_words, read_references
 from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
@@ -65,10 +66,10 @@ def rescore_lattices(network, paths, options, console, batch_size=None, program=
         lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
         lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
         look_ahead_lm_scale=options.look_ahead_lm_scale, acoustic_scale=options.acoustic_scale,
-        word_penalty=options.word_penalty * math.log(10),
-        unk_penalty=math.log(options.num_oovs + 1) if options.unk else 0.0, batch_size=batch_size)
-    errors = LatticeWordErrors(options.refs, options.noise_vocab, search_options, options.encoding) \
-        if options.refs else None
+        word_penalty=options.word_penalty * LN10, unk_penalty=unk_penalty(options.num_oovs, options.unk),
+        batch_size=batch_size)
+    errors = WordErrorTally(options.refs, read_references(options.refs, options.encoding),
+                            read_noise_words(options.noise_vocab, options.encoding)) if options.refs else None
     with staged_outputs(options.out, console.note) as stage:
         return _rescore_each(network, paths, [stage(target) for target in targets],
                              [stage(target) for target in nbest_targets], options, search_options, errors,
@@ -97,14 +98,14 @@ def _rescore_each(network, paths, targets, nbest_targets, options, search_option
         console.say(f"lattice '{path}' ...")
         try:
             if errors is not None:
-                errors.reference_for(path)  # before any output is written
+                lattice_reference(errors, path)  # before any output is written
             rescored = rescore_lattice(network, path, target, options, search_options, console,
                                        state if options.dependent else None)
             if nbest_target is not None:
                 write_nbest(rescored, network.vocab, search_options, options.nbest_size, nbest_target,
                             options.encoding)
             if errors is not None:
-                errors.add(rescored, network.vocab)
+                errors.add(*lattice_error_counts(errors, rescored, network.vocab, search_options))
         except WriteError:
             raise  # a full disk fails every lattice after this one: stop here
         except InputError as error:
@@ -275,14 +276,7 @@ def expanded_lattice_lines(lattice, topology, result, lm_scale):
             original = lattice.links[link.link]
             written.append((link.start, link.end, original.word, original.pronunciation, original.acoustic,
                             link.lm_log_prob))
-    return slf_lines(utterance_name(lattice.path), lm_scale, times, written)
-
-
-def utterance_name(path):
-    """x.lat.gz -> x, dir/x.lat -> dir/x."""
-    name = path[:-3] if path.endswith(".gz") else path
-    stem, extension = os.path.splitext(name)
-    return stem if extension else name
+    return slf_lines(slf_utterance(lattice.path), lm_scale, times, written)
 
 
 def write_nbest(rescored, vocab, search_options, count, target, encoding=DEFAULT_ENCODING):
@@ -292,14 +286,8 @@ def write_nbest(rescored, vocab, search_options, count, target, encoding=DEFAULT
     and the words of the LM-scored links other than the boundary."""
     lattice, options = rescored.lattice, search_options
     times, links = expand(rescored.result, rescored.topology)
-    costs = []
-    for link in links:
-        cost = 0.0
-        if link.link is not None:
-            original = lattice.links[link.link]
-            cost = -options.acoustic_scale * original.acoustic - options.lm_scale * link.lm_log_prob
-            cost -= options.word_penalty if original.lm != 0 else 0.0
-        costs.append(cost)
+    costs = [0.0 if link.link is None else _expanded_link_cost(lattice.links[link.link], link.lm_log_prob, options)
+             for link in links]
 
     def words_of(path):
         return [lattice.links[links[k].link].word for k in path
@@ -315,10 +303,16 @@ def write_nbest(rescored, vocab, search_options, count, target, encoding=DEFAULT
             handle.write(format_hypothesis("srilm", Hypothesis(words, acoustic, lm, len(words), 0), lm, None) + "\n")
 
 
+def _expanded_link_cost(original, lm_log_prob, options):
+    """The cost of a link of the expanded lattice: its original's with its own LM log-probability."""
+    return link_cost(original.acoustic, lm_log_prob, original.lm != 0, options.acoustic_scale, options.lm_scale,
+                     options.word_penalty)
+
+
 def ctm_lines(lattice, result):
     """The best path's words as CTM lines (rwthlm's: channel 1, three decimals), without
     the links without an LM score and the last LM-scored one (the sentence boundary)."""
-    name = lattice.path[:-3] if lattice.path.endswith(".gz") else lattice.path
+    name = ctm_name(lattice.path)
     speech = [link_id for link_id in result.best_links if -result.link_lm[link_id] >= NON_SPEECH]
     lines = []
     for link_id in speech[:-1]:
@@ -328,44 +322,26 @@ def ctm_lines(lattice, result):
     return lines
 
 
-class LatticeWordErrors:
-    """--refs: error counts of each lattice's own best path (its scores before rescoring),
-    the rescored best path and the lattice oracle, summed over lattices. A lattice's
-    utterance id is its file name up to the first dot (as for SRILM n-best lists); the
-    words counted are those of LM-scored links other than the sentence boundary, less the
-    --noise-vocab words."""
+def lattice_reference(errors, path):
+    """The reference words of the lattice file `path`, from the WordErrorTally `errors`."""
+    return errors.reference(utterance_id(path), naming="the file name up to its first dot")
 
-    def __init__(self, references_path, noise_path, search_options, encoding=DEFAULT_ENCODING):
-        self.path = references_path
-        self.references = read_references(references_path, encoding)
-        self.noise = read_noise_words(noise_path, encoding)
-        self.options = search_options
-        self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
 
-    def reference_for(self, path):
-        """The reference words (noise removed) of the lattice file `path`."""
-        utterance = os.path.basename(path).split(".")[0]
-        if utterance not in self.references:
-            raise InputError(f"no reference for utterance '{utterance}' (the file name up to its first dot)", self.path)
-        return remove_noise(self.references[utterance], self.noise)
+def lattice_error_counts(errors, rescored, vocab, search_options):
+    """The ErrorCounts of a lattice's own best path (its scores before rescoring), the
+    rescored best path and the lattice oracle, for the WordErrorTally `errors`. The words
+    counted are those of LM-scored links other than the sentence boundary, less the noise
+    words."""
+    lattice, options = rescored.lattice, search_options
+    reference = lattice_reference(errors, lattice.path)
 
-    def add(self, rescored, vocab):
-        lattice = rescored.lattice
-        reference = self.reference_for(lattice.path)
+    def word_of(link):
+        counted = rescored.words[link.id] not in (-1, vocab.sb) and link.word != EPSILON
+        return link.word if counted and link.word not in errors.noise else None
 
-        def word_of(link):
-            counted = rescored.words[link.id] not in (-1, vocab.sb) and link.word != EPSILON
-            return link.word if counted and link.word not in self.noise else None
-
-        options = self.options
-        original = viterbi_links(lattice, rescored.topology, options.lm_scale, options.acoustic_scale,
-                                 options.word_penalty)
-        paths = [[word_of(lattice.links[k]) for k in links] for links in (original, rescored.result.best_links)]
-        hypotheses = [[word for word in path if word is not None] for path in paths]
-        hypotheses.append(oracle_words(lattice, rescored.topology, reference, word_of))
-        for total, counts in zip((self.original, self.rescored, self.oracle), align_counts(reference, hypotheses)):
-            total.add(counts)
-
-    def lines(self):
-        return [f"{name + ':':17s} WER {errors.format()}" for name, errors in
-                (("original 1-best", self.original), ("rescored 1-best", self.rescored), ("oracle", self.oracle))]
+    original = viterbi_links(lattice, rescored.topology, options.lm_scale, options.acoustic_scale,
+                             options.word_penalty)
+    paths = [[word_of(lattice.links[k]) for k in links] for links in (original, rescored.result.best_links)]
+    hypotheses = [[word for word in path if word is not None] for path in paths]
+    hypotheses.append(oracle_words(lattice, rescored.topology, reference, word_of))
+    return align_counts(reference, hypotheses)

@@ -1,7 +1,7 @@
 """Word sequences of a lattice for error counting: its own best path, and its oracle.
 
-    viterbi_links:  the path of least cost under the lattice's own scores,
-                    -acoustic_scale a - lm_scale l - word_penalty per LM-scored link
+    viterbi_links:  the path of least cost under the lattice's own scores (scores.link_cost:
+                    -acoustic_scale a - lm_scale l - word_penalty per LM-scored link)
                     (the recognizer's 1-best, before rescoring)
     oracle_words:   the words of a path with the fewest word errors against a reference
                     (substitutions, deletions and insertions, each 1)
@@ -16,6 +16,8 @@ counts LM-scored words other than the sentence boundary and the noise words).
 
 import numpy
 
+from rwthlm_py.rescoring.scores import link_cost
+
 
 def viterbi_links(lattice, topology, lm_scale=1.0, acoustic_scale=1.0, word_penalty=0.0):
     """The link ids of the best path under the lattice's own scores."""
@@ -25,7 +27,7 @@ def viterbi_links(lattice, topology, lm_scale=1.0, acoustic_scale=1.0, word_pena
     for node in topology.order:
         for link_id in topology.outgoing[node]:
             link = lattice.links[link_id]
-            step = -acoustic_scale * link.acoustic - lm_scale * link.lm - (word_penalty if link.lm != 0 else 0.0)
+            step = link_cost(link.acoustic, link.lm, link.lm != 0, acoustic_scale, lm_scale, word_penalty)
             if cost[node] + step < cost[link.end]:
                 cost[link.end], into[link.end] = cost[node] + step, link_id
     return _links_into(lattice, into, topology.final)

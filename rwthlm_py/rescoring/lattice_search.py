@@ -6,11 +6,11 @@ LM-scored word, that word (the network lags one word: the first hypothesis has t
 state, or the previous lattice's with --dependent, and the word <sb>), its last dp_order
 LM-scored words, and its traceback entry. Extending it over link e = (u -> v, word w):
 
-    score' = score + am(e) - LA(u) + LA(v) + lm_scale * lmcost(e) - word_penalty [e LM-scored]
-    am(e) = -acoustic_scale * a(e)
+    score' = score + am(e) - LA(u) + LA(v) + lm_scale * lmcost(e)
+    am(e) = -acoustic_scale * a(e) - word_penalty [e LM-scored]      (scores.link_cost without l)
     lmcost(e) = 0 if the lattice's LM score l(e) is exactly 0 (no network step, the state
                 and the last word stay: silence, noise and epsilon links)
-              = -ln((1 - lambda) e^l(e) + lambda p_nn(w | history))   (scores.interpolate_linear)
+              = -ln((1 - lambda) e^l(e) + lambda p_nn(w | history))   (log_probs.interpolate_linear)
 
 p_nn of <unk> is divided by num_oovs + 1 once (rwthlm divides it twice in lattices).
 
@@ -44,8 +44,9 @@ import math
 
 import numpy
 
+from rwthlm_py.log_probs import interpolate_linear
 from rwthlm_py.model.network import concatenate_states, select_state
-from rwthlm_py.rescoring.scores import interpolate_linear
+from rwthlm_py.rescoring.scores import link_cost
 
 
 @dataclasses.dataclass
@@ -99,8 +100,10 @@ def look_ahead_scores(lattice, topology, semiring, lm_scale, acoustic_scale=1.0)
         links = topology.outgoing[node]
         if not links:
             continue
-        costs = numpy.array([-lm_scale * lattice.links[k].lm - acoustic_scale * lattice.links[k].acoustic
-                             + scores[lattice.links[k].end] for k in links])
+        outgoing = [lattice.links[k] for k in links]
+        # the lattice's own scores without a word penalty, as in rwthlm (which has none)
+        costs = numpy.array([link_cost(link.acoustic, link.lm, link.lm != 0, acoustic_scale, lm_scale)
+                             + scores[link.end] for link in outgoing])
         if semiring == "tropical":
             scores[node] = costs.min()
         else:
@@ -125,7 +128,8 @@ class _Search:
         scale = options.lm_scale if options.look_ahead_lm_scale is None else options.look_ahead_lm_scale
         self.look_ahead = look_ahead_scores(lattice, topology, options.look_ahead, scale, options.acoustic_scale)
         # each link's cost but for its LM score, with the look-ahead moved from start to end
-        self.link_cost = [-options.acoustic_scale * link.acoustic - (options.word_penalty if link.lm != 0 else 0.0)
+        self.costs_but_lm = [link_cost(link.acoustic, None, link.lm != 0, options.acoustic_scale,
+                                    word_penalty=options.word_penalty)
                           - self.look_ahead[link.start] + self.look_ahead[link.end] for link in lattice.links]
         self.centiseconds = topology.centiseconds.tolist()
         self.hypotheses = [[] for _ in lattice.nodes]
@@ -221,7 +225,7 @@ class _Search:
             lm_log_probs = interpolate_linear(nn_log_probs, lattice_lm, self.options.lam).tolist()
         stepped = iter(zip(lm_log_probs, requests))
         traceback, hypotheses, best = self.traceback, self.hypotheses, self.best_in_frame
-        link_cost, centiseconds, lm_scale = self.link_cost, self.centiseconds, self.options.lm_scale
+        costs_but_lm, centiseconds, lm_scale = self.costs_but_lm, self.centiseconds, self.options.lm_scale
         keep_history = self.options.dp_order > 0
         for hypothesis, link in pending:
             if link.lm == 0:
@@ -230,7 +234,7 @@ class _Search:
                 lm_log_prob, (column, word) = next(stepped)
                 state = new_states[column]
                 history = (hypothesis.history + (word,))[1:] if keep_history else ()
-            score = hypothesis.score + link_cost[link.id] - lm_scale * lm_log_prob
+            score = hypothesis.score + costs_but_lm[link.id] - lm_scale * lm_log_prob
             traceback.link.append(link.id)
             traceback.predecessor.append(hypothesis.entry)
             traceback.score.append(score)

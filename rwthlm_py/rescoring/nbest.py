@@ -15,6 +15,7 @@ probabilities (higher is better), and back on writing:
                     kept and written back unchanged
     Kaldi           `<utt-id>-<n> w1 w2 ...` lines with `key cost` files for the acoustic and
                     the LM cost (negated natural logs); utterance = key cut at the last `-`
+                    (utterances.kaldi_utterance)
 
     bytelog = rint(log10p * ln(10) * 10000.5 / 1024),   log10p = bytelog * 1024 / 10000.5 / ln(10)
     log10p = -cost / ln(10)
@@ -27,7 +28,8 @@ probability above 1 that is infinite, a negative or fractional word count, and a
 NBestList2.0 token that is not `w ( st: S et: E g: G a: A )`.
 
 An SRILM list is one file per utterance, named after it: the utterance id is the file name
-without its directory and without everything from its first dot (as SRILM's tools derive it).
+without its directory and without everything from its first dot (as SRILM's tools derive it;
+utterances.utterance_id).
 """
 
 import dataclasses
@@ -36,7 +38,8 @@ import os
 import re
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.rescoring.scores import LN10
+from rwthlm_py.log_probs import LN10
+from rwthlm_py.rescoring.utterances import kaldi_utterance, utterance_id
 from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_output, read_lines, split_words
 
 BYTELOG_SCALE = 10000.5 / 1024.0  # bytelog units per natural-log unit
@@ -91,11 +94,6 @@ def log10_to_bytelog(log10p):
 def format_bytelog(bytelog):
     """A bytelog score as SRILM writes it: no decimals when whole, else six."""
     return f"{bytelog:.0f}" if float(bytelog).is_integer() else f"{bytelog:.6f}"
-
-
-def utterance_id(path):
-    """SRILM's utterance id of a list file: its name up to the first dot."""
-    return os.path.basename(os.fspath(path)).split(".", 1)[0]
 
 
 # -- reading SRILM lists -----------------------------------------------------------------------
@@ -222,8 +220,8 @@ def read_kaldi_lists(text_path, acoustic_cost_path, lm_cost_path, encoding=DEFAU
         if key in seen:
             raise InputError(f"key '{key}' appears twice", text_path, line)
         seen.add(key)
-        utterance, _, rank = key.rpartition("-")
-        if not utterance or not rank.isdigit():
+        utterance = kaldi_utterance(key)
+        if utterance is None:
             raise InputError(f"key '{key}' is not `<utt-id>-<n>` (as lattice-to-nbest writes them)",
                              text_path, line)
         for costs, cost_path in ((acoustic, acoustic_cost_path), (lm, lm_cost_path)):

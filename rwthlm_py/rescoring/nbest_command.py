@@ -5,11 +5,12 @@
         which SRILM's `ngram -nbest` leaves out of the LM score too (its non-events)
       ─ words to ids (unknown words: <unk> with --unk, else an error naming the line)
       ─ sentence_scores.score_sentences (prefix tree, batches) ─► ln p per token
-      ─ [--arpa: scores.interpolate_linear per token with the ARPA model's ln p]
+      ─ [--arpa: log_probs.interpolate_linear per token with the ARPA model's ln p]
       ─ scores.combine_lm, scores.total_score ─► new ranking
       ─ Outputs (--out DIR: each list in its own format, and 1best.txt; else 1-best lines)
-      ─ [--refs: wer.align_counts for the original and rescored 1-best and the oracle; on
-         stdout with --out DIR, else on stderr, so that stdout holds only the 1-best lines]
+      ─ [--refs: wer.align_counts for the original and rescored 1-best and the oracle,
+         summed by wer.WordErrorTally; on stdout with --out DIR, else on stderr, so that
+         stdout holds only the 1-best lines]
 
 SRILM lists are read, scored and written a group at a time (whole utterances, at most
 GROUP_HYPOTHESES hypotheses), so that memory stays bounded whatever the number of lists;
@@ -25,10 +26,11 @@ import time
 import numpy
 
 from rwthlm_py.errors import InputError
+from rwthlm_py.log_probs import LN10, interpolate_linear
 from rwthlm_py.rescoring import nbest as formats
-from rwthlm_py.rescoring.scores import LN10, combine_lm, interpolate_linear, ranking, total_score
+from rwthlm_py.rescoring.scores import combine_lm, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
-from rwthlm_py.rescoring.wer import ErrorCounts, align_counts, read_references, remove_noise
+from rwthlm_py.rescoring.wer import WordErrorTally, align_counts, read_references, remove_noise
 from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 GROUP_HYPOTHESES = 4096
@@ -320,37 +322,22 @@ def _per_word(words, settings, token_scores):
 
 # -- word error rates ------------------------------------------------------------------------------
 
-class WordErrors:
-    """Error counts of the lists' first hypotheses (the recognizer's 1-best), the rescored
-    1-best and the oracle (the hypothesis with the fewest errors), summed over utterances."""
-
-    def __init__(self, references_path, noise, encoding=DEFAULT_ENCODING):
-        self.path = references_path
-        self.references = read_references(references_path, encoding)
-        self.noise = noise
-        self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
-
-    def add(self, group, results):
-        for nbest, result in zip(group, results):
-            if nbest.utterance not in self.references:
-                raise InputError(f"no reference for utterance '{nbest.utterance}'", self.path)
-            reference = remove_noise(self.references[nbest.utterance], self.noise)
-            hypotheses = [remove_noise(h.words, self.noise) for h in nbest.hypotheses] or [[]]
-            counts = align_counts(reference, hypotheses)  # a list without hypotheses: an empty 1-best
-            self.original.add(counts[0])
-            self.rescored.add(counts[result.order[0] if result.order else 0])
-            self.oracle.add(min(counts, key=lambda c: c.errors))
-
-    def lines(self):
-        return [f"{name + ':':17s} WER {errors.format()}" for name, errors in
-                (("original 1-best", self.original), ("rescored 1-best", self.rescored), ("oracle", self.oracle))]
+def list_error_counts(errors, nbest, result):
+    """The ErrorCounts of a list's first hypothesis (the recognizer's 1-best), its rescored
+    1-best and its oracle (the hypothesis with the fewest errors), for the WordErrorTally
+    `errors`; a list without hypotheses counts an empty 1-best."""
+    reference = errors.reference(nbest.utterance)
+    hypotheses = [remove_noise(h.words, errors.noise) for h in nbest.hypotheses] or [[]]
+    counts = align_counts(reference, hypotheses)
+    return counts[0], counts[result.order[0] if result.order else 0], min(counts, key=lambda c: c.errors)
 
 
 # -- the command ------------------------------------------------------------------------------------
 
 def run_nbest(source, network, arpa, settings, out_dir, references_path, console):
     """Rescores every list of `source`; returns the exit status."""
-    errors = WordErrors(references_path, settings.noise, settings.encoding) if references_path else None
+    errors = WordErrorTally(references_path, read_references(references_path, settings.encoding), settings.noise) \
+        if references_path else None
     counts = Counts()
     progress = console.progress("rescoring", source.count_lists(), unit="lists")
     start = time.perf_counter()
@@ -359,7 +346,8 @@ def run_nbest(source, network, arpa, settings, out_dir, references_path, console
             results = rescore_group(group, network, arpa, settings, counts)
             outputs.write(group, results)
             if errors is not None:
-                errors.add(group, results)
+                for nbest, result in zip(group, results, strict=True):
+                    errors.add(*list_error_counts(errors, nbest, result))
             progress.update(len(group))
     progress.close()
     for line in summary_lines(counts, time.perf_counter() - start, settings, network, arpa):

@@ -10,26 +10,18 @@ A hypothesis's LM_model is the sum over its words and the final sentence boundar
 
     ln p(w|h) = ln(lam * p_nn(w|h) + (1 - lam) * p_arpa(w|h))      per-word linear interpolation
 
-(just ln p_nn without --arpa), converted to log10. Ranking sorts by total, best first;
-equal totals keep the list's order.
+(log_probs.interpolate_linear; just ln p_nn without --arpa), converted to log10. Ranking
+sorts by total, best first; equal totals keep the list's order.
+
+Lattice scores are costs, negated natural logs (rwthlm §7.3). A link with acoustic
+log-probability a and LM log-probability l (the lattice's own, or the new one) costs
+
+    link_cost = -acoustic_scale * a - lm_scale * l - word_penalty [LM-scored]
+
+where a link is LM-scored when its LM score in the lattice is not 0 (silence, noise and
+epsilon links have 0 and pay no word penalty); a path costs the sum over its links, and
+the least is the best.
 """
-
-import math
-
-import numpy
-
-LN10 = math.log(10.0)
-
-
-def interpolate_linear(nn_log_probs, arpa_log_probs, lam):
-    """ln(lam e^nn + (1 - lam) e^arpa) per word; lam 1 and 0 give either side exactly."""
-    if lam == 1.0:
-        return numpy.asarray(nn_log_probs, dtype=numpy.float64)
-    if lam == 0.0:
-        return numpy.asarray(arpa_log_probs, dtype=numpy.float64)
-    with numpy.errstate(divide="ignore"):
-        return numpy.logaddexp(math.log(lam) + numpy.asarray(nn_log_probs, dtype=numpy.float64),
-                               math.log1p(-lam) + numpy.asarray(arpa_log_probs, dtype=numpy.float64))
 
 
 def combine_lm(model_lm, list_lm, nn_weight):
@@ -46,6 +38,15 @@ def total_score(acoustic, lm, num_words, lm_weight, word_penalty):
     probability 0), which would otherwise make the total NaN."""
     weighted_lm = lm_weight * lm if lm_weight else 0.0
     return acoustic + weighted_lm + word_penalty * num_words
+
+
+def link_cost(acoustic, lm_log_prob, lm_scored, acoustic_scale=1.0, lm_scale=1.0, word_penalty=0.0):
+    """The cost of one link (word_penalty in natural-log units). lm_log_prob None leaves the
+    LM term out: the search adds it itself, once the network has computed it."""
+    cost = -acoustic_scale * acoustic
+    if lm_log_prob is not None:
+        cost -= lm_scale * lm_log_prob
+    return cost - (word_penalty if lm_scored else 0.0)
 
 
 def ranking(totals):

@@ -8,6 +8,10 @@ chosen alignment are counted (each 1): WER = (sub + del + ins) / reference words
 All hypotheses of an utterance are aligned to its reference at once: the chart is filled
 cell by cell of the reference and the longest hypothesis, each cell a vector operation
 over the hypotheses. References (`utt-id words` lines) and noise words are read here too.
+
+WordErrorTally sums, for n-best lists and lattices alike, the counts of three hypotheses
+of every utterance: the recognizer's 1-best, the rescored 1-best and the oracle (the
+hypothesis, or the lattice path, with the fewest errors); each command chooses them.
 """
 
 import dataclasses
@@ -44,6 +48,34 @@ class ErrorCounts:
     def format(self):
         return (f"{self.rate:.2f}% [ {self.errors} / {self.reference_words}, "
                 f"{self.insertions} ins, {self.deletions} del, {self.substitutions} sub ]")
+
+
+class WordErrorTally:
+    """--refs: the summed counts, and the lines that print them. `references` is
+    read_references' dict (of the file `references_path`), `noise` the words left out of
+    references and hypotheses."""
+
+    def __init__(self, references_path, references, noise):
+        self.path, self.references, self.noise = references_path, references, noise
+        self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
+
+    def reference(self, utterance, naming=None):
+        """The reference words of `utterance`, noise removed; `naming` (how the utterance was
+        named) completes the message when there is none."""
+        if utterance not in self.references:
+            how = f" ({naming})" if naming else ""
+            raise InputError(f"no reference for utterance '{utterance}'{how}", self.path)
+        return remove_noise(self.references[utterance], self.noise)
+
+    def add(self, original, rescored, oracle):
+        """The ErrorCounts of one utterance's three hypotheses."""
+        for total, counts in zip((self.original, self.rescored, self.oracle), (original, rescored, oracle),
+                                 strict=True):
+            total.add(counts)
+
+    def lines(self):
+        return [f"{name + ':':17s} WER {errors.format()}" for name, errors in
+                (("original 1-best", self.original), ("rescored 1-best", self.rescored), ("oracle", self.oracle))]
 
 
 def align_counts(reference, hypotheses):

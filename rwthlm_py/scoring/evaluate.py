@@ -19,9 +19,9 @@ import math
 import numpy
 
 from rwthlm_py.errors import InputError
+from rwthlm_py.log_probs import LN10, interpolate_linear
 from rwthlm_py.model.network import select_state
 from rwthlm_py.output.reporting import perplexity_of
-from rwthlm_py.rescoring.scores import LN10, interpolate_linear
 from rwthlm_py.text import data
 
 

@@ -19,7 +19,7 @@ import re
 import numpy
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.rescoring.scores import LN10
+from rwthlm_py.log_probs import LN10, unk_penalty
 from rwthlm_py.text.textio import DEFAULT_ENCODING, read_lines, split_words
 
 LOG_ZERO = -99.0
@@ -52,7 +52,7 @@ class ArpaModel:
         values, unknown = self._scores(words)
         values *= LN10
         if unknown and num_oovs and self.unk >= 0:
-            values[unknown] -= math.log(num_oovs + 1)
+            values[unknown] -= unk_penalty(num_oovs)
         return values, len(unknown)
 
     def _scores(self, words):
