@@ -23,12 +23,13 @@ unknown words need --unk); the words of links without an LM score are never look
 A lattice that cannot be rescored (a broken file, a shape rwthlm would assert on, an
 unknown word, a best path that does not end in the sentence boundary) is one error line
 on stderr; the other lattices still go on, a last line counts the failures, and the exit
-status is then 1. An output that cannot be written (a full disk) ends the run. With --dependent each lattice starts from the state of the previous
-successful lattice's best path.
+status is then 1. An output that cannot be written (a full disk) ends the run. With
+--dependent each lattice starts from the state of the previous successful lattice's best
+path.
 
 `rwthlm-py lattice` is the same with outputs under --out DIR (created if need be; never
-over an input; moved there from a temporary folder at the end, so that they appear together or not at all), a
-word penalty (--word-penalty, log10 per LM-scored word, as SRILM counts it), an
+over an input; moved there from a temporary folder at the end, so that they appear
+together or not at all), a word penalty (--word-penalty, log10 per LM-scored word, as SRILM counts it), an
 acoustic scale, --nbest N (x.lat.gz -> x.lat.nbest.gz: the N best distinct word
 sequences as an SRILM list, for `rwthlm-py nbest`) and --refs/--noise-vocab (word error
 rates); both print progress (lattices/s, ETA) on stderr and, at the end, the real-time
@@ -94,7 +95,7 @@ def _rescore_each(network, paths, targets, nbest_targets, options, search_option
     failed, state, audio_seconds = 0, None, 0.0
     progress = console.progress("rescoring", len(paths), unit="lattices")
     start = time.perf_counter()
-    for path, target, nbest_target in zip(paths, targets, nbest_targets):
+    for path, target, nbest_target in zip(paths, targets, nbest_targets, strict=True):
         console.say(f"lattice '{path}' ...")
         try:
             if errors is not None:
@@ -143,8 +144,8 @@ def output_paths(paths, suffix, directory):
         if os.path.exists(directory) and not os.path.isdir(directory):
             raise InputError("--out: is a file, not a directory", directory)
         targets = [os.path.join(directory, os.path.basename(target)) for target in targets]
-    refuse_overwriting_inputs([(f"the output of LATTICE {path}", target) for path, target in zip(paths, targets)],
-                              [(f"LATTICE {path}", path) for path in paths])
+    outputs = [(f"the output of LATTICE {path}", target) for path, target in zip(paths, targets, strict=True)]
+    refuse_overwriting_inputs(outputs, [(f"LATTICE {path}", path) for path in paths])
     return targets
 
 
@@ -187,7 +188,8 @@ def clear_initial_links(lattice, topology, console):
         link = lattice.links[link_id]
         if topology.centiseconds[link.end] != topology.centiseconds[0]:
             raise InputError(f"--clear-initial-links: link {link_id} leaves node 0 but ends at "
-                             f"t={lattice.nodes[link.end].time:g}, not at the start time: it is no initial epsilon link",
+                             f"t={lattice.nodes[link.end].time:g}, not at the start time: it is no initial "
+                             "epsilon link",
                              lattice.path, link.line)
         console.say(f"Setting score of initial epsilon link {link_id} to zero!")
         link.lm = link.acoustic = 0.0

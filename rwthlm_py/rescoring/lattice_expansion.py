@@ -36,7 +36,8 @@ def expand(result, topology):
     """
     traceback, final = result.traceback, topology.final
     predecessors = set(traceback.predecessor[1:])
-    surviving = [entry for entry in range(len(traceback.link)) if entry in predecessors or traceback.node[entry] == final]
+    surviving = [entry for entry in range(len(traceback.link))
+                 if entry in predecessors or traceback.node[entry] == final]
     node_of = {entry: k for k, entry in enumerate(surviving)}
     survivors_at = {}
     for entry in surviving:
@@ -54,7 +55,8 @@ def expand(result, topology):
         links.append(ExpandedLink(node_of[traceback.predecessor[entry]], end, traceback.link[entry],
                                   traceback.lm_log_prob[entry]))
     new_final = len(surviving)
-    links += [ExpandedLink(node_of[entry], new_final, None, 0.0) for entry in surviving if traceback.node[entry] == final]
+    links += [ExpandedLink(node_of[entry], new_final, None, 0.0)
+              for entry in surviving if traceback.node[entry] == final]
     times = [int(topology.centiseconds[traceback.node[entry]]) for entry in surviving]
     return times + [int(topology.centiseconds[final])], links
 

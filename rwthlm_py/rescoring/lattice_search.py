@@ -223,7 +223,7 @@ class _Search:
         if requests:
             nn_log_probs, new_states = self._step(keys, requests)
             lm_log_probs = interpolate_linear(nn_log_probs, lattice_lm, self.options.lam).tolist()
-        stepped = iter(zip(lm_log_probs, requests))
+        stepped = iter(zip(lm_log_probs, requests, strict=True))
         traceback, hypotheses, best = self.traceback, self.hypotheses, self.best_in_frame
         costs_but_lm, centiseconds, lm_scale = self.costs_but_lm, self.centiseconds, self.options.lm_scale
         keep_history = self.options.dp_order > 0

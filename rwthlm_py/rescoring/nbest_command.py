@@ -157,7 +157,7 @@ def groups(lists, size_of=lambda nbest: len(nbest.hypotheses)):
 def rescore_group(group, network, arpa, settings, counts):
     """The Rescored result of every list of the group."""
     token_scores = _model_token_scores(group, network, arpa, settings, counts)
-    results = [_rank(nbest, scores, settings) for nbest, scores in zip(group, token_scores)]
+    results = [_rank(nbest, scores, settings) for nbest, scores in zip(group, token_scores, strict=True)]
     counts.utterances += len(group)
     counts.hypotheses += sum(len(nbest.hypotheses) for nbest in group)
     counts.words += sum(len(h.words) for nbest in group for h in nbest.hypotheses)
@@ -176,15 +176,16 @@ def _model_token_scores(group, network, arpa, settings, counts):
     log_probs = None
     if network is not None:
         sentences = [_word_ids(network.vocab, nbest, h, lm_words, counts)
-                     for (nbest, h), lm_words in zip(pairs, words)]
+                     for (nbest, h), lm_words in zip(pairs, words, strict=True)]
         log_probs = score_sentences(network, sentences, settings.batch_size, settings.share_prefixes,
                                     settings.unk_penalty)
     if arpa is not None:
         arpa_log_probs = [_arpa_log_probs(arpa, lm_words, settings, counts) for lm_words in words]
         log_probs = arpa_log_probs if log_probs is None else [
-            interpolate_linear(nn, backoff, settings.lam) for nn, backoff in zip(log_probs, arpa_log_probs)]
+            interpolate_linear(nn, backoff, settings.lam)
+            for nn, backoff in zip(log_probs, arpa_log_probs, strict=True)]
     if not numpy.isfinite(numpy.concatenate(log_probs)).all():
-        for (nbest, h), lm_words, values in zip(pairs, words, log_probs):
+        for (nbest, h), lm_words, values in zip(pairs, words, log_probs, strict=True):
             _check_finite(nbest, h, lm_words, values)
     per_hypothesis = iter([values / LN10 for values in log_probs])
     return [[next(per_hypothesis) for _ in nbest.hypotheses] for nbest in group]
@@ -224,7 +225,7 @@ def _check_finite(nbest, hypothesis, words, values):
 
 def _rank(nbest, token_scores, settings):
     lm, totals = [], []
-    for h, tokens in zip(nbest.hypotheses, token_scores):
+    for h, tokens in zip(nbest.hypotheses, token_scores, strict=True):
         model_lm = sentence_log_prob(tokens) if tokens is not None else None
         lm.append(combine_lm(model_lm, h.lm, settings.nn_weight))
         totals.append(total_score(h.acoustic, lm[-1], h.num_words, settings.lm_weight, settings.word_penalty))
@@ -260,7 +261,7 @@ class Outputs:
         return self.stack.__exit__(*exception)
 
     def write(self, group, results):
-        for nbest, result in zip(group, results):
+        for nbest, result in zip(group, results, strict=True):
             best = nbest.hypotheses[result.order[0]].words if result.order else []
             line = " ".join([nbest.utterance] + best)
             if self.one_best is None:
@@ -286,7 +287,7 @@ class Outputs:
         """Before any scoring: no output may replace an input, and no two lists may share
         an output name."""
         if self.source.kaldi_files:
-            outputs = list(zip(KALDI_OUTPUTS, self.source.kaldi_files))  # three distinct names
+            outputs = list(zip(KALDI_OUTPUTS, self.source.kaldi_files, strict=True))  # three distinct names
         else:
             outputs = [(os.path.basename(given), given) for given in self.source.paths]
         first_with_name = {}
@@ -303,10 +304,10 @@ def _word_lm_scores(nbest, result, settings):
     """NBestList2.0: per word, the combined LM score (0 for a word the LM does not score),
     </s> folded into the last word."""
     scores = []
-    for h, tokens in zip(nbest.hypotheses, result.token_scores):
+    for h, tokens in zip(nbest.hypotheses, result.token_scores, strict=True):
         listed = [formats.bytelog_to_log10(float(t.lm)) for t in h.tokens if t.is_word]
         model = listed if tokens is None else _per_word(h.words, settings, tokens)
-        scores.append([combine_lm(m, old, settings.nn_weight) for m, old in zip(model, listed)])
+        scores.append([combine_lm(m, old, settings.nn_weight) for m, old in zip(model, listed, strict=True)])
     return scores
 
 

@@ -23,8 +23,10 @@ epsilon links have 0 and pay no word penalty); a path costs the sum over its lin
 the least is the best.
 """
 
+from collections.abc import Sequence
 
-def combine_lm(model_lm, list_lm, nn_weight):
+
+def combine_lm(model_lm: float, list_lm: float, nn_weight: float) -> float:
     """The LM score used in the total (log10); with nn_weight 0 the model is not needed."""
     if nn_weight == 0.0:
         return list_lm
@@ -33,14 +35,15 @@ def combine_lm(model_lm, list_lm, nn_weight):
     return nn_weight * model_lm + (1.0 - nn_weight) * list_lm
 
 
-def total_score(acoustic, lm, num_words, lm_weight, word_penalty):
+def total_score(acoustic: float, lm: float, num_words: int, lm_weight: float, word_penalty: float) -> float:
     """The total; a weight of 0 leaves its score out, also an LM score of -inf (SRILM's
     probability 0), which would otherwise make the total NaN."""
     weighted_lm = lm_weight * lm if lm_weight else 0.0
     return acoustic + weighted_lm + word_penalty * num_words
 
 
-def link_cost(acoustic, lm_log_prob, lm_scored, acoustic_scale=1.0, lm_scale=1.0, word_penalty=0.0):
+def link_cost(acoustic: float, lm_log_prob: float | None, lm_scored: bool, acoustic_scale: float = 1.0,
+              lm_scale: float = 1.0, word_penalty: float = 0.0) -> float:
     """The cost of one link (word_penalty in natural-log units). lm_log_prob None leaves the
     LM term out: the search adds it itself, once the network has computed it."""
     cost = -acoustic_scale * acoustic
@@ -49,6 +52,6 @@ def link_cost(acoustic, lm_log_prob, lm_scored, acoustic_scale=1.0, lm_scale=1.0
     return cost - (word_penalty if lm_scored else 0.0)
 
 
-def ranking(totals):
+def ranking(totals: Sequence[float]) -> list[int]:
     """Hypothesis indices, best total first; ties keep their original order."""
     return sorted(range(len(totals)), key=lambda h: -totals[h])

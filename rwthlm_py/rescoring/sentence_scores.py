@@ -165,7 +165,8 @@ class PrefixTree:
         self.in_tail = self.depth >= tail_start[rows]
         self.tail_first = new_ids[numpy.arange(count), tail_start]
         self.tail_end = self.tail_first + self.lengths - tail_start
-        self.tail_parent = numpy.where(tail_start > 0, self.node[numpy.arange(count), numpy.maximum(tail_start - 1, 0)], -1)
+        before_tail = self.node[numpy.arange(count), numpy.maximum(tail_start - 1, 0)]
+        self.tail_parent = numpy.where(tail_start > 0, before_tail, -1)
         self.starts_tail = numpy.zeros(self.num_nodes, dtype=bool)
         self.starts_tail[self.tail_parent[self.tail_parent >= 0]] = True
 

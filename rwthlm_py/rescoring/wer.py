@@ -91,7 +91,7 @@ def align_counts(reference, hypotheses):
     # ref[:i] and each hypothesis's first j words, one array over the hypotheses each
     previous = [_first_row(j, len(hypotheses)) for j in range(width + 1)]
     for i in range(1, len(ref) + 1):
-        current = [tuple(value + add for value, add in zip(previous[0], (DELETION_COST, 0, 1, 0)))]
+        current = [tuple(value + add for value, add in zip(previous[0], (DELETION_COST, 0, 1, 0), strict=True))]
         for j in range(1, width + 1):
             current.append(_best_step(previous[j - 1], previous[j], current[j - 1], hyp[:, j - 1] == ref[i - 1]))
         previous = current
@@ -99,7 +99,7 @@ def align_counts(reference, hypotheses):
     substitutions, deletions, insertions = (
         numpy.stack([previous[j][k] for j in range(width + 1)], axis=1)[rows, lengths] for k in (1, 2, 3))
     return [ErrorCounts(int(s), int(d), int(n), len(ref))
-            for s, d, n in zip(substitutions.tolist(), deletions.tolist(), insertions.tolist())]
+            for s, d, n in zip(substitutions.tolist(), deletions.tolist(), insertions.tolist(), strict=True)]
 
 
 def _first_row(j, count):
