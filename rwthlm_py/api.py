@@ -21,7 +21,7 @@ import math
 
 import numpy
 
-from rwthlm_py.commands import require_model_memory, require_words, score_text, unk_penalty
+from rwthlm_py.commands import require_model_memory, require_words, schedule_from, score_text, unk_penalty
 from rwthlm_py.config import FROM_THE_MODEL, OPTION_FIELDS, Options, recorded_options, validate
 from rwthlm_py.errors import InputError
 from rwthlm_py.model.checkpoint import build_network, model_vocabulary, read_model
@@ -94,7 +94,7 @@ class LanguageModel:
         numbered = enumerate(_lines_of(lines), start=1)
         corpus = corpus_from_lines(numbered, "text", self.network.vocab, use_unk=options.unk,
                                    debug_no_sb=options.debug_no_sb, skip_unknown=True)
-        return score_text(self.network, require_words(corpus, "given"), options).perplexity
+        return score_text(self.network, require_words(corpus, "given"), schedule_from(options)).perplexity
 
     def sentence_log_probs(self, sentences, batch_size=SENTENCES_PER_BATCH):
         """A SentenceScore for every sentence (a string of words, or a list of words), each
