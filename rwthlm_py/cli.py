@@ -490,15 +490,15 @@ def run_sample(namespace, console):
     names = ["backend", "dtype", "encoding"]
     options, _ = resolve_options(namespace, names, console, model_defaults("sample", namespace.network, names))
     draws = Draws(namespace.num, namespace.temperature, namespace.seed, namespace.max_length)
-    return sample_job(namespace.network, draws, options, console)
+    return sample_job(namespace.network, draws, options.backend, options.dtype, console)
 
 
 def run_vocab(options, out, console):
-    from rwthlm_py.commands import vocab_job
+    from rwthlm_py.commands import vocab_job, vocabulary_building
 
     if options.train is None:
         raise UsageError("vocab needs --train")
-    return vocab_job(options, out, console)
+    return vocab_job(vocabulary_building(options), out, console, options.config)
 
 
 if __name__ == "__main__":

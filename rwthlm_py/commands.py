@@ -161,10 +161,11 @@ def selftest_job(options, network_path, backend, console):
     return self_test_on_corpus(setup.network, train_corpus, schedule_from(options), console)
 
 
-def sample_job(network_path, draws, options, console):
-    """`rwthlm-py sample`: sentences drawn from the model (scoring.sampling.Draws), one a line."""
+def sample_job(network_path, draws, backend_name, dtype, console):
+    """`rwthlm-py sample`: sentences drawn from the model (scoring.sampling.Draws), one a line,
+    computed on --backend `backend_name` in `dtype`."""
     model_file = read_model(network_path)
-    backend = make_backend(options.backend, options.dtype, console)
+    backend = make_backend(backend_name, dtype, console)
     require_model_memory(model_file, backend)
     network = build_network(model_file, backend)
     for words in sample_sentences(network, draws.count, draws.temperature, draws.seed, draws.max_length):
@@ -172,11 +173,12 @@ def sample_job(network_path, draws, options, console):
     return 0
 
 
-def vocab_job(options, out, console):
-    """`rwthlm-py vocab`: the vocabulary of --train (with --classes word classes) written to `out`."""
-    refuse_overwriting_inputs([("--out", out)], [("--train", options.train), ("--config", options.config)])
-    vocab = vocabulary_from_training_text(options, console)
-    vocab.write(out, options.encoding)
+def vocab_job(building, out, console, config=None):
+    """`rwthlm-py vocab`: the vocabulary built from the training text (a VocabularyBuilding)
+    written to `out`, which must be neither that text nor the --config file `config`."""
+    refuse_overwriting_inputs([("--out", out)], [("--train", building.train), ("--config", config)])
+    vocab = vocabulary_from_training_text(building, console)
+    vocab.write(out, building.encoding)
     console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "
                 f"({vocab.shortlist_size} single-word classes) to '{out}'")
     return 0
@@ -258,7 +260,7 @@ def setup_vocabulary(options, model_file, console):
         console.say(f"Reading vocabulary from file '{options.vocab}' ...")
         vocab = read_vocabulary(options.vocab, options.map_sb, options.encoding)
     elif options.train:
-        vocab = vocabulary_from_training_text(options, console)
+        vocab = vocabulary_from_training_text(vocabulary_building(options), console)
         if options.vocab:
             console.say(f"Saving vocabulary to file '{options.vocab}' ...")
             vocab.write(options.vocab, options.encoding)
@@ -277,17 +279,39 @@ def setup_vocabulary(options, model_file, console):
     return vocab
 
 
-def vocabulary_from_training_text(options, console):
-    """Every word of --train, each in its own class as rwthlm does, or in --classes classes."""
-    if options.classes:
-        console.say(f"Creating vocabulary with {options.classes} classes ({options.method}) "
-                    f"from training data file '{options.train}' ...")
-        return class_vocabulary(options.train, options.classes, options.method, options.map_sb,
-                                options.random_seed, options.max_iterations, options.time_limit, console,
-                                options.encoding)
-    console.say(f"Creating vocabulary from training data file '{options.train}' ...")
-    counts, _ = count_words(options.train, options.encoding)
-    return vocabulary_from_counts(counts, options.map_sb)
+@dataclasses.dataclass(frozen=True)
+class VocabularyBuilding:
+    """How a vocabulary is built from the training text `train` (in `encoding`, with the
+    boundary word `map_sb`): every word in its own class, or in `classes` word classes made
+    by `method` (clustering.class_vocabulary, seeded, bounded in iterations and seconds)."""
+
+    train: str
+    map_sb: str = "<sb>"
+    encoding: str = "utf-8"
+    classes: int = None
+    method: str = "exchange"
+    random_seed: int = 1
+    max_iterations: int = 20
+    time_limit: float = None
+
+
+def vocabulary_building(options):
+    return VocabularyBuilding(options.train, options.map_sb, options.encoding, options.classes, options.method,
+                              options.random_seed, options.max_iterations, options.time_limit)
+
+
+def vocabulary_from_training_text(building, console):
+    """Every word of the training text, each in its own class as rwthlm does, or in
+    --classes classes (a VocabularyBuilding)."""
+    if building.classes:
+        console.say(f"Creating vocabulary with {building.classes} classes ({building.method}) "
+                    f"from training data file '{building.train}' ...")
+        return class_vocabulary(building.train, building.classes, building.method, building.map_sb,
+                                building.random_seed, building.max_iterations, building.time_limit, console,
+                                building.encoding)
+    console.say(f"Creating vocabulary from training data file '{building.train}' ...")
+    counts, _ = count_words(building.train, building.encoding)
+    return vocabulary_from_counts(counts, building.map_sb)
 
 
 def _match_or_save_vocabulary(vocab, path, model_path, options, console):
