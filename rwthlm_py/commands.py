@@ -130,8 +130,27 @@ def train_job(options, network_path, backend, console, rate_search):
         if setup.model_file is not None:
             load_momentum(optimizer, setup.model_file)
         train_network(setup.network, optimizer, network_path, setup.model_file is None, setup.training_state,
-                      train_corpus, setup.dev_corpus, options, console, rate_search)
+                      train_corpus, setup.dev_corpus, training_settings(options, rate_search), console)
     return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """What training runs with beyond the network and the texts: the Schedule, the search
+    for a new network's learning rate (rwthlm_rate_search or heldout_rate_search) where
+    --learning-rate gives none, --tensorboard, and the options recorded in the model file
+    and TensorBoard's configuration (a dict of every option)."""
+
+    schedule: Schedule
+    rate_search: object
+    learning_rate: float = None
+    tensorboard: str = None
+    recorded_options: dict = dataclasses.field(default_factory=dict)
+
+
+def training_settings(options, rate_search):
+    return TrainingSettings(schedule_from(options), rate_search, options.learning_rate, options.tensorboard,
+                            to_dict(options))
 
 
 def ppl_job(options, network_path, backend, console, skip_oovs=False, lattices=()):
@@ -527,22 +546,23 @@ def nbest_job(options, network_path, list_inputs, console):
 
 
 def train_network(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
-                  options, console, rate_search):
-    """Trains; a new network without --learning-rate first gets one from `rate_search`."""
-    schedule = schedule_from(options)
+                  settings, console):
+    """Trains with the TrainingSettings; a new network without --learning-rate first gets one
+    from their rate search."""
+    schedule = settings.schedule
     require_batch_memory(network, schedule.wrap(train_corpus), schedule.batch_size, training=True)
-    events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
+    events = open_log(settings.tensorboard)  # first: a bad directory stops the run before it writes
     head_start = None
     try:
         if is_new:
-            if options.learning_rate is None:
-                rate, head_start = rate_search(network, optimizer, train_corpus, dev_corpus, schedule, console,
-                                               events)
+            if settings.learning_rate is None:
+                rate, head_start = settings.rate_search(network, optimizer, train_corpus, dev_corpus, schedule,
+                                                        console, events)
                 training_state.learning_rate = rate
             # the initial weights: what epoch 1 rolls back to, and where a killed run starts it again
-            save_model(network_path, network, optimizer, training_state, to_dict(options))
+            save_model(network_path, network, optimizer, training_state, settings.recorded_options)
         trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
-                          to_dict(options), events)
+                          settings.recorded_options, events)
         trainer.train(train_corpus, dev_corpus, head_start)
     finally:
         events.close()
