@@ -158,7 +158,7 @@ def ppl_job(options, network_path, backend, console, skip_oovs=False, lattices=(
     counted as SRILM's OOVs (rwthlm-py ppl) rather than an error. `lattices`: LATTICE files
     the `rwthlm` command was given besides --ppl, checked and then left alone, as rwthlm does."""
     setup = prepare(options, network_path, backend, console, lattices)
-    return compute_perplexity(setup.network, setup.vocab, options, console, skip_oovs)
+    return compute_perplexity(setup.network, setup.vocab, perplexity_settings(options, skip_oovs), console)
 
 
 def lattice_job(options, network_path, lattices, backend, console, batch_size=None, program="rwthlm"):
@@ -426,9 +426,11 @@ def _describe(network, console):
                  f"{len(vocab)} words in {vocab.num_classes} classes")
 
 
-def read_text(path, vocab, options, keep_words=False, skip_oovs=False):
-    return data.read_corpus(path, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb,
-                            keep_words=keep_words, encoding=options.encoding, skip_unknown=skip_oovs)
+def read_text(path, vocab, reading, keep_words=False, skip_oovs=False):
+    """The text at `path` as a corpus, read with the `unk`, `debug_no_sb` and `encoding` of
+    `reading` (Options, or PerplexitySettings)."""
+    return data.read_corpus(path, vocab, use_unk=reading.unk, debug_no_sb=reading.debug_no_sb,
+                            keep_words=keep_words, encoding=reading.encoding, skip_unknown=skip_oovs)
 
 
 def require_words(corpus, what):
@@ -460,22 +462,47 @@ def unk_penalty(options):
     return math.log(options.num_oovs + 1) if options.unk else 0.0
 
 
-def compute_perplexity(network, vocab, options, console, skip_oovs=False):
-    """The perplexity of --ppl; words outside the vocabulary are an error unless --unk
-    maps them, or, with `skip_oovs`, left out and counted as SRILM's OOVs."""
-    events = open_log(options.tensorboard)  # first: a bad directory fails before the work
-    console.say(f"Computing perplexity for file '{options.ppl}' ...")
+@dataclasses.dataclass(frozen=True)
+class PerplexitySettings:
+    """What a perplexity is computed with, by the options' names: the text (--ppl), how it is
+    read (--unk, --debug-no-sb, --encoding; `skip_oovs`: see compute_perplexity), the scoring
+    Schedule, --arpa with --lambda and --num-oovs, --verbose and --tensorboard."""
+
+    ppl: str
+    schedule: Schedule
+    unk: bool = False
+    debug_no_sb: bool = False
+    encoding: str = "utf-8"
+    skip_oovs: bool = False
+    arpa: str = None
+    lam: float = None
+    num_oovs: int = 0
+    verbose: bool = False
+    tensorboard: str = None
+
+
+def perplexity_settings(options, skip_oovs):
+    return PerplexitySettings(options.ppl, schedule_from(options), options.unk, options.debug_no_sb, options.encoding,
+                              skip_oovs, options.arpa, options.lam, options.num_oovs, options.verbose,
+                              options.tensorboard)
+
+
+def compute_perplexity(network, vocab, settings, console):
+    """The perplexity of the PerplexitySettings' text; words outside the vocabulary are an
+    error unless --unk maps them, or, with `skip_oovs`, left out and counted as SRILM's OOVs."""
+    events = open_log(settings.tensorboard)  # first: a bad directory fails before the work
+    console.say(f"Computing perplexity for file '{settings.ppl}' ...")
     # read once, with the words for the ARPA model: the text may be a pipe
-    corpus = require_words(read_text(options.ppl, vocab, options, keep_words=options.arpa is not None,
-                                     skip_oovs=skip_oovs), "--ppl")
-    scores = score_text(network, corpus, schedule_from(options), console,
-                        keep_tokens=options.verbose or options.arpa is not None)
-    if options.arpa:
-        scores = interpolate_perplexity(scores, corpus, options, console)
-    if options.verbose:
+    corpus = require_words(read_text(settings.ppl, vocab, settings, keep_words=settings.arpa is not None,
+                                     skip_oovs=settings.skip_oovs), "--ppl")
+    scores = score_text(network, corpus, settings.schedule, console,
+                        keep_tokens=settings.verbose or settings.arpa is not None)
+    if settings.arpa:
+        scores = interpolate_perplexity(scores, corpus, settings, console)
+    if settings.verbose:
         for line in verbose_lines(scores, corpus, vocab):
             console.say(line)
-    for line in summary_lines(scores, options.ppl):
+    for line in summary_lines(scores, settings.ppl):
         console.say(line)
     events.scalar("final/test_perplexity", scores.perplexity, 0)
     events.close()
