@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy
 
-from rwthlm_py.commands import require_model_memory, require_words, score_text
+from rwthlm_py.commands import require_model_memory, require_words, schedule_from, score_text
 from rwthlm_py.config import FROM_THE_MODEL, OPTION_FIELDS, Options, recorded_options, validate
 from rwthlm_py.errors import InputError
 from rwthlm_py.log_probs import LN10, unk_penalty
@@ -96,7 +96,7 @@ class LanguageModel:
         numbered = enumerate(_lines_of(lines), start=1)
         corpus = corpus_from_lines(numbered, "text", self.network.vocab, use_unk=options.unk,
                                    debug_no_sb=options.debug_no_sb, skip_unknown=True)
-        return score_text(self.network, require_words(corpus, "given"), options).perplexity
+        return score_text(self.network, require_words(corpus, "given"), schedule_from(options)).perplexity
 
     def sentence_log_probs(self, sentences: Iterable[str | Sequence[str]],
                            batch_size: int = SENTENCES_PER_BATCH) -> list[SentenceScore]:

@@ -2,8 +2,9 @@
 and `rwthlm-py` (subcommands train, ppl, nbest, lattice, selftest, vocab with the same option
 names, and corpora and sample).
 
-The only module that parses arguments (with usage.py's rules) and chooses the backend. Each
-subcommand has the options that apply to it, with their help in its terms (config.help_text).
+The only module that parses arguments (with usage.py's rules). Each subcommand has the
+options that apply to it, with their help in its terms (config.help_text), and runs its job
+(commands.*_job); `rwthlm`'s flags choose its job in commands.rwthlm_job.
 Bad input of any kind ends in one line `<program>: error: ...` on stderr and exit status 1
 (2 for bad usage), never a traceback.
 """
@@ -33,7 +34,7 @@ from rwthlm_py.config import (
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.output.reporting import Console
 from rwthlm_py.runtime.allocator import keep_freed_memory
-from rwthlm_py.text.textio import DEFAULT_ENCODING, refuse_overwriting_inputs
+from rwthlm_py.text.textio import DEFAULT_ENCODING
 from rwthlm_py.usage import Parser, UsageError, check_options_known
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
@@ -210,11 +211,10 @@ def lattice_batch_size(options, explicit):
 
 
 def make_backend(options, console):
-    from rwthlm_py.runtime.backend import get_backend
+    """The backend of the options' --backend and --dtype (commands.make_backend)."""
+    from rwthlm_py import commands
 
-    backend = get_backend(options.backend, options.dtype)
-    console.note(f"backend: {backend.describe()}")
-    return backend
+    return commands.make_backend(options.backend, options.dtype, console)
 
 
 # -- rwthlm ------------------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def rwthlm_main(argv=None):
         if misplaced and not lattices:
             raise InputError(f"{', '.join(misplaced)}: only for lattice rescoring (give LATTICE files "
                              "before the NETWORK)")
-        from rwthlm_py.commands import run
+        from rwthlm_py.commands import run  # rwthlm's flags choose the job (commands.rwthlm_job)
 
         with recorded(options, "rwthlm", argv, console) as finish:
             return finish(run(options, network, make_backend(options, console), console, lattices,
@@ -359,7 +359,7 @@ def main(argv=None):
         if namespace.command == "vocab":
             options, _ = resolve_options(namespace, VOCAB_OPTIONS + ["random_seed"], console)
             with recorded(options, "vocab", argv, console) as finish:
-                return finish(write_vocabulary(options, namespace.out, console))
+                return finish(run_vocab(options, namespace.out, console))
         names = SUBCOMMANDS[namespace.command][1]
         from_model = model_defaults(namespace.command, namespace.network, names)
         options, explicit = resolve_options(namespace, names, console,
@@ -370,15 +370,8 @@ def main(argv=None):
         for name in required:
             if getattr(options, name) is None:
                 raise UsageError(f"{namespace.command} needs {flag_name(OPTION_FIELDS[name])}")
-        if namespace.command == "nbest":
-            return run_nbest(namespace, options, argv, console)
         with recorded(options, namespace.command, argv, console) as finish:
-            if namespace.command == "selftest":
-                return finish(run_selftest(options, namespace.network, console))
-            from rwthlm_py.commands import run
-
-            return finish(run(options, namespace.network, make_backend(options, console), console,
-                              getattr(namespace, "lattices", ()), lattice_batch_size(options, explicit), "rwthlm-py"))
+            return finish(SUBCOMMAND_JOBS[namespace.command](namespace, options, explicit, console))
 
     return run_guarded("rwthlm-py", body)
 
@@ -426,24 +419,45 @@ def parse_command_line(parser, argv):
     return namespace
 
 
-def run_nbest(namespace, options, argv, console):
-    from rwthlm_py.commands import rescore_nbest
+# -- rwthlm-py's subcommands: each runs its job (commands.*_job) -----------------------------------
 
-    inputs = (namespace.nbest, namespace.nbest_files, namespace.kaldi)
-    with recorded(options, "nbest", argv, console) as finish:
-        return finish(rescore_nbest(options, namespace.network, inputs, make_backend, console))
+def run_train(namespace, options, explicit, console):
+    from rwthlm_py.commands import heldout_rate_search, train_job
+
+    return train_job(options, namespace.network, make_backend(options, console), console, heldout_rate_search)
 
 
-def run_selftest(options, network, console):
-    from rwthlm_py.commands import run
-    from rwthlm_py.training.selftest import builtin_self_test
+def run_ppl(namespace, options, explicit, console):
+    from rwthlm_py.commands import ppl_job
 
-    if options.train is not None and network is None:
+    return ppl_job(options, namespace.network, make_backend(options, console), console, skip_oovs=True)
+
+
+def run_lattice(namespace, options, explicit, console):
+    from rwthlm_py.commands import lattice_job
+
+    return lattice_job(options, namespace.network, namespace.lattices, make_backend(options, console), console,
+                       lattice_batch_size(options, explicit), "rwthlm-py")
+
+
+def run_nbest(namespace, options, explicit, console):
+    from rwthlm_py.commands import nbest_job
+
+    return nbest_job(options, namespace.network, (namespace.nbest, namespace.nbest_files, namespace.kaldi), console)
+
+
+def run_selftest(namespace, options, explicit, console):
+    from rwthlm_py.commands import selftest_job
+
+    if options.train is not None and namespace.network is None:
         raise UsageError("selftest --train needs NETWORK, the network string or model file to check on the text")
-    if options.train is None:
-        return builtin_self_test(options, network, console, make_backend(options.replace(dtype="float64"), console))
-    options = options.replace(self_test=True)
-    return run(options, network, make_backend(options, console), console)
+    # the checks on generated text compute in float64 from the start
+    backend_options = options.replace(dtype="float64") if options.train is None else options
+    return selftest_job(options, namespace.network, make_backend(backend_options, console), console)
+
+
+SUBCOMMAND_JOBS = {"train": run_train, "ppl": run_ppl, "lattice": run_lattice, "nbest": run_nbest,
+                   "selftest": run_selftest}
 
 
 def run_corpora(namespace, console):
@@ -463,8 +477,8 @@ def run_corpora(namespace, console):
 
 
 def run_sample(namespace, console):
-    from rwthlm_py.model.checkpoint import build_network, read_model
-    from rwthlm_py.scoring.sampling import sample_sentences
+    from rwthlm_py.commands import sample_job
+    from rwthlm_py.scoring.sampling import Draws
 
     for flag, value in (("--num", namespace.num), ("--max-length", namespace.max_length)):
         if not 1 <= value <= LARGEST_COUNT:
@@ -473,31 +487,18 @@ def run_sample(namespace, console):
         raise UsageError("--temperature must be a positive number")
     if not 0 <= namespace.seed < 2 ** 63:
         raise UsageError("--seed must lie in [0, 2^63)")
-    from rwthlm_py.commands import require_model_memory
-
     names = ["backend", "dtype", "encoding"]
     options, _ = resolve_options(namespace, names, console, model_defaults("sample", namespace.network, names))
-    model_file = read_model(namespace.network)
-    backend = make_backend(options, console)
-    require_model_memory(model_file, backend)
-    network = build_network(model_file, backend)
-    for words in sample_sentences(network, namespace.num, namespace.temperature, namespace.seed,
-                                  namespace.max_length):
-        console.say(" ".join(words))
-    return 0
+    draws = Draws(namespace.num, namespace.temperature, namespace.seed, namespace.max_length)
+    return sample_job(namespace.network, draws, options.backend, options.dtype, console)
 
 
-def write_vocabulary(options, out, console):
-    from rwthlm_py.commands import vocabulary_from_training_text
+def run_vocab(options, out, console):
+    from rwthlm_py.commands import vocab_job, vocabulary_building
 
     if options.train is None:
         raise UsageError("vocab needs --train")
-    refuse_overwriting_inputs([("--out", out)], [("--train", options.train), ("--config", options.config)])
-    vocab = vocabulary_from_training_text(options, console)
-    vocab.write(out, options.encoding)
-    console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "
-                f"({vocab.shortlist_size} single-word classes) to '{out}'")
-    return 0
+    return vocab_job(vocabulary_building(options), out, console, options.config)
 
 
 if __name__ == "__main__":

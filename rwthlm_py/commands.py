@@ -1,9 +1,14 @@
-"""What a run does, in rwthlm's order (§1.2): set up the vocabulary and the network, then
-compute a perplexity, or train (or check gradients), printing rwthlm's lines.
+"""The jobs, one function each (train_job, ppl_job, lattice_job, nbest_job, selftest_job,
+sample_job, vocab_job), and what they share, in rwthlm's order (§1.2): set up the
+vocabulary and the network, then compute a perplexity, rescore, or train (or check
+gradients), printing rwthlm's lines.
 
-Both command lines end here with resolved Options; nothing here parses arguments.
+rwthlm-py's subcommands call their job; `run` is the `rwthlm` command, whose flags choose
+the job in `rwthlm_job`, the one place that maps them. Both command lines end here with
+resolved Options; nothing here parses arguments.
 """
 
+import dataclasses
 import os
 
 import numpy
@@ -26,7 +31,9 @@ from rwthlm_py.output.tensorboard_log import open_log
 from rwthlm_py.rescoring.lattice_command import lattice_outputs, rescore_lattices
 from rwthlm_py.rescoring.nbest_command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
 from rwthlm_py.rescoring.wer import read_noise_words
+from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.scoring.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
+from rwthlm_py.scoring.sampling import sample_sentences
 from rwthlm_py.text import data
 from rwthlm_py.text.arpa import read_arpa
 from rwthlm_py.text.clustering import class_vocabulary
@@ -36,33 +43,68 @@ from rwthlm_py.training.model_lock import exclusive_model_lock
 from rwthlm_py.training.optim import Sgd
 from rwthlm_py.training.rate_search_heldout import search_learning_rate
 from rwthlm_py.training.rate_search_rwthlm import find_initial_learning_rate
-from rwthlm_py.training.selftest import self_test_on_corpus
+from rwthlm_py.training.selftest import SelfTestSettings, builtin_self_test, self_test_on_corpus
 from rwthlm_py.training.train import Schedule, Trainer, finished_training
 
 STREAM_NOTE = ("word wrapping 'stream': the recurrent state is carried from one batch to the next "
                "(as in PyTorch's word_language_model); this is not an rwthlm mode")
 
 
-def run(options, network_path, backend, console, lattices=(), lattice_batch_size=None, program="rwthlm"):
-    """Runs whatever the options ask for; returns the process exit status. Lattices are
-    rescored with the network's steps `lattice_batch_size` histories at a time (None: a
-    whole time frame at once); `program` names the command in their error lines and chooses
-    the learning-rate search of a new network. Training holds the model's exclusive lock
-    from before it reads the model to the end."""
-    if trains(options, lattices):
-        with exclusive_model_lock(network_path, console):
-            return _run(options, network_path, backend, console, lattices, lattice_batch_size, program)
-    return _run(options, network_path, backend, console, lattices, lattice_batch_size, program)
+def run(options, network_path, backend, console, lattices=(), lattice_batch_size=None):
+    """The `rwthlm` command: the job its flags ask for (rwthlm_job), run as rwthlm runs it;
+    returns the process exit status. Lattices are rescored with the network's steps
+    `lattice_batch_size` histories at a time (None: a whole time frame at once)."""
+    job = rwthlm_job(options, lattices)
+    if job == "ppl":
+        return ppl_job(options, network_path, backend, console, lattices=lattices)
+    if job == "lattice":
+        return lattice_job(options, network_path, lattices, backend, console, lattice_batch_size)
+    if job == "train":
+        return train_job(options, network_path, backend, console, rwthlm_rate_search)
+    if job == "selftest":
+        return selftest_job(options, network_path, backend, console)
+    prepare(options, network_path, backend, console)
+    return 0
 
 
-def _run(options, network_path, backend, console, lattices, lattice_batch_size, program):
-    check_command_line(options, network_path, lattices)
+def rwthlm_job(options, lattices):
+    """The job rwthlm's flags choose, in rwthlm's precedence: --ppl, then LATTICE files, then
+    --train (a gradient check with --self-test); "setup" for none of them: the vocabulary and
+    the network are set up (a new one written nowhere) and nothing else is done."""
+    if options.ppl:
+        return "ppl"
+    if lattices:
+        return "lattice"
+    if options.train:
+        return "selftest" if options.self_test else "train"
+    return "setup"
+
+
+@dataclasses.dataclass
+class Setup:
+    """What a job starts from after rwthlm's setup: the model file (None for a network still
+    to be made), the vocabulary, the network, its training state and the --dev text (None
+    without --dev)."""
+
+    model_file: object
+    vocab: object
+    network: object
+    training_state: TrainingState
+    dev_corpus: object
+
+
+def prepare(options, network_path, backend, console, lattices=(), training=False):
+    """rwthlm's setup before any job's work (§1.2): the errors of the command line, the model
+    file, the vocabulary, the network and the --dev text (read whatever the job, as rwthlm
+    does). A Setup; None when `training` finds the model trained to its end (said on the
+    console)."""
+    check_command_line(options, network_path, lattices, training)
     model_file = read_model(network_path) if os.path.exists(network_path) else None
-    if model_file is not None and trains(options, lattices):
+    if model_file is not None and training:
         finished = finished_training(model_file.training_state, schedule_from(options))
         if finished:
             console.say(f"Nothing to train: {finished}")
-            return 0
+            return None
     vocab = setup_vocabulary(options, model_file, console)
     network, training_state = setup_network(options, network_path, model_file, vocab, backend, console)
     if options.word_wrapping == "stream":
@@ -71,28 +113,106 @@ def _run(options, network_path, backend, console, lattices, lattice_batch_size, 
     if options.dev:
         console.say(f"Reading development data from file '{options.dev}' ...")
         dev_corpus = require_words(read_text(options.dev, vocab, options), "development")
-    if options.ppl:
-        return compute_perplexity(network, vocab, options, console, skip_oovs=program == "rwthlm-py")
-    if lattices:
-        return rescore_lattices(network, lattices, options, console, lattice_batch_size, program)
-    if options.train:
-        console.say(f"Reading training data from file '{options.train}' ...")
-        train_corpus = require_words(read_text(options.train, vocab, options), "training")
-        if options.self_test:
-            return self_test_on_corpus(network, train_corpus, options, console)
-        optimizer = Sgd(network, options.momentum)
-        if model_file is not None:
-            load_momentum(optimizer, model_file)
-        train(network, optimizer, network_path, model_file is None, training_state,
-              train_corpus, dev_corpus, options, console, program)
+    return Setup(model_file, vocab, network, training_state, dev_corpus)
+
+
+def train_job(options, network_path, backend, console, rate_search):
+    """Trains the network of `network_path` (a model file, or a network string for a new
+    one); `rate_search` finds a new network's initial learning rate without
+    --learning-rate (rwthlm_rate_search or heldout_rate_search). Holds the model's exclusive
+    lock from before it reads the model to the end."""
+    with exclusive_model_lock(network_path, console):
+        setup = prepare(options, network_path, backend, console, training=True)
+        if setup is None:
+            return 0
+        train_corpus = read_training_text(options, setup.vocab, console)
+        optimizer = Sgd(setup.network, options.momentum)
+        if setup.model_file is not None:
+            load_momentum(optimizer, setup.model_file)
+        train_network(setup.network, optimizer, network_path, setup.model_file is None, setup.training_state,
+                      train_corpus, setup.dev_corpus, training_settings(options, rate_search), console)
     return 0
 
 
-def check_command_line(options, network_path, lattices):
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """What training runs with beyond the network and the texts: the Schedule, the search
+    for a new network's learning rate (rwthlm_rate_search or heldout_rate_search) where
+    --learning-rate gives none, --tensorboard, and the options recorded in the model file
+    and TensorBoard's configuration (a dict of every option)."""
+
+    schedule: Schedule
+    rate_search: object
+    learning_rate: float = None
+    tensorboard: str = None
+    recorded_options: dict = dataclasses.field(default_factory=dict)
+
+
+def training_settings(options, rate_search):
+    return TrainingSettings(schedule_from(options), rate_search, options.learning_rate, options.tensorboard,
+                            to_dict(options))
+
+
+def ppl_job(options, network_path, backend, console, skip_oovs=False, lattices=()):
+    """The perplexity of --ppl; `skip_oovs`: words outside the vocabulary are left out and
+    counted as SRILM's OOVs (rwthlm-py ppl) rather than an error. `lattices`: LATTICE files
+    the `rwthlm` command was given besides --ppl, checked and then left alone, as rwthlm does."""
+    setup = prepare(options, network_path, backend, console, lattices)
+    return compute_perplexity(setup.network, setup.vocab, perplexity_settings(options, skip_oovs), console)
+
+
+def lattice_job(options, network_path, lattices, backend, console, batch_size=None, program="rwthlm"):
+    """Rescores the LATTICE files with the network, `batch_size` histories per network step
+    (None: a whole time frame at once); `program` names the command in their error lines."""
+    setup = prepare(options, network_path, backend, console, lattices)
+    return rescore_lattices(setup.network, lattices, options, console, batch_size, program)
+
+
+def selftest_job(options, network_path, backend, console):
+    """The gradient check (rwthlm's --self-test): on the text of --train with the network of
+    `network_path`, or, without --train, on generated text with that network (a network
+    string or a model file) or a built-in set of networks."""
+    if options.train is None:
+        return builtin_self_test(selftest_settings(options), network_path, console, backend)
+    options = options.replace(self_test=True)  # what rwthlm's checks of the flags know it by
+    setup = prepare(options, network_path, backend, console)
+    train_corpus = read_training_text(options, setup.vocab, console)
+    return self_test_on_corpus(setup.network, train_corpus, schedule_from(options), console)
+
+
+def sample_job(network_path, draws, backend_name, dtype, console):
+    """`rwthlm-py sample`: sentences drawn from the model (scoring.sampling.Draws), one a line,
+    computed on --backend `backend_name` in `dtype`."""
+    model_file = read_model(network_path)
+    backend = make_backend(backend_name, dtype, console)
+    require_model_memory(model_file, backend)
+    network = build_network(model_file, backend)
+    for words in sample_sentences(network, draws.count, draws.temperature, draws.seed, draws.max_length):
+        console.say(" ".join(words))
+    return 0
+
+
+def vocab_job(building, out, console, config=None):
+    """`rwthlm-py vocab`: the vocabulary built from the training text (a VocabularyBuilding)
+    written to `out`, which must be neither that text nor the --config file `config`."""
+    refuse_overwriting_inputs([("--out", out)], [("--train", building.train), ("--config", config)])
+    vocab = vocabulary_from_training_text(building, console)
+    vocab.write(out, building.encoding)
+    console.say(f"Wrote {len(vocab)} words in {vocab.num_classes} classes "
+                f"({vocab.shortlist_size} single-word classes) to '{out}'")
+    return 0
+
+
+def read_training_text(options, vocab, console):
+    console.say(f"Reading training data from file '{options.train}' ...")
+    return require_words(read_text(options.train, vocab, options), "training")
+
+
+def check_command_line(options, network_path, lattices=(), training=False):
     """The errors of the options and the NETWORK argument alone, before any file is read:
     what a mode needs, the network string of a network still to be made, and no output
-    that would replace an input."""
-    refuse_overwriting_inputs(*file_roles(options, network_path, lattices))
+    that would replace an input (a model is one where `training`)."""
+    refuse_overwriting_inputs(*file_roles(options, network_path, lattices, training=training))
     if lattices:
         lattice_outputs(lattices, options)
         for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
@@ -120,11 +240,11 @@ def check_command_line(options, network_path, lattices):
                              f"{options.classes}")
 
 
-def file_roles(options, network_path, lattices=(), other_inputs=()):
+def file_roles(options, network_path, lattices=(), other_inputs=(), training=False):
     """The files a run writes and those it reads, as two lists of (role, path): what
     textio.refuse_overwriting_inputs checks. A vocabulary file is read where it exists and
-    written where it does not; a model is read, or, in training, written (with its backup
-    and its epoch in progress)."""
+    written where it does not; a model is read, or, where `training`, written (with its
+    backup and its epoch in progress)."""
     inputs = [("--config", options.config), ("--train", options.train), ("--dev", options.dev),
               ("--ppl", options.ppl), ("--arpa", options.arpa), ("--refs", options.refs),
               ("--noise-vocab", options.noise_vocab), *other_inputs]
@@ -133,7 +253,7 @@ def file_roles(options, network_path, lattices=(), other_inputs=()):
     vocabulary = ("--vocab", options.vocab)
     (inputs if options.vocab and os.path.exists(options.vocab) else outputs).append(vocabulary)
     outputs.append(("--remap", options.remap))
-    if network_path is not None and trains(options, lattices):
+    if network_path is not None and training:
         outputs += [("NETWORK", network_path), ("NETWORK's backup", f"{network_path}.bk"),
                     ("NETWORK's epoch in progress", f"{network_path}.partial")]
     elif network_path is not None:
@@ -144,11 +264,6 @@ def file_roles(options, network_path, lattices=(), other_inputs=()):
 def check_arpa_options(options):
     if options.lam is not None and not options.arpa:
         raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
-
-
-def trains(options, lattices):
-    """Whether the options ask for training (rather than --ppl, rescoring or a self-test)."""
-    return bool(options.train) and not (options.ppl or lattices or options.self_test)
 
 
 def setup_vocabulary(options, model_file, console):
@@ -164,7 +279,7 @@ def setup_vocabulary(options, model_file, console):
         console.say(f"Reading vocabulary from file '{options.vocab}' ...")
         vocab = read_vocabulary(options.vocab, options.map_sb, options.encoding)
     elif options.train:
-        vocab = vocabulary_from_training_text(options, console)
+        vocab = vocabulary_from_training_text(vocabulary_building(options), console)
         if options.vocab:
             console.say(f"Saving vocabulary to file '{options.vocab}' ...")
             vocab.write(options.vocab, options.encoding)
@@ -183,17 +298,39 @@ def setup_vocabulary(options, model_file, console):
     return vocab
 
 
-def vocabulary_from_training_text(options, console):
-    """Every word of --train, each in its own class as rwthlm does, or in --classes classes."""
-    if options.classes:
-        console.say(f"Creating vocabulary with {options.classes} classes ({options.method}) "
-                    f"from training data file '{options.train}' ...")
-        return class_vocabulary(options.train, options.classes, options.method, options.map_sb,
-                                options.random_seed, options.max_iterations, options.time_limit, console,
-                                options.encoding)
-    console.say(f"Creating vocabulary from training data file '{options.train}' ...")
-    counts, _ = count_words(options.train, options.encoding)
-    return vocabulary_from_counts(counts, options.map_sb)
+@dataclasses.dataclass(frozen=True)
+class VocabularyBuilding:
+    """How a vocabulary is built from the training text `train` (in `encoding`, with the
+    boundary word `map_sb`): every word in its own class, or in `classes` word classes made
+    by `method` (clustering.class_vocabulary, seeded, bounded in iterations and seconds)."""
+
+    train: str
+    map_sb: str = "<sb>"
+    encoding: str = "utf-8"
+    classes: int = None
+    method: str = "exchange"
+    random_seed: int = 1
+    max_iterations: int = 20
+    time_limit: float = None
+
+
+def vocabulary_building(options):
+    return VocabularyBuilding(options.train, options.map_sb, options.encoding, options.classes, options.method,
+                              options.random_seed, options.max_iterations, options.time_limit)
+
+
+def vocabulary_from_training_text(building, console):
+    """Every word of the training text, each in its own class as rwthlm does, or in
+    --classes classes (a VocabularyBuilding)."""
+    if building.classes:
+        console.say(f"Creating vocabulary with {building.classes} classes ({building.method}) "
+                    f"from training data file '{building.train}' ...")
+        return class_vocabulary(building.train, building.classes, building.method, building.map_sb,
+                                building.random_seed, building.max_iterations, building.time_limit, console,
+                                building.encoding)
+    console.say(f"Creating vocabulary from training data file '{building.train}' ...")
+    counts, _ = count_words(building.train, building.encoding)
+    return vocabulary_from_counts(counts, building.map_sb)
 
 
 def _match_or_save_vocabulary(vocab, path, model_path, options, console):
@@ -289,9 +426,11 @@ def _describe(network, console):
                  f"{len(vocab)} words in {vocab.num_classes} classes")
 
 
-def read_text(path, vocab, options, keep_words=False, skip_oovs=False):
-    return data.read_corpus(path, vocab, use_unk=options.unk, debug_no_sb=options.debug_no_sb,
-                            keep_words=keep_words, encoding=options.encoding, skip_unknown=skip_oovs)
+def read_text(path, vocab, reading, keep_words=False, skip_oovs=False):
+    """The text at `path` as a corpus, read with the `unk`, `debug_no_sb` and `encoding` of
+    `reading` (Options, or PerplexitySettings)."""
+    return data.read_corpus(path, vocab, use_unk=reading.unk, debug_no_sb=reading.debug_no_sb,
+                            keep_words=keep_words, encoding=reading.encoding, skip_unknown=skip_oovs)
 
 
 def require_words(corpus, what):
@@ -314,37 +453,66 @@ def schedule_from(options):
         variational_dropout=options.variational_dropout)
 
 
-def compute_perplexity(network, vocab, options, console, skip_oovs=False):
-    """The perplexity of --ppl; words outside the vocabulary are an error unless --unk
-    maps them, or, with `skip_oovs`, left out and counted as SRILM's OOVs."""
-    events = open_log(options.tensorboard)  # first: a bad directory fails before the work
-    console.say(f"Computing perplexity for file '{options.ppl}' ...")
+def selftest_settings(options):
+    return SelfTestSettings(schedule_from(options), options.map_sb, bias=not options.no_bias)
+
+
+@dataclasses.dataclass(frozen=True)
+class PerplexitySettings:
+    """What a perplexity is computed with, by the options' names: the text (--ppl), how it is
+    read (--unk, --debug-no-sb, --encoding; `skip_oovs`: see compute_perplexity), the scoring
+    Schedule, --arpa with --lambda and --num-oovs, --verbose and --tensorboard."""
+
+    ppl: str
+    schedule: Schedule
+    unk: bool = False
+    debug_no_sb: bool = False
+    encoding: str = "utf-8"
+    skip_oovs: bool = False
+    arpa: str = None
+    lam: float = None
+    num_oovs: int = 0
+    verbose: bool = False
+    tensorboard: str = None
+
+
+def perplexity_settings(options, skip_oovs):
+    return PerplexitySettings(options.ppl, schedule_from(options), options.unk, options.debug_no_sb, options.encoding,
+                              skip_oovs, options.arpa, options.lam, options.num_oovs, options.verbose,
+                              options.tensorboard)
+
+
+def compute_perplexity(network, vocab, settings, console):
+    """The perplexity of the PerplexitySettings' text; words outside the vocabulary are an
+    error unless --unk maps them, or, with `skip_oovs`, left out and counted as SRILM's OOVs."""
+    events = open_log(settings.tensorboard)  # first: a bad directory fails before the work
+    console.say(f"Computing perplexity for file '{settings.ppl}' ...")
     # read once, with the words for the ARPA model: the text may be a pipe
-    corpus = require_words(read_text(options.ppl, vocab, options, keep_words=options.arpa is not None,
-                                     skip_oovs=skip_oovs), "--ppl")
-    scores = score_text(network, corpus, options, console, keep_tokens=options.verbose or options.arpa is not None)
-    if options.arpa:
-        scores = interpolate_perplexity(scores, corpus, options, console)
-    if options.verbose:
+    corpus = require_words(read_text(settings.ppl, vocab, settings, keep_words=settings.arpa is not None,
+                                     skip_oovs=settings.skip_oovs), "--ppl")
+    scores = score_text(network, corpus, settings.schedule, console,
+                        keep_tokens=settings.verbose or settings.arpa is not None)
+    if settings.arpa:
+        scores = interpolate_perplexity(scores, corpus, settings, console)
+    if settings.verbose:
         for line in verbose_lines(scores, corpus, vocab):
             console.say(line)
-    for line in summary_lines(scores, options.ppl):
+    for line in summary_lines(scores, settings.ppl):
         console.say(line)
     events.scalar("final/test_perplexity", scores.perplexity, 0)
     events.close()
     return 0
 
 
-def score_text(network, corpus, options, console=None, keep_tokens=False):
-    """The Scores of a corpus in the layout of the options (wrapping, batch size, sequence
-    length, carried state, --feedforward, --num-oovs), with progress on the console."""
-    sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
-                          options.sequence_length, options.debug_no_sb)
-    require_batch_memory(network, sequences, options.batch_size, training=False)
+def score_text(network, corpus, schedule, console=None, keep_tokens=False):
+    """The Scores of a corpus in the layout of the Schedule (wrapping, batch size, sequence
+    length, carried state, --feedforward, the unknown word's penalty), with progress on the
+    console."""
+    sequences = schedule.wrap(corpus)
+    require_batch_memory(network, sequences, schedule.batch_size, training=False)
     progress = console.progress("perplexity", int((sequences.end - sequences.first).sum())) if console else None
-    scores = score_corpus(network, corpus, sequences, options.batch_size,
-                          carry_state=options.word_wrapping == "stream",
-                          unk_penalty=unk_penalty(options.num_oovs, options.unk), feedforward=options.feedforward,
+    scores = score_corpus(network, corpus, sequences, schedule.batch_size, carry_state=schedule.carry_state,
+                          unk_penalty=schedule.unk_penalty, feedforward=schedule.feedforward,
                           keep_tokens=keep_tokens, progress=progress)
     if progress is not None:
         progress.close()
@@ -369,7 +537,7 @@ def open_arpa(path, console, encoding):
     return arpa
 
 
-def rescore_nbest(options, network_path, list_inputs, make_backend, console):
+def nbest_job(options, network_path, list_inputs, console):
     """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none), the
     ARPA model and the lists, then rescoring.run_nbest. Setup lines go to stderr, so that
     stdout holds only results (1-best lines, or word error rates with --out)."""
@@ -388,7 +556,7 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
         model_file = read_model(network_path)
         vocab = setup_vocabulary(options, model_file, setup_console)
         network, _ = setup_network(options, network_path, model_file, vocab,
-                                   make_backend(options, setup_console), setup_console)
+                                   make_backend(options.backend, options.dtype, setup_console), setup_console)
     arpa = open_arpa(options.arpa, setup_console, options.encoding) if options.arpa and options.nn_weight > 0 else None
     settings = Settings(lm_weight=options.lm_weight, word_penalty=options.word_penalty,
                         nn_weight=options.nn_weight, lam=options.lam if options.lam is not None else 1.0,
@@ -399,36 +567,52 @@ def rescore_nbest(options, network_path, list_inputs, make_backend, console):
     return run_nbest(source, network, arpa, settings, options.out, options.refs, console)
 
 
-def train(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
-          options, console, program="rwthlm"):
-    """Trains; a new network without --learning-rate first gets one: rwthlm's search for the
-    `rwthlm` command, the held-out search of rate_search_heldout.py for `rwthlm-py train`, whose
-    chosen trial is the start of epoch 1."""
-    schedule = schedule_from(options)
-    require_batch_memory(network, data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
-                                            schedule.sequence_length, schedule.debug_no_sb),
-                         schedule.batch_size, training=True)
-    events = open_log(options.tensorboard)  # first: a bad directory stops the run before it writes
+def train_network(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
+                  settings, console):
+    """Trains with the TrainingSettings; a new network without --learning-rate first gets one
+    from their rate search."""
+    schedule = settings.schedule
+    require_batch_memory(network, schedule.wrap(train_corpus), schedule.batch_size, training=True)
+    events = open_log(settings.tensorboard)  # first: a bad directory stops the run before it writes
     head_start = None
     try:
         if is_new:
-            if options.learning_rate is None:
-                sequences = data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
-                                      schedule.sequence_length, schedule.debug_no_sb)
-                if schedule.shuffles:
-                    sequences = data.shuffled(sequences, schedule.random_seed, 0)
-                if program == "rwthlm":
-                    rate = find_initial_learning_rate(network, optimizer, train_corpus, sequences, schedule, console)
-                else:
-                    dev_sequences = data.wrap(dev_corpus, schedule.word_wrapping, schedule.batch_size,
-                                              schedule.sequence_length, schedule.debug_no_sb)
-                    rate, head_start = search_learning_rate(network, optimizer, train_corpus, sequences, dev_corpus,
-                                                            dev_sequences, schedule, console, events)
+            if settings.learning_rate is None:
+                rate, head_start = settings.rate_search(network, optimizer, train_corpus, dev_corpus, schedule,
+                                                        console, events)
                 training_state.learning_rate = rate
             # the initial weights: what epoch 1 rolls back to, and where a killed run starts it again
-            save_model(network_path, network, optimizer, training_state, to_dict(options))
+            save_model(network_path, network, optimizer, training_state, settings.recorded_options)
         trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
-                          to_dict(options), events)
+                          settings.recorded_options, events)
         trainer.train(train_corpus, dev_corpus, head_start)
     finally:
         events.close()
+
+
+def rwthlm_rate_search(network, optimizer, train_corpus, dev_corpus, schedule, console, events):
+    """The `rwthlm` command's search for a new network's learning rate: rwthlm's, on the
+    training batches (rate_search_rwthlm.py); (rate, None): training starts at epoch 1."""
+    rate = find_initial_learning_rate(network, optimizer, train_corpus, first_epoch_order(train_corpus, schedule),
+                                      schedule, console)
+    return rate, None
+
+
+def heldout_rate_search(network, optimizer, train_corpus, dev_corpus, schedule, console, events):
+    """`rwthlm-py train`'s search: trials judged by held-out perplexity (rate_search_heldout.py);
+    (rate, HeadStart): the chosen trial is the start of epoch 1."""
+    return search_learning_rate(network, optimizer, train_corpus, first_epoch_order(train_corpus, schedule),
+                                dev_corpus, schedule.wrap(dev_corpus), schedule, console, events)
+
+
+def first_epoch_order(corpus, schedule):
+    """The training sequences in the order of epoch 1, as Trainer shuffles them."""
+    sequences = schedule.wrap(corpus)
+    return data.shuffled(sequences, schedule.random_seed, 0) if schedule.shuffles else sequences
+
+
+def make_backend(name, dtype, console):
+    """The array backend of --backend and --dtype, named in a note on the console."""
+    backend = get_backend(name, dtype)
+    console.note(f"backend: {backend.describe()}")
+    return backend

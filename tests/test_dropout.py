@@ -7,6 +7,7 @@ import io
 import numpy
 import pytest
 
+from rwthlm_py.commands import selftest_settings
 from rwthlm_py.config import Options
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
@@ -79,7 +80,7 @@ def test_training_drops_with_the_masks_and_p_zero_is_no_dropout(class_vocab):
 
 def run_builtin_self_test(network, **settings):
     out = io.StringIO()
-    status = builtin_self_test(Options(**settings), network, Console(out=out, err=io.StringIO()))
+    status = builtin_self_test(selftest_settings(Options(**settings)), network, Console(out=out, err=io.StringIO()))
     return status, out.getvalue()
 
 

@@ -75,7 +75,7 @@ def test_training_and_perplexity_equal_numpys(toy, changes):
         assert_same_run(numpy_out, strict_out, rtol)
 
 
-def test_nbest_rescoring_equals_numpys(tmp_path):
+def test_nbest_rescoring_equals_numpys(tmp_path, monkeypatch):
     from test_nbest import DATA
 
     from rwthlm_py.model.checkpoint import TrainingState, save_model
@@ -93,8 +93,8 @@ def test_nbest_rescoring_equals_numpys(tmp_path):
         backend = get_backend("numpy", "float64") if name == "numpy" else strict_backend("float64")
         options = Options(unk=True, batch_size=3, out=str(tmp_path / name), dtype="float64")
         console = Console(out=io.StringIO(), err=io.StringIO())
-        status = commands.rescore_nbest(options, str(tmp_path / "toy-i6-m6"), ([str(DATA / "nbest")], None, None),
-                                        lambda options, console: backend, console)
+        monkeypatch.setattr(commands, "make_backend", lambda name, dtype, console, backend=backend: backend)
+        status = commands.nbest_job(options, str(tmp_path / "toy-i6-m6"), ([str(DATA / "nbest")], None, None), console)
         assert status == 0, console.err.getvalue()
         written[name] = {path.name: path.read_text() for path in sorted((tmp_path / name).iterdir())}
     assert written["numpy"].keys() == written["strict"].keys() and len(written["numpy"]) > 2
@@ -143,10 +143,11 @@ def test_the_unknown_word_penalty_keeps_the_float_type(class_vocab):
 
 
 def self_test_lines(backend, network=None):
+    from rwthlm_py.commands import selftest_settings
     from rwthlm_py.training.selftest import builtin_self_test
 
     console = Console(out=io.StringIO(), err=io.StringIO())
-    status = builtin_self_test(Options(), network, console, backend)
+    status = builtin_self_test(selftest_settings(Options()), network, console, backend)
     out = console.out.getvalue()
     assert status == 0, out
     return out

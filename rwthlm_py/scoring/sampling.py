@@ -10,6 +10,8 @@ seeded with `seed`, so that the same model, seed and count give the same sentenc
 same backend.
 """
 
+import dataclasses
+
 import numpy
 
 from rwthlm_py.model.network import select_state
@@ -19,6 +21,17 @@ from rwthlm_py.model.network import select_state
 # logits, their exponentials, their running sums) would exceed GROUP_BYTES.
 MAX_GROUP = 4096
 GROUP_BYTES = 256 * 2 ** 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Draws:
+    """What `rwthlm-py sample` draws: `count` sentences at `temperature` from the generator
+    seeded with `seed`, each ended after `max_length` words at the latest."""
+
+    count: int = 10
+    temperature: float = 1.0
+    seed: int = 1
+    max_length: int = 200
 
 
 def sample_sentences(network, count, temperature=1.0, seed=1, max_length=200):

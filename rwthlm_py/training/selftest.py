@@ -19,12 +19,22 @@ import numpy
 from rwthlm_py.model.network import Network
 from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.text import data
-from rwthlm_py.training.dropout import DropoutMasks
+from rwthlm_py.training.train import Schedule
 
 STEP = 1e-3
 FLOOR = 1e-4
 TOLERANCE = 1e-6
 MAX_ELEMENTS = 48
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfTestSettings:
+    """What the checks run with: the schedule's layout, --feedforward, seed and dropout; and,
+    for the networks built here, their sentence-boundary word and whether they have biases."""
+
+    schedule: Schedule
+    map_sb: str = "<sb>"
+    bias: bool = True
 
 
 @dataclasses.dataclass
@@ -127,25 +137,18 @@ def as_float64(network):
     return copy
 
 
-def fixed_dropout_masks(options, backend):
-    """The masks of epoch 1, batch 0 when --dropout is set (the checks need fixed ones), else
-    None."""
-    if not options.dropout:
-        return None
-    return DropoutMasks(options.dropout, options.variational_dropout, (options.random_seed, 1, 0), backend)
-
-
-def run_checks(network, corpus, sequences, batch_size, console, options):
-    """Prints rwthlm's self-test lines; returns True when every check passes. `options`:
-    --feedforward checks one time slice without recurrence, --dropout (and
-    --variational-dropout) applies dropout masks."""
+def run_checks(network, corpus, sequences, batch_size, console, schedule):
+    """Prints rwthlm's self-test lines; returns True when every check passes. The Schedule's
+    --feedforward checks one time slice without recurrence; its --dropout (and
+    --variational-dropout) applies the dropout masks of its epoch 1, batch 0 (the checks
+    need masks that stay fixed)."""
     network = as_float64(network)
-    warm_up, batch = self_test_batches(corpus, sequences, batch_size, max_steps=1 if options.feedforward else 6)
+    warm_up, batch = self_test_batches(corpus, sequences, batch_size, max_steps=1 if schedule.feedforward else 6)
     _, state = network.log_probs(warm_up)
-    if options.feedforward:
+    if schedule.feedforward:
         state = network.without_recurrence(state)
-    dropout = fixed_dropout_masks(options, network.backend)
-    console.say("Testing gradient implementation" + (f" with dropout {options.dropout:g}" if dropout else "")
+    dropout = schedule.dropout_masks(network.backend, 1, 0)
+    console.say("Testing gradient implementation" + (f" with dropout {schedule.dropout:g}" if dropout else "")
                 + " ...")
     failures = []
     for check in gradient_checks(network, batch, state, dropout=dropout):
@@ -161,10 +164,10 @@ def run_checks(network, corpus, sequences, batch_size, console, options):
     return True
 
 
-def self_test_on_corpus(network, corpus, options, console):
-    sequences = data.wrap(corpus, options.word_wrapping, options.batch_size,
-                          options.sequence_length, options.debug_no_sb)
-    ok = run_checks(network, corpus, sequences, max(1, min(options.batch_size, 3)), console, options)
+def self_test_on_corpus(network, corpus, schedule, console):
+    """rwthlm's --self-test: the checks on the text of --train in the Schedule's layout."""
+    sequences = schedule.wrap(corpus)
+    ok = run_checks(network, corpus, sequences, max(1, min(schedule.batch_size, 3)), console, schedule)
     return 0 if ok else 1
 
 
@@ -198,9 +201,9 @@ def synthetic_corpus(vocab, seed, num_lines=24, max_words=7):
                        numpy.asarray(starts, dtype=numpy.int64), vocab.sb, 0)
 
 
-def builtin_self_test(options, network_path, console, backend=None):
+def builtin_self_test(settings, network_path, console, backend=None):
     """Checks a given network (or a built-in set covering every layer type) on generated
-    text, on `backend` in float64 (default: numpy)."""
+    text, with the SelfTestSettings, on `backend` in float64 (default: numpy)."""
     import os
 
     from rwthlm_py.commands import require_memory, require_model_memory
@@ -208,6 +211,7 @@ def builtin_self_test(options, network_path, console, backend=None):
     from rwthlm_py.model.network_spec import parse_network
     from rwthlm_py.text.vocabulary import Vocabulary
 
+    schedule = settings.schedule
     backend = get_backend("numpy", "float64") if backend is None else backend.with_dtype("float64")
     if network_path is not None and os.path.exists(network_path):
         model_file = read_model(network_path)
@@ -215,18 +219,19 @@ def builtin_self_test(options, network_path, console, backend=None):
         networks = [build_network(model_file, backend)]
     else:
         specs = [parse_network(network_path)] if network_path else [parse_network(s) for s in BUILTIN_NETWORKS]
-        clustered = synthetic_vocabulary(options.map_sb)
+        clustered = synthetic_vocabulary(settings.map_sb)
         full = Vocabulary(clustered.words, range(len(clustered)), clustered.sb_name)
         for spec in specs:
-            require_memory(spec, full, not options.no_bias, backend, training=True)
-        networks = (Network.build(spec, vocab, backend, seed=options.random_seed, bias=not options.no_bias)
+            require_memory(spec, full, settings.bias, backend, training=True)
+        networks = (Network.build(spec, vocab, backend, seed=schedule.random_seed, bias=settings.bias)
                     for spec in specs for vocab in (clustered, full))
+    # sequences for run_checks' batch of 3, short ones so that the many checks stay quick
+    layout = dataclasses.replace(schedule, batch_size=max(schedule.batch_size, 3),
+                                 sequence_length=min(schedule.sequence_length, 8))
     failed = 0
     for network in networks:
         vocab = network.vocab
         console.say(f"Network {network.spec.format()}, {len(vocab)} words in {vocab.num_classes} classes:")
-        corpus = synthetic_corpus(vocab, options.random_seed)
-        sequences = data.wrap(corpus, options.word_wrapping, max(options.batch_size, 3),
-                              min(options.sequence_length, 8), options.debug_no_sb)
-        failed += not run_checks(network, corpus, sequences, 3, console, options)
+        corpus = synthetic_corpus(vocab, schedule.random_seed)
+        failed += not run_checks(network, corpus, layout.wrap(corpus), 3, console, schedule)
     return 1 if failed else 0

@@ -62,6 +62,10 @@ class Schedule:
     dropout: float = 0.0  # probability of dropping a hidden layer's output (dropout.py)
     variational_dropout: bool = False  # one mask for all time steps of a sequence
 
+    def wrap(self, corpus):
+        """The corpus cut into sequences in this schedule's layout (data.wrap)."""
+        return data.wrap(corpus, self.word_wrapping, self.batch_size, self.sequence_length, self.debug_no_sb)
+
     def dropout_masks(self, backend, epoch, batch_number):
         """The DropoutMasks of batch `batch_number` (from 1) of epoch `epoch` (from 0), or None."""
         if not self.dropout:
@@ -151,10 +155,8 @@ class Trainer:
         """Trains until --max-epoch; `head_start` (rate_search_heldout.HeadStart) is the first
         batches of epoch 1 trained already, by the learning-rate search."""
         schedule = self.schedule
-        sequences = data.wrap(train_corpus, schedule.word_wrapping, schedule.batch_size,
-                              schedule.sequence_length, schedule.debug_no_sb)
-        dev_sequences = data.wrap(dev_corpus, schedule.word_wrapping, schedule.batch_size,
-                                  schedule.sequence_length, schedule.debug_no_sb)
+        sequences = schedule.wrap(train_corpus)
+        dev_sequences = schedule.wrap(dev_corpus)
         self.console.say("Training ...")
         self._log_settings()
         self.words_per_epoch = int((sequences.end - sequences.first).sum())
