@@ -47,8 +47,8 @@ CLASS_OPTIONS = ["classes", "method", "max_iterations", "time_limit"]
 SUBCOMMANDS = {
     "train": ("train a network (rwthlm with --train and --dev)",
               SHARED + ["train", "dev", "random_seed", "learning_rate", "momentum", "max_epoch",
-                        "no_shuffling", "no_bias", "gradient_clipping", "min_improvement", "stop_after_halvings", "dropout",
-                        "variational_dropout", "tie_weights", "checkpoint_every", "tensorboard"]
+                        "no_shuffling", "no_bias", "gradient_clipping", "min_improvement", "stop_after_halvings",
+                        "dropout", "variational_dropout", "tie_weights", "checkpoint_every", "tensorboard"]
               + CLASS_OPTIONS),
     "ppl": ("compute the perplexity of a text (rwthlm with --ppl)",
             SHARED + ["no_unk", "ppl", "tensorboard", "arpa", "lam"]),

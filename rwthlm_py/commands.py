@@ -449,8 +449,8 @@ def schedule_from(options):
         random_seed=options.random_seed, debug_no_sb=options.debug_no_sb,
         verbose=options.verbose, unk_penalty=unk_penalty(options.num_oovs, options.unk),
         gradient_clipping=options.gradient_clipping, min_improvement=options.min_improvement,
-        stop_after_halvings=options.stop_after_halvings, checkpoint_every=options.checkpoint_every, dropout=options.dropout,
-        variational_dropout=options.variational_dropout)
+        stop_after_halvings=options.stop_after_halvings, checkpoint_every=options.checkpoint_every,
+        dropout=options.dropout, variational_dropout=options.variational_dropout)
 
 
 def selftest_settings(options):
@@ -547,7 +547,8 @@ def nbest_job(options, network_path, list_inputs, console):
     if model_weight > 0 and network_path is None:
         raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
                          "with --arpa, rescores without one)")
-    outputs, inputs = file_roles(options, network_path if model_weight > 0 else None, other_inputs=list_roles(*list_inputs))
+    outputs, inputs = file_roles(options, network_path if model_weight > 0 else None,
+                                 other_inputs=list_roles(*list_inputs))
     refuse_overwriting_inputs(outputs + [("--out", options.out)], inputs)
     source = open_lists(*list_inputs, options.encoding)
     setup_console = Console(out=console.err, err=console.err)

@@ -30,16 +30,23 @@ def option(default, help, group="main", flag=None, choices=None, hidden=False, m
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    config: str = option(None, "read options from a file of `key = value` lines (the command line wins)", metavar="FILE")
-    verbose: bool = option(False, "print ln p of every word when computing perplexity, and the running training perplexity after every batch", help_in={
+    config: str = option(None, "read options from a file of `key = value` lines (the command line wins)",
+                               metavar="FILE")
+    verbose: bool = option(False, "print ln p of every word when computing perplexity, and the running training "
+                                  "perplexity after every batch", help_in={
         "train": "print the running training perplexity and the time after every batch",
         "ppl": "print ln p of every word"})
-    vocab: str = option(None, "vocabulary file (`word` or `word class` lines): read if it exists (an existing model's vocabulary must match it), else built from --train, or taken from the existing model, and written there", metavar="FILE", help_in={
-        "ppl nbest lattice": "vocabulary file (`word` or `word class` lines); must match the model's, which is written there if the file does not exist",
-        "selftest": "with --train: vocabulary file (`word` or `word class` lines), read if it exists, else built from --train and written there"})
+    vocab: str = option(None, "vocabulary file (`word` or `word class` lines): read if it exists (an existing model's "
+                              "vocabulary must match it), else built from --train, or taken from the existing model, "
+                              "and written there", metavar="FILE", help_in={
+        "ppl nbest lattice": "vocabulary file (`word` or `word class` lines); must match the model's, which is "
+                             "written there if the file does not exist",
+        "selftest": "with --train: vocabulary file (`word` or `word class` lines), read if it exists, else built from "
+                    "--train and written there"})
     remap: str = option(None, "write the vocabulary in network order (`word<TAB>class`) to this file", metavar="FILE")
     unk: bool = option(False, "map words that are not in the vocabulary to the --map-unk word")
-    no_unk: bool = option(False, "do not map unknown words to the --map-unk word, though the model was trained with --unk", "rwthlm_py")
+    no_unk: bool = option(False, "do not map unknown words to the --map-unk word, though the model was trained with "
+                                 "--unk", "rwthlm_py")
     map_unk: str = option("<unk>", "the unknown word")
     map_sb: str = option("<sb>", "the sentence-boundary word, appended to every line", help_in={
         "nbest": "the sentence-boundary word (the model's), scored after the last word of every hypothesis",
@@ -49,78 +56,135 @@ class Options:
         "selftest": "check the gradients of NETWORK on this text (one sentence per line) instead of generated text"})
     dev: str = option(None, "development text; its perplexity drives learning-rate halving", metavar="FILE")
     ppl: str = option(None, "compute the perplexity of this text and exit", metavar="FILE", help_in={
-        "ppl": "the text whose perplexity is computed, one sentence per line (gzip allowed, -: standard input); required"})
+        "ppl": "the text whose perplexity is computed, one sentence per line (gzip allowed, -: standard input); "
+               "required"})
     random_seed: int = option(1, "seed of weight initialisation, shuffling and dropout masks", help_in={
         "selftest": "seed of the weights, the generated text and the dropout masks"})
-    learning_rate: float = option(None, "initial learning rate (default: determined automatically for a new network)", help_in={
-        "train": "initial learning rate of a new network (default: the best of short trials judged by the dev perplexity; a model trained further goes on at its file's rate)"})
+    learning_rate: float = option(None, "initial learning rate (default: determined automatically for a new network)",
+                                        help_in={
+        "train": "initial learning rate of a new network (default: the best of short trials judged by the dev "
+                 "perplexity; a model trained further goes on at its file's rate)"})
     momentum: float = option(0.0, "momentum")
     batch_size: int = option(1, "number of sequences processed in parallel", help_in={
-        "rwthlm": "number of sequences processed in parallel; in lattice rescoring, histories per network step (not given: all those of a time frame)",
+        "rwthlm": "number of sequences processed in parallel; in lattice rescoring, histories per network step (not "
+                  "given: all those of a time frame)",
         "nbest": "number of sentences, or prefix-tree nodes, scored together",
         "lattice": "histories per network step (default: all those of a time frame; 1: one at a time, as rwthlm)"})
     sequence_length: int = option(100, "maximum length of a sequence, its context word included")
     max_epoch: int = option(0, "train until this epoch (counted across runs; 0: for ever)", help_in={
-        "train": "train until this epoch, counted across runs (0: no limit; training still stops after --stop-after-halvings halvings in a row)"})
+        "train": "train until this epoch, counted across runs (0: no limit; training still stops after "
+                 "--stop-after-halvings halvings in a row)"})
     no_shuffling: bool = option(False, "do not shuffle the training sequences every epoch")
-    word_wrapping: str = option("fixed", "how text is cut into sequences; `stream` carries the recurrent state from batch to batch (not an rwthlm mode)", choices=WRAPPINGS)
-    feedforward: bool = option(False, "train and evaluate in feedforward style, one time slice at a time, without recurrence", help_in={
+    word_wrapping: str = option("fixed", "how text is cut into sequences; `stream` carries the recurrent state from "
+                                         "batch to batch (not an rwthlm mode)", choices=WRAPPINGS)
+    feedforward: bool = option(False, "train and evaluate in feedforward style, one time slice at a time, without "
+                                      "recurrence", help_in={
         "ppl": "evaluate in feedforward style, one time slice at a time, without recurrence",
         "selftest": "check the gradients of one time slice without recurrence"})
     no_bias: bool = option(False, "build the layers without bias vectors")
-    num_oovs: int = option(0, "difference in recognition and network vocabulary size: p(<unk>) is divided by num-oovs + 1 (with --unk)", help_in={
-        "ppl nbest": "difference in recognition and network vocabulary size: p(<unk>) is divided by num-oovs + 1 (the network's with --unk, the --arpa model's always)"})
-    lam: float = option(None, "weight of the network in linear interpolation, against the ARPA model of --arpa or the lattice LM", "rescoring", flag="lambda", help_in={
+    num_oovs: int = option(0, "difference in recognition and network vocabulary size: p(<unk>) is divided by num-oovs "
+                              "+ 1 (with --unk)", help_in={
+        "ppl nbest": "difference in recognition and network vocabulary size: p(<unk>) is divided by num-oovs + 1 (the "
+                     "network's with --unk, the --arpa model's always)"})
+    lam: float = option(None, "weight of the network in linear interpolation, against the ARPA model of --arpa or the "
+                              "lattice LM", "rescoring", flag="lambda", help_in={
         "ppl nbest": "weight of the network against the ARPA model of --arpa: p = lambda p_nn + (1 - lambda) p_arpa",
-        "lattice": "weight of the network against the lattice's LM: p = lambda p_nn + (1 - lambda) p_lattice; required"})
+        "lattice": "weight of the network against the lattice's LM: p = lambda p_nn + (1 - lambda) p_lattice; "
+                   "required"})
     look_ahead_semiring: str = option("none", "look-ahead semiring", "rescoring", choices=("none", "tropical", "log"))
     dependent: bool = option(False, "start each lattice from the best final state of the previous one", "rescoring")
     look_ahead_lm_scale: float = option(None, "LM scale of the look-ahead (default: --lm-scale)", "rescoring")
     lm_scale: float = option(1.0, "LM scale of the rescoring search", "rescoring")
-    pruning_threshold: float = option(None, "beam width of lattice rescoring, a cost difference (0: infinite; needed with lattices)", "rescoring", help_in={
+    pruning_threshold: float = option(None, "beam width of lattice rescoring, a cost difference (0: infinite; needed "
+                                            "with lattices)", "rescoring", help_in={
         "lattice": "beam width, a cost difference (0: infinite); required"})
     pruning_limit: int = option(0, "hypotheses kept per lattice node (0: all)", "rescoring")
     dp_order: int = option(3, "hypotheses agreeing in their last N words are recombined", "rescoring")
-    output: str = option("lattice", "output of lattice rescoring", "rescoring", choices=("ctm", "lattice", "expanded-lattice"))
+    output: str = option("lattice", "output of lattice rescoring",
+                                    "rescoring", choices=("ctm", "lattice", "expanded-lattice"))
     clear_initial_links: bool = option(False, "set the scores of links leaving node 0 to zero", "rescoring")
-    set_sb_next_to_last: bool = option(False, "relabel the links before the last ones as the sentence boundary", "rescoring")
+    set_sb_next_to_last: bool = option(False, "relabel the links before the last ones as the sentence boundary",
+                                              "rescoring")
     set_sb_last: bool = option(False, "relabel the links into the final node as the sentence boundary", "rescoring")
     self_test: bool = option(False, "check the gradient implementation on the training data", hidden=True)
-    gradient_clipping: float = option(None, "scale each update down so that the gradient norm per predicted word is at most this (PyTorch's clip_grad_norm on a mean loss; not in rwthlm)", "rwthlm_py")
-    min_improvement: float = option(1.0, "also halve the learning rate (keeping the model) when the dev perplexity falls by less than this factor, e.g. 1.01 (1: rwthlm, halve only when it does not fall)", "rwthlm_py")
-    stop_after_halvings: int = option(0, "stop training after N epochs in a row that halved the learning rate (no new best dev perplexity, or a gain below --min-improvement); 0: never, as rwthlm", "rwthlm_py", metavar="N")
-    dropout: float = option(0.0, "while training, drop each output of every hidden layer (after the projection, between layers, before the output layer) with this probability, scaling the kept ones by 1/(1-P); scoring never drops (Zaremba et al. 2014)", "rwthlm_py", help_in={
+    gradient_clipping: float = option(None, "scale each update down so that the gradient norm per predicted word is "
+                                            "at most this (PyTorch's clip_grad_norm on a mean loss; not in rwthlm)",
+                                            "rwthlm_py")
+    min_improvement: float = option(1.0, "also halve the learning rate (keeping the model) when the dev perplexity "
+                                         "falls by less than this factor, e.g. 1.01 (1: rwthlm, halve only when it "
+                                         "does not fall)", "rwthlm_py")
+    stop_after_halvings: int = option(0, "stop training after N epochs in a row that halved the learning rate (no new "
+                                         "best dev perplexity, or a gain below --min-improvement); 0: never, as rwthlm",
+                                         "rwthlm_py", metavar="N")
+    dropout: float = option(0.0, "while training, drop each output of every hidden layer (after the projection, "
+                                 "between layers, before the output layer) with this probability, scaling the kept "
+                                 "ones by 1/(1-P); scoring never drops (Zaremba et al. 2014)", "rwthlm_py", help_in={
         "selftest": "check the gradients with the dropout masks of a training batch, of this probability"})
-    variational_dropout: bool = option(False, "with --dropout, one mask for all time steps of a sequence (Gal and Ghahramani 2016)", "rwthlm_py")
-    tie_weights: bool = option(False, "a new network shares its word projection with the output weights (Press and Wolf 2017): needs a full softmax and the projection's size equal to the last hidden layer's", "rwthlm_py")
-    checkpoint_every: float = option(None, "also save the epoch in progress (weights, momentum, the batch reached) every this many minutes into MODEL.partial, so that a killed run loses at most that much and resumes with exactly the weights of an uninterrupted run", "rwthlm_py")
-    classes: int = option(None, "when the vocabulary is built from --train, give it this many word classes", "rwthlm_py")
-    method: str = option("exchange", "how --classes are made: exchange (the exchange algorithm, maximising the class bigram likelihood) or frequency (Mikolov's frequency binning)", "rwthlm_py", choices=("exchange", "frequency"))
+    variational_dropout: bool = option(False, "with --dropout, one mask for all time steps of a sequence (Gal and "
+                                              "Ghahramani 2016)", "rwthlm_py")
+    tie_weights: bool = option(False, "a new network shares its word projection with the output weights (Press and "
+                                      "Wolf 2017): needs a full softmax and the projection's size equal to the last "
+                                      "hidden layer's", "rwthlm_py")
+    checkpoint_every: float = option(None, "also save the epoch in progress (weights, momentum, the batch reached) "
+                                           "every this many minutes into MODEL.partial, so that a killed run loses at "
+                                           "most that much and resumes with exactly the weights of an uninterrupted "
+                                           "run", "rwthlm_py")
+    classes: int = option(None, "when the vocabulary is built from --train, give it this many word classes",
+                                "rwthlm_py")
+    method: str = option("exchange", "how --classes are made: exchange (the exchange algorithm, maximising the class "
+                                     "bigram likelihood) or frequency (Mikolov's frequency binning)",
+                                     "rwthlm_py", choices=("exchange", "frequency"))
     max_iterations: int = option(20, "at most this many iterations of the exchange algorithm", "rwthlm_py")
     time_limit: float = option(None, "no further exchange iteration after this many seconds", "rwthlm_py")
-    record: str = option(None, "keep a record of this run (command line, resolved options, machine, log, exit status) in a new folder under DIR/runs", "rwthlm_py", metavar="DIR")
-    tensorboard: str = option(None, "write TensorBoard event files to this directory: training curves, histograms, the configuration and hparams; with --ppl, the perplexity as final/test_perplexity", "rwthlm_py", metavar="DIR", help_in={
-        "train": "write TensorBoard event files to this directory: training curves, histograms, the configuration and hparams",
+    record: str = option(None, "keep a record of this run (command line, resolved options, machine, log, exit status) "
+                               "in a new folder under DIR/runs", "rwthlm_py", metavar="DIR")
+    tensorboard: str = option(None, "write TensorBoard event files to this directory: training curves, histograms, "
+                                    "the configuration and hparams; with --ppl, the perplexity as "
+                                    "final/test_perplexity", "rwthlm_py", metavar="DIR", help_in={
+        "train": "write TensorBoard event files to this directory: training curves, histograms, the configuration and "
+                 "hparams",
         "ppl": "write the perplexity as final/test_perplexity to TensorBoard event files in this directory"})
-    arpa: str = option(None, "an ARPA back-off model to interpolate with the network per word, p = lambda p_nn + (1 - lambda) p_arpa (with --ppl and --lambda)", "rwthlm_py", metavar="FILE", help_in={
-        "ppl nbest": "an ARPA back-off model to interpolate with the network per word, p = lambda p_nn + (1 - lambda) p_arpa (needs --lambda)"})
-    lm_weight: float = option(1.0, "weight of the LM score in the total: acoustic + lm-weight LM + word-penalty nwords (log10)", "nbest")
+    arpa: str = option(None, "an ARPA back-off model to interpolate with the network per word, p = lambda p_nn + (1 - "
+                             "lambda) p_arpa (with --ppl and --lambda)", "rwthlm_py", metavar="FILE", help_in={
+        "ppl nbest": "an ARPA back-off model to interpolate with the network per word, p = lambda p_nn + (1 - lambda) "
+                     "p_arpa (needs --lambda)"})
+    lm_weight: float = option(1.0, "weight of the LM score in the total: acoustic + lm-weight LM + word-penalty "
+                                   "nwords (log10)", "nbest")
     word_penalty: float = option(0.0, "added to the total per word (log10)", "nbest", help_in={
         "lattice": "added to the total per word with an LM score (log10)"})
-    nn_weight: float = option(1.0, "log-linear weight of the model's LM score against the list's own: 0 keeps the list's score (no model needed), 1 uses the model's alone", "nbest")
-    no_prefix_sharing: bool = option(False, "score every hypothesis on its own instead of sharing the computation of common prefixes", "nbest")
-    out: str = option(None, "write the rescored lists, each in its own format, and 1best.txt into this directory, created if need be (default: the 1-best lines on stdout)", "nbest", metavar="DIR", help_in={
-        "lattice": "write the outputs into this directory, created if need be (default: next to each lattice, as rwthlm)"})
-    acoustic_scale: float = option(1.0, "scale of the acoustic scores in lattice rescoring (rwthlm has none)", "lattice")
-    nbest_size: int = option(None, "also write the N best distinct word sequences of each rescored lattice as an SRILM n-best list (x.lat.gz -> x.lat.nbest.gz), for rwthlm-py nbest", "lattice", flag="nbest", metavar="N")
-    refs: str = option(None, "reference transcripts (`uttid w1 w2 ...`): print the word error rates of the lists' first hypotheses, the rescored 1-best and the oracle (on stderr when the 1-best lines go to stdout)", "nbest", metavar="FILE", help_in={
-        "lattice": "reference transcripts (`uttid w1 w2 ...`; a lattice's uttid is its file name up to the first dot): print the word error rates of the lattices' own best paths, the rescored ones and the oracles"})
-    noise_vocab: str = option(None, "noise words (e.g. [laugh]): left out of hypotheses and references when counting errors, and out of the LM score with SRILM's pause -pau- (as SRILM's -noise-vocab)", "nbest", metavar="FILE", help_in={
+    nn_weight: float = option(1.0, "log-linear weight of the model's LM score against the list's own: 0 keeps the "
+                                   "list's score (no model needed), 1 uses the model's alone", "nbest")
+    no_prefix_sharing: bool = option(False, "score every hypothesis on its own instead of sharing the computation of "
+                                            "common prefixes", "nbest")
+    out: str = option(None, "write the rescored lists, each in its own format, and 1best.txt into this directory, "
+                            "created if need be (default: the 1-best lines on stdout)",
+                            "nbest", metavar="DIR", help_in={
+        "lattice": "write the outputs into this directory, created if need be (default: next to each lattice, as "
+                   "rwthlm)"})
+    acoustic_scale: float = option(1.0, "scale of the acoustic scores in lattice rescoring (rwthlm has none)",
+                                        "lattice")
+    nbest_size: int = option(None, "also write the N best distinct word sequences of each rescored lattice as an "
+                                   "SRILM n-best list (x.lat.gz -> x.lat.nbest.gz), for rwthlm-py nbest",
+                                   "lattice", flag="nbest", metavar="N")
+    refs: str = option(None, "reference transcripts (`uttid w1 w2 ...`): print the word error rates of the lists' "
+                             "first hypotheses, the rescored 1-best and the oracle (on stderr when the 1-best lines "
+                             "go to stdout)", "nbest", metavar="FILE", help_in={
+        "lattice": "reference transcripts (`uttid w1 w2 ...`; a lattice's uttid is its file name up to the first "
+                   "dot): print the word error rates of the lattices' own best paths, the rescored ones and the "
+                   "oracles"})
+    noise_vocab: str = option(None, "noise words (e.g. [laugh]): left out of hypotheses and references when counting "
+                                    "errors, and out of the LM score with SRILM's pause -pau- (as SRILM's "
+                                    "-noise-vocab)", "nbest", metavar="FILE", help_in={
         "lattice": "noise words (e.g. [laugh]) to leave out of hypotheses and references when counting errors"})
-    encoding: str = option("utf-8", "character encoding of the text files read and written (texts, vocabularies, n-best lists, references, noise words, ARPA models, lattices), e.g. latin-1 for older corpora; not of --config files and file lists", "rwthlm_py", metavar="NAME")
-    dtype: str = option("float32", "floating-point type of the computation (float64 is slower)", "rwthlm_py", choices=("float32", "float64"), help_in={
-        "nbest": "floating-point type of the computation: float64 is slower, and makes scores independent of the batch size and of prefix sharing to far beyond the printed digits"})
-    backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)", "rwthlm_py", choices=("auto", "numpy", "cupy"))
+    encoding: str = option("utf-8", "character encoding of the text files read and written (texts, vocabularies, "
+                                    "n-best lists, references, noise words, ARPA models, lattices), e.g. latin-1 for "
+                                    "older corpora; not of --config files and file lists", "rwthlm_py", metavar="NAME")
+    dtype: str = option("float32", "floating-point type of the computation (float64 is slower)",
+                                   "rwthlm_py", choices=("float32", "float64"), help_in={
+        "nbest": "floating-point type of the computation: float64 is slower, and makes scores independent of the "
+                 "batch size and of prefix sharing to far beyond the printed digits"})
+    backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)",
+                                  "rwthlm_py", choices=("auto", "numpy", "cupy"))
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -232,14 +296,17 @@ def validate(options):
         (options.learning_rate is None or (math.isfinite(options.learning_rate) and options.learning_rate > 0),
          "--learning-rate must be a positive number"),
         (math.isfinite(options.momentum) and 0 <= options.momentum < 1, "--momentum must lie in [0, 1)"),
-        (options.gradient_clipping is None or (math.isfinite(options.gradient_clipping) and options.gradient_clipping > 0),
+        (options.gradient_clipping is None
+         or (math.isfinite(options.gradient_clipping) and options.gradient_clipping > 0),
          "--gradient-clipping must be a positive number"),
-        (options.checkpoint_every is None or (math.isfinite(options.checkpoint_every) and options.checkpoint_every > 0),
+        (options.checkpoint_every is None
+         or (math.isfinite(options.checkpoint_every) and options.checkpoint_every > 0),
          "--checkpoint-every must be a positive number of minutes"),
         (math.isfinite(options.dropout) and 0 <= options.dropout < 1, "--dropout must lie in [0, 1)"),
         (not options.variational_dropout or options.dropout > 0, "--variational-dropout needs --dropout P"),
         (options.num_oovs >= 0, "--num-oovs must not be negative"),
-        (math.isfinite(options.min_improvement) and options.min_improvement >= 1, "--min-improvement must be at least 1"),
+        (math.isfinite(options.min_improvement) and options.min_improvement >= 1, "--min-improvement must be at least "
+                                                                                  "1"),
         (options.classes is None or options.classes >= 1, "--classes must be at least 1"),
         (options.max_iterations >= 1, "--max-iterations must be at least 1"),
         (options.time_limit is None or options.time_limit > 0, "--time-limit must be positive"),
@@ -249,8 +316,10 @@ def validate(options):
         (math.isfinite(options.nn_weight) and 0 <= options.nn_weight <= 1, "--nn-weight must lie in [0, 1]"),
         (math.isfinite(options.lm_weight), "--lm-weight must be a number"),
         (math.isfinite(options.word_penalty), "--word-penalty must be a number"),
-        (math.isfinite(options.acoustic_scale) and options.acoustic_scale >= 0, "--acoustic-scale must not be negative"),
-        (options.pruning_threshold is None or (math.isfinite(options.pruning_threshold) and options.pruning_threshold >= 0),
+        (math.isfinite(options.acoustic_scale) and options.acoustic_scale >= 0,
+         "--acoustic-scale must not be negative"),
+        (options.pruning_threshold is None
+         or (math.isfinite(options.pruning_threshold) and options.pruning_threshold >= 0),
          "--pruning-threshold must not be negative (0: an infinite beam)"),
         (options.pruning_limit >= 0, "--pruning-limit must not be negative"),
         (options.nbest_size is None or options.nbest_size >= 1, "--nbest must be at least 1"),

@@ -168,7 +168,7 @@ def _read_members(path, only=None):
         raise
     except MemoryError:
         raise InputError("corrupt model file (an array header asks for more memory than there is)", path) from None
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a damaged archive raises whatever numpy and zipfile meet
         raise InputError(f"not a readable rwthlm_py model file (corrupt or truncated: "
                          f"{type(error).__name__}: {error})", path) from None
     for name, value in members.items():

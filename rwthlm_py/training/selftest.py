@@ -77,10 +77,12 @@ def gradient_checks(network, batch, state, weights=None, max_elements=MAX_ELEMEN
 
 def _state_arrays(network, state, d_initial):
     """(name, state array, its analytic gradient) for every float array of the state."""
-    for layer_name, part, d_part in zip(network.modules, state or (), d_initial):
+    # modules name the hidden layers, then the output, which has no state: zip stops before it
+    for layer_name, part, d_part in zip(network.modules, state or (), d_initial, strict=False):
         values = part if isinstance(part, tuple) else (part,)
         grads = d_part if isinstance(d_part, tuple) else (d_part,)
-        for k, (value, gradient) in enumerate(zip(values, grads)):
+        # a zero state (None) stands for all of a layer's parts, and has no array to check
+        for k, (value, gradient) in enumerate(zip(values, grads, strict=False)):
             if value is not None and value.dtype.kind == "f":
                 yield f"{layer_name}.state{k}", value, gradient
 
