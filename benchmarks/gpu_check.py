@@ -15,7 +15,7 @@ optional), in about five minutes, and writes one JSON file and a summary:
  4. words/s of training (momentum 0.9) for 1x200 and 2x650 LSTMs at B=64, T=35,
     V=10,000 with 100 frequency-binned classes, and of scoring at B=64 and B=1, after
     warm-up, each with the kernel launches and waits of one batch (counted on the strict
-    cupy double with the CUDA kernels run on the CPU: tests/strict_cupy.py);
+    cupy double with the CUDA kernels run on the CPU: rwthlm_py/testing/strict_cupy.py);
  5. where PyTorch is importable, torch.nn.LSTM (cuDNN) of the same sizes with a full
     softmax, timed in the same run, and the ratio.
 

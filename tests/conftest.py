@@ -9,13 +9,13 @@ import sys
 import threading
 import time
 
-import cuda_on_cpu
 import numpy
 import pytest
 from hypothesis import HealthCheck, settings
-from strict_cupy import strict_backend
 
 from rwthlm_py.runtime.backend import cupy_device_count, get_backend
+from rwthlm_py.testing import cuda_on_cpu
+from rwthlm_py.testing.strict_cupy import strict_backend
 from rwthlm_py.text.vocabulary import Vocabulary, remap
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
@@ -59,7 +59,8 @@ def cuda_backend(request):
 
 
 def make_backend(name, dtype="float32"):
-    """numpy, cupy, or the strict cupy double (tests/strict_cupy.py) of that float type."""
+    """numpy, cupy, or the strict cupy double (rwthlm_py/testing/strict_cupy.py) of that float
+    type."""
     if name == "strict-cupy":
         return strict_backend(dtype)
     return get_backend(name, dtype)
