@@ -13,22 +13,15 @@ nothing is timed. The class output uses frequency-binned classes, as benchmarks/
 """
 
 import argparse
-import pathlib
-import sys
 
-HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
+from common import MODELS, benchmark_vocabulary, synthetic_batches
 
-import cuda_on_cpu  # noqa: E402
-from common import MODELS  # noqa: E402
-from run import benchmark_vocabulary, synthetic_batches  # noqa: E402
-from strict_cupy import strict_backend  # noqa: E402
-
-from rwthlm_py.model.network import Network  # noqa: E402
-from rwthlm_py.model.network_spec import parse_network  # noqa: E402
-from rwthlm_py.training.optim import Sgd  # noqa: E402
-from rwthlm_py.training.train import train_batch  # noqa: E402
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.testing import cuda_on_cpu
+from rwthlm_py.testing.strict_cupy import strict_backend
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.train import train_batch
 
 
 def main():
