@@ -1,7 +1,8 @@
 """Whole runs on the strict cupy double (rwthlm_py/testing/strict_cupy.py), against numpy:
 training with its schedule (momentum, clipping, rollback, model files, resuming), the
-wrapping modes, perplexity and n-best rescoring. Any host array that reaches device arithmetic, and any
-implicit conversion of a device array, fails these; the results must equal numpy's."""
+wrapping modes, perplexity and n-best rescoring. Any host array that reaches device
+arithmetic, and any implicit conversion of a device array, fails these; the results must
+equal numpy's."""
 
 import io
 import re
