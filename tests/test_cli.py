@@ -16,8 +16,9 @@ RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 
 @pytest.fixture
 def trained(toy):
-    """toy-i8-m8 trained by rwthlm itself, with its own defaults (fixed word wrapping, no
-    clipping): in this module, in place of conftest's model of rwthlm-py train."""
+    """The toy folder with toy-i8-m8 trained by rwthlm itself (rwthlm's defaults: fixed word
+    wrapping, no clipping); in this module it takes the place of conftest's `trained`, a
+    model of rwthlm-py train."""
     status, out, err = call(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8,
                             "--sequence-length", 12, "--learning-rate", 0.05, "--max-epoch", 1,
                             "--vocab", "vocab", "toy-i8-m8", cwd=toy)
