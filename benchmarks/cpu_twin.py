@@ -15,24 +15,18 @@ its CPU path because this gain, times that share, is a few per cent of training 
 import ctypes
 import pathlib
 import subprocess
-import sys
 import tempfile
 import time
 
 import numpy
+from common import benchmark_vocabulary, best_time, synthetic_batches
 
-HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from common import best_time  # noqa: E402
-from run import benchmark_vocabulary, synthetic_batches  # noqa: E402
-
-from rwthlm_py.kernels import lstm  # noqa: E402
-from rwthlm_py.model.network import Network  # noqa: E402
-from rwthlm_py.model.network_spec import parse_network  # noqa: E402
-from rwthlm_py.runtime.backend import get_backend  # noqa: E402
-from rwthlm_py.training.optim import Sgd  # noqa: E402
-from rwthlm_py.training.train import train_batch  # noqa: E402
+from rwthlm_py.kernels import lstm
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.train import train_batch
 
 C_STEP = r"""
 #include <math.h>

@@ -3,32 +3,25 @@
     python benchmarks/device_counts.py                       # 2x650, B=64, T=35, V=10,000
     python benchmarks/device_counts.py --mode score --batch 1 --clipping 1.0 --top 40
 
-Runs a batch on the test suite's strict cupy double (tests/strict_cupy.py), which counts a
-launch per element-wise operation, reduction, gather, copy and product (plus one per GEMM
-operand that cupy would copy first), a wait per device-to-host transfer, and a copy per
-host-to-device transfer. The fused kernels are the CUDA kernels run on the CPU
-(tests/cuda_on_cpu.py; needs g++), so what they launch around their kernels is counted too.
-Counts are of the second batch, after one of warm-up. No GPU is needed; nothing is timed. The class output uses frequency-binned classes, as
-benchmarks/run.py does.
+Runs a batch on the test suite's strict cupy double (rwthlm_py/testing/strict_cupy.py),
+which counts a launch per element-wise operation, reduction, gather, copy and product (plus
+one per GEMM operand that cupy would copy first), a wait per device-to-host transfer, and a
+copy per host-to-device transfer. The fused kernels are the CUDA kernels run on the CPU
+(rwthlm_py/testing/cuda_on_cpu.py; needs g++), so what they launch around their kernels is
+counted too. Counts are of the second batch, after one of warm-up. No GPU is needed;
+nothing is timed. The class output uses frequency-binned classes, as benchmarks/run.py does.
 """
 
 import argparse
-import pathlib
-import sys
 
-HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
+from common import MODELS, benchmark_vocabulary, synthetic_batches
 
-import cuda_on_cpu  # noqa: E402
-from common import MODELS  # noqa: E402
-from run import benchmark_vocabulary, synthetic_batches  # noqa: E402
-from strict_cupy import strict_backend  # noqa: E402
-
-from rwthlm_py.model.network import Network  # noqa: E402
-from rwthlm_py.model.network_spec import parse_network  # noqa: E402
-from rwthlm_py.training.optim import Sgd  # noqa: E402
-from rwthlm_py.training.train import train_batch  # noqa: E402
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.testing import cuda_on_cpu
+from rwthlm_py.testing.strict_cupy import strict_backend
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.train import train_batch
 
 
 def main():
@@ -42,7 +35,8 @@ def main():
 
 
 def count_one_batch(model, mode, batch_size, steps, vocab_size, classes, clipping=None):
-    """The strict double's counts (tests/strict_cupy.py Counts) of the second of two batches."""
+    """The strict double's counts (rwthlm_py.testing.strict_cupy.Counts) of the second of two
+    batches."""
     hidden, layers = MODELS[model]
     vocab = benchmark_vocabulary(vocab_size, classes)
     backend = strict_backend(cuda_kernels=cuda_on_cpu.compiler() is not None)

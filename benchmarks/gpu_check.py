@@ -15,7 +15,7 @@ optional), in about five minutes, and writes one JSON file and a summary:
  4. words/s of training (momentum 0.9) for 1x200 and 2x650 LSTMs at B=64, T=35,
     V=10,000 with 100 frequency-binned classes, and of scoring at B=64 and B=1, after
     warm-up, each with the kernel launches and waits of one batch (counted on the strict
-    cupy double with the CUDA kernels run on the CPU: tests/strict_cupy.py);
+    cupy double with the CUDA kernels run on the CPU: rwthlm_py/testing/strict_cupy.py);
  5. where PyTorch is importable, torch.nn.LSTM (cuDNN) of the same sizes with a full
     softmax, timed in the same run, and the ratio.
 
@@ -33,21 +33,16 @@ import sys
 import time
 
 import numpy
+from common import MODELS, benchmark_vocabulary, synthetic_batches, zipf_stream
+
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.backend import cupy_device_count, get_backend
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.train import train_batch
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-from common import MODELS, zipf_stream  # noqa: E402
-from run import benchmark_vocabulary, synthetic_batches  # noqa: E402
-
-from rwthlm_py.model.network import Network  # noqa: E402
-from rwthlm_py.model.network_spec import parse_network  # noqa: E402
-from rwthlm_py.runtime.backend import cupy_device_count, get_backend  # noqa: E402
-from rwthlm_py.training.optim import Sgd  # noqa: E402
-from rwthlm_py.training.train import train_batch  # noqa: E402
 
 CASES = [("1x200", "train", 64), ("2x650", "train", 64), ("1x200", "score", 64), ("2x650", "score", 64),
          ("1x200", "score", 1), ("2x650", "score", 1)]
@@ -176,8 +171,9 @@ def best_seconds(work, backend, repeats, warm_up=2):
 
 
 def launch_counts(model, mode, batch_size):
-    import cuda_on_cpu
     from device_counts import count_one_batch
+
+    from rwthlm_py.testing import cuda_on_cpu
 
     if cuda_on_cpu.compiler() is None:
         return {"launches_per_batch": None, "counts_note": "no C++ compiler to run the CUDA kernels on the CPU"}

@@ -16,24 +16,18 @@ here is a test.
 
 import argparse
 import pathlib
-import sys
 import tempfile
 import time
 
 import numpy
+from common import MODELS, benchmark_vocabulary
 
-HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from common import MODELS  # noqa: E402
-from run import benchmark_vocabulary  # noqa: E402
-
-from rwthlm_py.model.network import Network  # noqa: E402
-from rwthlm_py.model.network_spec import parse_network  # noqa: E402
-from rwthlm_py.rescoring.htk_lattice import read_lattice  # noqa: E402
-from rwthlm_py.rescoring.lattice_search import SearchOptions, search  # noqa: E402
-from rwthlm_py.rescoring.lattice_topology import lattice_topology  # noqa: E402
-from rwthlm_py.runtime.backend import get_backend  # noqa: E402
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.rescoring.htk_lattice import read_lattice
+from rwthlm_py.rescoring.lattice_search import SearchOptions, search
+from rwthlm_py.rescoring.lattice_topology import lattice_topology
+from rwthlm_py.runtime.backend import get_backend
 
 
 def main():

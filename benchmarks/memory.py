@@ -10,8 +10,7 @@ import argparse
 import sys
 import time
 
-from common import MODELS, peak_memory_mb
-from run import benchmark_vocabulary, synthetic_batches
+from common import MODELS, benchmark_vocabulary, peak_memory_mb, synthetic_batches
 
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network

@@ -1,5 +1,4 @@
 """Speed of n-best rescoring: hypotheses/s and words/s with and without prefix sharing.
-
     python benchmarks/nbest.py                               # 1x200, 100 classes, V=10,000
     python benchmarks/nbest.py --model 2x650 --output full --hypotheses 1000 --json out.json
 
@@ -16,22 +15,18 @@ actually computed, against numpy's own sgemm on the machine. Nothing here is a t
 import argparse
 import json
 import pathlib
-import sys
 import time
 
 import numpy
+from common import MODELS, benchmark_vocabulary, matmul_flops_per_word, zipf_stream
+from run import machine_line, sgemm_gflops
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import MODELS, matmul_flops_per_word, zipf_stream  # noqa: E402
-from run import benchmark_vocabulary, machine_line, sgemm_gflops  # noqa: E402
-
-from rwthlm_py.model.network import Network  # noqa: E402
-from rwthlm_py.model.network_spec import parse_network  # noqa: E402
-from rwthlm_py.rescoring.nbest_command import groups  # noqa: E402
-from rwthlm_py.rescoring.sentence_scores import score_sentences  # noqa: E402
-from rwthlm_py.runtime.allocator import keep_freed_memory  # noqa: E402
-from rwthlm_py.runtime.backend import get_backend  # noqa: E402
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.rescoring.nbest_command import groups
+from rwthlm_py.rescoring.sentence_scores import score_sentences
+from rwthlm_py.runtime.allocator import keep_freed_memory
+from rwthlm_py.runtime.backend import get_backend
 
 
 class CountingProgress:

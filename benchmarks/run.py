@@ -1,5 +1,4 @@
 """rwthlm_py's CPU benchmark suite: words/s of training and scoring, against PyTorch.
-
     python benchmarks/run.py                       # every case
     python benchmarks/run.py --model 1x200 --output full --mode train --json out.json
     python benchmarks/run.py --mode train --dropout 0.5      # also: training with dropout
@@ -28,21 +27,15 @@ import subprocess
 import sys
 
 import numpy
+from common import MODELS, benchmark_vocabulary, best_time, matmul_flops_per_word, synthetic_batches
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-
-from common import MODELS, best_time, matmul_flops_per_word, zipf_stream  # noqa: E402
-
-from rwthlm_py.model.network import Network  # noqa: E402
-from rwthlm_py.model.network_spec import parse_network  # noqa: E402
-from rwthlm_py.output.run_record import cpu_model  # noqa: E402
-from rwthlm_py.runtime.allocator import keep_freed_memory  # noqa: E402
-from rwthlm_py.runtime.backend import get_backend  # noqa: E402
-from rwthlm_py.text import data  # noqa: E402
-from rwthlm_py.text.clustering import frequency_classes  # noqa: E402
-from rwthlm_py.text.vocabulary import Vocabulary, vocabulary_from_counts  # noqa: E402
-from rwthlm_py.training.optim import Sgd  # noqa: E402
-from rwthlm_py.training.train import Schedule, train_batch  # noqa: E402
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.output.run_record import cpu_model
+from rwthlm_py.runtime.allocator import keep_freed_memory
+from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.training.optim import Sgd
+from rwthlm_py.training.train import Schedule, train_batch
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -191,22 +184,6 @@ class PyTorchProcess:
     def close(self):
         self.process.stdin.close()
         self.process.wait()
-
-
-def benchmark_vocabulary(size, num_classes):
-    words = [f"w{k}" for k in range(size - 1)]
-    if num_classes is None:
-        return Vocabulary(words + ["<sb>"], range(size))
-    counts = numpy.bincount(zipf_stream(size - 1, 2_000_000, seed=7), minlength=size - 1)
-    ordered = {word: int(count) + 1 for word, count in zip(words, counts)}
-    return vocabulary_from_counts(ordered, classes=frequency_classes(ordered, num_classes, sentences=1))
-
-
-def synthetic_batches(vocab, batch_size, steps, count):
-    stream = zipf_stream(len(vocab), (steps + 1) * batch_size * count + 1, seed=3)
-    context = numpy.concatenate([[vocab.sb], stream]).astype(numpy.int32)
-    starts = numpy.arange(batch_size * count) * (steps + 1)
-    return [data.make_batch(stream, context, starts[k::count], starts[k::count] + steps) for k in range(count)]
 
 
 def output_width(vocab, batches):

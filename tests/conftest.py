@@ -4,18 +4,19 @@ import contextlib
 import errno
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import threading
 import time
 
-import cuda_on_cpu
 import numpy
 import pytest
 from hypothesis import HealthCheck, settings
-from strict_cupy import strict_backend
 
 from rwthlm_py.runtime.backend import cupy_device_count, get_backend
+from rwthlm_py.testing import cuda_on_cpu
+from rwthlm_py.testing.strict_cupy import strict_backend
 from rwthlm_py.text.vocabulary import Vocabulary, remap
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
@@ -59,7 +60,8 @@ def cuda_backend(request):
 
 
 def make_backend(name, dtype="float32"):
-    """numpy, cupy, or the strict cupy double (tests/strict_cupy.py) of that float type."""
+    """numpy, cupy, or the strict cupy double (rwthlm_py/testing/strict_cupy.py) of that float
+    type."""
     if name == "strict-cupy":
         return strict_backend(dtype)
     return get_backend(name, dtype)
@@ -136,11 +138,28 @@ J=6 S=4 E=5 W=</s> v=1 a=0 l=-0.5
 """
 
 
-def run_command(command, *args, cwd, timeout=300, **options):
-    """(status, stdout, stderr) of a command line (RWTHLM or RWTHLM_PY and its arguments)."""
-    result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, **options)
+def run_cli(command, *args, cwd, timeout=300, file_size_limit=None, **options):
+    """(status, stdout, stderr) of a command line (RWTHLM or RWTHLM_PY, its arguments and
+    `args`, each made a string) run in `cwd`, its output read as text (bytes with text=False).
+    With file_size_limit no file it writes may grow past that many bytes (writes past it fail
+    with EFBIG, as they fail with ENOSPC on a full disk); the other options (env, input,
+    stdout, preexec_fn, ...) go to subprocess.run."""
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **options}
+    if file_size_limit:
+        options["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+    result = subprocess.run([str(a) for a in [*command, *args]], cwd=cwd, timeout=timeout, **options)
     return result.returncode, result.stdout, result.stderr
+
+
+@pytest.fixture
+def trained(toy):
+    """The toy folder with toy-i8-m8 trained for an epoch by rwthlm-py train (batches of 8
+    sequences of 12 words, learning rate 0.05) and its vocabulary written to `vocab`."""
+    status, _, err = run_cli(RWTHLM_PY, "train", "--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8,
+                             "--sequence-length", 12, "--learning-rate", 0.05, "--vocab", "vocab", "--max-epoch", 1,
+                             "toy-i8-m8", cwd=toy)
+    assert status == 0, err
+    return toy
 
 
 def assert_one_line_error(result, program, *fragments):

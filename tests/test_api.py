@@ -6,16 +6,16 @@ import sys
 
 import numpy
 import pytest
-from conftest import RWTHLM_PY
+from conftest import RWTHLM_PY, run_cli
 
 import rwthlm_py
 from rwthlm_py.errors import InputError
 
 
 def call(*args, cwd):
-    result = subprocess.run(RWTHLM_PY + [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    status, out, err = run_cli(RWTHLM_PY, *args, cwd=cwd)
+    assert status == 0, err
+    return out
 
 
 @pytest.fixture(scope="module")

@@ -196,12 +196,12 @@ def test_back_off_distributions_sum_to_one(tmp_path):
 
 def test_the_warnings_are_printed_by_the_commands(tmp_path):
     """What the reader accepts with a warning, the commands say on stderr, as SRILM does."""
-    from conftest import RWTHLM_PY, run_command
+    from conftest import RWTHLM_PY, run_cli
 
     text = BIGRAM_HEAD.replace("ngram 2=1", "ngram 2=2") + "\n\\2-grams:\n-0.1 a </s>\n\\end\\\n"
     (tmp_path / "lm.arpa").write_text(text)
     (tmp_path / "u.nbest").write_text("-10 -5 1 a\n")
-    status, out, err = run_command(RWTHLM_PY, "nbest", "--nbest", "u.nbest", "--arpa", "lm.arpa", "--lambda", 0,
-                                   cwd=tmp_path)
+    status, out, err = run_cli(RWTHLM_PY, "nbest", "--nbest", "u.nbest", "--arpa", "lm.arpa", "--lambda", 0,
+                               cwd=tmp_path)
     assert status == 0, err
     assert "lm.arpa:12: warning: 1 2-grams read; \\data\\ declares 2" in err.splitlines()

@@ -8,19 +8,17 @@ import sys
 import pytest
 from conftest import HAND_LATTICE as TOY_LATTICE
 from conftest import assert_one_line_error, wait_for_line
+from conftest import run_cli as call
 
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 
 
-def call(command, *args, cwd):
-    result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                            timeout=300)
-    return result.returncode, result.stdout, result.stderr
-
-
 @pytest.fixture
 def trained(toy):
+    """The toy folder with toy-i8-m8 trained by rwthlm itself (rwthlm's defaults: fixed word
+    wrapping, no clipping); in this module it takes the place of conftest's `trained`, a
+    model of rwthlm-py train."""
     status, out, err = call(RWTHLM, "--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8,
                             "--sequence-length", 12, "--learning-rate", 0.05, "--max-epoch", 1,
                             "--vocab", "vocab", "toy-i8-m8", cwd=toy)

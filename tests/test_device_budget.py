@@ -3,13 +3,13 @@ time step of the LSTM, host-to-device copies inside the time loop, operand copie
 matrix products, waits for the device per batch, and the whole budget of a batch of a
 2x650 LSTM (B=64, T=35, V=10,000, 100 classes) with the CUDA kernels run on the CPU."""
 
-import cuda_on_cpu
 import numpy
 import pytest
-from strict_cupy import strict_backend
 
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.testing import cuda_on_cpu
+from rwthlm_py.testing.strict_cupy import strict_backend
 from rwthlm_py.text import data
 from rwthlm_py.text.vocabulary import remap
 from rwthlm_py.training.optim import Sgd
@@ -73,6 +73,7 @@ def test_clipping_adds_no_wait():
     assert [site.split(":")[0] for site in clipped.waits] == ["train.py"], clipped.waits
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cuda_on_cpu.compiler() is None, reason="needs a C++ compiler (g++) to run the CUDA kernels")
 @pytest.mark.parametrize("mode, clipping, batch_size", [
     ("train", None, 64), ("train", 1.0, 64), ("score", None, 64), ("score", None, 1)])

@@ -1,15 +1,13 @@
 """--encoding end to end: a corpus in Latin-1 trains, scores and writes its files in
 Latin-1 (SRILM and rwthlm read bytes, so older corpora come in such encodings)."""
 
-import subprocess
-
-from conftest import HAND_LATTICE, RWTHLM, RWTHLM_PY, assert_one_line_error, toy_sentences
+from conftest import HAND_LATTICE, RWTHLM, RWTHLM_PY, assert_one_line_error, run_cli, toy_sentences
 
 
 def run(command, *args, cwd):
     """(status, stdout bytes, stderr text): stdout is in the chosen encoding."""
-    result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, timeout=300)
-    return result.returncode, result.stdout, result.stderr.decode()
+    status, out, err = run_cli(command, *args, cwd=cwd, text=False)
+    return status, out, err.decode()
 
 
 def accented(sentences):

@@ -10,7 +10,7 @@ import time
 
 import numpy
 import pytest
-from conftest import wait_until
+from conftest import run_cli, wait_until
 
 from rwthlm_py.training.epoch_checkpoint import flatten_state, unflatten_state
 
@@ -25,9 +25,9 @@ def training(wrapping, *extra):
 
 
 def run(arguments, cwd):
-    result = subprocess.run(RWTHLM_PY + arguments, cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    status, out, err = run_cli(RWTHLM_PY, *arguments, cwd=cwd)
+    assert status == 0, err
+    return out
 
 
 def arrays(path):

@@ -2,7 +2,6 @@
 NVRTC, and the CUDA kernels (run on the CPU, launched by rwthlm_py.kernels.cuda) against
 the numpy bodies, alone and inside a whole network."""
 
-import cuda_on_cpu
 import numpy
 import nvrtc
 import pytest
@@ -12,6 +11,7 @@ from rwthlm_py.kernels.cuda import source_for
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.testing import cuda_on_cpu
 from rwthlm_py.text import data
 from rwthlm_py.training.selftest import synthetic_corpus
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HAND_LATTICE, feed_named_pipe, wait_until
+from conftest import HAND_LATTICE, feed_named_pipe, run_cli, wait_until
 
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 DATA = pathlib.Path(__file__).parent / "data"
@@ -27,9 +27,9 @@ def command(*args):
 
 
 def run(*args, cwd):
-    result = subprocess.run(command(*args), cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result.stderr
+    status, _, err = run_cli(RWTHLM_PY, *args, cwd=cwd)
+    assert status == 0, err
+    return err
 
 
 def staging_folders(folder):

@@ -8,7 +8,7 @@ import resource
 import numpy
 import pytest
 from conftest import RWTHLM, RWTHLM_PY, assert_one_line_error
-from conftest import run_command as call
+from conftest import run_cli as call
 
 HUGE = 99999999999999999999
 

@@ -10,7 +10,7 @@ import zipfile
 import numpy
 import pytest
 from conftest import RWTHLM, RWTHLM_PY, assert_one_line_error
-from conftest import run_command as call
+from conftest import run_cli as call
 
 
 def last_value(out):

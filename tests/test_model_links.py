@@ -4,12 +4,10 @@ meet one lock; a partial epoch of a training killed (SIGKILL) through the link i
 through the real name."""
 
 import os
-import resource
-import subprocess
 import sys
 
 import pytest
-from conftest import assert_one_line_error, wait_for_line, wait_until
+from conftest import assert_one_line_error, run_cli, wait_for_line, wait_until
 
 from rwthlm_py.model.checkpoint import read_model
 
@@ -21,12 +19,7 @@ TRAINING = ["--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8, "--se
 def train(*args, cwd, file_size_limit=None):
     """Runs rwthlm-py train; with file_size_limit, no file it writes may grow past that many
     bytes (a full disk, as tests/test_write_failures.py has it)."""
-    def limit_file_size():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
-
-    result = subprocess.run(RWTHLM_PY + [str(a) for a in [*TRAINING, *args]], cwd=cwd, capture_output=True,
-                            text=True, timeout=300, preexec_fn=limit_file_size if file_size_limit else None)
-    return result.returncode, result.stdout, result.stderr
+    return run_cli(RWTHLM_PY, *TRAINING, *args, cwd=cwd, file_size_limit=file_size_limit)
 
 
 @pytest.fixture

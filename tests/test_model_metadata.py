@@ -8,13 +8,13 @@ so that the check under test is the only one that can refuse the file."""
 import hashlib
 import io
 import json
-import subprocess
 import sys
 import zipfile
 
 import numpy
 import pytest
 from conftest import HAND_LATTICE, assert_one_line_error, toy_sentences
+from conftest import run_cli as call
 
 import rwthlm_py
 from rwthlm_py.errors import InputError
@@ -22,11 +22,6 @@ from rwthlm_py.errors import InputError
 RWTHLM = [sys.executable, "-c", "import sys; from rwthlm_py.cli import rwthlm_main; sys.exit(rwthlm_main())"]
 RWTHLM_PY = [sys.executable, "-m", "rwthlm_py"]
 NBEST = "0 0 4 the cat sees the\n0 0 4 the dog sees the\n"
-
-
-def call(command, *args, cwd):
-    result = subprocess.run([str(a) for a in [*command, *args]], cwd=cwd, capture_output=True, text=True, timeout=300)
-    return result.returncode, result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")

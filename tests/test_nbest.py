@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, run_cli
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.log_probs import interpolate_linear
@@ -23,9 +23,7 @@ ARPA_ONLY = ["--arpa", DATA / "toy.arpa", "--lambda", 0]
 
 
 def nbest_command(*args, cwd):
-    result = subprocess.run(RWTHLM_PY + ["nbest"] + [str(a) for a in args], cwd=cwd, capture_output=True,
-                            text=True, timeout=300)
-    return result.returncode, result.stdout, result.stderr
+    return run_cli(RWTHLM_PY, "nbest", *args, cwd=cwd)
 
 
 def assert_input_error(result, *fragments):

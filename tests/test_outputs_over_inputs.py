@@ -6,7 +6,7 @@ import os
 
 import pytest
 from conftest import HAND_LATTICE, RWTHLM, RWTHLM_PY, assert_one_line_error
-from conftest import run_command as call
+from conftest import run_cli as call
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import sys
 
 import numpy
 import pytest
+from conftest import run_cli
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.model.network import Network
@@ -203,10 +204,9 @@ def test_the_word_error_tally_sums_three_hypotheses_per_utterance():
 # -- ARPA interpolation in ppl -----------------------------------------------------------------------
 
 def ppl_command(*args, cwd):
-    result = subprocess.run(RWTHLM_PY + ["ppl"] + [str(a) for a in args], cwd=cwd, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    status, out, err = run_cli(RWTHLM_PY, "ppl", *args, cwd=cwd)
+    assert status == 0, err
+    return out
 
 
 def test_ppl_with_an_arpa_model(tmp_path, float64):

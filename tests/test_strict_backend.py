@@ -1,19 +1,20 @@
-"""Whole runs on the strict cupy double (tests/strict_cupy.py), against numpy: training with
-its schedule (momentum, clipping, rollback, model files, resuming), the wrapping modes,
-perplexity and n-best rescoring. Any host array that reaches device arithmetic, and any
-implicit conversion of a device array, fails these; the results must equal numpy's."""
+"""Whole runs on the strict cupy double (rwthlm_py/testing/strict_cupy.py), against numpy:
+training with its schedule (momentum, clipping, rollback, model files, resuming), the
+wrapping modes, perplexity and n-best rescoring. Any host array that reaches device
+arithmetic, and any implicit conversion of a device array, fails these; the results must
+equal numpy's."""
 
 import io
 import re
 
 import numpy
 import pytest
-from strict_cupy import strict_backend
 
 from rwthlm_py import commands
 from rwthlm_py.config import Options
 from rwthlm_py.output.reporting import Console
 from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.testing.strict_cupy import strict_backend
 
 NUMBER = re.compile(r"[-+]?\d+\.\d+(?:e[-+]?\d+)?")
 

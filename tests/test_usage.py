@@ -5,11 +5,10 @@ and why it stops."""
 
 import os
 import re
-import subprocess
 import sys
 
 import pytest
-from conftest import HAND_LATTICE, assert_one_line_error
+from conftest import HAND_LATTICE, assert_one_line_error, run_cli
 
 from rwthlm_py import __version__
 
@@ -21,9 +20,7 @@ TOY_TRAINING = ["--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8, "
 
 def call(command, *args, cwd):
     """(status, stdout, stderr); help is never wrapped, so that a flag stays in one piece."""
-    result = subprocess.run(command + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                            timeout=300, env={**os.environ, "COLUMNS": "1000"})
-    return result.returncode, result.stdout, result.stderr
+    return run_cli(command, *args, cwd=cwd, env={**os.environ, "COLUMNS": "1000"})
 
 
 def assert_usage_error(result, program, line):
@@ -148,14 +145,6 @@ def test_errors_of_the_command_line_come_before_any_file_is_read(toy, command, a
 
 
 # -- lattice --out -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def trained(toy):
-    status, _, err = call(RWTHLM_PY, "train", *TOY_TRAINING, "--learning-rate", 0.05, "--max-epoch", 1,
-                          "toy-i8-m8", cwd=toy)
-    assert status == 0, err
-    return toy
-
 
 def test_lattice_out_creates_missing_folders_and_refuses_a_file(trained):
     (trained / "x.lat").write_text(HAND_LATTICE)

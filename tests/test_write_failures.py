@@ -7,7 +7,6 @@ import json
 import os
 import pathlib
 import platform
-import resource
 import shutil
 import signal
 import struct
@@ -15,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HAND_LATTICE, assert_one_line_error, wait_for_line
+from conftest import HAND_LATTICE, assert_one_line_error, run_cli, wait_for_line
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
@@ -28,12 +27,7 @@ TRAINING = ["--train", "train.txt", "--dev", "dev.txt", "--batch-size", 8, "--se
 
 def call(*args, cwd, file_size_limit=None, stdout=subprocess.PIPE):
     """Runs rwthlm-py; with file_size_limit, no file it writes may grow past that many bytes."""
-    def limit_file_size():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
-
-    result = subprocess.run(RWTHLM_PY + [str(a) for a in args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE,
-                            text=True, timeout=300, preexec_fn=limit_file_size if file_size_limit else None)
-    return result.returncode, result.stdout, result.stderr
+    return run_cli(RWTHLM_PY, *args, cwd=cwd, file_size_limit=file_size_limit, stdout=stdout)
 
 
 def assert_write_failure(result, path):
@@ -43,13 +37,6 @@ def assert_write_failure(result, path):
 
 def litter(folder):
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.name.endswith(".tmp"))
-
-
-@pytest.fixture
-def trained(toy):
-    status, _, err = call("train", *TRAINING, "--max-epoch", 1, "toy-i8-m8", cwd=toy)
-    assert status == 0, err
-    return toy
 
 
 def test_a_model_that_cannot_be_saved_keeps_the_previous_one_and_its_backup(trained):

@@ -31,11 +31,12 @@ import numpy
 
 from rwthlm_py.kernels import KERNEL_NAMES, numpy_kernels
 from rwthlm_py.kernels.cuda import CudaKernels
+from rwthlm_py.runtime import backend as backend_module
 from rwthlm_py.runtime.backend import Backend, register_array_type
 
 _HERE = str(pathlib.Path(__file__).resolve())
 _NUMPY_DIR = str(pathlib.Path(numpy.__file__).resolve().parent)
-_BACKEND = str(pathlib.Path(__file__).resolve().parents[1] / "rwthlm_py" / "runtime" / "backend.py")
+_BACKEND = str(pathlib.Path(backend_module.__file__).resolve())
 HOST_MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # the double's "device" is the host
 
 IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. "
@@ -533,7 +534,7 @@ class StrictCupy(types.SimpleNamespace):
     # -- fused kernels ------------------------------------------------------------------------
 
     def RawModule(self, code, options=()):
-        """cupy.RawModule: here the CUDA source runs on the CPU (tests/cuda_on_cpu.py)."""
+        """cupy.RawModule: here the CUDA source runs on the CPU (cuda_on_cpu.py)."""
         return _RawModule(self, code)
 
     def emulate(self, body):
@@ -556,7 +557,7 @@ def _wrap_results(xp, result):
 
 class _RawModule:
     def __init__(self, xp, code):
-        import cuda_on_cpu
+        from rwthlm_py.testing import cuda_on_cpu
 
         self._xp, self._library, self._launch = xp, cuda_on_cpu.load(code), cuda_on_cpu.launch
 
@@ -589,7 +590,7 @@ register_array_type(StrictArray, lambda array: array._xp)
 def strict_backend(dtype="float32", cuda_kernels=False):
     """A Backend on a fresh StrictCupy (its counts are backend.xp.counts). Its fused kernels
     are the numpy bodies, each counted as one launch, or with cuda_kernels the CUDA kernels
-    through their real launcher, run on the CPU (tests/cuda_on_cpu.py)."""
+    through their real launcher, run on the CPU (cuda_on_cpu.py)."""
     xp = StrictCupy()
     if cuda_kernels:
         kernels = CudaKernels(xp, dtype)
