@@ -83,11 +83,12 @@ def time_step(library, hidden, batch_size):
         c, tanh_c, h = (numpy.empty((hidden, batch_size), numpy.float32) for _ in range(3))
         arguments = [ctypes.c_void_p(x.ctypes.data) for x in (a, w_x, c_prev, peepholes, c, tanh_c, h)]
 
+        # the step functions are called within this iteration only, on its own arrays
         def numpy_step():
-            lstm.lstm_forward_step(a, w_x, c_prev, peepholes, c, tanh_c, h, True)
+            lstm.lstm_forward_step(a, w_x, c_prev, peepholes, c, tanh_c, h, True)  # noqa: B023
 
         def c_step():
-            library.forward_step(*arguments, ctypes.c_long(hidden * batch_size))
+            library.forward_step(*arguments, ctypes.c_long(hidden * batch_size))  # noqa: B023
 
         step = numpy_step if body == "numpy" else c_step
         step()  # from the same start for both bodies; later steps run on the activations
@@ -95,7 +96,7 @@ def time_step(library, hidden, batch_size):
 
         def steps():
             for _ in range(CALLS):
-                step()
+                step()  # noqa: B023
 
         times[body] = best_time(steps, repeats=7) / CALLS
     difference = float(numpy.abs(outputs["numpy"] - outputs["c"]).max())

@@ -90,7 +90,8 @@ def parse_arguments():
     parser.add_argument("--batches", type=int, default=10, help="batches per timed repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-tests", action="store_true", help="only the speed figures")
-    parser.add_argument("--test-timeout", type=int, default=120, help="seconds for pytest -m gpu, and for the self-test")
+    parser.add_argument("--test-timeout", type=int, default=120,
+                        help="seconds for pytest -m gpu, and for the self-test")
     parser.add_argument("--pytorch", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--counts", action=argparse.BooleanOptionalAction, default=True,
                         help="count the launches of a batch on the strict double (needs g++)")

@@ -58,12 +58,13 @@ def main():
         steps = sum(result.network_steps for result in found)
         kept = [int(line.split("-> ")[1].split()[0]) for result in found for line in result.pruning_lines]
         results[name] = (seconds, [[lattice.links[k].word for k in result.best_links]
-                                   for (lattice, _, _), result in zip(prepared, found)])
+                                   for (lattice, _, _), result in zip(prepared, found, strict=True)])
         print(f"{name:32s}: {seconds:7.2f} s, {extended / seconds:9,.0f} hypotheses/s, {steps / seconds:8,.0f} "
               f"network steps/s ({steps:,} steps), {numpy.mean(kept):.0f} hypotheses kept per frame "
               f"(largest {max(kept)})")
     (batched, batched_best), (single, single_best) = results.values()
-    print(f"speed-up of batching: {single / batched:.1f}x; the same 1-best word sequences: {batched_best == single_best}")
+    print(f"speed-up of batching: {single / batched:.1f}x; "
+          f"the same 1-best word sequences: {batched_best == single_best}")
 
 
 def write_lattice(path, rng, vocab, seconds):
@@ -98,8 +99,9 @@ def write_lattice(path, rng, vocab, seconds):
     for node in range(final):
         if node not in has_outgoing:
             links.append((node, final, vocab.words[vocab.sb], -40.0 * (nodes[final][1] - nodes[node][1]), -1.0))
-    lines = [f"N={len(nodes)} L={len(links)}"] + [f"I={k} t={time_cs / 100:.2f}" for k, (_, time_cs) in enumerate(nodes)]
-    lines += [f"J={k} S={s} E={e} W={w} v=1 a={a:.2f} l={l:.3f}" for k, (s, e, w, a, l) in enumerate(links)]
+    lines = [f"N={len(nodes)} L={len(links)}"]
+    lines += [f"I={k} t={time_cs / 100:.2f}" for k, (_, time_cs) in enumerate(nodes)]
+    lines += [f"J={k} S={s} E={e} W={w} v=1 a={a:.2f} l={lm:.3f}" for k, (s, e, w, a, lm) in enumerate(links)]
     path.write_text("\n".join(lines) + "\n")
     return path
 

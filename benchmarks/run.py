@@ -9,8 +9,9 @@ prints words/s, the GFLOP/s the matrix products reached, and, where PyTorch is i
 PyTorch's nn.LSTM words/s on the same machine, measured in a separate process, and the
 ratio; a class output also gets its speed over our full softmax in the same run. With
 `--dropout P` (and `--variational-dropout`) a training case is also timed with dropout,
-in turns with the plain one, and its cost in per cent is printed. numpy's
-own sgemm GFLOP/s on the output layer's shape is printed first as the machine's yardstick. Timings are the fastest of several repeats. Nothing here is a test.
+in turns with the plain one, and its cost in per cent is printed. numpy's own sgemm
+GFLOP/s on the output layer's shape is printed first as the machine's yardstick. Timings
+are the fastest of several repeats. Nothing here is a test.
 
 Where OPENBLAS_CORETYPE makes OpenBLAS use slower kernels than the CPU has (Haswell's on a
 CPU with AVX-512), the suite then runs again in a child process with the CPU's best
@@ -111,7 +112,9 @@ def run_case(case, args):
     optimizer = Sgd(network)
     batches = synthetic_batches(vocab, case["batch"], case["seq"], args.batches)
     if case["mode"] == "train":
-        def work(schedule=Schedule()):
+        schedule = Schedule()
+
+        def work():
             for number, batch in enumerate(batches, start=1):
                 train_batch(network, optimizer, batch, None, 1e-4,
                             dropout=schedule.dropout_masks(backend, 0, number))
@@ -244,7 +247,8 @@ def format_record(record):
     if "dropout_words_per_s" in record:
         cost = 100.0 * (record["words_per_s"] / record["dropout_words_per_s"] - 1.0)
         kind = "variational " if record["variational_dropout"] else ""
-        line += f" | {kind}dropout {record['dropout']:g}: {record['dropout_words_per_s']:,.0f} words/s, +{cost:.1f}% time"
+        line += (f" | {kind}dropout {record['dropout']:g}: {record['dropout_words_per_s']:,.0f} words/s, "
+                 f"+{cost:.1f}% time")
     return line
 
 

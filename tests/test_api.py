@@ -64,7 +64,7 @@ def test_sentence_log_probs_are_the_scores_of_rwthlm_py_nbest(models):
                for line in (models / "out" / "s.nbest").read_text().splitlines()}
     lm = rwthlm_py.load(models / "t-i8-m8", backend="numpy", dtype="float64")
     scores = lm.sentence_log_probs(sentences)
-    for sentence, score in zip(sentences, scores):
+    for sentence, score in zip(sentences, scores, strict=True):
         assert score.log10_prob == pytest.approx(written[sentence], rel=1e-6)  # nbest writes 7 digits
         assert score.words == sentence.split() and len(score.word_log_probs) == len(score.words) + 1
         assert isinstance(score.word_log_probs, numpy.ndarray) and score.word_log_probs.dtype == numpy.float64

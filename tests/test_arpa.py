@@ -160,7 +160,7 @@ def write_backoff_bigram(path, sentences, discount=0.5):
     for words in sentences:
         tokens = ["<s>"] + words + ["</s>"]
         unigrams.update(tokens[1:])
-        bigrams.update(zip(tokens[:-1], tokens[1:]))
+        bigrams.update(zip(tokens[:-1], tokens[1:], strict=True))
     total = sum(unigrams.values())
     p1 = {word: count / total for word, count in unigrams.items()}
     history_count = Counter()

@@ -33,7 +33,7 @@ def test_row_blocks_cover_every_row_in_order():
     backend = get_backend("numpy")
     results = backend.for_row_blocks(lambda start, stop: (start, stop), 100_000, 4 * 10_000)
     assert results[0][0] == 0 and results[-1][1] == 100_000
-    assert all(a[1] == b[0] for a, b in zip(results, results[1:]))
+    assert all(a[1] == b[0] for a, b in zip(results, results[1:], strict=True))
 
 
 @pytest.mark.parametrize("shape", [(7,), (7, 3)])

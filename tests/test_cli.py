@@ -64,7 +64,7 @@ def test_verbose_lines_do_not_depend_on_batch_size(trained):
                          "--batch-size", batch_size, "toy-i8-m8", cwd=trained)
         outputs.append([line.split() for line in out.splitlines() if line.startswith("\tp( ")])
     assert len(outputs[0]) == len(outputs[1]) > 100
-    for one, seven in zip(*outputs):
+    for one, seven in zip(*outputs, strict=True):
         # the same word in the same place; the numbers agree to float32 rounding
         assert one[1] == seven[1]
         assert float(one[7]) == pytest.approx(float(seven[7]), rel=1e-5, abs=2e-8)
@@ -250,9 +250,10 @@ def test_texts_without_words_are_refused_before_any_work(trained):
     text printed nan."""
     (trained / "empty.txt").write_text("")
     (trained / "blank.txt").write_text("\n\n")
-    for args, message in ((["--train", "train.txt", "--dev", "empty.txt"], "empty.txt: the development text has no words"),
-                          (["--train", "blank.txt", "--dev", "dev.txt"], "blank.txt: the training text has no words"),
-                          (["--ppl", "blank.txt"], "blank.txt: the --ppl text has no words")):
+    cases = ((["--train", "train.txt", "--dev", "empty.txt"], "empty.txt: the development text has no words"),
+             (["--train", "blank.txt", "--dev", "dev.txt"], "blank.txt: the training text has no words"),
+             (["--ppl", "blank.txt"], "blank.txt: the --ppl text has no words"))
+    for args, message in cases:
         result = call(RWTHLM, *args, "--vocab", "vocab", "--max-epoch", 0, "toy-i8-m8", cwd=trained)
         assert_one_line_error(result, "rwthlm", message)
 

@@ -16,7 +16,7 @@ def brute_objective(stream, classes, num_classes):
     """J = sum f(N(g,h)) - sum f(P(g)) - sum f(S(h)) counted directly from the stream."""
     f = lambda x: x * numpy.log(numpy.maximum(x, 1.0))  # noqa: E731
     N = numpy.zeros((num_classes, num_classes))
-    for v, w in zip(stream[:-1], stream[1:]):
+    for v, w in zip(stream[:-1], stream[1:], strict=True):
         N[classes[v], classes[w]] += 1
     return f(N).sum() - f(N.sum(axis=1)).sum() - f(N.sum(axis=0)).sum()
 
@@ -32,7 +32,7 @@ def random_case(seed, words=12, classes=4, length=300):
 def test_bigram_counts():
     bigrams = count_bigrams([0, 1, 1, 2, 0, 1], 3)
     assert bigrams.self_counts.tolist() == [0, 1, 0]
-    successors = {w: dict(zip(*map(list, bigrams.successors[w]))) for w in range(3)}
+    successors = {w: dict(zip(*map(list, bigrams.successors[w]), strict=True)) for w in range(3)}
     assert successors == {0: {1: 2}, 1: {2: 1}, 2: {0: 1}}
     assert bigrams.as_predecessor.tolist() == [2, 2, 1]
     assert bigrams.as_successor.tolist() == [1, 3, 1]
@@ -60,7 +60,7 @@ def test_exchange_raises_the_likelihood_and_is_deterministic():
     found = exchange_classes(stream, words, C, initial, seed=3, max_iterations=10,
                              report=lambda *values: reports.append(values))
     perplexities = [report[2] for report in reports]
-    assert all(a >= b - 1e-9 for a, b in zip(perplexities, perplexities[1:]))
+    assert all(a >= b - 1e-9 for a, b in zip(perplexities, perplexities[1:], strict=True))
     assert perplexities[-1] < perplexities[0]
     assert brute_objective(stream, found, C) > brute_objective(stream, initial, C)
     assert numpy.bincount(found, minlength=C).min() >= 1

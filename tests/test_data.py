@@ -29,7 +29,7 @@ def spell(vocab, corpus, sequences):
     name = {i: ("s" if w == "<sb>" else w) for i, w in enumerate(vocab.words)}
     context = numpy.concatenate([[corpus.sb], corpus.stream])
     return [name[context[f]] + "|" + " ".join(name[t] for t in corpus.stream[f:e])
-            for f, e in zip(sequences.first, sequences.end)]
+            for f, e in zip(sequences.first, sequences.end, strict=True)]
 
 
 def test_stream_has_a_boundary_after_every_line(vocab, corpus):

@@ -17,7 +17,8 @@ def accented(sentences):
 
 def test_a_latin1_corpus_trains_scores_and_writes_latin1(tmp_path):
     for name, count, seed in (("train", 300, 1), ("dev", 40, 2)):
-        (tmp_path / f"{name}.txt").write_bytes(("\n".join(accented(toy_sentences(count, seed))) + "\n").encode("latin-1"))
+        text = "\n".join(accented(toy_sentences(count, seed))) + "\n"
+        (tmp_path / f"{name}.txt").write_bytes(text.encode("latin-1"))
     assert "ca\u00f1a" in (tmp_path / "train.txt").read_bytes().decode("latin-1")
 
     result = run(RWTHLM_PY, "train", "--train", "train.txt", "--dev", "dev.txt", "--encoding", "latin-1",
@@ -47,7 +48,8 @@ def test_references_noise_words_and_lattices_are_read_in_the_encoding(tmp_path):
     """An n-best list with Latin-1 noise words and references, and a Latin-1 lattice: read
     as UTF-8 each would be refused, so each is read in the --encoding."""
     for name, count, seed in (("train", 300, 1), ("dev", 40, 2)):
-        (tmp_path / f"{name}.txt").write_bytes(("\n".join(accented(toy_sentences(count, seed))) + "\n").encode("latin-1"))
+        text = "\n".join(accented(toy_sentences(count, seed))) + "\n"
+        (tmp_path / f"{name}.txt").write_bytes(text.encode("latin-1"))
     result = run(RWTHLM_PY, "train", "--train", "train.txt", "--dev", "dev.txt", "--encoding", "latin-1",
                  "--learning-rate", 0.05, "--max-epoch", 1, "t-i4-m4", cwd=tmp_path)
     assert result[0] == 0, result[2]

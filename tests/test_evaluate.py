@@ -99,7 +99,7 @@ def test_verbose_line_format(network, class_vocab):
     lines = list(verbose_lines(scores, corpus, class_vocab))
     assert len(lines) == scores.num_targets
     pattern = re.compile(r"^\tp\( (\S+) \| \.\.\. \) \t = \[1gram\] (\d+\.\d{8}) \[ (-?\d+\.\d{5}) \]$")
-    for line, position in zip(lines, range(len(corpus.stream))):
+    for line, position in zip(lines, range(len(corpus.stream)), strict=True):
         match = pattern.match(line)
         assert match, line
         assert match.group(1) == class_vocab.words[corpus.stream[position]]

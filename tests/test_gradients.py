@@ -162,7 +162,7 @@ def _assert_states_equal(a, b):
         return
     if isinstance(a, tuple):
         assert len(a) == len(b)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             _assert_states_equal(x, y)
         return
     assert numpy.allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -121,7 +121,8 @@ def test_nodes_and_links_in_any_order_of_their_ids(tmp_path):
     shuffled = read_lattice(write(tmp_path, "N=3 L=2\nI=2 t=2 W=b\nI=0 t=0\nJ=1 S=1 E=2\nI=1 t=1 W=a\nJ=0 S=0 E=1\n"))
     for lattice in (ordered, shuffled):
         assert [(node.id, node.time, node.word) for node in lattice.nodes] == [(0, 0, None), (1, 1, "a"), (2, 2, "b")]
-        assert [(link.id, link.start, link.end, link.word) for link in lattice.links] == [(0, 0, 1, "a"), (1, 1, 2, "b")]
+        links = [(link.id, link.start, link.end, link.word) for link in lattice.links]
+        assert links == [(0, 0, 1, "a"), (1, 1, 2, "b")]
 
 
 def test_a_truncated_gzip_lattice_names_the_last_line_read(tmp_path):

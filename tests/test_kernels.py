@@ -121,18 +121,24 @@ def test_the_cuda_kernels_match_the_numpy_bodies(cuda_backend, dtype, with_state
     step = slice(B, 2 * B)
 
     outputs = {}
-    for name, run in (("numpy", lambda arrays: arrays), ("cuda", lambda arrays: [xp.asarray(a) if a is not None else None for a in arrays])):
+    def on_device(arrays):
+        return [xp.asarray(a) if a is not None else None for a in arrays]
+
+    for name, run in (("numpy", lambda arrays: arrays), ("cuda", on_device)):
         module = kernels if name == "numpy" else cuda
         a, w, cp, pp = run([recurrent.copy(), w_x, c_prev, p])
         c, tanh_c, h = run([numpy.empty((H, B), dtype) for _ in range(3)])
         module.lstm_forward_step(a, w[:, step], cp, module.lstm_peepholes(pp, B, T), c, tanh_c, h, with_state)
         A, C, tanh_C = (x[None].repeat(2, axis=0) if name == "numpy" else xp.stack([x, x]) for x in (a, c, tanh_c))
         factors = module.lstm_backward_factors(A, C, tanh_C, cp, pp)
-        e_h, dc = run([rng.normal(size=(H, B)).astype(dtype) for _ in range(2)]) if name == "numpy" else run(outputs["numpy"]["inputs"])
+        if name == "numpy":
+            e_h, dc = run([rng.normal(size=(H, B)).astype(dtype) for _ in range(2)])
+        else:
+            e_h, dc = run(outputs["numpy"]["inputs"])
         da, dc_out = run([numpy.empty((4, H, B), dtype), numpy.empty((H, B), dtype)])
         module.lstm_backward_step(e_h, dc, *(factor[1] for factor in factors), da, dc_out)
         outputs[name] = {"inputs": [e_h, dc], "values": [a, c, tanh_c, h, *factors, da, dc_out]}
-    for expected, got in zip(outputs["numpy"]["values"], outputs["cuda"]["values"]):
+    for expected, got in zip(outputs["numpy"]["values"], outputs["cuda"]["values"], strict=True):
         numpy.testing.assert_allclose(got.get(), expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
 
@@ -150,9 +156,10 @@ def test_a_network_on_the_cuda_kernels_equals_numpy(cuda_backend, class_vocab, s
         network.zero_grads()
         logp, final, d_initial = network.accumulate_gradients(batch, state)
         to_numpy = network.backend.to_numpy
-        results[name] = ([to_numpy(logp)] + [to_numpy(part) for layer in final if layer for part in layer if part is not None]
+        results[name] = ([to_numpy(logp)]
+                         + [to_numpy(part) for layer in final if layer for part in layer if part is not None]
                          + [to_numpy(part) for layer in d_initial if layer for part in layer if part is not None]
                          + [to_numpy(network.dense_grads()[n]) for n in sorted(network.named_params())])
     assert len(results["cuda"]) == len(results["numpy"])
-    for expected, got in zip(results["numpy"], results["cuda"]):
+    for expected, got in zip(results["numpy"], results["cuda"], strict=True):
         numpy.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)

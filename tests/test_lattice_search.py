@@ -66,7 +66,7 @@ def random_lattice(tmp_path, vocab, seed, layers=4, width=3):
     for source in range(firsts[-2], firsts[-1]):
         link(source, final, vocab.words[vocab.sb], round(float(-rng.uniform(0.1, 2)), 2))
     lines = [f"N={final + 1} L={len(links)}"] + [f"I={node} t={time:.2f}" for node, time in enumerate(times)]
-    lines += [f"J={k} S={s} E={e} W={w} v=1 a={a} l={l}" for k, (s, e, w, a, l) in enumerate(links)]
+    lines += [f"J={k} S={s} E={e} W={w} v=1 a={a} l={lm}" for k, (s, e, w, a, lm) in enumerate(links)]
     path = tmp_path / f"random{seed}.lat"
     path.write_text("\n".join(lines) + "\n")
     return read_lattice(path)
@@ -101,7 +101,7 @@ def path_cost(network, lattice, path, words, options):
     """A path's cost by the formula of lattice_search's docstring, written out again."""
     scored = [link_id for link_id in path if lattice.links[link_id].lm != 0]
     nn = sentence_log_probs(network, [words[k] for k in scored]) if scored else []
-    nn_of = dict(zip(scored, nn))
+    nn_of = dict(zip(scored, nn, strict=True))
     cost = 0.0
     for link_id in path:
         link = lattice.links[link_id]
@@ -207,7 +207,7 @@ def test_recombination_keeps_one_hypothesis_per_word_history(tmp_path, network):
              for order in (1, 2)}
     assert lines[1][1] == "t=20 #hyps/#nodes: 2/1 (min: 2, max: 2) -> 1 (min: 1, max: 1)"
     assert lines[2][1] == "t=20 #hyps/#nodes: 2/1 (min: 2, max: 2) -> 2 (min: 2, max: 2)"
-    assert all(itertools.starmap(lambda a, b: a.startswith(b[:5]), zip(lines[1], lines[2])))
+    assert all(itertools.starmap(lambda a, b: a.startswith(b[:5]), zip(lines[1], lines[2], strict=True)))
 
 
 @pytest.mark.parametrize("words", [["w1", "w5", "w2"], ["w3"], ["w8", "w8", "w0", "w4", "w6"]])

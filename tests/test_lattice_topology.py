@@ -43,7 +43,8 @@ BROKEN = [
     ([0, 0.2, 0.1], [(0, 1), (1, 2)], 6, "link 1 goes back in time (from node 1 at t=0.2 to node 2 at t=0.1)"),
     ([0, 0.1, 0.1, 0.2], [(0, 1), (1, 2), (2, 1), (2, 3)], 8, "link 2 closes a cycle"),
     ([0, 0.1, 0.2, 0.1], [(0, 1), (1, 2), (3, 2)], 5, "node 3 cannot be reached from node 0"),
-    ([0, 0.1, 0.2], [(0, 1), (0, 2)], None, "one final node (without outgoing links), it has 2: 1 (line 3), 2 (line 4)"),
+    ([0, 0.1, 0.2], [(0, 1), (0, 2)], None,
+     "one final node (without outgoing links), it has 2: 1 (line 3), 2 (line 4)"),
 ]
 
 

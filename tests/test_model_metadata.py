@@ -40,8 +40,8 @@ def folder(tmp_path_factory):
 
 def vocabulary_sha256(words, classes):
     """Vocabulary.fingerprint, spelt out: sha256 of `word TAB class NEWLINE` per word."""
-    return hashlib.sha256("".join(f"{w}\t{c}\n" for w, c in zip(words, classes)).encode("utf-8", "surrogatepass")
-                          ).hexdigest()
+    lines = "".join(f"{w}\t{c}\n" for w, c in zip(words, classes, strict=True))
+    return hashlib.sha256(lines.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def with_meta(folder, name, change=None, raw=None, rehash=True):

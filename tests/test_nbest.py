@@ -341,7 +341,8 @@ def test_kaldi_cost_files_that_do_not_line_up(tmp_path):
                           "ac:2:", "key 'u-9' is not in the n-best text")
     assert_input_error(rescore_kaldi_files(tmp_path, "u-1 a\n", "u-1 1\n", "u-1 1 2\n"), "lm:1:", "expected `key cost`")
     assert_input_error(rescore_kaldi_files(tmp_path, "u1 a\n", "u1 1\n", "u1 1\n"), "text:1:", "is not `<utt-id>-<n>`")
-    assert_input_error(rescore_kaldi_files(tmp_path, "u-1 a\nu-1 b\n", "u-1 1\n", "u-1 1\n"), "text:2:", "appears twice")
+    twice = rescore_kaldi_files(tmp_path, "u-1 a\nu-1 b\n", "u-1 1\n", "u-1 1\n")
+    assert_input_error(twice, "text:2:", "appears twice")
 
 
 def test_other_bad_input(tmp_path):

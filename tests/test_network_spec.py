@@ -19,7 +19,7 @@ VALID = [
 @pytest.mark.parametrize("text, layers", VALID)
 def test_valid_network_strings(text, layers):
     spec = parse_network(text)
-    got = [(l.kind, l.size, l.order, l.activation, l.recurrent) for l in spec.layers]
+    got = [(layer.kind, layer.size, layer.order, layer.activation, layer.recurrent) for layer in spec.layers]
     assert got == layers
 
 

@@ -30,7 +30,7 @@ def test_stepping_histories_word_by_word_equals_scoring_whole_sentences(class_vo
     for t in range(steps):
         active = [k for k, words in enumerate(sentences) if t <= len(words)]
         columns, targets = [], []
-        for column, k in enumerate(active):
+        for column in range(len(active)):
             columns += [column] * len(class_vocab)
             targets += list(range(len(class_vocab)))
         step_state = None if state is None else select_state(state, numpy.array(active))

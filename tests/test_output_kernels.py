@@ -97,7 +97,7 @@ def run_words(kernels, to_device, to_host, groups, case, dtype):
                         buffer)
     kernels.word_softmax_pick(buffer, table, target_index, logp, totals)
     columns = column_values(groups, to_host(buffer))
-    probabilities = numpy.concatenate([column / total for column, total in zip(columns, to_host(totals))])
+    probabilities = numpy.concatenate([column / total for column, total in zip(columns, to_host(totals), strict=True)])
     result = {"logp": to_host(logp), "probabilities": probabilities}
     kernels.word_logit_gradient(buffer, table, target_index, totals, to_device(case["g"]))
     result["E"] = numpy.concatenate(column_values(groups, to_host(buffer)))
@@ -118,7 +118,7 @@ def dtype_scalar(dtype, value):
 def column_values(groups, buffer):
     """Each position's column of its group's block, as a list of arrays (in sorted order)."""
     columns = []
-    for offset, first, count, _, width, _ in groups.table.tolist():
+    for offset, _, count, _, width, _ in groups.table.tolist():
         block = buffer[offset:offset + count * width].reshape(width, count)
         columns += [block[:, j] for j in range(count)]
     return columns
@@ -132,7 +132,8 @@ def word_equations(vocab, groups, targets, case):
     db, dW = numpy.zeros_like(bias), numpy.zeros_like(weights)
     for m, n in enumerate(groups.positions):
         word_class = vocab.word_class[targets[n]]
-        rows = slice(vocab.class_start[word_class] - S, vocab.class_start[word_class] - S + vocab.class_size[word_class])
+        first = vocab.class_start[word_class] - S
+        rows = slice(first, first + vocab.class_size[word_class])
         log_p = log_softmax(weights[rows] @ h[n] + bias[rows])
         within = targets[n] - vocab.class_start[word_class]
         error = -g[m] * numpy.exp(log_p)
@@ -191,12 +192,12 @@ def run_optimizer(kernels, to_device, to_host, dtype, rate_on_device):
 
 def test_the_optimizer_bodies_follow_the_equations():
     params, gradients, buffers = optimizer_case("float64")
-    velocities = [None if m is None else m - 0.25 * g for m, g in zip(buffers, gradients)]
+    velocities = [None if m is None else m - 0.25 * g for m, g in zip(buffers, gradients, strict=True)]
     expected = ([sum((g ** 2).sum() for g in gradients)]
-                + [w - 0.25 * g if v is None else w + v for w, g, v in zip(params, gradients, velocities)]
+                + [w - 0.25 * g if v is None else w + v for w, g, v in zip(params, gradients, velocities, strict=True)]
                 + [0.5 * v for v in velocities if v is not None])
     got = run_optimizer(numpy_kernels(), lambda a: a.copy(), numpy.asarray, "float64", False)
-    for value, want in zip(got, expected):
+    for value, want in zip(got, expected, strict=True):
         numpy.testing.assert_allclose(value, want, rtol=1e-12, atol=1e-14)
 
 
@@ -206,5 +207,5 @@ def test_the_optimizer_kernels_match_the_bodies(cuda_backend, dtype, rate_on_dev
     results = {name: run_optimizer(kernels, to_device, to_host, dtype, rate_on_device)
                for name, kernels, to_device, to_host in on_host_and_cuda(cuda_backend(dtype))}
     assert len(results["cuda"]) == 6
-    for value, expected in zip(results["cuda"], results["numpy"]):
+    for value, expected in zip(results["cuda"], results["numpy"], strict=True):
         numpy.testing.assert_allclose(value, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])

@@ -67,7 +67,7 @@ def test_a_hypothesis_score_is_its_perplexity_sum_exactly(network_and_sentences,
     network, sentences = network_and_sentences
     expected = perplexity_token_log_probs(network, sentences, tmp_path)
     scored = score_sentences(network, sentences, batch_size=1, share_prefixes=False)
-    for got, want in zip(scored, expected):
+    for got, want in zip(scored, expected, strict=True):
         assert numpy.array_equal(got, want)
         assert sentence_log_prob(got) == math.fsum(want.tolist())
 
@@ -81,7 +81,7 @@ def test_scores_and_ranking_do_not_depend_on_batching_or_sharing(network_and_sen
     network, sentences = network_and_sentences
     expected = perplexity_token_log_probs(network, sentences, tmp_path)
     scored = score_sentences(network, sentences, batch_size, share_prefixes=share)
-    for got, want in zip(scored, expected):
+    for got, want in zip(scored, expected, strict=True):
         numpy.testing.assert_allclose(got, want, rtol=2e-6, atol=2e-6)
     totals = numpy.asarray([sentence_log_prob(s) for s in scored])
     reference = numpy.asarray([math.fsum(e.tolist()) for e in expected])
@@ -121,7 +121,7 @@ def test_prefix_sharing_computes_each_shared_prefix_once(float64):
         counting = CountingProgress()
         shared = score_sentences(network, sentences, batch_size, share_prefixes=True, progress=counting)
         assert counting.targets == 4 + 2 + 2 + 2
-        for a, b in zip(shared, single):
+        for a, b in zip(shared, single, strict=True):
             numpy.testing.assert_allclose(a, b, rtol=1e-12)
 
 
@@ -135,7 +135,7 @@ def test_prefix_tree_of_the_docstring_example():
     assert tree.parent.tolist() == [-1, 0, 1, 2, 1, 4, 4, 6]
     shared = numpy.flatnonzero(~tree.in_tail).tolist()
     assert [tree.target[n] for n in shared] == [a, b, d]
-    tails = [tree.target[first:end].tolist() for first, end in zip(tree.tail_first, tree.tail_end)]
+    tails = [tree.target[first:end].tolist() for first, end in zip(tree.tail_first, tree.tail_end, strict=True)]
     assert tails == [[c, sb], [sb], [e, sb]]
     assert tree.tail_parent.tolist() == [1, 4, 4]
     assert [ids.tolist() for ids in tree.nodes_of_sentences()] == [[0, 1, 2, 3], [0, 1, 4, 5], [0, 1, 4, 6, 7]]
@@ -174,7 +174,7 @@ def test_word_errors_equal_srilms_on_random_pairs():
     for _ in range(200):
         reference = list(rng.choice(list("abcd"), rng.integers(0, 9)))
         hypotheses = [list(rng.choice(list("abcde"), rng.integers(0, 10))) for _ in range(6)]
-        for hypothesis, counts in zip(hypotheses, align_counts(reference, hypotheses)):
+        for hypothesis, counts in zip(hypotheses, align_counts(reference, hypotheses), strict=True):
             assert (counts.substitutions, counts.deletions, counts.insertions) == \
                 srilm_word_error(reference, hypothesis)
             assert counts.reference_words == len(reference)
@@ -228,7 +228,7 @@ def test_ppl_with_an_arpa_model(tmp_path, float64):
     nn = [float(line.split("[")[-1].split("]")[0]) for line in plain.splitlines() if line.startswith("\tp(")]
     arpa = [-0.1, -0.3, -1.3, -0.69897, -0.1, -0.4, -0.25]
     mixed = ppl_command("--ppl", "test.txt", "--arpa", DATA / "toy.arpa", "--lambda", 0.3, "toy-i6-m6", cwd=tmp_path)
-    expected = math.exp(-sum(math.log(0.3 * 10 ** a + 0.7 * 10 ** b) for a, b in zip(nn, arpa)) / 7)
+    expected = math.exp(-sum(math.log(0.3 * 10 ** a + 0.7 * 10 ** b) for a, b in zip(nn, arpa, strict=True)) / 7)
     assert float(mixed.splitlines()[-1]) == pytest.approx(expected, rel=1e-4)  # nn read with 5 decimals
 
 

@@ -95,7 +95,11 @@ def test_sentences_are_drawn_a_bounded_group_at_a_time(class_vocab, monkeypatch)
     network = toy_network(class_vocab, scale=1.0)
     widths = []
     draw = sampling._draw_group
-    monkeypatch.setattr(sampling, "_draw_group", lambda net, count, *rest: widths.append(count) or draw(net, count, *rest))
+    def recorded(net, count, *rest):
+        widths.append(count)
+        return draw(net, count, *rest)
+
+    monkeypatch.setattr(sampling, "_draw_group", recorded)
     monkeypatch.setattr(sampling, "MAX_GROUP", 4)
     sentences = list(sample_sentences(network, 10, seed=9))
     assert widths == [4, 4, 2] and len(sentences) == 10

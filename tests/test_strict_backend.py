@@ -72,7 +72,7 @@ def test_training_and_perplexity_equal_numpys(toy, changes):
         assert "rolled back" in outputs["numpy"][0] + outputs["numpy"][1]
     # momentum 0.9 over three epochs and a rollback carries rounding differences further
     rtol = 1e-6 if "momentum" in changes else 1e-9
-    for numpy_out, strict_out in zip(outputs["numpy"], outputs["strict"]):
+    for numpy_out, strict_out in zip(outputs["numpy"], outputs["strict"], strict=True):
         assert_same_run(numpy_out, strict_out, rtol)
 
 

@@ -88,4 +88,5 @@ def test_the_command_line_trains_tied_and_refuses_tying_a_model_built_untied(toy
     refused = train("--tie-weights", "--max-epoch", "2", "plain-i8-m8")
     assert refused.returncode == 1 and "the model was built without tied weights" in refused.stderr
     mismatched = train("--tie-weights", "other-i8-m6")
-    assert mismatched.returncode == 1 and "projection's size (8) equal to the last hidden layer's (6)" in mismatched.stderr
+    assert mismatched.returncode == 1
+    assert "projection's size (8) equal to the last hidden layer's (6)" in mismatched.stderr

@@ -155,7 +155,7 @@ def test_automatic_learning_rate(toy):
     status, out = run(options, toy / "toy-i8-m8")
     assert status == 0
     assert "Determining initial learning rate ..." in out
-    line = [l for l in out.splitlines() if l.startswith("initial learning rate: ")][0]
+    line = [text for text in out.splitlines() if text.startswith("initial learning rate: ")][0]
     rate = float(line.split(": ")[1])
     assert 1e-4 < rate <= 10
     assert read_model(toy / "toy-i8-m8").training_state.learning_rate == pytest.approx(rate, rel=1e-2)
@@ -181,7 +181,7 @@ def test_resuming_continues_the_epoch_count_and_keeps_the_rate(toy):
 
 def test_feedforward_training_of_an_ngram_network(toy):
     status, out = run(toy_options(toy, feedforward=True, max_epoch=2, learning_rate=0.05), toy / "toy-36-l16")
-    dev = [float(l.split("=")[1].split(",")[0]) for l in out.splitlines() if l.startswith("development")]
+    dev = [float(text.split("=")[1].split(",")[0]) for text in out.splitlines() if text.startswith("development")]
     assert status == 0 and dev[-1] < 6.0
 
 

@@ -8,7 +8,6 @@ import os
 import pathlib
 import platform
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -204,8 +203,8 @@ def test_a_lattice_output_that_cannot_be_written_ends_the_run(trained):
     for name in ("a.lat", "b.lat"):
         (trained / name).write_text(HAND_LATTICE)
     (trained / "out").mkdir()
-    result = call("lattice", "--lambda", 1, "--pruning-threshold", 100, "--set-sb-last", "--out", "out", "a.lat", "b.lat",
-                  "toy-i8-m8", cwd=trained, file_size_limit=64)
+    result = call("lattice", "--lambda", 1, "--pruning-threshold", 100, "--set-sb-last", "--out", "out",
+                  "a.lat", "b.lat", "toy-i8-m8", cwd=trained, file_size_limit=64)
     assert_write_failure(result, "out/a.lat.rescored")
     assert "b.lat" not in result[1] + result[2]
     assert list((trained / "out").iterdir()) == []
