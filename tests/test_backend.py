@@ -1,5 +1,7 @@
 """The backend: chosen once, numpy always there, cupy the same code where a GPU exists."""
 
+import itertools
+
 import numpy
 import pytest
 from conftest import BACKENDS, make_backend
@@ -33,7 +35,7 @@ def test_row_blocks_cover_every_row_in_order():
     backend = get_backend("numpy")
     results = backend.for_row_blocks(lambda start, stop: (start, stop), 100_000, 4 * 10_000)
     assert results[0][0] == 0 and results[-1][1] == 100_000
-    assert all(a[1] == b[0] for a, b in zip(results, results[1:], strict=True))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(results))
 
 
 @pytest.mark.parametrize("shape", [(7,), (7, 3)])

@@ -1,5 +1,7 @@
 """Word classes: the exchange algorithm's bookkeeping against brute force, and its result."""
 
+import itertools
+
 import numpy
 import pytest
 
@@ -60,7 +62,7 @@ def test_exchange_raises_the_likelihood_and_is_deterministic():
     found = exchange_classes(stream, words, C, initial, seed=3, max_iterations=10,
                              report=lambda *values: reports.append(values))
     perplexities = [report[2] for report in reports]
-    assert all(a >= b - 1e-9 for a, b in zip(perplexities, perplexities[1:], strict=True))
+    assert all(a >= b - 1e-9 for a, b in itertools.pairwise(perplexities))
     assert perplexities[-1] < perplexities[0]
     assert brute_objective(stream, found, C) > brute_objective(stream, initial, C)
     assert numpy.bincount(found, minlength=C).min() >= 1
