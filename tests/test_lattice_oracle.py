@@ -3,10 +3,11 @@ distance, and the word error rates of `rwthlm-py lattice --refs`."""
 
 import numpy
 import pytest
+from conftest import HAND_LATTICE
 from test_lattice_search import all_paths, random_lattice
 
-from rwthlm_py.rescoring.htk_lattice import EPSILON
-from rwthlm_py.rescoring.lattice_oracle import oracle_words
+from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice
+from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.text.vocabulary import remap
 
@@ -37,3 +38,20 @@ def test_the_oracle_has_the_fewest_errors_of_all_paths(tmp_path, seed):
     assert edit_distance(reference, words) == fewest
     assert any([w for w in (counted(lattice.links[k]) for k in path) if w] == words
                for path in all_paths(lattice, topology))
+
+
+def hand_lattice(tmp_path):
+    (tmp_path / "hand.lat").write_text(HAND_LATTICE)
+    lattice = read_lattice(tmp_path / "hand.lat")
+    return lattice, lattice_topology(lattice)
+
+
+def test_the_lattices_own_best_path_pays_the_word_penalty_only_on_lm_scored_links(tmp_path):
+    """The hand lattice (tests/test_lattice_outputs.py): the dog !NULL sees </s> costs 65.5
+    and the dog feeds </s> 69, both with four LM-scored links; a word penalty of -4 on the
+    !NULL link too would make them 85.5 and 85."""
+    lattice, topology = hand_lattice(tmp_path)
+    best = viterbi_links(lattice, topology, word_penalty=-4.0)
+    assert [lattice.links[k].word for k in best] == ["the", "dog", "!NULL", "sees", "</s>"]
+    scaled = viterbi_links(lattice, topology, acoustic_scale=0.1)  # 0.1 a + l: the cat feeds 11.0 is the least
+    assert [lattice.links[k].word for k in scaled] == ["the", "cat", "feeds", "</s>"]

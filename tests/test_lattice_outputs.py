@@ -141,3 +141,19 @@ def test_the_n_best_distinct_word_sequences_as_an_srilm_list(tmp_path):
                 (-65.0, -4.5, "the cat feeds")]
     assert lines == [f"{a / ln10:.7g} {lm / ln10:.7g} 3 {words}" for a, lm, words in expected]
     assert [h.words for h in read_srilm_list(tmp_path / "hand.lat.nbest").hypotheses][0] == ["the", "dog", "sees"]
+
+
+def test_the_n_best_paths_are_ranked_with_the_acoustic_scale(tmp_path):
+    """With --acoustic-scale 0.1 the hand lattice's paths cost 0.1 a + l: the cat feeds 11.0,
+    the cat sees 11.1, the dog feeds 11.4, the dog sees 11.5."""
+    from rwthlm_py.rescoring.nbest import read_srilm_list
+
+    vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees", "feeds"])], "<sb>")
+    network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
+    (tmp_path / "hand.lat").write_text(LATTICE)
+    console = Console(out=io.StringIO(), err=io.StringIO())
+    options = Options(lam=0.0, pruning_threshold=0.0, dp_order=1, set_sb_last=True, nbest_size=10,
+                      acoustic_scale=0.1)
+    assert rescore_lattices(network, [str(tmp_path / "hand.lat")], options, console) == 0, console.err.getvalue()
+    ranked = [" ".join(h.words) for h in read_srilm_list(tmp_path / "hand.lat.nbest").hypotheses]
+    assert ranked == ["the cat feeds", "the cat sees", "the dog feeds", "the dog sees"]

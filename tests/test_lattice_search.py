@@ -14,7 +14,7 @@ from conftest import BACKENDS, make_backend
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice
-from rwthlm_py.rescoring.lattice_search import SearchOptions, search
+from rwthlm_py.rescoring.lattice_search import SearchOptions, look_ahead_scores, search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.scores import link_cost
 from rwthlm_py.runtime.backend import get_backend
@@ -301,3 +301,15 @@ def test_the_search_on_the_device_equals_numpy(tmp_path, network, device):
     expected, got = (search(net, lattice, topology, words, options) for net in (network, on_device))
     assert got.best_links == expected.best_links and got.pruning_lines == expected.pruning_lines
     assert got.cost == pytest.approx(expected.cost, abs=1e-10)
+
+
+def test_the_look_ahead_scales_the_acoustic_scores(tmp_path):
+    """From the first node of the hand lattice (tests/test_lattice_outputs.py) the cheapest
+    way on costs 0.5 a + l = 35.5 (the cat and the dog sees </s> alike), 65.5 unscaled."""
+    from conftest import HAND_LATTICE
+
+    (tmp_path / "hand.lat").write_text(HAND_LATTICE)
+    lattice = read_lattice(tmp_path / "hand.lat")
+    topology = lattice_topology(lattice)
+    assert look_ahead_scores(lattice, topology, "tropical", 1.0, 0.5)[0] == pytest.approx(35.5, abs=1e-12)
+    assert look_ahead_scores(lattice, topology, "tropical", 1.0)[0] == pytest.approx(65.5, abs=1e-12)

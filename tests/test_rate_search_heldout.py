@@ -73,6 +73,11 @@ def test_halving_goes_on_past_diverged_trials(class_vocab, monkeypatch):
     assert tried == [0, 1, -1, -2, -3, -4, -5] and rate == BASE / 16
 
 
+def test_a_tie_goes_to_the_smaller_rate(class_vocab, monkeypatch):
+    rate, tried = search(class_vocab, monkeypatch, lambda k: 100.0 if k in (0, -1) else 200.0)
+    assert tried == [0, 1, -1] and rate == BASE / 2
+
+
 def test_at_most_the_trials_of_the_plan(class_vocab, monkeypatch):
     rate, tried = search(class_vocab, monkeypatch, lambda k: 100 - k)
     assert tried == [0, 1, 2, 3, 4, 5, 6] and rate == BASE * 64
@@ -159,6 +164,13 @@ def toy_training(toy, model, monkeypatch, trial_share=None, searched=True, **cha
     return console, updates[0], chosen[0] if chosen else None
 
 
+def _recorded_resume(resume, calls):
+    def recorded(progress, words, neg_log_prob, seconds=None):
+        calls.append((words, seconds))
+        return resume(progress, words, neg_log_prob, seconds)
+    return recorded
+
+
 def _counted(function, count):
     def counted(*args, **kwargs):
         count[0] += 1
@@ -199,11 +211,19 @@ def result_lines(console):
     return dev, train_ppl
 
 
+@pytest.mark.parametrize("wrapping", ["stream", "fixed"])  # fixed: epoch 1's batches are shuffled
 @pytest.mark.parametrize("trial_share", [None, 3])
-def test_the_chosen_trial_is_the_start_of_epoch_1_not_trained_again(tmp_path, toy, monkeypatch, trial_share):
-    searched, updates, (rate, chosen) = toy_training(toy, tmp_path / "searched-i8-m8", monkeypatch, trial_share)
+def test_the_chosen_trial_is_the_start_of_epoch_1_not_trained_again(tmp_path, toy, monkeypatch, trial_share, wrapping):
+    resumed = []
+    with monkeypatch.context() as spy:
+        spy.setattr(reporting.Progress, "resume", _recorded_resume(reporting.Progress.resume, resumed))
+        searched, updates, (rate, chosen) = toy_training(toy, tmp_path / "searched-i8-m8", monkeypatch, trial_share,
+                                                         word_wrapping=wrapping)
     given, given_updates, _ = toy_training(toy, tmp_path / "given-i8-m8", monkeypatch, trial_share,
-                                           learning_rate=rate)
+                                           learning_rate=rate, word_wrapping=wrapping)
+    assert ("Shuffling ... done" in searched.out.getvalue()) == (wrapping == "fixed")
+    # epoch 1 counts the trial's words and the seconds it took in its words/s
+    assert resumed[0] == (chosen.position.words, chosen.position.seconds) and chosen.position.seconds > 0
     assert_same_model(tmp_path / "searched-i8-m8", tmp_path / "given-i8-m8")
     assert result_lines(searched) == result_lines(given)  # the same epochs, digit for digit
     total = epoch_batches(toy)

@@ -192,10 +192,11 @@ def test_word_error_examples():
 def test_the_word_error_tally_sums_three_hypotheses_per_utterance():
     tally = WordErrorTally("refs", {"u1": ["a", "uh", "b"], "u2": ["c"]}, {"uh"})
     assert tally.reference("u1") == ["a", "b"]  # noise words left out
-    for utterance, hypotheses in (("u1", [["a"], ["a", "b"], ["a", "b"]]), ("u2", [["d", "e"], ["c"], ["c"]])):
+    # (original, rescored, oracle) 1-best of each utterance: three different error counts
+    for utterance, hypotheses in (("u1", [["a"], ["a", "b", "x"], ["a", "b"]]), ("u2", [["d", "e"], ["c"], ["c"]])):
         tally.add(*align_counts(tally.reference(utterance), hypotheses))
     assert tally.lines() == ["original 1-best:  WER 100.00% [ 3 / 3, 1 ins, 1 del, 1 sub ]",
-                             "rescored 1-best:  WER 0.00% [ 0 / 3, 0 ins, 0 del, 0 sub ]",
+                             "rescored 1-best:  WER 33.33% [ 1 / 3, 1 ins, 0 del, 0 sub ]",
                              "oracle:           WER 0.00% [ 0 / 3, 0 ins, 0 del, 0 sub ]"]
     with pytest.raises(InputError, match=r"no reference for utterance 'u3' \(its file name\)"):
         tally.reference("u3", naming="its file name")
