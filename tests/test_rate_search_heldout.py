@@ -9,6 +9,7 @@ import types
 
 import numpy
 import pytest
+from conftest import assert_one_line_error
 from test_tensorboard import read_events, scalar_values
 
 from rwthlm_py import cli, commands
@@ -368,5 +369,6 @@ def test_a_batch_so_large_that_every_rate_diverges_writes_no_model(toy, monkeypa
         "rwthlm-py: error: every trial of the learning-rate search diverged (3 rates, 6.2500e+04 to 2.5000e+05, "
         "scaled for --batch-size 100000000 and --sequence-length 36): give --learning-rate, or a smaller "
         "--batch-size")
-    assert "Traceback" not in captured.err and "Training ..." not in captured.out
+    assert_one_line_error((status, captured.out, captured.err), "rwthlm-py", "every trial")
+    assert "Training ..." not in captured.out
     assert not list(toy.glob("big-i8-m8*")) and not list(toy.glob(".big-i8-m8*"))
