@@ -422,38 +422,42 @@ def parse_command_line(parser, argv):
 # -- rwthlm-py's subcommands: each runs its job (commands.*_job) -----------------------------------
 
 def run_train(namespace, options, explicit, console):
-    from rwthlm_py.commands import heldout_rate_search, train_job
+    from rwthlm_py.commands import heldout_rate_search, model_setup, train_job, training_settings
 
-    return train_job(options, namespace.network, make_backend(options, console), console, heldout_rate_search)
+    return train_job(model_setup(options), training_settings(options, heldout_rate_search), namespace.network,
+                     make_backend(options, console), console)
 
 
 def run_ppl(namespace, options, explicit, console):
-    from rwthlm_py.commands import ppl_job
+    from rwthlm_py.commands import model_setup, perplexity_settings, ppl_job
 
-    return ppl_job(options, namespace.network, make_backend(options, console), console, skip_oovs=True)
+    return ppl_job(model_setup(options), perplexity_settings(options, skip_oovs=True), namespace.network,
+                   make_backend(options, console), console)
 
 
 def run_lattice(namespace, options, explicit, console):
-    from rwthlm_py.commands import lattice_job
+    from rwthlm_py.commands import lattice_job, lattice_rescoring, model_setup
 
-    return lattice_job(options, namespace.network, namespace.lattices, make_backend(options, console), console,
-                       lattice_batch_size(options, explicit), "rwthlm-py")
+    return lattice_job(model_setup(options), lattice_rescoring(options, lattice_batch_size(options, explicit)),
+                       namespace.network, namespace.lattices, make_backend(options, console), console, "rwthlm-py")
 
 
 def run_nbest(namespace, options, explicit, console):
-    from rwthlm_py.commands import nbest_job
+    from rwthlm_py.commands import model_setup, nbest_job, nbest_rescoring
 
-    return nbest_job(options, namespace.network, (namespace.nbest, namespace.nbest_files, namespace.kaldi), console)
+    return nbest_job(model_setup(options), nbest_rescoring(options), namespace.network,
+                     (namespace.nbest, namespace.nbest_files, namespace.kaldi), console)
 
 
 def run_selftest(namespace, options, explicit, console):
-    from rwthlm_py.commands import selftest_job
+    from rwthlm_py.commands import model_setup, selftest_job, selftest_settings
 
     if options.train is not None and namespace.network is None:
         raise UsageError("selftest --train needs NETWORK, the network string or model file to check on the text")
     # the checks on generated text compute in float64 from the start
     backend_options = options.replace(dtype="float64") if options.train is None else options
-    return selftest_job(options, namespace.network, make_backend(backend_options, console), console)
+    return selftest_job(model_setup(options), selftest_settings(options), namespace.network,
+                        make_backend(backend_options, console), console)
 
 
 SUBCOMMAND_JOBS = {"train": run_train, "ppl": run_ppl, "lattice": run_lattice, "nbest": run_nbest,

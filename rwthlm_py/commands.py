@@ -5,7 +5,10 @@ gradients), printing rwthlm's lines.
 
 rwthlm-py's subcommands call their job; `run` is the `rwthlm` command, whose flags choose
 the job in `rwthlm_job`, the one place that maps them. Both command lines end here with
-resolved Options; nothing here parses arguments.
+resolved Options; nothing here parses arguments. A job takes no Options but settings of
+its own, each built from the Options by one function: the ModelSetup of rwthlm's shared
+setup (model_setup) and TrainingSettings, PerplexitySettings, LatticeRescoring,
+NbestRescoring, SelfTestSettings, VocabularyBuilding (training_settings, ...).
 """
 
 import dataclasses
@@ -15,7 +18,7 @@ import numpy
 
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
-from rwthlm_py.log_probs import unk_penalty
+from rwthlm_py.log_probs import LN10, unk_penalty
 from rwthlm_py.model.checkpoint import (
     TrainingState,
     build_network,
@@ -28,7 +31,8 @@ from rwthlm_py.model.network import Network, check_tying_layers
 from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.output.reporting import Console
 from rwthlm_py.output.tensorboard_log import open_log
-from rwthlm_py.rescoring.lattice_command import lattice_outputs, rescore_lattices
+from rwthlm_py.rescoring.lattice_command import LatticeOutputs, LatticeRescoring, lattice_outputs, rescore_lattices
+from rwthlm_py.rescoring.lattice_search import SearchOptions
 from rwthlm_py.rescoring.nbest_command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
 from rwthlm_py.rescoring.wer import read_noise_words
 from rwthlm_py.runtime.backend import get_backend
@@ -55,15 +59,18 @@ def run(options, network_path, backend, console, lattices=(), lattice_batch_size
     returns the process exit status. Lattices are rescored with the network's steps
     `lattice_batch_size` histories at a time (None: a whole time frame at once)."""
     job = rwthlm_job(options, lattices)
+    setup = model_setup(options)
     if job == "ppl":
-        return ppl_job(options, network_path, backend, console, lattices=lattices)
+        return ppl_job(setup, perplexity_settings(options, skip_oovs=False), network_path, backend, console,
+                       lattices=lattices)
     if job == "lattice":
-        return lattice_job(options, network_path, lattices, backend, console, lattice_batch_size)
+        return lattice_job(setup, lattice_rescoring(options, lattice_batch_size), network_path, lattices, backend,
+                           console)
     if job == "train":
-        return train_job(options, network_path, backend, console, rwthlm_rate_search)
+        return train_job(setup, training_settings(options, rwthlm_rate_search), network_path, backend, console)
     if job == "selftest":
-        return selftest_job(options, network_path, backend, console)
-    prepare(options, network_path, backend, console)
+        return selftest_job(setup, selftest_settings(options), network_path, backend, console)
+    prepare(setup, network_path, backend, console)
     return 0
 
 
@@ -80,8 +87,77 @@ def rwthlm_job(options, lattices):
     return "setup"
 
 
+@dataclasses.dataclass(frozen=True)
+class VocabularyBuilding:
+    """How a vocabulary is built from the training text `train` (in `encoding`, with the
+    boundary word `map_sb`): every word in its own class, or in `classes` word classes made
+    by `method` (clustering.class_vocabulary, seeded, bounded in iterations and seconds)."""
+
+    train: str
+    map_sb: str = "<sb>"
+    encoding: str = "utf-8"
+    classes: int = None
+    method: str = "exchange"
+    random_seed: int = 1
+    max_iterations: int = 20
+    time_limit: float = None
+
+
+def vocabulary_building(options):
+    return VocabularyBuilding(options.train, options.map_sb, options.encoding, options.classes, options.method,
+                              options.random_seed, options.max_iterations, options.time_limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSetup:
+    """What rwthlm's setup (prepare) runs with, by the options' names; a job's own settings
+    (TrainingSettings, PerplexitySettings, ...) hold the rest."""
+
+    # the files the run names: no output may replace an input, and a job needs some of them
+    config: str = None
+    train: str = None  # also: the vocabulary's source, and a network that will be trained
+    dev: str = None
+    ppl: str = None
+    arpa: str = None
+    lam: float = None  # --lambda: checked against --arpa and lattice rescoring
+    refs: str = None
+    noise_vocab: str = None
+    vocab: str = None
+    remap: str = None
+    lattice_outputs: LatticeOutputs = LatticeOutputs()
+    # what else rwthlm's checks of the flags look at
+    self_test: bool = False
+    pruning_threshold: float = None
+    # the vocabulary: built from --train as `building` says, checked against --classes
+    building: VocabularyBuilding = None
+    classes: int = None
+    map_sb: str = "<sb>"
+    map_unk: str = "<unk>"
+    # how texts are read (read_text); --unk also gives the vocabulary the --map-unk word
+    unk: bool = False
+    debug_no_sb: bool = False
+    encoding: str = "utf-8"
+    # the network: made, or checked against its model file
+    no_bias: bool = False
+    tie_weights: bool = False
+    random_seed: int = 1
+    learning_rate: float = None
+    word_wrapping: str = "fixed"  # its stream mode is noted
+
+
+def model_setup(options):
+    return ModelSetup(
+        config=options.config, train=options.train, dev=options.dev, ppl=options.ppl, arpa=options.arpa,
+        lam=options.lam, refs=options.refs, noise_vocab=options.noise_vocab, vocab=options.vocab,
+        remap=options.remap, lattice_outputs=lattice_output_settings(options), self_test=options.self_test,
+        pruning_threshold=options.pruning_threshold, building=vocabulary_building(options), classes=options.classes,
+        map_sb=options.map_sb, map_unk=options.map_unk, unk=options.unk, debug_no_sb=options.debug_no_sb,
+        encoding=options.encoding, no_bias=options.no_bias, tie_weights=options.tie_weights,
+        random_seed=options.random_seed, learning_rate=options.learning_rate, word_wrapping=options.word_wrapping)
+
+
 @dataclasses.dataclass
-class Setup:
+class Prepared:
     """What a job starts from after rwthlm's setup: the model file (None for a network still
     to be made), the vocabulary, the network, its training state and the --dev text (None
     without --dev)."""
@@ -93,44 +169,45 @@ class Setup:
     dev_corpus: object
 
 
-def prepare(options, network_path, backend, console, lattices=(), training=False):
-    """rwthlm's setup before any job's work (§1.2): the errors of the command line, the model
-    file, the vocabulary, the network and the --dev text (read whatever the job, as rwthlm
-    does). A Setup; None when `training` finds the model trained to its end (said on the
+def prepare(setup, network_path, backend, console, lattices=(), training_schedule=None):
+    """rwthlm's setup before any job's work (§1.2), as the ModelSetup `setup` says: the
+    errors of the command line, the model file, the vocabulary, the network and the --dev
+    text (read whatever the job, as rwthlm does). A Prepared; None when training (with its
+    Schedule `training_schedule`) finds the model trained to its end (said on the
     console)."""
-    check_command_line(options, network_path, lattices, training)
+    training = training_schedule is not None
+    check_command_line(setup, network_path, lattices, training)
     model_file = read_model(network_path) if os.path.exists(network_path) else None
     if model_file is not None and training:
-        finished = finished_training(model_file.training_state, schedule_from(options))
+        finished = finished_training(model_file.training_state, training_schedule)
         if finished:
             console.say(f"Nothing to train: {finished}")
             return None
-    vocab = setup_vocabulary(options, model_file, console)
-    network, training_state = setup_network(options, network_path, model_file, vocab, backend, console)
-    if options.word_wrapping == "stream":
+    vocab = setup_vocabulary(setup, model_file, console)
+    network, training_state = setup_network(setup, network_path, model_file, vocab, backend, console)
+    if setup.word_wrapping == "stream":
         console.say(STREAM_NOTE)
     dev_corpus = None
-    if options.dev:
-        console.say(f"Reading development data from file '{options.dev}' ...")
-        dev_corpus = require_words(read_text(options.dev, vocab, options), "development")
-    return Setup(model_file, vocab, network, training_state, dev_corpus)
+    if setup.dev:
+        console.say(f"Reading development data from file '{setup.dev}' ...")
+        dev_corpus = require_words(read_text(setup.dev, vocab, setup), "development")
+    return Prepared(model_file, vocab, network, training_state, dev_corpus)
 
 
-def train_job(options, network_path, backend, console, rate_search):
+def train_job(setup, training, network_path, backend, console):
     """Trains the network of `network_path` (a model file, or a network string for a new
-    one); `rate_search` finds a new network's initial learning rate without
-    --learning-rate (rwthlm_rate_search or heldout_rate_search). Holds the model's exclusive
-    lock from before it reads the model to the end."""
+    one) after the ModelSetup `setup`, with the TrainingSettings `training`. Holds the
+    model's exclusive lock from before it reads the model to the end."""
     with exclusive_model_lock(network_path, console):
-        setup = prepare(options, network_path, backend, console, training=True)
-        if setup is None:
+        prepared = prepare(setup, network_path, backend, console, training_schedule=training.schedule)
+        if prepared is None:
             return 0
-        train_corpus = read_training_text(options, setup.vocab, console)
-        optimizer = Sgd(setup.network, options.momentum)
-        if setup.model_file is not None:
-            load_momentum(optimizer, setup.model_file)
-        train_network(setup.network, optimizer, network_path, setup.model_file is None, setup.training_state,
-                      train_corpus, setup.dev_corpus, training_settings(options, rate_search), console)
+        train_corpus = read_training_text(setup, prepared.vocab, console)
+        optimizer = Sgd(prepared.network, training.momentum)
+        if prepared.model_file is not None:
+            load_momentum(optimizer, prepared.model_file)
+        train_network(prepared.network, optimizer, network_path, prepared.model_file is None,
+                      prepared.training_state, train_corpus, prepared.dev_corpus, training, console)
     return 0
 
 
@@ -138,46 +215,48 @@ def train_job(options, network_path, backend, console, rate_search):
 class TrainingSettings:
     """What training runs with beyond the network and the texts: the Schedule, the search
     for a new network's learning rate (rwthlm_rate_search or heldout_rate_search) where
-    --learning-rate gives none, --tensorboard, and the options recorded in the model file
-    and TensorBoard's configuration (a dict of every option)."""
+    --learning-rate gives none, --tensorboard, the options recorded in the model file
+    and TensorBoard's configuration (a dict of every option), and --momentum."""
 
     schedule: Schedule
     rate_search: object
     learning_rate: float = None
     tensorboard: str = None
     recorded_options: dict = dataclasses.field(default_factory=dict)
+    momentum: float = 0.0
 
 
 def training_settings(options, rate_search):
     return TrainingSettings(schedule_from(options), rate_search, options.learning_rate, options.tensorboard,
-                            to_dict(options))
+                            to_dict(options), options.momentum)
 
 
-def ppl_job(options, network_path, backend, console, skip_oovs=False, lattices=()):
-    """The perplexity of --ppl; `skip_oovs`: words outside the vocabulary are left out and
-    counted as SRILM's OOVs (rwthlm-py ppl) rather than an error. `lattices`: LATTICE files
-    the `rwthlm` command was given besides --ppl, checked and then left alone, as rwthlm does."""
-    setup = prepare(options, network_path, backend, console, lattices)
-    return compute_perplexity(setup.network, setup.vocab, perplexity_settings(options, skip_oovs), console)
+def ppl_job(setup, perplexity, network_path, backend, console, lattices=()):
+    """The perplexity of the PerplexitySettings `perplexity` after the ModelSetup `setup`.
+    `lattices`: LATTICE files the `rwthlm` command was given besides --ppl, checked and then
+    left alone, as rwthlm does."""
+    prepared = prepare(setup, network_path, backend, console, lattices)
+    return compute_perplexity(prepared.network, prepared.vocab, perplexity, console)
 
 
-def lattice_job(options, network_path, lattices, backend, console, batch_size=None, program="rwthlm"):
-    """Rescores the LATTICE files with the network, `batch_size` histories per network step
-    (None: a whole time frame at once); `program` names the command in their error lines."""
-    setup = prepare(options, network_path, backend, console, lattices)
-    return rescore_lattices(setup.network, lattices, options, console, batch_size, program)
+def lattice_job(setup, rescoring, network_path, lattices, backend, console, program="rwthlm"):
+    """Rescores the LATTICE files with the network after the ModelSetup `setup`, as the
+    LatticeRescoring `rescoring` says; `program` names the command in their error lines."""
+    prepared = prepare(setup, network_path, backend, console, lattices)
+    return rescore_lattices(prepared.network, lattices, rescoring, console, program)
 
 
-def selftest_job(options, network_path, backend, console):
-    """The gradient check (rwthlm's --self-test): on the text of --train with the network of
-    `network_path`, or, without --train, on generated text with that network (a network
-    string or a model file) or a built-in set of networks."""
-    if options.train is None:
-        return builtin_self_test(selftest_settings(options), network_path, console, backend)
-    options = options.replace(self_test=True)  # what rwthlm's checks of the flags know it by
-    setup = prepare(options, network_path, backend, console)
-    train_corpus = read_training_text(options, setup.vocab, console)
-    return self_test_on_corpus(setup.network, train_corpus, schedule_from(options), console)
+def selftest_job(setup, selftest, network_path, backend, console):
+    """The gradient check (rwthlm's --self-test) with the SelfTestSettings `selftest`: on the
+    text of --train with the network of `network_path` (after the ModelSetup `setup`), or,
+    without --train, on generated text with that network (a network string or a model
+    file) or a built-in set of networks."""
+    if setup.train is None:
+        return builtin_self_test(selftest, network_path, console, backend)
+    setup = dataclasses.replace(setup, self_test=True)  # what rwthlm's checks of the flags know it by
+    prepared = prepare(setup, network_path, backend, console)
+    train_corpus = read_training_text(setup, prepared.vocab, console)
+    return self_test_on_corpus(prepared.network, train_corpus, selftest.schedule, console)
 
 
 def sample_job(network_path, draws, backend_name, dtype, console):
@@ -203,56 +282,56 @@ def vocab_job(building, out, console, config=None):
     return 0
 
 
-def read_training_text(options, vocab, console):
-    console.say(f"Reading training data from file '{options.train}' ...")
-    return require_words(read_text(options.train, vocab, options), "training")
+def read_training_text(setup, vocab, console):
+    console.say(f"Reading training data from file '{setup.train}' ...")
+    return require_words(read_text(setup.train, vocab, setup), "training")
 
 
-def check_command_line(options, network_path, lattices=(), training=False):
-    """The errors of the options and the NETWORK argument alone, before any file is read:
-    what a mode needs, the network string of a network still to be made, and no output
-    that would replace an input (a model is one where `training`)."""
-    refuse_overwriting_inputs(*file_roles(options, network_path, lattices, training=training))
+def check_command_line(setup, network_path, lattices=(), training=False):
+    """The errors of the options (a ModelSetup) and the NETWORK argument alone, before any
+    file is read: what a mode needs, the network string of a network still to be made, and
+    no output that would replace an input (a model is one where `training`)."""
+    refuse_overwriting_inputs(*file_roles(setup, network_path, lattices, training=training))
     if lattices:
-        lattice_outputs(lattices, options)
-        for name, value in (("--lambda", options.lam), ("--pruning-threshold", options.pruning_threshold)):
+        lattice_outputs(lattices, setup.lattice_outputs)
+        for name, value in (("--lambda", setup.lam), ("--pruning-threshold", setup.pruning_threshold)):
             if value is None:
                 raise InputError(f"lattice rescoring needs {name}")
-    if options.self_test and not options.train:
+    if setup.self_test and not setup.train:
         raise InputError("--self-test needs --train (the text to check the gradients on)")
-    if options.train and not (options.dev or options.self_test or options.ppl):
+    if setup.train and not (setup.dev or setup.self_test or setup.ppl):
         raise InputError("training needs development data: give --dev")
-    if options.ppl and not lattices:
-        check_arpa_options(options)
-        if options.arpa and options.debug_no_sb:
+    if setup.ppl and not lattices:
+        check_arpa_options(setup)
+        if setup.arpa and setup.debug_no_sb:
             raise InputError("--arpa scores sentences and needs their boundaries: remove --debug-no-sb")
     if os.path.exists(network_path):
         return
     if lattices:
         raise InputError("lattice rescoring needs a trained model, and this file does not exist", network_path)
-    if options.ppl:
+    if setup.ppl:
         raise InputError("--ppl needs a trained model, and this file does not exist", network_path)
     spec = parse_network(network_path)
-    if options.tie_weights:
+    if setup.tie_weights:
         check_tying_layers(spec)
-        if options.classes:
+        if setup.classes:
             raise InputError(f"--tie-weights needs a full softmax (every word its own class), not --classes "
-                             f"{options.classes}")
+                             f"{setup.classes}")
 
 
-def file_roles(options, network_path, lattices=(), other_inputs=(), training=False):
+def file_roles(setup, network_path, lattices=(), other_inputs=(), training=False):
     """The files a run writes and those it reads, as two lists of (role, path): what
     textio.refuse_overwriting_inputs checks. A vocabulary file is read where it exists and
     written where it does not; a model is read, or, where `training`, written (with its
     backup and its epoch in progress)."""
-    inputs = [("--config", options.config), ("--train", options.train), ("--dev", options.dev),
-              ("--ppl", options.ppl), ("--arpa", options.arpa), ("--refs", options.refs),
-              ("--noise-vocab", options.noise_vocab), *other_inputs]
+    inputs = [("--config", setup.config), ("--train", setup.train), ("--dev", setup.dev),
+              ("--ppl", setup.ppl), ("--arpa", setup.arpa), ("--refs", setup.refs),
+              ("--noise-vocab", setup.noise_vocab), *other_inputs]
     inputs += [("LATTICE", path) for path in lattices]
     outputs = []
-    vocabulary = ("--vocab", options.vocab)
-    (inputs if options.vocab and os.path.exists(options.vocab) else outputs).append(vocabulary)
-    outputs.append(("--remap", options.remap))
+    vocabulary = ("--vocab", setup.vocab)
+    (inputs if setup.vocab and os.path.exists(setup.vocab) else outputs).append(vocabulary)
+    outputs.append(("--remap", setup.remap))
     if network_path is not None and training:
         outputs += [("NETWORK", network_path), ("NETWORK's backup", f"{network_path}.bk"),
                     ("NETWORK's epoch in progress", f"{network_path}.partial")]
@@ -261,62 +340,41 @@ def file_roles(options, network_path, lattices=(), other_inputs=(), training=Fal
     return outputs, inputs
 
 
-def check_arpa_options(options):
-    if options.lam is not None and not options.arpa:
+def check_arpa_options(setup):
+    if setup.lam is not None and not setup.arpa:
         raise InputError("--lambda weighs the network against an ARPA model: give --arpa")
 
 
-def setup_vocabulary(options, model_file, console):
+def setup_vocabulary(setup, model_file, console):
     """The vocabulary from the model, a vocabulary file, or the training text (§5.1)."""
     if model_file is not None:
         vocab = model_vocabulary(model_file)
-        if vocab.sb_name != options.map_sb:
+        if vocab.sb_name != setup.map_sb:
             raise InputError(f"the model's sentence boundary is '{vocab.sb_name}', not --map-sb "
-                             f"'{options.map_sb}'", model_file.path)
-        if options.vocab:
-            _match_or_save_vocabulary(vocab, options.vocab, model_file.path, options, console)
-    elif options.vocab and os.path.exists(options.vocab):
-        console.say(f"Reading vocabulary from file '{options.vocab}' ...")
-        vocab = read_vocabulary(options.vocab, options.map_sb, options.encoding)
-    elif options.train:
-        vocab = vocabulary_from_training_text(vocabulary_building(options), console)
-        if options.vocab:
-            console.say(f"Saving vocabulary to file '{options.vocab}' ...")
-            vocab.write(options.vocab, options.encoding)
-    elif options.vocab:
-        raise InputError("no such vocabulary file, and no --train to build it from", options.vocab)
+                             f"'{setup.map_sb}'", model_file.path)
+        if setup.vocab:
+            _match_or_save_vocabulary(vocab, setup.vocab, model_file.path, setup, console)
+    elif setup.vocab and os.path.exists(setup.vocab):
+        console.say(f"Reading vocabulary from file '{setup.vocab}' ...")
+        vocab = read_vocabulary(setup.vocab, setup.map_sb, setup.encoding)
+    elif setup.train:
+        vocab = vocabulary_from_training_text(setup.building, console)
+        if setup.vocab:
+            console.say(f"Saving vocabulary to file '{setup.vocab}' ...")
+            vocab.write(setup.vocab, setup.encoding)
+    elif setup.vocab:
+        raise InputError("no such vocabulary file, and no --train to build it from", setup.vocab)
     else:
         raise InputError("no vocabulary: give --vocab, or --train to build one")
-    if options.classes and vocab.num_classes != options.classes:
-        raise InputError(f"--classes {options.classes} does not match the existing vocabulary's "
+    if setup.classes and vocab.num_classes != setup.classes:
+        raise InputError(f"--classes {setup.classes} does not match the existing vocabulary's "
                          f"{vocab.num_classes} classes; remove --classes or the vocabulary")
-    if options.unk:
-        vocab = vocab.with_unk(options.map_unk)
-    if options.remap:
+    if setup.unk:
+        vocab = vocab.with_unk(setup.map_unk)
+    if setup.remap:
         console.say("Writing remapped vocabulary ...")
-        vocab.write(options.remap, options.encoding)
+        vocab.write(setup.remap, setup.encoding)
     return vocab
-
-
-@dataclasses.dataclass(frozen=True)
-class VocabularyBuilding:
-    """How a vocabulary is built from the training text `train` (in `encoding`, with the
-    boundary word `map_sb`): every word in its own class, or in `classes` word classes made
-    by `method` (clustering.class_vocabulary, seeded, bounded in iterations and seconds)."""
-
-    train: str
-    map_sb: str = "<sb>"
-    encoding: str = "utf-8"
-    classes: int = None
-    method: str = "exchange"
-    random_seed: int = 1
-    max_iterations: int = 20
-    time_limit: float = None
-
-
-def vocabulary_building(options):
-    return VocabularyBuilding(options.train, options.map_sb, options.encoding, options.classes, options.method,
-                              options.random_seed, options.max_iterations, options.time_limit)
 
 
 def vocabulary_from_training_text(building, console):
@@ -333,44 +391,44 @@ def vocabulary_from_training_text(building, console):
     return vocabulary_from_counts(counts, building.map_sb)
 
 
-def _match_or_save_vocabulary(vocab, path, model_path, options, console):
+def _match_or_save_vocabulary(vocab, path, model_path, setup, console):
     if not os.path.exists(path):
         console.say(f"Saving vocabulary to file '{path}' ...")
-        vocab.write(path, options.encoding)
+        vocab.write(path, setup.encoding)
         return
     console.say(f"Reading vocabulary from file '{path}' ...")
-    if read_vocabulary(path, options.map_sb, options.encoding).fingerprint() != vocab.fingerprint():
+    if read_vocabulary(path, setup.map_sb, setup.encoding).fingerprint() != vocab.fingerprint():
         raise InputError(f"the model does not match the vocabulary '{path}' (other words or classes)",
                          model_path)
 
 
-def setup_network(options, network_path, model_file, vocab, backend, console):
+def setup_network(setup, network_path, model_file, vocab, backend, console):
     """The network from its model file, or new with random weights; and its training state."""
     if model_file is not None:
         console.say(f"Reading neural network from file '{network_path}' ...")
-        if options.no_bias and model_file.meta["bias"]:
+        if setup.no_bias and model_file.meta["bias"]:
             raise InputError("--no-bias is given, but the model has biases", network_path)
         tied = model_file.meta.get("tie_weights", False)
-        if options.tie_weights and not tied:
+        if setup.tie_weights and not tied:
             raise InputError("--tie-weights is given, but the model was built without tied weights", network_path)
-        require_model_memory(model_file, backend, vocab, training=bool(options.train))
+        require_model_memory(model_file, backend, vocab, training=bool(setup.train))
         network = build_network(model_file, backend, vocab)
         state = model_file.training_state
-        if options.train and options.learning_rate not in (None, state.learning_rate):
-            console.note(f"--learning-rate {options.learning_rate:g} is not used: training goes on at the model "
+        if setup.train and setup.learning_rate not in (None, state.learning_rate):
+            console.note(f"--learning-rate {setup.learning_rate:g} is not used: training goes on at the model "
                          f"file's learning rate {state.learning_rate:e} (as rwthlm does; train into a new "
                          "file to start at another rate)")
         console.say(f"Best development perplexity after {state.epoch} epochs: {state.best_perplexity:.15f}")
         _describe(network, console)
         return network, state
     spec = parse_network(network_path)
-    require_memory(spec, vocab, not options.no_bias, backend, training=bool(options.train),
-                   tie_weights=options.tie_weights)
+    require_memory(spec, vocab, not setup.no_bias, backend, training=bool(setup.train),
+                   tie_weights=setup.tie_weights)
     console.say("Randomly initializing neural network weights ...")
-    network = Network.build(spec, vocab, backend, seed=options.random_seed, bias=not options.no_bias,
-                            tie_weights=options.tie_weights)
+    network = Network.build(spec, vocab, backend, seed=setup.random_seed, bias=not setup.no_bias,
+                            tie_weights=setup.tie_weights)
     _describe(network, console)
-    rate = options.learning_rate if options.learning_rate is not None else 0.1
+    rate = setup.learning_rate if setup.learning_rate is not None else 0.1
     return network, TrainingState(epoch=0, learning_rate=rate)
 
 
@@ -428,7 +486,7 @@ def _describe(network, console):
 
 def read_text(path, vocab, reading, keep_words=False, skip_oovs=False):
     """The text at `path` as a corpus, read with the `unk`, `debug_no_sb` and `encoding` of
-    `reading` (Options, or PerplexitySettings)."""
+    `reading` (a ModelSetup, or PerplexitySettings)."""
     return data.read_corpus(path, vocab, use_unk=reading.unk, debug_no_sb=reading.debug_no_sb,
                             keep_words=keep_words, encoding=reading.encoding, skip_unknown=skip_oovs)
 
@@ -451,6 +509,24 @@ def schedule_from(options):
         gradient_clipping=options.gradient_clipping, min_improvement=options.min_improvement,
         stop_after_halvings=options.stop_after_halvings, checkpoint_every=options.checkpoint_every,
         dropout=options.dropout, variational_dropout=options.variational_dropout)
+
+
+def lattice_output_settings(options):
+    return LatticeOutputs(options.output, options.nbest_size, options.out)
+
+
+def lattice_rescoring(options, batch_size=None):
+    """The LatticeRescoring of the options, `batch_size` histories per network step (None:
+    a whole time frame at once)."""
+    search = SearchOptions(
+        lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
+        lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
+        look_ahead_lm_scale=options.look_ahead_lm_scale, acoustic_scale=options.acoustic_scale,
+        word_penalty=options.word_penalty * LN10, unk_penalty=unk_penalty(options.num_oovs, options.unk),
+        batch_size=batch_size)
+    return LatticeRescoring(search, lattice_output_settings(options), options.encoding, options.unk, options.map_unk,
+                            options.clear_initial_links, options.set_sb_last, options.set_sb_next_to_last,
+                            options.dependent, options.refs, options.noise_vocab)
 
 
 def selftest_settings(options):
@@ -519,10 +595,10 @@ def score_text(network, corpus, schedule, console=None, keep_tokens=False):
     return scores
 
 
-def interpolate_perplexity(scores, corpus, options, console):
-    arpa = open_arpa(options.arpa, console, options.encoding)
-    scores, unknown = interpolate_with_arpa(scores, corpus, arpa, options.lam, options.num_oovs)
-    console.say(f"interpolated with '{options.arpa}' (lambda {options.lam:g}); {unknown} words not in its "
+def interpolate_perplexity(scores, corpus, settings, console):
+    arpa = open_arpa(settings.arpa, console, settings.encoding)
+    scores, unknown = interpolate_with_arpa(scores, corpus, arpa, settings.lam, settings.num_oovs)
+    console.say(f"interpolated with '{settings.arpa}' (lambda {settings.lam:g}); {unknown} words not in its "
                 "vocabulary" + (" were scored as <unk>" if arpa.unk >= 0 else " had probability 0 there"))
     return scores
 
@@ -537,35 +613,57 @@ def open_arpa(path, console, encoding):
     return arpa
 
 
-def nbest_job(options, network_path, list_inputs, console):
-    """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none), the
-    ARPA model and the lists, then rescoring.run_nbest. Setup lines go to stderr, so that
-    stdout holds only results (1-best lines, or word error rates with --out)."""
-    check_list_inputs(*list_inputs)
-    check_arpa_options(options)
-    model_weight = options.nn_weight * (options.lam if options.arpa else 1.0)
-    if model_weight > 0 and network_path is None:
-        raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
-                         "with --arpa, rescores without one)")
-    outputs, inputs = file_roles(options, network_path if model_weight > 0 else None,
-                                 other_inputs=list_roles(*list_inputs))
-    refuse_overwriting_inputs(outputs + [("--out", options.out)], inputs)
-    source = open_lists(*list_inputs, options.encoding)
-    setup_console = Console(out=console.err, err=console.err)
-    network = None
-    if model_weight > 0:
-        model_file = read_model(network_path)
-        vocab = setup_vocabulary(options, model_file, setup_console)
-        network, _ = setup_network(options, network_path, model_file, vocab,
-                                   make_backend(options.backend, options.dtype, setup_console), setup_console)
-    arpa = open_arpa(options.arpa, setup_console, options.encoding) if options.arpa and options.nn_weight > 0 else None
+@dataclasses.dataclass(frozen=True)
+class NbestRescoring:
+    """What `rwthlm-py nbest` rescores with beyond the ModelSetup, by the options' names: the
+    n-best Settings (its noise words still to be read from --noise-vocab when the job runs),
+    --out, --refs, and the --backend and --dtype of the network."""
+
+    settings: Settings
+    noise_vocab: str = None
+    out: str = None
+    refs: str = None
+    backend: str = "auto"
+    dtype: str = "float32"
+
+
+def nbest_rescoring(options):
     settings = Settings(lm_weight=options.lm_weight, word_penalty=options.word_penalty,
                         nn_weight=options.nn_weight, lam=options.lam if options.lam is not None else 1.0,
                         batch_size=options.batch_size, share_prefixes=not options.no_prefix_sharing,
                         unk_penalty=unk_penalty(options.num_oovs, options.unk), num_oovs=options.num_oovs,
-                        noise=frozenset(read_noise_words(options.noise_vocab, options.encoding)),
                         encoding=options.encoding)
-    return run_nbest(source, network, arpa, settings, options.out, options.refs, console)
+    return NbestRescoring(settings, options.noise_vocab, options.out, options.refs, options.backend, options.dtype)
+
+
+def nbest_job(setup, rescoring, network_path, list_inputs, console):
+    """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none) after
+    the ModelSetup `setup`, the ARPA model and the lists, then rescoring.run_nbest with the
+    NbestRescoring `rescoring`. Setup lines go to stderr, so that stdout holds only results
+    (1-best lines, or word error rates with --out)."""
+    check_list_inputs(*list_inputs)
+    check_arpa_options(setup)
+    nn_weight = rescoring.settings.nn_weight
+    model_weight = nn_weight * (setup.lam if setup.arpa else 1.0)
+    if model_weight > 0 and network_path is None:
+        raise InputError("nbest needs the NETWORK model file (only --nn-weight 0, or --lambda 0 "
+                         "with --arpa, rescores without one)")
+    outputs, inputs = file_roles(setup, network_path if model_weight > 0 else None,
+                                 other_inputs=list_roles(*list_inputs))
+    refuse_overwriting_inputs(outputs + [("--out", rescoring.out)], inputs)
+    source = open_lists(*list_inputs, setup.encoding)
+    setup_console = Console(out=console.err, err=console.err)
+    network = None
+    if model_weight > 0:
+        model_file = read_model(network_path)
+        vocab = setup_vocabulary(setup, model_file, setup_console)
+        network, _ = setup_network(setup, network_path, model_file, vocab,
+                                   make_backend(rescoring.backend, rescoring.dtype, setup_console), setup_console)
+    arpa = open_arpa(setup.arpa, setup_console, setup.encoding) if setup.arpa and nn_weight > 0 else None
+    # the noise words are read only now, so that the errors of the models come first
+    settings = dataclasses.replace(rescoring.settings,
+                                   noise=frozenset(read_noise_words(rescoring.noise_vocab, setup.encoding)))
+    return run_nbest(source, network, arpa, settings, rescoring.out, rescoring.refs, console)
 
 
 def train_network(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,

@@ -23,6 +23,7 @@ import numpy
 import pytest
 from conftest import HAND_LATTICE as LATTICE
 
+from rwthlm_py.commands import lattice_rescoring
 from rwthlm_py.config import Options
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
@@ -40,8 +41,9 @@ def rescore(tmp_path, output, batch_size=None, lam=0.0):
     network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
     (tmp_path / "hand.lat").write_text(LATTICE)
     console = Console(out=io.StringIO(), err=io.StringIO())
-    options = Options(lam=lam, pruning_threshold=0.0, dp_order=1, set_sb_last=True, output=output)
-    status = rescore_lattices(network, [str(tmp_path / "hand.lat")], options, console, batch_size)
+    rescoring = lattice_rescoring(Options(lam=lam, pruning_threshold=0.0, dp_order=1, set_sb_last=True, output=output),
+                                  batch_size)
+    status = rescore_lattices(network, [str(tmp_path / "hand.lat")], rescoring, console)
     assert status == 0, console.err.getvalue()
     written = (tmp_path / OUTPUTS[output]).read_text()
     return console.out.getvalue().replace(str(tmp_path) + "/", ""), written.replace(str(tmp_path) + "/", "")
@@ -83,8 +85,8 @@ def test_dependent_lattices_carry_the_state_of_the_best_path(tmp_path):
     costs = {}
     for dependent in (False, True):
         console = Console(out=io.StringIO(), err=io.StringIO())
-        options = Options(lam=1.0, pruning_threshold=0.0, dependent=dependent)
-        assert rescore_lattices(network, paths, options, console) == 0
+        rescoring = lattice_rescoring(Options(lam=1.0, pruning_threshold=0.0, dependent=dependent))
+        assert rescore_lattices(network, paths, rescoring, console) == 0
         costs[dependent] = [float(line.split()[-1]) for line in console.out.getvalue().splitlines()
                             if line.startswith("single best: ")]
     ids = [vocab.index[word] for word in first] + [vocab.sb] + [vocab.index[word] for word in second] + [vocab.sb]
@@ -107,8 +109,9 @@ def test_initial_links_cleared_and_the_links_before_the_last_relabelled(tmp_path
     vocab = remap([(word, k) for k, word in enumerate(["the", "cat"])], "<sb>")
     network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
     console = Console(out=io.StringIO(), err=io.StringIO())
-    options = Options(lam=1.0, pruning_threshold=0.0, clear_initial_links=True, set_sb_next_to_last=True)
-    assert rescore_lattices(network, [str(tmp_path / "rwth.lat")], options, console) == 0, console.err.getvalue()
+    rescoring = lattice_rescoring(Options(lam=1.0, pruning_threshold=0.0, clear_initial_links=True,
+                                          set_sb_next_to_last=True))
+    assert rescore_lattices(network, [str(tmp_path / "rwth.lat")], rescoring, console) == 0, console.err.getvalue()
     out = console.out.getvalue().splitlines()
     assert "Setting score of initial epsilon link 0 to zero!" in out
     assert "Setting final epsilon link 2 to <sb>!" in out
@@ -118,8 +121,8 @@ def test_initial_links_cleared_and_the_links_before_the_last_relabelled(tmp_path
     (tmp_path / "silence.lat").write_text("N=3 L=2\nI=0 t=0\nI=1 t=0.3\nI=2 t=0.5\n"
                                           "J=0 S=0 E=1 W=cat a=-1 l=-1\nJ=1 S=1 E=2 W=[silence] a=-4 l=0\n")
     console = Console(out=io.StringIO(), err=io.StringIO())
-    options = Options(lam=1.0, pruning_threshold=0.0, set_sb_last=True)
-    assert rescore_lattices(network, [str(tmp_path / "silence.lat")], options, console) == 1
+    rescoring = lattice_rescoring(Options(lam=1.0, pruning_threshold=0.0, set_sb_last=True))
+    assert rescore_lattices(network, [str(tmp_path / "silence.lat")], rescoring, console) == 1
     assert "silence.lat:6: link 1 ('[silence]') cannot become the sentence boundary" in console.err.getvalue()
 
 
@@ -133,8 +136,8 @@ def test_the_n_best_distinct_word_sequences_as_an_srilm_list(tmp_path):
     network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
     (tmp_path / "hand.lat").write_text(LATTICE)
     console = Console(out=io.StringIO(), err=io.StringIO())
-    options = Options(lam=0.0, pruning_threshold=0.0, dp_order=1, set_sb_last=True, nbest_size=10)
-    assert rescore_lattices(network, [str(tmp_path / "hand.lat")], options, console) == 0, console.err.getvalue()
+    rescoring = lattice_rescoring(Options(lam=0.0, pruning_threshold=0.0, dp_order=1, set_sb_last=True, nbest_size=10))
+    assert rescore_lattices(network, [str(tmp_path / "hand.lat")], rescoring, console) == 0, console.err.getvalue()
     lines = (tmp_path / "hand.lat.nbest").read_text().splitlines()
     ln10 = math.log(10)
     expected = [(-60.0, -5.5, "the dog sees"), (-61.0, -5.0, "the cat sees"), (-64.0, -5.0, "the dog feeds"),

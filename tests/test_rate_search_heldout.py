@@ -159,8 +159,9 @@ def toy_training(toy, model, monkeypatch, trial_share=None, searched=True, **cha
     monkeypatch.setattr(train, "train_batch", _counted(train.train_batch, updates))
     monkeypatch.setattr(commands, "search_learning_rate", _recorded(rate_search_heldout.search_learning_rate, chosen))
     console = Console(out=io.StringIO(), err=io.StringIO(), log_interval=0.0)
-    status = commands.train_job(options, str(model), get_backend("numpy", "float64"), console,
-                                commands.heldout_rate_search)
+    status = commands.train_job(commands.model_setup(options),
+                                commands.training_settings(options, commands.heldout_rate_search), str(model),
+                                get_backend("numpy", "float64"), console)
     assert status == 0
     return console, updates[0], chosen[0] if chosen else None
 

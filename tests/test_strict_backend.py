@@ -95,7 +95,8 @@ def test_nbest_rescoring_equals_numpys(tmp_path, monkeypatch):
         options = Options(unk=True, batch_size=3, out=str(tmp_path / name), dtype="float64")
         console = Console(out=io.StringIO(), err=io.StringIO())
         monkeypatch.setattr(commands, "make_backend", lambda name, dtype, console, backend=backend: backend)
-        status = commands.nbest_job(options, str(tmp_path / "toy-i6-m6"), ([str(DATA / "nbest")], None, None), console)
+        status = commands.nbest_job(commands.model_setup(options), commands.nbest_rescoring(options),
+                                    str(tmp_path / "toy-i6-m6"), ([str(DATA / "nbest")], None, None), console)
         assert status == 0, console.err.getvalue()
         written[name] = {path.name: path.read_text() for path in sorted((tmp_path / name).iterdir())}
     assert written["numpy"].keys() == written["strict"].keys() and len(written["numpy"]) > 2

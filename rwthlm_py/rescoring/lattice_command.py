@@ -42,7 +42,7 @@ import os
 import time
 
 from rwthlm_py.errors import InputError, WriteError
-from rwthlm_py.log_probs import LN10, unk_penalty
+from rwthlm_py.log_probs import LN10
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
@@ -58,23 +58,46 @@ NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM
 OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "ctm"}
 
 
-def rescore_lattices(network, paths, options, console, batch_size=None, program="rwthlm"):
-    """Rescores every lattice of `paths` (options.lam and options.pruning_threshold given);
-    returns the exit status. With options.out the outputs go into that directory instead of
-    next to their inputs, all at the end."""
-    targets, nbest_targets = lattice_outputs(paths, options)
-    search_options = SearchOptions(
-        lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
-        lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
-        look_ahead_lm_scale=options.look_ahead_lm_scale, acoustic_scale=options.acoustic_scale,
-        word_penalty=options.word_penalty * LN10, unk_penalty=unk_penalty(options.num_oovs, options.unk),
-        batch_size=batch_size)
-    errors = WordErrorTally(options.refs, read_references(options.refs, options.encoding),
-                            read_noise_words(options.noise_vocab, options.encoding)) if options.refs else None
-    with staged_outputs(options.out, console.note) as stage:
+@dataclasses.dataclass(frozen=True)
+class LatticeOutputs:
+    """What is written of each lattice, by the options' names: --output, --nbest N (None:
+    no n-best list) and --out DIR (None: next to each lattice)."""
+
+    output: str = "lattice"
+    nbest_size: int = None
+    out: str = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LatticeRescoring:
+    """What lattices are rescored with, by the options' names: the search (its scales,
+    beam, recombination and histories per network step), the LatticeOutputs, how the
+    lattices are read and prepared (--encoding, --unk with --map-unk, --clear-initial-links,
+    --set-sb-last, --set-sb-next-to-last), --dependent, and --refs with --noise-vocab."""
+
+    search: SearchOptions
+    outputs: LatticeOutputs = LatticeOutputs()
+    encoding: str = DEFAULT_ENCODING
+    unk: bool = False
+    map_unk: str = "<unk>"
+    clear_initial_links: bool = False
+    set_sb_last: bool = False
+    set_sb_next_to_last: bool = False
+    dependent: bool = False
+    refs: str = None
+    noise_vocab: str = None
+
+
+def rescore_lattices(network, paths, rescoring, console, program="rwthlm"):
+    """Rescores every lattice of `paths` with the LatticeRescoring; returns the exit status.
+    With an --out directory the outputs go there instead of next to their inputs, all at
+    the end."""
+    targets, nbest_targets = lattice_outputs(paths, rescoring.outputs)
+    errors = WordErrorTally(rescoring.refs, read_references(rescoring.refs, rescoring.encoding),
+                            read_noise_words(rescoring.noise_vocab, rescoring.encoding)) if rescoring.refs else None
+    with staged_outputs(rescoring.outputs.out, console.note) as stage:
         return _rescore_each(network, paths, [stage(target) for target in targets],
-                             [stage(target) for target in nbest_targets], options, search_options, errors,
-                             console, program)
+                             [stage(target) for target in nbest_targets], rescoring, errors, console, program)
 
 
 @contextlib.contextmanager
@@ -89,7 +112,7 @@ def staged_outputs(directory, note=None):
         yield lambda target: None if target is None else os.path.join(staging, os.path.basename(target))
 
 
-def _rescore_each(network, paths, targets, nbest_targets, options, search_options, errors, console, program):
+def _rescore_each(network, paths, targets, nbest_targets, rescoring, errors, console, program):
     """The loop over the lattices, each written to its target (and n-best target)."""
     console.say("Rescoring ...")
     failed, state, audio_seconds = 0, None, 0.0
@@ -100,13 +123,13 @@ def _rescore_each(network, paths, targets, nbest_targets, options, search_option
         try:
             if errors is not None:
                 lattice_reference(errors, path)  # before any output is written
-            rescored = rescore_lattice(network, path, target, options, search_options, console,
-                                       state if options.dependent else None)
+            rescored = rescore_lattice(network, path, target, rescoring, console,
+                                       state if rescoring.dependent else None)
             if nbest_target is not None:
-                write_nbest(rescored, network.vocab, search_options, options.nbest_size, nbest_target,
-                            options.encoding)
+                write_nbest(rescored, network.vocab, rescoring.search, rescoring.outputs.nbest_size, nbest_target,
+                            rescoring.encoding)
             if errors is not None:
-                errors.add(*lattice_error_counts(errors, rescored, network.vocab, search_options))
+                errors.add(*lattice_error_counts(errors, rescored, network.vocab, rescoring.search))
         except WriteError:
             raise  # a full disk fails every lattice after this one: stop here
         except InputError as error:
@@ -129,10 +152,11 @@ def _rescore_each(network, paths, targets, nbest_targets, options, search_option
     return 1 if failed else 0
 
 
-def lattice_outputs(paths, options):
-    """Each lattice's output, and its n-best list (None without --nbest)."""
-    targets = output_paths(paths, OUTPUT_SUFFIX[options.output], options.out)
-    nbest_targets = output_paths(paths, "nbest", options.out) if options.nbest_size else [None] * len(paths)
+def lattice_outputs(paths, outputs):
+    """Each lattice's output, and its n-best list (None without --nbest), as the
+    LatticeOutputs say."""
+    targets = output_paths(paths, OUTPUT_SUFFIX[outputs.output], outputs.out)
+    nbest_targets = output_paths(paths, "nbest", outputs.out) if outputs.nbest_size else [None] * len(paths)
     return targets, nbest_targets
 
 
@@ -157,13 +181,14 @@ class Rescored:
     result: object  # the SearchResult
 
 
-def rescore_lattice(network, path, target, options, search_options, console, initial_state=None):
-    """One lattice: read, prepare, search, report, write to `target`; returns Rescored."""
-    lattice = read_lattice(path, options.encoding)
+def rescore_lattice(network, path, target, rescoring, console, initial_state=None):
+    """One lattice: read, prepare, search, report, write to `target` (as the
+    LatticeRescoring says); returns Rescored."""
+    lattice = read_lattice(path, rescoring.encoding)
     topology = lattice_topology(lattice)
-    cleared = clear_initial_links(lattice, topology, console) if options.clear_initial_links else {}
-    words = network_words(lattice, topology, network.vocab, options, console)
-    result = search(network, lattice, topology, words, search_options, initial_state)
+    cleared = clear_initial_links(lattice, topology, console) if rescoring.clear_initial_links else {}
+    words = network_words(lattice, topology, network.vocab, rescoring, console)
+    result = search(network, lattice, topology, words, rescoring.search, initial_state)
     for line in result.pruning_lines:
         console.say(line)
     scored = [link_id for link_id in result.best_links if words[link_id] >= 0]
@@ -176,7 +201,7 @@ def rescore_lattice(network, path, target, options, search_options, console, ini
     console.say(f"single best: {result.cost:g}")
     for link_id in result.best_links:
         console.say(f"\tW={lattice.links[link_id].word}\tJ={link_id}\tl={result.link_lm[link_id]:g}")
-    write_output(lattice, topology, result, options, cleared, target)
+    write_output(lattice, topology, result, rescoring, cleared, target)
     return Rescored(lattice, topology, words, result)
 
 
@@ -197,14 +222,14 @@ def clear_initial_links(lattice, topology, console):
     return cleared
 
 
-def network_words(lattice, topology, vocab, options, console):
+def network_words(lattice, topology, vocab, rescoring, console):
     """The network's word id of every LM-scored link (-1 for the others), with the final
     links relabelled by --set-sb-last or --set-sb-next-to-last. A relabelled link must
     have an LM score, a=0 and a word that is no other word of the vocabulary (rwthlm also
     needs that word mapped to <unk> by --unk; here it need not be known)."""
     relabelled = set()
-    if options.set_sb_last or options.set_sb_next_to_last:
-        relabelled = set(_links_to_relabel(lattice, topology, options.set_sb_last))
+    if rescoring.set_sb_last or rescoring.set_sb_next_to_last:
+        relabelled = set(_links_to_relabel(lattice, topology, rescoring.set_sb_last))
     words = [-1] * len(lattice.links)
     for link in lattice.links:
         if link.id in relabelled:
@@ -215,7 +240,7 @@ def network_words(lattice, topology, vocab, options, console):
             console.say(f"Setting final epsilon link {link.id} to {vocab.sb_name}!")
             words[link.id] = vocab.sb
         elif link.lm != 0:
-            words[link.id] = _word_id(link, vocab, options, lattice.path)
+            words[link.id] = _word_id(link, vocab, rescoring, lattice.path)
     return words
 
 
@@ -228,14 +253,14 @@ def _links_to_relabel(lattice, topology, last):
     return [link.id for link in lattice.links if link.end in before]
 
 
-def _word_id(link, vocab, options, path):
+def _word_id(link, vocab, rescoring, path):
     word = link.word
     if word in vocab.index:
         return vocab.index[word]
-    if options.unk:
+    if rescoring.unk:
         return vocab.unk
     raise InputError(f"link {link.id}: '{word}' is not in the vocabulary (give --unk to map unknown words "
-                     f"to {options.map_unk})", path, link.line)
+                     f"to {rescoring.map_unk})", path, link.line)
 
 
 def output_path(path, suffix):
@@ -254,14 +279,15 @@ def output_path(path, suffix):
     return f"{path}.{suffix}"
 
 
-def write_output(lattice, topology, result, options, cleared, target):
-    if options.output == "lattice":
+def write_output(lattice, topology, result, rescoring, cleared, target):
+    output = rescoring.outputs.output
+    if output == "lattice":
         lines = rescored_lines(lattice, result.link_lm, cleared)
-    elif options.output == "ctm":
+    elif output == "ctm":
         lines = ctm_lines(lattice, result)
     else:
-        lines = expanded_lattice_lines(lattice, topology, result, options.lm_scale)
-    with atomic_output(target, encoding=options.encoding) as handle:
+        lines = expanded_lattice_lines(lattice, topology, result, rescoring.search.lm_scale)
+    with atomic_output(target, encoding=rescoring.encoding) as handle:
         for line in lines:
             handle.write(line + "\n")
 
