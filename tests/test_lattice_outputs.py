@@ -155,8 +155,8 @@ def test_the_n_best_paths_are_ranked_with_the_acoustic_scale(tmp_path):
     network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
     (tmp_path / "hand.lat").write_text(LATTICE)
     console = Console(out=io.StringIO(), err=io.StringIO())
-    options = Options(lam=0.0, pruning_threshold=0.0, dp_order=1, set_sb_last=True, nbest_size=10,
-                      acoustic_scale=0.1)
-    assert rescore_lattices(network, [str(tmp_path / "hand.lat")], options, console) == 0, console.err.getvalue()
+    rescoring = lattice_rescoring(Options(lam=0.0, pruning_threshold=0.0, dp_order=1, set_sb_last=True,
+                                          nbest_size=10, acoustic_scale=0.1))
+    assert rescore_lattices(network, [str(tmp_path / "hand.lat")], rescoring, console) == 0, console.err.getvalue()
     ranked = [" ".join(h.words) for h in read_srilm_list(tmp_path / "hand.lat.nbest").hypotheses]
     assert ranked == ["the cat feeds", "the cat sees", "the dog feeds", "the dog sees"]
