@@ -373,3 +373,16 @@ def test_a_batch_so_large_that_every_rate_diverges_writes_no_model(toy, monkeypa
     assert_one_line_error((status, captured.out, captured.err), "rwthlm-py", "every trial")
     assert "Training ..." not in captured.out
     assert not list(toy.glob("big-i8-m8*")) and not list(toy.glob(".big-i8-m8*"))
+
+
+def test_a_batch_larger_than_a_trial_stops_before_any_trial(toy, monkeypatch, capsys):
+    searchable(monkeypatch, trial_share=3)  # trials of a third of the epoch; one batch here is all of it
+    monkeypatch.chdir(toy)
+    status = cli.main(["train", "--train", "train.txt", "--dev", "dev.txt", "--batch-size", "100000000",
+                       "--max-epoch", "1", "big-i8-m8"])
+    captured = capsys.readouterr()
+    assert_one_line_error((status, captured.out, captured.err), "rwthlm-py",
+                          f"--batch-size 100000000: one batch holds {epoch_words(toy):,} training words, more than "
+                          "a learning-rate trial may train on", "give --learning-rate, or a smaller --batch-size")
+    assert "Searching the initial learning rate" not in captured.out and "trial 1 " not in captured.err
+    assert not list(toy.glob("big-i8-m8*"))

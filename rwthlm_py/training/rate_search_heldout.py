@@ -45,6 +45,10 @@ ended at test perplexity 121.45, against 112.74 from 0.025. So an epoch too shor
 MIN_TRIAL_WORDS in the bracket is not searched: it starts at the grid's k = 0, and the
 training schedule halves that rate where it is too large.
 
+Trials train whole batches, so a batch larger than a trial (more than TRIAL_WORDS words,
+--batch-size above 5,714 at the default sequence length) leaves nothing to search with: the
+run stops with one line asking for --learning-rate or a smaller --batch-size.
+
 Every trial shows its progress, and its rate and perplexities are printed and, with
 --tensorboard, written as rate_search/* scalars (step: the trial's number).
 """
@@ -122,6 +126,11 @@ def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corp
         return base, None
     started = time.perf_counter()
     words, max_trials = plan
+    first_batch = _words(leading_batches(train_order, schedule.batch_size, 1))
+    if first_batch > max(words, MIN_TRIAL_WORDS):  # trials train whole batches: one is more than a trial
+        raise InputError(f"--batch-size {schedule.batch_size}: one batch holds {first_batch:,} training words, more "
+                         f"than a learning-rate trial may train on ({words:,}): give --learning-rate, or a smaller "
+                         "--batch-size")
     trained = leading_batches(train_order, schedule.batch_size, words)
     judged = leading_batches(dev_sequences, schedule.batch_size, JUDGE_WORDS)
     console.say(f"Searching the initial learning rate: at most {max_trials} trials of {_words(trained):,} training "
