@@ -364,12 +364,13 @@ def main(argv=None):
         from_model = model_defaults(namespace.command, namespace.network, names)
         options, explicit = resolve_options(namespace, names, console,
                                             {**SUBCOMMAND_DEFAULTS.get(namespace.command, {}), **from_model})
-        if namespace.command == "ppl":
-            console.note(layout_line(options, explicit, from_model))
         required = {"train": ["train", "dev"], "ppl": ["ppl"]}.get(namespace.command, [])
         for name in required:
             if getattr(options, name) is None:
-                raise UsageError(f"{namespace.command} needs {flag_name(OPTION_FIELDS[name])}")
+                raise UsageError(f"{namespace.command} needs {flag_name(OPTION_FIELDS[name])}",
+                                 help_of(namespace.command))
+        if namespace.command == "ppl":
+            console.note(layout_line(options, explicit, from_model))
         with recorded(options, namespace.command, argv, console) as finish:
             return finish(SUBCOMMAND_JOBS[namespace.command](namespace, options, explicit, console))
 
@@ -391,6 +392,11 @@ def model_defaults(command, network_path, names):
     except InputError:
         return {}
     return recorded_options(meta["options"], wanted, network_path)
+
+
+def help_of(command):
+    """The hint of a subcommand's usage errors: where its own options are described."""
+    return f"see rwthlm-py {command} --help"
 
 
 def layout_line(options, explicit, from_model):
@@ -453,7 +459,8 @@ def run_selftest(namespace, options, explicit, console):
     from rwthlm_py.commands import model_setup, selftest_job, selftest_settings
 
     if options.train is not None and namespace.network is None:
-        raise UsageError("selftest --train needs NETWORK, the network string or model file to check on the text")
+        raise UsageError("selftest --train needs NETWORK, the network string or model file to check on the text",
+                         help_of("selftest"))
     # the checks on generated text compute in float64 from the start
     backend_options = options.replace(dtype="float64") if options.train is None else options
     return selftest_job(model_setup(options), selftest_settings(options), namespace.network,
@@ -486,11 +493,11 @@ def run_sample(namespace, console):
 
     for flag, value in (("--num", namespace.num), ("--max-length", namespace.max_length)):
         if not 1 <= value <= LARGEST_COUNT:
-            raise UsageError(f"{flag} must lie in [1, {LARGEST_COUNT:,}]")
+            raise UsageError(f"{flag} must lie in [1, {LARGEST_COUNT:,}]", help_of("sample"))
     if not (namespace.temperature > 0 and namespace.temperature < float("inf")):
-        raise UsageError("--temperature must be a positive number")
+        raise UsageError("--temperature must be a positive number", help_of("sample"))
     if not 0 <= namespace.seed < 2 ** 63:
-        raise UsageError("--seed must lie in [0, 2^63)")
+        raise UsageError("--seed must lie in [0, 2^63)", help_of("sample"))
     names = ["backend", "dtype", "encoding"]
     options, _ = resolve_options(namespace, names, console, model_defaults("sample", namespace.network, names))
     draws = Draws(namespace.num, namespace.temperature, namespace.seed, namespace.max_length)
@@ -501,7 +508,7 @@ def run_vocab(options, out, console):
     from rwthlm_py.commands import vocab_job, vocabulary_building
 
     if options.train is None:
-        raise UsageError("vocab needs --train")
+        raise UsageError("vocab needs --train", help_of("vocab"))
     return vocab_job(vocabulary_building(options), out, console, options.config)
 
 

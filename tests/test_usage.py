@@ -185,3 +185,15 @@ def test_rwthlm_py_train_stops_after_halvings_in_a_row_and_says_why(toy):
                                         "the best model)")
         status, out, err = call(RWTHLM_PY, "train", *TOY_TRAINING, *given, model, cwd=toy)
         assert status == 0 and out.startswith(f"Nothing to train: the learning rate was halved in {halvings} epochs")
+
+
+@pytest.mark.parametrize("arguments, line", [
+    (["ppl", "toy-i8-m8"], "ppl needs --ppl (see rwthlm-py ppl --help)"),
+    (["sample", "--num", 0, "toy-i8-m8"], "--num must lie in [1, 2,147,483,647] (see rwthlm-py sample --help)"),
+    (["sample", "--temperature", 0, "toy-i8-m8"], "--temperature must be a positive number (see rwthlm-py sample "
+                                                  "--help)"),
+])
+def test_a_subcommands_usage_error_points_to_its_own_help_before_the_model_is_used(trained, arguments, line):
+    result = call(RWTHLM_PY, *arguments, cwd=trained)
+    assert_usage_error(result, "rwthlm-py", line)
+    assert "scoring layout" not in result[2] and "Reading neural network" not in result[1]
