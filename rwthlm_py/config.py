@@ -338,13 +338,14 @@ def validate(options):
     return options
 
 
-# What rwthlm-py's scoring commands (and the Python API) take from the model file, its
-# training's options, where neither the command line nor --config gives it: how the texts
-# were read and, for ppl, the layout the model was trained and evaluated with.
+# What rwthlm-py's scoring commands (and the Python API), and train continuing a model, take
+# from the model file, its training's options, where neither the command line nor --config
+# gives it: how the texts were read and, for ppl, the layout the model was trained and
+# evaluated with.
 TEXT_CONVENTIONS = ["unk", "map_unk", "num_oovs", "map_sb", "debug_no_sb", "encoding"]
 SCORING_LAYOUT = ["batch_size", "sequence_length", "word_wrapping", "feedforward"]
 FROM_THE_MODEL = {"ppl": TEXT_CONVENTIONS + SCORING_LAYOUT, "nbest": TEXT_CONVENTIONS,
-                  "lattice": TEXT_CONVENTIONS, "sample": ["encoding"]}
+                  "lattice": TEXT_CONVENTIONS, "sample": ["encoding"], "train": TEXT_CONVENTIONS}
 
 
 def recorded_options(recorded, names, path):

@@ -89,6 +89,19 @@ def test_unk_given_at_training_is_used_by_the_scoring_commands(unk_model):
     assert link_lm["model's"] == pytest.approx(link_lm["none"] - math.log(5), rel=1e-5)  # printed with %g
 
 
+def test_training_a_model_further_reads_its_texts_as_its_training_did(unk_model):
+    """The second run gives no --unk; its dev text holds a word outside the vocabulary."""
+    toy = unk_model
+    (toy / "dev-oov.txt").write_text((toy / "dev.txt").read_text() + "the zebra sees the cat\n")
+    status, out, err = call(RWTHLM_PY, "train", "--train", "train-unk.txt", "--dev", "dev-oov.txt",
+                            "--max-epoch", 2, "u-i8-m8", cwd=toy)
+    assert status == 0, err
+    assert "epoch 2 took" in out
+    status, _, err = call(RWTHLM, "--train", "train-unk.txt", "--dev", "dev-oov.txt", "--max-epoch", 3,
+                          "u-i8-m8", cwd=toy)  # rwthlm needs --unk given
+    assert status == 1 and "unknown word 'zebra'" in err
+
+
 def test_no_unk_undoes_the_models_unk(unk_model):
     toy = unk_model
     status, out, err = call(RWTHLM_PY, "ppl", "--ppl", "oov.txt", "--no-unk", "u-i8-m8", cwd=toy)
