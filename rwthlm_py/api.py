@@ -23,7 +23,15 @@ from collections.abc import Iterable, Sequence
 import numpy
 
 from rwthlm_py.commands import require_model_memory, require_words, schedule_from, score_text
-from rwthlm_py.config import FROM_THE_MODEL, OPTION_FIELDS, Options, recorded_options, validate
+from rwthlm_py.config import (
+    FROM_THE_MODEL,
+    OPTION_FIELDS,
+    Options,
+    closest_names,
+    recorded_options,
+    suggestion,
+    validate,
+)
 from rwthlm_py.errors import InputError
 from rwthlm_py.log_probs import LN10, unk_penalty
 from rwthlm_py.model.checkpoint import build_network, model_vocabulary, read_model
@@ -42,7 +50,8 @@ def load(path: str, backend: str = "auto", dtype: str = "float32", **options: ob
     `options` (Python names of the command-line options) replace what training recorded."""
     unknown = sorted(set(options) - set(OPTION_FIELDS))
     if unknown:
-        raise InputError(f"unknown option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+        raise InputError(f"unknown option{'s' if len(unknown) > 1 else ''}: "
+                         + ", ".join(_with_suggestion(name) for name in unknown))
     model_file = read_model(path)
     recorded = recorded_options(model_file.meta["options"], FROM_THE_MODEL["ppl"], model_file.path)
     settings = validate(Options(**{**recorded, **options, "backend": backend, "dtype": dtype}))
@@ -142,6 +151,13 @@ class LanguageModel:
                 raise InputError(f"the sentence boundary '{word}' is no word of a sentence", where)
             ids.append(word_id)
         return ids
+
+
+def _with_suggestion(name: str) -> str:
+    """An unknown option's name and, in parentheses, the Python names it most likely meant."""
+    known = [field.replace("_", "-") for field in OPTION_FIELDS]
+    hint = suggestion([option.replace("-", "_") for option in closest_names(name, known)])
+    return f"{name} ({hint})" if hint else name
 
 
 def _lines_of(lines: str | Iterable[str]) -> list[str]:

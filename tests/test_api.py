@@ -125,8 +125,10 @@ def test_sample_draws_what_the_command_prints(models):
 
 
 def test_bad_arguments_are_input_errors(models):
-    with pytest.raises(InputError, match="unknown option: batchsize"):
+    with pytest.raises(InputError, match=r"^unknown option: batchsize \(did you mean batch_size\?\)$"):
         rwthlm_py.load(models / "t-i8-m8", batchsize=3)
+    with pytest.raises(InputError, match=r"^unknown options: lr \(did you mean learning_rate\?\), zzz$"):
+        rwthlm_py.load(models / "t-i8-m8", lr=0.1, zzz=1)
     with pytest.raises(InputError, match="--batch-size must be at least 1"):
         rwthlm_py.load(models / "t-i8-m8", batch_size=0)
     with pytest.raises(InputError, match="no such model file"):
