@@ -191,6 +191,7 @@ def test_word_error_examples():
 
 def test_the_word_error_tally_sums_three_hypotheses_per_utterance():
     tally = WordErrorTally("refs", {"u1": ["a", "uh", "b"], "u2": ["c"]}, {"uh"})
+    assert tally.lines() == []  # nothing counted yet (every lattice failed): no rate of nothing
     assert tally.reference("u1") == ["a", "b"]  # noise words left out
     # (original, rescored, oracle) 1-best of each utterance: three different error counts
     for utterance, hypotheses in (("u1", [["a"], ["a", "b", "x"], ["a", "b"]]), ("u2", [["d", "e"], ["c"], ["c"]])):

@@ -58,6 +58,7 @@ class WordErrorTally:
     def __init__(self, references_path, references, noise):
         self.path, self.references, self.noise = references_path, references, noise
         self.original, self.rescored, self.oracle = ErrorCounts(), ErrorCounts(), ErrorCounts()
+        self.utterances = 0
 
     def reference(self, utterance, naming=None):
         """The reference words of `utterance`, noise removed; `naming` (how the utterance was
@@ -69,11 +70,16 @@ class WordErrorTally:
 
     def add(self, original, rescored, oracle):
         """The ErrorCounts of one utterance's three hypotheses."""
+        self.utterances += 1
         for total, counts in zip((self.original, self.rescored, self.oracle), (original, rescored, oracle),
                                  strict=True):
             total.add(counts)
 
     def lines(self):
+        """The three WER lines; none where no utterance was counted (every lattice of a run
+        failed): a rate of nothing is no figure."""
+        if not self.utterances:
+            return []
         return [f"{name + ':':17s} WER {errors.format()}" for name, errors in
                 (("original 1-best", self.original), ("rescored 1-best", self.rescored), ("oracle", self.oracle))]
 
