@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy
 
-from rwthlm_py.commands import require_model_memory, require_words, schedule_from, score_text
+from rwthlm_py.commands import require_words, schedule_from, score_text
 from rwthlm_py.config import (
     FROM_THE_MODEL,
     OPTION_FIELDS,
@@ -35,6 +35,7 @@ from rwthlm_py.config import (
 from rwthlm_py.errors import InputError
 from rwthlm_py.log_probs import LN10, unk_penalty
 from rwthlm_py.model.checkpoint import build_network, model_vocabulary, read_model
+from rwthlm_py.model.memory import require_model_memory
 from rwthlm_py.model.network import Network
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.runtime.backend import get_backend

@@ -126,7 +126,7 @@ def search_learning_rate(network, optimizer, train_corpus, train_order, dev_corp
         return base, None
     started = time.perf_counter()
     words, max_trials = plan
-    first_batch = _words(leading_batches(train_order, schedule.batch_size, 1))
+    first_batch = _words(train_order.take(slice(0, schedule.batch_size)))
     if first_batch > max(words, MIN_TRIAL_WORDS):  # trials train whole batches: one is more than a trial
         raise InputError(f"--batch-size {schedule.batch_size}: one batch holds {first_batch:,} training words, more "
                          f"than a learning-rate trial may train on ({words:,}): give --learning-rate, or a smaller "

@@ -208,8 +208,8 @@ def builtin_self_test(settings, network_path, console, backend=None):
     text, with the SelfTestSettings, on `backend` in float64 (default: numpy)."""
     import os
 
-    from rwthlm_py.commands import require_memory, require_model_memory
     from rwthlm_py.model.checkpoint import build_network, read_model
+    from rwthlm_py.model.memory import require_memory, require_model_memory
     from rwthlm_py.model.network_spec import parse_network
     from rwthlm_py.text.vocabulary import Vocabulary
 

@@ -66,6 +66,11 @@ class Schedule:
         """The corpus cut into sequences in this schedule's layout (data.wrap)."""
         return data.wrap(corpus, self.word_wrapping, self.batch_size, self.sequence_length, self.debug_no_sb)
 
+    def epoch_order(self, sequences, epoch):
+        """The sequences (from `wrap`) in the order epoch `epoch` (from 0) trains them:
+        shuffled by (seed, epoch) where this schedule shuffles (data.shuffled)."""
+        return data.shuffled(sequences, self.random_seed, epoch) if self.shuffles else sequences
+
     def dropout_masks(self, backend, epoch, batch_number):
         """The DropoutMasks of batch `batch_number` (from 1) of epoch `epoch` (from 0), or None."""
         if not self.dropout:
@@ -239,10 +244,9 @@ class Trainer:
         self.console.say(f"improvement below {gain:g}%: learning rate halved to {self.state.learning_rate:e}")
 
     def _epoch_order(self, sequences):
-        if not self.schedule.shuffles:
-            return sequences
-        self.console.say("Shuffling ... done")
-        return data.shuffled(sequences, self.schedule.random_seed, self.state.epoch)
+        if self.schedule.shuffles:
+            self.console.say("Shuffling ... done")
+        return self.schedule.epoch_order(sequences, self.state.epoch)
 
     def run_epoch(self, corpus, sequences, position=None):
         """Trains on every batch once (from `position` on, an EpochPosition of a resumed
