@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy
 
-from rwthlm_py.commands import require_words, schedule_from, score_text
+from rwthlm_py.commands import schedule_from, score_text
 from rwthlm_py.config import (
     FROM_THE_MODEL,
     OPTION_FIELDS,
@@ -37,6 +37,7 @@ from rwthlm_py.log_probs import LN10, unk_penalty
 from rwthlm_py.model.checkpoint import build_network, model_vocabulary, read_model
 from rwthlm_py.model.memory import require_model_memory
 from rwthlm_py.model.network import Network
+from rwthlm_py.preparation import require_words
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.scoring.sampling import sample_sentences

@@ -428,35 +428,40 @@ def parse_command_line(parser, argv):
 # -- rwthlm-py's subcommands: each runs its job (commands.*_job) -----------------------------------
 
 def run_train(namespace, options, explicit, console):
-    from rwthlm_py.commands import heldout_rate_search, model_setup, train_job, training_settings
+    from rwthlm_py.commands import heldout_rate_search, train_job, training_settings
+    from rwthlm_py.preparation import model_setup
 
     return train_job(model_setup(options), training_settings(options, heldout_rate_search), namespace.network,
                      make_backend(options, console), console)
 
 
 def run_ppl(namespace, options, explicit, console):
-    from rwthlm_py.commands import model_setup, perplexity_settings, ppl_job
+    from rwthlm_py.commands import perplexity_settings, ppl_job
+    from rwthlm_py.preparation import model_setup
 
     return ppl_job(model_setup(options), perplexity_settings(options, skip_oovs=True), namespace.network,
                    make_backend(options, console), console)
 
 
 def run_lattice(namespace, options, explicit, console):
-    from rwthlm_py.commands import lattice_job, lattice_rescoring, model_setup
+    from rwthlm_py.commands import lattice_job, lattice_rescoring
+    from rwthlm_py.preparation import model_setup
 
     return lattice_job(model_setup(options), lattice_rescoring(options, lattice_batch_size(options, explicit)),
                        namespace.network, namespace.lattices, make_backend(options, console), console, "rwthlm-py")
 
 
 def run_nbest(namespace, options, explicit, console):
-    from rwthlm_py.commands import model_setup, nbest_job, nbest_rescoring
+    from rwthlm_py.commands import nbest_job, nbest_rescoring
+    from rwthlm_py.preparation import model_setup
 
     return nbest_job(model_setup(options), nbest_rescoring(options), namespace.network,
                      (namespace.nbest, namespace.nbest_files, namespace.kaldi), console)
 
 
 def run_selftest(namespace, options, explicit, console):
-    from rwthlm_py.commands import model_setup, selftest_job, selftest_settings
+    from rwthlm_py.commands import selftest_job, selftest_settings
+    from rwthlm_py.preparation import model_setup
 
     if options.train is not None and namespace.network is None:
         raise UsageError("selftest --train needs NETWORK, the network string or model file to check on the text",
@@ -505,7 +510,8 @@ def run_sample(namespace, console):
 
 
 def run_vocab(options, out, console):
-    from rwthlm_py.commands import vocab_job, vocabulary_building
+    from rwthlm_py.commands import vocab_job
+    from rwthlm_py.preparation import vocabulary_building
 
     if options.train is None:
         raise UsageError("vocab needs --train", help_of("vocab"))

@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_one_line_error
 from test_tensorboard import read_events, scalar_values
 
-from rwthlm_py import cli, commands
+from rwthlm_py import cli, commands, preparation
 from rwthlm_py.config import Options
 from rwthlm_py.errors import InputError
 from rwthlm_py.model.checkpoint import model_vocabulary, read_model
@@ -159,7 +159,7 @@ def toy_training(toy, model, monkeypatch, trial_share=None, searched=True, **cha
     monkeypatch.setattr(train, "train_batch", _counted(train.train_batch, updates))
     monkeypatch.setattr(commands, "search_learning_rate", _recorded(rate_search_heldout.search_learning_rate, chosen))
     console = Console(out=io.StringIO(), err=io.StringIO(), log_interval=0.0)
-    status = commands.train_job(commands.model_setup(options),
+    status = commands.train_job(preparation.model_setup(options),
                                 commands.training_settings(options, commands.heldout_rate_search), str(model),
                                 get_backend("numpy", "float64"), console)
     assert status == 0

@@ -10,7 +10,7 @@ import re
 import numpy
 import pytest
 
-from rwthlm_py import commands
+from rwthlm_py import commands, preparation
 from rwthlm_py.config import Options
 from rwthlm_py.output.reporting import Console
 from rwthlm_py.runtime.backend import get_backend
@@ -95,7 +95,7 @@ def test_nbest_rescoring_equals_numpys(tmp_path, monkeypatch):
         options = Options(unk=True, batch_size=3, out=str(tmp_path / name), dtype="float64")
         console = Console(out=io.StringIO(), err=io.StringIO())
         monkeypatch.setattr(commands, "make_backend", lambda name, dtype, console, backend=backend: backend)
-        status = commands.nbest_job(commands.model_setup(options), commands.nbest_rescoring(options),
+        status = commands.nbest_job(preparation.model_setup(options), commands.nbest_rescoring(options),
                                     str(tmp_path / "toy-i6-m6"), ([str(DATA / "nbest")], None, None), console)
         assert status == 0, console.err.getvalue()
         written[name] = {path.name: path.read_text() for path in sorted((tmp_path / name).iterdir())}
