@@ -73,7 +73,8 @@ def random_lattice(tmp_path, vocab, seed, layers=4, width=3):
 
 
 def link_words(lattice, vocab):
-    return [vocab.index[link.word] if link.word != EPSILON else -1 for link in lattice.links]
+    """The network's word of each LM-scored link, -1 for the others (as the lattice command gives them)."""
+    return [vocab.index[link.word] if link.lm != 0 else -1 for link in lattice.links]
 
 
 def all_paths(lattice, topology):
@@ -106,7 +107,9 @@ def path_cost(network, lattice, path, words, options):
     for link_id in path:
         link = lattice.links[link_id]
         cost -= options.acoustic_scale * link.acoustic
-        if link.lm != 0:
+        if link.lm != 0 and options.combination == "loglinear":
+            cost += -options.lm_scale * (link.lm + options.lam * nn_of[link_id]) - options.word_penalty
+        elif link.lm != 0:
             p = options.lam * math.exp(nn_of[link_id]) + (1 - options.lam) * math.exp(link.lm)
             cost += -options.lm_scale * math.log(p) - options.word_penalty
     return cost
@@ -125,12 +128,13 @@ def network():
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("look_ahead", ["none", "tropical", "log"])
-def test_an_infinite_beam_finds_the_best_of_all_paths(tmp_path, network, seed, look_ahead):
+@pytest.mark.parametrize("combination", ["linear", "loglinear"])
+def test_an_infinite_beam_finds_the_best_of_all_paths(tmp_path, network, seed, look_ahead, combination):
     lattice = random_lattice(tmp_path, network.vocab, seed)
     topology = lattice_topology(lattice)
     words = link_words(lattice, network.vocab)
     options = SearchOptions(lam=0.7, dp_order=50, lm_scale=2.5, look_ahead=look_ahead, acoustic_scale=0.9,
-                            word_penalty=0.3)
+                            word_penalty=0.3, combination=combination)
     result = search(network, lattice, topology, words, options)
     costs = {tuple(path): path_cost(network, lattice, path, words, options) for path in all_paths(lattice, topology)}
     best = min(costs, key=costs.get)

@@ -8,9 +8,13 @@ LM-scored words, and its traceback entry. Extending it over link e = (u -> v, wo
 
     score' = score + am(e) - LA(u) + LA(v) + lm_scale * lmcost(e)
     am(e) = -acoustic_scale * a(e) - word_penalty [e LM-scored]      (scores.link_cost without l)
-    lmcost(e) = 0 if the lattice's LM score l(e) is exactly 0 (no network step, the state
-                and the last word stay: silence, noise and epsilon links)
-              = -ln((1 - lambda) e^l(e) + lambda p_nn(w | history))   (log_probs.interpolate_linear)
+    lmcost(e) = -l(e) if e is not LM-scored (no network step, the state and the last word
+                stay: silence, noise and epsilon links, whose word id is -1; in HTK
+                lattices these are the links with l(e) = 0)
+              = -ln((1 - lambda) e^l(e) + lambda p_nn(w | history))   combination "linear":
+                                                     rwthlm's (log_probs.interpolate_linear)
+              = -l(e) - lambda ln p_nn(w | history)  combination "loglinear": Kaldi's
+                                                     lattice-lmrescore-kaldi-rnnlm --lm-scale
 
 p_nn of <unk> is divided by num_oovs + 1 once (rwthlm divides it twice in lattices).
 
@@ -62,6 +66,7 @@ class SearchOptions:
     word_penalty: float = 0.0
     unk_penalty: float = 0.0  # ln(num_oovs + 1)
     batch_size: int = None
+    combination: str = "linear"  # of the lattice's l and the network's ln p: "linear" or "loglinear"
 
 
 # A hypothesis; its state is (batch, column), column `column` of the network state
@@ -115,8 +120,9 @@ def look_ahead_scores(lattice, topology, semiring, lm_scale, acoustic_scale=1.0)
 def search(network, lattice, topology, link_words, options, initial_state=None):
     """The best path and the new per-link LM scores of one lattice (a SearchResult).
 
-    link_words[k] is the network's word id of link k (unused where the link's LM score is
-    0). initial_state is the state before the first word (None: the zero state).
+    link_words[k] is the network's word id of link k, -1 where the link is not LM-scored
+    (lattice_command.network_words: in HTK lattices, where its LM score is 0).
+    initial_state is the state before the first word (None: the zero state).
     """
     return _Search(network, lattice, topology, link_words, options).run(initial_state)
 
@@ -128,9 +134,9 @@ class _Search:
         scale = options.lm_scale if options.look_ahead_lm_scale is None else options.look_ahead_lm_scale
         self.look_ahead = look_ahead_scores(lattice, topology, options.look_ahead, scale, options.acoustic_scale)
         # each link's cost but for its LM score, with the look-ahead moved from start to end
-        self.costs_but_lm = [link_cost(link.acoustic, None, link.lm != 0, options.acoustic_scale,
-                                    word_penalty=options.word_penalty)
-                          - self.look_ahead[link.start] + self.look_ahead[link.end] for link in lattice.links]
+        self.costs_but_lm = [link_cost(link.acoustic, None, link_words[link.id] >= 0, options.acoustic_scale,
+                                       word_penalty=options.word_penalty)
+                             - self.look_ahead[link.start] + self.look_ahead[link.end] for link in lattice.links]
         self.centiseconds = topology.centiseconds.tolist()
         self.hypotheses = [[] for _ in lattice.nodes]
         self.best_in_frame = {}
@@ -211,7 +217,7 @@ class _Search:
         the local names)."""
         keys, column_of, requests, lattice_lm = [], {}, [], []
         for hypothesis, link in pending:
-            if link.lm == 0:
+            if self.link_words[link.id] < 0:
                 continue
             key = (hypothesis.state, hypothesis.last_word)
             if key not in column_of:
@@ -222,14 +228,15 @@ class _Search:
         lm_log_probs, new_states = [], []
         if requests:
             nn_log_probs, new_states = self._step(keys, requests)
-            lm_log_probs = interpolate_linear(nn_log_probs, lattice_lm, self.options.lam).tolist()
+            lm_log_probs = self._combine(nn_log_probs, lattice_lm).tolist()
         stepped = iter(zip(lm_log_probs, requests, strict=True))
         traceback, hypotheses, best = self.traceback, self.hypotheses, self.best_in_frame
         costs_but_lm, centiseconds, lm_scale = self.costs_but_lm, self.centiseconds, self.options.lm_scale
-        keep_history = self.options.dp_order > 0
+        keep_history, link_words = self.options.dp_order > 0, self.link_words
         for hypothesis, link in pending:
-            if link.lm == 0:
-                lm_log_prob, state, word, history = 0.0, hypothesis.state, hypothesis.last_word, hypothesis.history
+            if link_words[link.id] < 0:  # + 0.0: the lattice's -0 is written back as 0
+                lm_log_prob, state, word, history = link.lm + 0.0, hypothesis.state, hypothesis.last_word, \
+                    hypothesis.history
             else:
                 lm_log_prob, (column, word) = next(stepped)
                 state = new_states[column]
@@ -244,6 +251,12 @@ class _Search:
             time = centiseconds[link.end]
             if score < best.get(time, math.inf):
                 best[time] = score
+
+    def _combine(self, nn_log_probs, lattice_lm):
+        """The new LM log-probabilities of LM-scored links from the network's and the lattice's."""
+        if self.options.combination == "loglinear":
+            return numpy.asarray(lattice_lm) + self.options.lam * nn_log_probs
+        return interpolate_linear(nn_log_probs, lattice_lm, self.options.lam)
 
     def _step(self, keys, requests):
         """ln p_nn of every request (column, word) and a (batch, column) state per column, the columns
