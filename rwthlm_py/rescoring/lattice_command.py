@@ -43,10 +43,11 @@ import time
 
 from rwthlm_py.errors import InputError, WriteError
 from rwthlm_py.log_probs import LN10
+from rwthlm_py.model.scoring_step import scoring_step
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
-from rwthlm_py.rescoring.lattice_search import SearchOptions, search
+from rwthlm_py.rescoring.lattice_search import Search, SearchOptions, search_together
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
 from rwthlm_py.rescoring.scores import link_cost
@@ -113,43 +114,146 @@ def staged_outputs(directory, note=None):
 
 
 def _rescore_each(network, paths, targets, nbest_targets, rescoring, errors, console, program):
-    """The loop over the lattices, each written to its target (and n-best target)."""
+    """The loop over the lattices, each written to its target (and n-best target): up to
+    LATTICES_TOGETHER lattices at a time are prepared, searched side by side (their
+    network steps shared, lattice_search.search_together) and finished in their order,
+    each lattice's lines printed together, as if one ran after the other."""
     console.say("Rescoring ...")
     failed, state, audio_seconds = 0, None, 0.0
     progress = console.progress("rescoring", len(paths), unit="lattices")
-    start = time.perf_counter()
-    for path, target, nbest_target in zip(paths, targets, nbest_targets, strict=True):
-        console.say(f"lattice '{path}' ...")
-        try:
-            if errors is not None:
-                lattice_reference(errors, path)  # before any output is written
-            rescored = rescore_lattice(network, path, target, rescoring, console,
-                                       state if rescoring.dependent else None)
-            if nbest_target is not None:
-                write_nbest(rescored, network.vocab, rescoring.search, rescoring.outputs.nbest_size, nbest_target,
-                            rescoring.encoding)
-            if errors is not None:
-                errors.add(*lattice_error_counts(errors, rescored, network.vocab, rescoring.search))
-        except WriteError:
-            raise  # a full disk fails every lattice after this one: stop here
-        except InputError as error:
-            console.note(f"{program}: error: {error}")
-            failed += 1
-        else:
-            state = rescored.result.final_state
-            times = [node.time for node in rescored.lattice.nodes]
-            audio_seconds += max(times) - min(times)
-        progress.update(1)
+    timer = RescoringTimer(scoring_step(network))
+    together = 1 if rescoring.dependent else LATTICES_TOGETHER
+    jobs = list(zip(paths, targets, nbest_targets, strict=True))
+    for first in range(0, len(jobs), together):
+        group = [_Lattice(*job, console) for job in jobs[first:first + together]]
+        for lattice in group:
+            lattice.prepare(network, rescoring, timer, state if rescoring.dependent else None)
+        searched = [lattice for lattice in group if lattice.search is not None]
+        with timer.searching():
+            found = search_together(timer, [lattice.search for lattice in searched], rescoring.search.batch_size)
+        for lattice, result in zip(searched, found, strict=True):
+            lattice.result = result
+        for lattice in group:
+            if lattice.finish(network, rescoring, errors, program, timer):
+                state = lattice.rescored.result.final_state
+                audio_seconds += lattice.audio_seconds()
+            else:
+                failed += 1
+            progress.update(1)
     progress.close()
     if errors is not None:
         for line in errors.lines():
             console.say(line)
-    seconds = time.perf_counter() - start
-    factor = f": real-time factor {seconds / audio_seconds:.3f}" if audio_seconds else ""
-    console.note(f"rescored {len(paths) - failed} lattices ({audio_seconds:.2f} s of audio) in {seconds:.2f} s{factor}")
+    console.note(timer.summary(len(paths) - failed, audio_seconds))
     if failed:
         console.note(f"{program}: {failed} of {len(paths)} lattices failed")
     return 1 if failed else 0
+
+
+LATTICES_TOGETHER = 16  # lattices searched side by side (memory: each keeps its network states)
+
+
+class RescoringTimer:
+    """Where a run's time goes (reading and preparing, network steps, the rest of the
+    search, writing), for the summary line; also steps the network for the searches,
+    counting calls and histories."""
+
+    def __init__(self, scorer):
+        self.scorer, self.start = scorer, time.perf_counter()
+        self.seconds = {"reading": 0.0, "network": 0.0, "search": 0.0, "writing": 0.0}
+        self.calls = self.histories = 0
+
+    def next_word_log_probs(self, inputs, state, columns, targets, unk_penalty=0.0):
+        start = time.perf_counter()
+        answer = self.scorer.next_word_log_probs(inputs, state, columns, targets, unk_penalty)
+        self.seconds["network"] += time.perf_counter() - start
+        self.calls += 1
+        self.histories += len(inputs)
+        return answer
+
+    @contextlib.contextmanager
+    def timing(self, part):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[part] += time.perf_counter() - start
+
+    @contextlib.contextmanager
+    def searching(self):
+        """The search's own time: its wall time less the network's."""
+        network_before, start = self.seconds["network"], time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds["search"] += time.perf_counter() - start - (self.seconds["network"] - network_before)
+
+    def summary(self, lattices, audio_seconds):
+        seconds = time.perf_counter() - self.start
+        factor = f": real-time factor {seconds / audio_seconds:.3f}" if audio_seconds else ""
+        parts = self.seconds
+        return (f"rescored {lattices} lattices ({audio_seconds:.2f} s of audio) in {seconds:.2f} s{factor} "
+                f"(reading {parts['reading']:.2f} s, network {parts['network']:.2f} s for {self.histories:,} "
+                f"histories in {self.calls:,} calls, search {parts['search']:.2f} s, writing {parts['writing']:.2f} s)")
+
+
+class _Lattice:
+    """One lattice of a run: its console lines (held until it is finished, so that the
+    lattices searched together print in order), its search, and its outcome."""
+
+    def __init__(self, path, target, nbest_target, console):
+        self.path, self.target, self.nbest_target = path, target, nbest_target
+        self.console, self.lines = console, []
+        self.prepared = self.search = self.result = self.rescored = None
+        self.error = None
+        self.say(f"lattice '{path}' ...")
+
+    def say(self, line):
+        self.lines.append(line)
+
+    def prepare(self, network, rescoring, timer, initial_state):
+        """Reads and prepares the lattice and sets up its Search; an InputError is kept
+        for `finish` to report."""
+        try:
+            with timer.timing("reading"):
+                self.prepared = prepare_lattice(network, self.path, rescoring, self)
+            lattice, topology, words, _ = self.prepared
+            self.search = Search(network, lattice, topology, words, rescoring.search, initial_state)
+        except InputError as error:
+            self.error = error
+
+    def finish(self, network, rescoring, errors, program, timer):
+        """Reports and writes the searched lattice (its lines first); False if it failed."""
+        try:
+            if self.error is not None:
+                raise self.error
+            if errors is not None:
+                lattice_reference(errors, self.path)  # before any output is written
+            with timer.timing("writing"):
+                self.rescored = report_and_write(network, self.prepared, self.result, self.target, rescoring, self)
+                if self.nbest_target is not None:
+                    write_nbest(self.rescored, network.vocab, rescoring.search, rescoring.outputs.nbest_size,
+                                self.nbest_target, rescoring.encoding)
+            if errors is not None:
+                errors.add(*lattice_error_counts(errors, self.rescored, network.vocab, rescoring.search))
+        except WriteError:
+            self._flush()
+            raise  # a full disk fails every lattice after this one: stop here
+        except InputError as error:
+            self._flush()
+            self.console.note(f"{program}: error: {error}")
+            return False
+        self._flush()
+        return True
+
+    def _flush(self):
+        for line in self.lines:
+            self.console.say(line)
+        self.lines = []
+
+    def audio_seconds(self):
+        times = [node.time for node in self.rescored.lattice.nodes]
+        return max(times) - min(times)
 
 
 def lattice_outputs(paths, outputs):
@@ -181,14 +285,20 @@ class Rescored:
     result: object  # the SearchResult
 
 
-def rescore_lattice(network, path, target, rescoring, console, initial_state=None):
-    """One lattice: read, prepare, search, report, write to `target` (as the
-    LatticeRescoring says); returns Rescored."""
+def prepare_lattice(network, path, rescoring, console):
+    """The lattice read and prepared for its search: (lattice, topology, the network's
+    word of each link, the links --clear-initial-links cleared)."""
     lattice = read_lattice(path, rescoring.encoding)
     topology = lattice_topology(lattice)
     cleared = clear_initial_links(lattice, topology, console) if rescoring.clear_initial_links else {}
     words = network_words(lattice, topology, network.vocab, rescoring, console)
-    result = search(network, lattice, topology, words, rescoring.search, initial_state)
+    return lattice, topology, words, cleared
+
+
+def report_and_write(network, prepared, result, target, rescoring, console):
+    """A searched lattice's lines (its pruning lines, its best path) and its output; returns
+    Rescored."""
+    lattice, topology, words, cleared = prepared
     for line in result.pruning_lines:
         console.say(line)
     scored = [link_id for link_id in result.best_links if words[link_id] >= 0]

@@ -50,6 +50,7 @@ import numpy
 
 from rwthlm_py.log_probs import interpolate_linear
 from rwthlm_py.model.network import concatenate_states, select_state
+from rwthlm_py.model.scoring_step import scoring_step
 from rwthlm_py.rescoring.scores import link_cost
 
 
@@ -117,18 +118,122 @@ def look_ahead_scores(lattice, topology, semiring, lm_scale, acoustic_scale=1.0)
     return scores
 
 
-def search(network, lattice, topology, link_words, options, initial_state=None):
+def search(network, lattice, topology, link_words, options, initial_state=None, scorer=None):
     """The best path and the new per-link LM scores of one lattice (a SearchResult).
 
     link_words[k] is the network's word id of link k, -1 where the link is not LM-scored
     (lattice_command.network_words: in HTK lattices, where its LM score is 0).
-    initial_state is the state before the first word (None: the zero state).
+    initial_state is the state before the first word (None: the zero state). `scorer`
+    steps the network (scoring_step.scoring_step(network) if None).
     """
-    return _Search(network, lattice, topology, link_words, options).run(initial_state)
+    scorer = scorer if scorer is not None else scoring_step(network)
+    return search_together(scorer, [Search(network, lattice, topology, link_words, options, initial_state)],
+                           options.batch_size)[0]
 
 
-class _Search:
-    def __init__(self, network, lattice, topology, link_words, options):
+def search_together(scorer, searches, batch_size):
+    """Runs the Searches side by side, their network steps shared: whenever every search
+    waits for the steps of a frame, all those steps run together, `batch_size`
+    histories a call (None: all at once). Returns their SearchResults, in order."""
+    results = [None] * len(searches)
+    waiting = {}
+    for index, running in enumerate(searches):
+        _advance(running, None, index, waiting, results)
+    while waiting:
+        requests = list(waiting.values())
+        answers = step_together(scorer, requests, batch_size)
+        waiting = {}
+        for request, answer in zip(requests, answers, strict=True):
+            _advance(request.search, answer, request.index, waiting, results)
+    return results
+
+
+def _advance(running, answer, index, waiting, results):
+    """Sends a search its network steps; records its next request, or its result."""
+    try:
+        request = running.steps.send(answer)
+    except StopIteration as finished:
+        results[index] = finished.value
+    else:
+        request.index = index
+        waiting[index] = request
+
+
+@dataclasses.dataclass
+class StepRequest:
+    """The network steps a search waits for: a history per key (its state reference and
+    last word, see Hypothesis) and (key index, target word) pairs to score."""
+
+    search: "Search"
+    keys: list
+    requests: list
+    index: int = None
+
+
+def step_together(scorer, requests, batch_size):
+    """The StepRequests' network steps in shared calls, `batch_size` histories each (None:
+    all at once); histories of the zero state run apart from the others (a call's state is
+    all given or all zero). Returns per request (ln p_nn of each pair, a state reference
+    (its search's states index, column) per key)."""
+    answers = [(numpy.empty(len(request.requests)), [None] * len(request.keys)) for request in requests]
+    targets_of = [_targets_by_key(request) for request in requests]
+    zero = [(r, k) for r, request in enumerate(requests) for k, (state, _) in enumerate(request.keys) if state is None]
+    given = [(r, k) for r, request in enumerate(requests) for k, (state, _) in enumerate(request.keys)
+             if state is not None]
+    unk_penalty = requests[0].search.options.unk_penalty
+    for group in (zero, given):
+        size = batch_size or len(group) or 1
+        for start in range(0, len(group), size):
+            _run_call(scorer, requests, group[start:start + size], targets_of, answers, unk_penalty)
+    return answers
+
+
+def _targets_by_key(request):
+    """Per key of the request, the indices of its (key, word) pairs."""
+    by_key = [[] for _ in request.keys]
+    for index, (key, _) in enumerate(request.requests):
+        by_key[key].append(index)
+    return by_key
+
+
+def _run_call(scorer, requests, members, targets_of, answers, unk_penalty):
+    """One network call for the histories `members` ((request, key) pairs, grouped by
+    request as step_together lists them); fills in their answers."""
+    inputs, columns, words, owners = [], [], [], []
+    parts, state_index = [], {}
+    for column, (r, k) in enumerate(members):
+        request = requests[r]
+        inputs.append(request.keys[k][1])
+        for index in targets_of[r][k]:
+            columns.append(column)
+            words.append(request.requests[index][1])
+            owners.append((r, index))
+    by_request = {}
+    for column, (r, k) in enumerate(members):
+        by_request.setdefault(r, []).append((column, k))
+    if requests[members[0][0]].keys[members[0][1]][0] is not None:
+        parts = [requests[r].search.gather([requests[r].keys[k][0] for _, k in keyed])
+                 for r, keyed in by_request.items()]
+    state = concatenate_states(parts) if parts else None
+    log_probs, new_state = scorer.next_word_log_probs(inputs, state, columns, words, unk_penalty)
+    log_probs = requests[0].search.network.backend.to_numpy(log_probs).tolist()
+    for (r, index), value in zip(owners, log_probs, strict=True):
+        answers[r][0][index] = value
+    for r, keyed in by_request.items():
+        search = requests[r].search
+        search.states.append(new_state)
+        state_index[r] = len(search.states) - 1
+        search.network_steps += len(keyed)
+        for column, k in keyed:
+            answers[r][1][k] = (state_index[r], column)
+
+
+class Search:
+    """One lattice's search, run by search_together: `steps` is a generator that yields a
+    StepRequest whenever the search needs network steps, is sent back their answer
+    (step_together), and returns the SearchResult."""
+
+    def __init__(self, network, lattice, topology, link_words, options, initial_state=None):
         self.network, self.lattice, self.topology = network, lattice, topology
         self.link_words, self.options = link_words, options
         scale = options.lm_scale if options.look_ahead_lm_scale is None else options.look_ahead_lm_scale
@@ -144,8 +249,9 @@ class _Search:
         self.states = []  # network state tuples of the steps run so far
         self.pruning_lines = []
         self.network_steps = 0
+        self.steps = self._run(initial_state)
 
-    def run(self, initial_state):
+    def _run(self, initial_state):
         sb = self.network.vocab.sb
         root_state = None
         if initial_state is not None:
@@ -155,7 +261,7 @@ class _Search:
         for index, nodes in enumerate(self._frames()):
             if index > 0:
                 self._prune(nodes)
-            self._expand_frame(nodes)
+            yield from self._expand_frame(nodes)
         return self._result()
 
     def _frames(self):
@@ -204,12 +310,12 @@ class _Search:
             if node == final:
                 continue
             if node in reached:
-                self._apply(pending)
+                yield from self._apply(pending)
                 pending, reached = [], set()
             outgoing = [links[link_id] for link_id in self.topology.outgoing[node]]
             reached.update(link.end for link in outgoing)
             pending += [(hypothesis, link) for hypothesis in self.hypotheses[node] for link in outgoing]
-        self._apply(pending)
+        yield from self._apply(pending)
 
     def _apply(self, pending):
         """Runs the network steps of the pending extensions, then makes them in order:
@@ -227,7 +333,7 @@ class _Search:
             lattice_lm.append(link.lm)
         lm_log_probs, new_states = [], []
         if requests:
-            nn_log_probs, new_states = self._step(keys, requests)
+            nn_log_probs, new_states = yield StepRequest(self, keys, requests)
             lm_log_probs = self._combine(nn_log_probs, lattice_lm).tolist()
         stepped = iter(zip(lm_log_probs, requests, strict=True))
         traceback, hypotheses, best = self.traceback, self.hypotheses, self.best_in_frame
@@ -258,35 +364,7 @@ class _Search:
             return numpy.asarray(lattice_lm) + self.options.lam * nn_log_probs
         return interpolate_linear(nn_log_probs, lattice_lm, self.options.lam)
 
-    def _step(self, keys, requests):
-        """ln p_nn of every request (column, word) and a (batch, column) state per column, the columns
-        run `batch_size` at a time; columns of the initial (zero) state run apart."""
-        log_probs = numpy.empty(len(requests))
-        new_states = [None] * len(keys)
-        requests_of = [[] for _ in keys]
-        for index, (column, _) in enumerate(requests):
-            requests_of[column].append(index)
-        groups = [[c for c, (state, _) in enumerate(keys) if state is None],
-                  [c for c, (state, _) in enumerate(keys) if state is not None]]
-        size = self.options.batch_size or len(keys)
-        for group in groups:
-            for start in range(0, len(group), size):
-                columns = group[start:start + size]
-                indices = [index for column in columns for index in requests_of[column]]
-                local = {column: k for k, column in enumerate(columns)}
-                state = self._gather([keys[column][0] for column in columns])
-                logp, new_state = self.network.next_word_log_probs(
-                    [keys[column][1] for column in columns], state,
-                    [local[requests[index][0]] for index in indices], [requests[index][1] for index in indices],
-                    self.options.unk_penalty)
-                log_probs[indices] = self.network.backend.to_numpy(logp)
-                self.states.append(new_state)
-                for k, column in enumerate(columns):
-                    new_states[column] = (len(self.states) - 1, k)
-                self.network_steps += len(columns)
-        return log_probs, new_states
-
-    def _gather(self, refs):
+    def gather(self, refs):
         """The network state of the columns `refs` (all (batch, column) pairs, or all None)."""
         if refs[0] is None:
             return None
