@@ -15,11 +15,10 @@ Node 0 is the start (!NULL) and the last node the only final one (!NULL, reached
 sentence-end nodes over links with l=0, which the network does not score); about one node
 in twenty is a pause (`-pau-`, reached over links with l=0). A link spans 3 to 60 frames
 (30 ms to 0.6 s, a word), its acoustic log-likelihood is about -60 per frame with a spread
-of a few per cent between competing words, and its LM log-probability -1 to -9. How many
-hypotheses survive a beam depends on that spread, which the statistics above do not give;
-it is set so that at `--pruning-threshold 150 --lm-scale 14` the search steps about 4,500
-histories in all, what the real lattices' `--batch-size 1` time implies (1.4 s of search
-at 0.31 ms a history).
+of a few per cent between competing words, and its LM log-probability -1 to -9. The number
+of histories a search steps hardly depends on these scores: every node keeps at least its
+best hypothesis, so a lattice with words on its nodes steps about one history per node
+(18,353 for these 15,076 nodes at `--pruning-threshold 150 --lm-scale 14 --dp-order 3`).
 """
 
 import numpy

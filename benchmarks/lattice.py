@@ -1,109 +1,95 @@
-"""Lattice rescoring speed: the network steps batched per time frame against rwthlm's one
-history at a time (`--batch-size 1`), on generated lattices of a decoder's shape.
+"""Lattice rescoring speed on decoder-shaped lattices: the command's default batching (the
+histories of a frame of up to 16 lattices stepped together) against rwthlm's one history
+at a time (`--batch-size 1`), on a quiet machine and beside a competing CPU-bound process.
 
-    python benchmarks/lattice.py                     # 1x200, 100 classes, V = 10,000
-    python benchmarks/lattice.py --model 2x650 --lattices 4 --beam 80
+    python benchmarks/lattice.py                           # 1x200, 100 classes, V = 10,000
+    python benchmarks/lattice.py --model 2x650 --busy 0
+    python benchmarks/lattice.py --lattices /data/lats/*.lat.gz --vocab-file words.voc
 
-Each lattice has word boundaries every 20 to 80 ms over `--seconds` of audio, a few nodes
-at each (different words ending there), and links from nodes one to three boundaries
-back, words drawn Zipf-like from the vocabulary, acoustic scores of about -40 per 10 ms
-and LM scores of about -4 per word: hundreds of nodes and thousands of links. The network
-is untrained (its speed does not depend on its weights). Printed per way: seconds,
-hypotheses extended per second, network steps (histories stepped) per second, the
-hypotheses kept per frame, and whether the 1-best word sequences are the same. Nothing
-here is a test.
+The lattices are those of benchmarks/decoder_lattices.py (8 lattices, 19.2 s of audio,
+shaped like a real HTK decoder's; see its docstring), or real ones with --lattices (their
+words then need --vocab-file, a vocabulary of the network, else every word is mapped to
+<unk>). They are rescored as `rwthlm-py lattice --lambda 0.5 --lm-scale 14
+--pruning-threshold 150 --dp-order 3` rescores them (rescore_lattices, in this process,
+outputs into a temporary folder), with an untrained network (its speed does not depend on
+its weights). Printed per case: the command's own summary line (the real-time factor,
+and the time of reading, network steps, search and writing, and the histories stepped),
+and the speed-up of batching. The fastest of --repeats runs is kept. Nothing here is a
+test.
 """
 
 import argparse
+import contextlib
+import io
 import pathlib
+import subprocess
+import sys
 import tempfile
-import time
 
-import numpy
 from common import MODELS, benchmark_vocabulary
+from decoder_lattices import write_lattices
 
+from rwthlm_py.commands import lattice_rescoring
+from rwthlm_py.config import Options
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
-from rwthlm_py.rescoring.htk_lattice import read_lattice
-from rwthlm_py.rescoring.lattice_search import SearchOptions, search
-from rwthlm_py.rescoring.lattice_topology import lattice_topology
+from rwthlm_py.output.reporting import Console
+from rwthlm_py.rescoring.lattice_command import rescore_lattices
 from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.text.vocabulary import read_vocabulary
+
+BUSY_LOOP = "while True: pass"
 
 
 def main():
     args = parse_arguments()
     hidden, layers = MODELS[args.model]
-    vocab = benchmark_vocabulary(args.vocab, args.classes)
-    backend = get_backend(args.backend, "float32")
-    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab, backend, seed=1)
-    folder = pathlib.Path(tempfile.mkdtemp(prefix="rwthlm-lattices-"))
-    rng = numpy.random.default_rng(args.seed)
-    lattices = [read_lattice(write_lattice(folder / f"{k}.lat", rng, vocab, args.seconds))
-                for k in range(args.lattices)]
-    print(f"{args.model}, V={args.vocab}, {args.classes} classes, {backend.describe()}; {args.lattices} lattices "
-          f"of {args.seconds:g} s: {sum(len(x.nodes) for x in lattices)} nodes, "
-          f"{sum(len(x.links) for x in lattices)} links; beam {args.beam:g}, dp-order {args.dp_order}, "
-          f"look-ahead {args.look_ahead}")
-    prepared = [(lattice, lattice_topology(lattice), [vocab.index[link.word] for link in lattice.links])
-                for lattice in lattices]
-    results = {}
-    for name, batch_size in (("batched per frame", None), ("one at a time (--batch-size 1)", 1)):
-        options = SearchOptions(lam=0.5, beam=args.beam, dp_order=args.dp_order, lm_scale=args.lm_scale,
-                                look_ahead=args.look_ahead, batch_size=batch_size)
-        search(network, *prepared[0], options)  # warm-up
-        start = time.perf_counter()
-        found = [search(network, lattice, topology, words, options) for lattice, topology, words in prepared]
-        seconds = time.perf_counter() - start
-        extended = sum(len(result.traceback.link) - 1 for result in found)
-        steps = sum(result.network_steps for result in found)
-        kept = [int(line.split("-> ")[1].split()[0]) for result in found for line in result.pruning_lines]
-        results[name] = (seconds, [[lattice.links[k].word for k in result.best_links]
-                                   for (lattice, _, _), result in zip(prepared, found, strict=True)])
-        print(f"{name:32s}: {seconds:7.2f} s, {extended / seconds:9,.0f} hypotheses/s, {steps / seconds:8,.0f} "
-              f"network steps/s ({steps:,} steps), {numpy.mean(kept):.0f} hypotheses kept per frame "
-              f"(largest {max(kept)})")
-    (batched, batched_best), (single, single_best) = results.values()
-    print(f"speed-up of batching: {single / batched:.1f}x; "
-          f"the same 1-best word sequences: {batched_best == single_best}")
+    vocab = read_vocabulary(args.vocab_file) if args.vocab_file else benchmark_vocabulary(args.vocab, args.classes)
+    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab,
+                            get_backend("numpy", "float32"), seed=1)
+    with tempfile.TemporaryDirectory(prefix="rwthlm-lattices-") as folder:
+        paths = args.lattices or write_lattices(pathlib.Path(folder), [vocab.words[k] for k in range(len(vocab) - 1)],
+                                                vocab.sb_name, seed=args.seed)
+        print(f"{args.model}, V={len(vocab)}, {vocab.num_classes} classes; {len(paths)} lattices; --lambda 0.5 "
+              f"--lm-scale {args.lm_scale:g} --pruning-threshold {args.beam:g} --dp-order {args.dp_order}")
+        for busy in sorted({0, args.busy}):
+            with competing_processes(busy):
+                seconds = {}
+                for name, batch_size in (("default batching", None), ("--batch-size 1", 1)):
+                    seconds[name], summary = best_run(network, paths, pathlib.Path(folder) / "out", batch_size, args)
+                    print(f"{busy} competing process(es), {name:16s}: {summary}")
+                speed_up = seconds["--batch-size 1"] / seconds["default batching"]
+                print(f"{busy} competing process(es): batching is {speed_up:.1f}x faster than one history at a time")
 
 
-def write_lattice(path, rng, vocab, seconds):
-    """A decoder-like lattice (see the module docstring) as an SLF file."""
-    words = [vocab.words[k] for k in range(len(vocab)) if k != vocab.sb]
-    weights = 1.0 / numpy.arange(1, len(words) + 1)
-    weights /= weights.sum()
-    boundaries = [0]
-    while boundaries[-1] < seconds * 100:
-        boundaries.append(boundaries[-1] + int(rng.integers(2, 9)))
-    nodes = [(0, 0)]  # (boundary index, centiseconds)
-    at_boundary = [[0]]
-    for index, time_cs in enumerate(boundaries[1:], start=1):
-        at_boundary.append(list(range(len(nodes), len(nodes) + int(rng.integers(1, 7)))))
-        nodes += [(index, time_cs)] * len(at_boundary[-1])
-    links = []
+def best_run(network, paths, out, batch_size, args):
+    """(seconds, summary line) of the fastest of args.repeats runs."""
+    best = None
+    for _ in range(args.repeats):
+        options = Options(lam=0.5, lm_scale=args.lm_scale, pruning_threshold=args.beam, dp_order=args.dp_order,
+                          unk=bool(args.lattices), out=str(out))
+        console = Console(out=io.StringIO(), err=io.StringIO())
+        status = rescore_lattices(network, [str(path) for path in paths], lattice_rescoring(options, batch_size),
+                                  console, "rwthlm-py")
+        summary = console.err.getvalue().strip().splitlines()[-1]
+        if status != 0:
+            sys.exit(f"rescoring failed: {console.err.getvalue()}")
+        seconds = float(summary.split(" s of audio) in ")[1].split()[0])
+        if best is None or seconds < best[0]:
+            best = (seconds, summary)
+    return best
 
-    def link(start, end):
-        duration = nodes[end][1] - nodes[start][1]
-        word = words[rng.choice(len(words), p=weights)]
-        links.append((start, end, word, -40.0 * duration * rng.uniform(0.9, 1.1), -rng.uniform(1, 8)))
 
-    has_outgoing = set()
-    for index in range(1, len(boundaries)):
-        earlier = [node for back in (1, 2, 3) if index - back >= 0 for node in at_boundary[index - back]]
-        for end in at_boundary[index]:
-            for start in rng.choice(earlier, size=min(len(earlier), int(rng.integers(1, 9))), replace=False):
-                link(int(start), end)
-                has_outgoing.add(int(start))
-    final = len(nodes)
-    nodes.append((len(boundaries), boundaries[-1] + 5))
-    for node in range(final):
-        if node not in has_outgoing:
-            links.append((node, final, vocab.words[vocab.sb], -40.0 * (nodes[final][1] - nodes[node][1]), -1.0))
-    lines = [f"N={len(nodes)} L={len(links)}"]
-    lines += [f"I={k} t={time_cs / 100:.2f}" for k, (_, time_cs) in enumerate(nodes)]
-    lines += [f"J={k} S={s} E={e} W={w} v=1 a={a:.2f} l={lm:.3f}" for k, (s, e, w, a, lm) in enumerate(links)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+@contextlib.contextmanager
+def competing_processes(count):
+    """`count` CPU-bound processes running beside the benchmark, as other jobs of a busy machine."""
+    processes = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
 
 
 def parse_arguments():
@@ -111,13 +97,13 @@ def parse_arguments():
     parser.add_argument("--model", choices=MODELS, default="1x200")
     parser.add_argument("--vocab", type=int, default=10000)
     parser.add_argument("--classes", type=int, default=100)
-    parser.add_argument("--lattices", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=3.0, help="audio per lattice")
-    parser.add_argument("--beam", type=float, default=100.0)
-    parser.add_argument("--dp-order", type=int, default=4)
-    parser.add_argument("--lm-scale", type=float, default=10.0)
-    parser.add_argument("--look-ahead", choices=("none", "tropical", "log"), default="tropical")
-    parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    parser.add_argument("--vocab-file", help="the network's vocabulary (with --lattices)")
+    parser.add_argument("--lattices", nargs="+", metavar="LATTICE", help="real lattices instead of generated ones")
+    parser.add_argument("--beam", type=float, default=150.0)
+    parser.add_argument("--dp-order", type=int, default=3)
+    parser.add_argument("--lm-scale", type=float, default=14.0)
+    parser.add_argument("--busy", type=int, default=1, help="competing CPU-bound processes in the busy case")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     return parser.parse_args()
 

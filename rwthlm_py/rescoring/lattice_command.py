@@ -33,7 +33,12 @@ together or not at all), a word penalty (--word-penalty, log10 per LM-scored wor
 acoustic scale, --nbest N (x.lat.gz -> x.lat.nbest.gz: the N best distinct word
 sequences as an SRILM list, for `rwthlm-py nbest`) and --refs/--noise-vocab (word error
 rates); both print progress (lattices/s, ETA) on stderr and, at the end, the real-time
-factor: processing seconds over the audio seconds the lattices span.
+factor (processing seconds over the audio seconds the lattices span) and where the time
+went: reading, network steps (histories and calls), the rest of the search, writing.
+
+Up to LATTICES_TOGETHER lattices (one with --dependent) are searched side by side, their
+network steps shared, and printed and written in command-line order, each lattice's lines
+together: what is printed and written is the same as rescoring one after the other.
 """
 
 import contextlib

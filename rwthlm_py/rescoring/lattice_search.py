@@ -24,12 +24,17 @@ hypotheses within `beam` of the best score that entered the frame (0: no beam; a
 best always stays), recombination keeps the best of those that agree in their last
 dp_order LM-scored words (compared as words, never as a hash as in rwthlm), and at most
 `limit` remain (0: no limit). Then every hypothesis of the frame's nodes is extended over
-every outgoing link. The network steps this needs are collected over the whole frame and
-run `batch_size` histories at a time (None: all at once; 1: one at a time, as rwthlm):
-a hypothesis takes one step, whatever the number of its LM-scored links, and
-hypotheses that share a state and a last word (reached over links without LM score) share
-it. A link between two nodes of the same frame makes its end node wait until the steps
-collected so far have run.
+every outgoing link. The network steps this needs are collected over the whole frame: a
+hypothesis takes one step, whatever the number of its LM-scored links, and hypotheses that
+share a state and a last word (reached over links without LM score) share it. A link
+between two nodes of the same frame makes its end node wait until the steps collected so
+far have run.
+
+Several lattices are searched side by side (search_together): each search is a generator
+that stops whenever it needs network steps (a StepRequest), and the steps that all of them
+wait for run together, `batch_size` histories a call (None: all at once; 1: one at a time,
+as rwthlm), through a scorer (model/scoring_step.py). A search's result does not depend on
+the other searches. A hypothesis's network state is a row of its search's StateStore.
 
 The look-ahead LA (§7.4) is computed backwards over the lattice's own scores with
 s = look_ahead_lm_scale * (-l) + am + LA(to) per link: `tropical` takes min s, `log` the
@@ -48,6 +53,7 @@ import math
 
 import numpy
 
+from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.log_probs import interpolate_linear
 from rwthlm_py.model.network import concatenate_states, select_state
 from rwthlm_py.model.scoring_step import scoring_step
@@ -70,9 +76,8 @@ class SearchOptions:
     combination: str = "linear"  # of the lattice's l and the network's ln p: "linear" or "loglinear"
 
 
-# A hypothesis; its state is (batch, column), column `column` of the network state
-# `states[batch]` of its search, or None for the initial state. Tuples, as a frame holds
-# thousands of them.
+# A hypothesis; its state is a row of its search's StateStore, or None for the zero state.
+# Tuples, as a frame holds thousands of them.
 Hypothesis = collections.namedtuple("Hypothesis", "score entry state last_word history")
 
 
@@ -173,8 +178,8 @@ class StepRequest:
 def step_together(scorer, requests, batch_size):
     """The StepRequests' network steps in shared calls, `batch_size` histories each (None:
     all at once); histories of the zero state run apart from the others (a call's state is
-    all given or all zero). Returns per request (ln p_nn of each pair, a state reference
-    (its search's states index, column) per key)."""
+    all given or all zero). Returns per request (ln p_nn of each pair, the StateStore row
+    of each key's new state)."""
     answers = [(numpy.empty(len(request.requests)), [None] * len(request.keys)) for request in requests]
     targets_of = [_targets_by_key(request) for request in requests]
     zero = [(r, k) for r, request in enumerate(requests) for k, (state, _) in enumerate(request.keys) if state is None]
@@ -199,8 +204,7 @@ def _targets_by_key(request):
 def _run_call(scorer, requests, members, targets_of, answers, unk_penalty):
     """One network call for the histories `members` ((request, key) pairs, grouped by
     request as step_together lists them); fills in their answers."""
-    inputs, columns, words, owners = [], [], [], []
-    parts, state_index = [], {}
+    inputs, columns, words, owners, parts = [], [], [], [], []
     for column, (r, k) in enumerate(members):
         request = requests[r]
         inputs.append(request.keys[k][1])
@@ -212,7 +216,7 @@ def _run_call(scorer, requests, members, targets_of, answers, unk_penalty):
     for column, (r, k) in enumerate(members):
         by_request.setdefault(r, []).append((column, k))
     if requests[members[0][0]].keys[members[0][1]][0] is not None:
-        parts = [requests[r].search.gather([requests[r].keys[k][0] for _, k in keyed])
+        parts = [requests[r].search.states.gather([requests[r].keys[k][0] for _, k in keyed])
                  for r, keyed in by_request.items()]
     state = concatenate_states(parts) if parts else None
     log_probs, new_state = scorer.next_word_log_probs(inputs, state, columns, words, unk_penalty)
@@ -221,11 +225,68 @@ def _run_call(scorer, requests, members, targets_of, answers, unk_penalty):
         answers[r][0][index] = value
     for r, keyed in by_request.items():
         search = requests[r].search
-        search.states.append(new_state)
-        state_index[r] = len(search.states) - 1
+        first_column = keyed[0][0]  # a request's columns are consecutive
+        first_row = search.states.add(select_state(new_state, slice(first_column, first_column + len(keyed))))
         search.network_steps += len(keyed)
         for column, k in keyed:
-            answers[r][1][k] = (state_index[r], column)
+            answers[r][1][k] = first_row + column - first_column
+
+
+class StateStore:
+    """The network states of a search's histories, a row each: a state's reference is its
+    row, and the states of any rows are gathered with one index per array. States are
+    tuples as the network gives them (arrays [B, ...], tuples of them, or None), all of
+    the same structure."""
+
+    def __init__(self):
+        self.structure, self.arrays, self.size = None, [], 0
+
+    def add(self, state):
+        """Stores the B histories of `state`; returns the first one's row (the rest follow)."""
+        parts = []
+        structure = _flatten(state, parts)
+        if self.structure is None:
+            self.structure = structure
+            self.arrays = [get_xp(part).empty((max(64, 2 * len(part)),) + part.shape[1:], dtype=part.dtype)
+                           for part in parts]
+        rows = len(parts[0])
+        if self.size + rows > len(self.arrays[0]):
+            self.arrays = [_grown(array, self.size, self.size + rows) for array in self.arrays]
+        for array, part in zip(self.arrays, parts, strict=True):
+            array[self.size:self.size + rows] = part
+        self.size += rows
+        return self.size - rows
+
+    def gather(self, rows):
+        """The state of the histories `rows` (a list of row numbers), in that order."""
+        index = numpy.asarray(rows, dtype=numpy.int64)
+        parts = iter([array[index] for array in self.arrays])
+        return _unflatten(self.structure, parts)
+
+
+def _flatten(state, parts):
+    """The structure of a state (its arrays replaced by True), its arrays appended to `parts`."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(_flatten(part, parts) for part in state)
+    parts.append(state)
+    return True
+
+
+def _unflatten(structure, parts):
+    if structure is None:
+        return None
+    if isinstance(structure, tuple):
+        return tuple(_unflatten(part, parts) for part in structure)
+    return next(parts)
+
+
+def _grown(array, used, needed):
+    """`array` with room for at least `needed` rows (doubling), its first `used` rows kept."""
+    grown = get_xp(array).empty((max(needed, 2 * len(array)),) + array.shape[1:], dtype=array.dtype)
+    grown[:used] = array[:used]
+    return grown
 
 
 class Search:
@@ -246,17 +307,14 @@ class Search:
         self.hypotheses = [[] for _ in lattice.nodes]
         self.best_in_frame = {}
         self.traceback = Traceback([-1], [-1], [self.look_ahead[0]], [0], [0.0])
-        self.states = []  # network state tuples of the steps run so far
+        self.states = StateStore()  # the network states of the histories stepped so far
         self.pruning_lines = []
         self.network_steps = 0
         self.steps = self._run(initial_state)
 
     def _run(self, initial_state):
         sb = self.network.vocab.sb
-        root_state = None
-        if initial_state is not None:
-            self.states.append(initial_state)
-            root_state = (0, 0)
+        root_state = None if initial_state is None else self.states.add(initial_state)
         self.hypotheses[0] = [Hypothesis(self.look_ahead[0], 0, root_state, sb, (sb,) * self.options.dp_order)]
         for index, nodes in enumerate(self._frames()):
             if index > 0:
@@ -364,22 +422,6 @@ class Search:
             return numpy.asarray(lattice_lm) + self.options.lam * nn_log_probs
         return interpolate_linear(nn_log_probs, lattice_lm, self.options.lam)
 
-    def gather(self, refs):
-        """The network state of the columns `refs` (all (batch, column) pairs, or all None)."""
-        if refs[0] is None:
-            return None
-        by_batch = {}
-        for position, (batch, column) in enumerate(refs):
-            by_batch.setdefault(batch, []).append((position, column))
-        parts, order = [], []
-        for batch, members in by_batch.items():
-            parts.append(select_state(self.states[batch], numpy.array([column for _, column in members])))
-            order += [position for position, _ in members]
-        state = concatenate_states(parts)
-        if order != sorted(order):
-            state = select_state(state, numpy.argsort(order))
-        return state
-
     # -- traceback -------------------------------------------------------------------------
 
     def _result(self):
@@ -404,7 +446,6 @@ class Search:
         best_hypothesis = next(h for h in self.hypotheses[final] if h.entry == best)
         final_state = None
         if best_hypothesis.state is not None:
-            ref = best_hypothesis.state
-            final_state = select_state(self.states[ref[0]], numpy.array([ref[1]]))
+            final_state = self.states.gather([best_hypothesis.state])
         return SearchResult(traceback.score[best], best_links, link_lm, final_state, best_hypothesis.last_word,
                             traceback, self.pruning_lines, self.network_steps)
