@@ -47,7 +47,6 @@ reached, the LM log-probability of that hypothesis (kept with the entry, where r
 recovers it from score differences). The first chain is the best path.
 """
 
-import collections
 import dataclasses
 import math
 
@@ -74,11 +73,6 @@ class SearchOptions:
     unk_penalty: float = 0.0  # ln(num_oovs + 1)
     batch_size: int = None
     combination: str = "linear"  # of the lattice's l and the network's ln p: "linear" or "loglinear"
-
-
-# A hypothesis; its state is a row of its search's StateStore, or None for the zero state.
-# Tuples, as a frame holds thousands of them.
-Hypothesis = collections.namedtuple("Hypothesis", "score entry state last_word history")
 
 
 @dataclasses.dataclass
@@ -166,12 +160,15 @@ def _advance(running, answer, index, waiting, results):
 
 @dataclasses.dataclass
 class StepRequest:
-    """The network steps a search waits for: a history per key (its state reference and
-    last word, see Hypothesis) and (key index, target word) pairs to score."""
+    """The network steps a search waits for: per history (key) its state's StateStore row
+    (-1: the zero state; those come first) and its last word, and the (key, target word)
+    pairs to score, all host int arrays."""
 
     search: "Search"
-    keys: list
-    requests: list
+    key_states: numpy.ndarray
+    key_words: numpy.ndarray
+    pair_keys: numpy.ndarray
+    pair_words: numpy.ndarray
     index: int = None
 
 
@@ -180,56 +177,64 @@ def step_together(scorer, requests, batch_size):
     all at once); histories of the zero state run apart from the others (a call's state is
     all given or all zero). Returns per request (ln p_nn of each pair, the StateStore row
     of each key's new state)."""
-    answers = [(numpy.empty(len(request.requests)), [None] * len(request.keys)) for request in requests]
-    targets_of = [_targets_by_key(request) for request in requests]
-    zero = [(r, k) for r, request in enumerate(requests) for k, (state, _) in enumerate(request.keys) if state is None]
-    given = [(r, k) for r, request in enumerate(requests) for k, (state, _) in enumerate(request.keys)
-             if state is not None]
+    answers = [(numpy.empty(len(request.pair_keys)), numpy.empty(len(request.key_states), dtype=numpy.int64))
+               for request in requests]
+    zero_counts = [int(numpy.count_nonzero(request.key_states < 0)) for request in requests]
+    # (request, first key, last key + 1) ranges: the zero-state keys of every request, then the others
+    sizes = [len(request.key_states) for request in requests]
+    ranges = [[(r, 0, zero) for r, zero in enumerate(zero_counts) if zero],
+              [(r, zero, size) for r, (zero, size) in enumerate(zip(zero_counts, sizes, strict=True)) if zero < size]]
     unk_penalty = requests[0].search.options.unk_penalty
-    for group in (zero, given):
-        size = batch_size or len(group) or 1
-        for start in range(0, len(group), size):
-            _run_call(scorer, requests, group[start:start + size], targets_of, answers, unk_penalty)
+    for group in ranges:
+        total = sum(stop - start for _, start, stop in group)
+        size = batch_size or total or 1
+        for call in _cut(group, size):
+            _run_call(scorer, requests, call, answers, unk_penalty)
     return answers
 
 
-def _targets_by_key(request):
-    """Per key of the request, the indices of its (key, word) pairs."""
-    by_key = [[] for _ in request.keys]
-    for index, (key, _) in enumerate(request.requests):
-        by_key[key].append(index)
-    return by_key
+def _cut(ranges, size):
+    """The (request, start, stop) ranges cut into calls of at most `size` keys each."""
+    call, room = [], size
+    for r, start, stop in ranges:
+        while start < stop:
+            taken = min(room, stop - start)
+            call.append((r, start, start + taken))
+            start, room = start + taken, room - taken
+            if room == 0:
+                yield call
+                call, room = [], size
+    if call:
+        yield call
 
 
-def _run_call(scorer, requests, members, targets_of, answers, unk_penalty):
-    """One network call for the histories `members` ((request, key) pairs, grouped by
-    request as step_together lists them); fills in their answers."""
-    inputs, columns, words, owners, parts = [], [], [], [], []
-    for column, (r, k) in enumerate(members):
+def _run_call(scorer, requests, call, answers, unk_penalty):
+    """One network call for the keys of the (request, start, stop) ranges `call`; fills in
+    their answers."""
+    inputs, columns, words, pair_sets, parts = [], [], [], [], []
+    offset = 0
+    for r, start, stop in call:
         request = requests[r]
-        inputs.append(request.keys[k][1])
-        for index in targets_of[r][k]:
-            columns.append(column)
-            words.append(request.requests[index][1])
-            owners.append((r, index))
-    by_request = {}
-    for column, (r, k) in enumerate(members):
-        by_request.setdefault(r, []).append((column, k))
-    if requests[members[0][0]].keys[members[0][1]][0] is not None:
-        parts = [requests[r].search.states.gather([requests[r].keys[k][0] for _, k in keyed])
-                 for r, keyed in by_request.items()]
+        inputs.append(request.key_words[start:stop])
+        pairs = numpy.flatnonzero((request.pair_keys >= start) & (request.pair_keys < stop))
+        columns.append(request.pair_keys[pairs] - start + offset)
+        words.append(request.pair_words[pairs])
+        pair_sets.append(pairs)
+        if request.key_states[start] >= 0:
+            parts.append(request.search.states.gather(request.key_states[start:stop]))
+        offset += stop - start
     state = concatenate_states(parts) if parts else None
-    log_probs, new_state = scorer.next_word_log_probs(inputs, state, columns, words, unk_penalty)
-    log_probs = requests[0].search.network.backend.to_numpy(log_probs).tolist()
-    for (r, index), value in zip(owners, log_probs, strict=True):
-        answers[r][0][index] = value
-    for r, keyed in by_request.items():
+    log_probs, new_state = scorer.next_word_log_probs(numpy.concatenate(inputs), state, numpy.concatenate(columns),
+                                                      numpy.concatenate(words), unk_penalty)
+    log_probs = requests[0].search.network.backend.to_numpy(log_probs)
+    offset = done = 0
+    for (r, start, stop), pairs in zip(call, pair_sets, strict=True):
         search = requests[r].search
-        first_column = keyed[0][0]  # a request's columns are consecutive
-        first_row = search.states.add(select_state(new_state, slice(first_column, first_column + len(keyed))))
-        search.network_steps += len(keyed)
-        for column, k in keyed:
-            answers[r][1][k] = first_row + column - first_column
+        answers[r][0][pairs] = log_probs[done:done + len(pairs)]
+        first_row = search.states.add(select_state(new_state, slice(offset, offset + stop - start)))
+        answers[r][1][start:stop] = numpy.arange(first_row, first_row + stop - start)
+        search.network_steps += stop - start
+        offset, done = offset + stop - start, done + len(pairs)
 
 
 class StateStore:
@@ -258,7 +263,7 @@ class StateStore:
         return self.size - rows
 
     def gather(self, rows):
-        """The state of the histories `rows` (a list of row numbers), in that order."""
+        """The state of the histories `rows` (row numbers), in that order."""
         index = numpy.asarray(rows, dtype=numpy.int64)
         parts = iter([array[index] for array in self.arrays])
         return _unflatten(self.structure, parts)
@@ -289,152 +294,215 @@ def _grown(array, used, needed):
     return grown
 
 
+class Entries:
+    """The traceback entries of a search, which are also its hypotheses, as growing arrays:
+    per entry its score, node, link (-1: the root), predecessor, the LM log-probability its
+    link got, its network state's StateStore row (-1: the zero state), its last LM-scored
+    word and its last dp_order LM-scored words (`history`, oldest first)."""
+
+    FIELDS = {"score": numpy.float64, "node": numpy.int64, "link": numpy.int64, "predecessor": numpy.int64,
+              "lm_log_prob": numpy.float64, "state": numpy.int64, "word": numpy.int64}
+
+    def __init__(self, dp_order):
+        self.size = 0
+        self.arrays = {name: numpy.empty(1024, dtype=dtype) for name, dtype in self.FIELDS.items()}
+        self.arrays["history"] = numpy.empty((1024, dp_order), dtype=numpy.int64)
+
+    def __getitem__(self, name):
+        return self.arrays[name][:self.size]
+
+    def add(self, **values):
+        """Appends entries (equal-length arrays per field); returns their ids."""
+        count = len(values["score"])
+        if self.size + count > len(self.arrays["score"]):
+            self.arrays = {name: _grown(array, self.size, self.size + count) for name, array in self.arrays.items()}
+        for name, value in values.items():
+            self.arrays[name][self.size:self.size + count] = value
+        self.size += count
+        return numpy.arange(self.size - count, self.size)
+
+
 class Search:
     """One lattice's search, run by search_together: `steps` is a generator that yields a
     StepRequest whenever the search needs network steps, is sent back their answer
-    (step_together), and returns the SearchResult."""
+    (step_together), and returns the SearchResult. Hypotheses live in arrays (Entries); a
+    frame is pruned and expanded with array operations."""
 
     def __init__(self, network, lattice, topology, link_words, options, initial_state=None):
-        self.network, self.lattice, self.topology = network, lattice, topology
-        self.link_words, self.options = link_words, options
+        self.network, self.lattice, self.topology, self.options = network, lattice, topology, options
         scale = options.lm_scale if options.look_ahead_lm_scale is None else options.look_ahead_lm_scale
         self.look_ahead = look_ahead_scores(lattice, topology, options.look_ahead, scale, options.acoustic_scale)
+        self.link_words = numpy.asarray(link_words, dtype=numpy.int64)
+        starts = numpy.array([link.start for link in lattice.links], dtype=numpy.int64)
+        self.link_end = numpy.array([link.end for link in lattice.links], dtype=numpy.int64)
+        self.link_lm = numpy.array([link.lm for link in lattice.links], dtype=numpy.float64) + 0.0  # -0 -> 0
+        acoustic = numpy.array([link.acoustic for link in lattice.links], dtype=numpy.float64)
         # each link's cost but for its LM score, with the look-ahead moved from start to end
-        self.costs_but_lm = [link_cost(link.acoustic, None, link_words[link.id] >= 0, options.acoustic_scale,
-                                       word_penalty=options.word_penalty)
-                             - self.look_ahead[link.start] + self.look_ahead[link.end] for link in lattice.links]
-        self.centiseconds = topology.centiseconds.tolist()
-        self.hypotheses = [[] for _ in lattice.nodes]
-        self.best_in_frame = {}
-        self.traceback = Traceback([-1], [-1], [self.look_ahead[0]], [0], [0.0])
-        self.states = StateStore()  # the network states of the histories stepped so far
+        self.costs_but_lm = (-options.acoustic_scale * acoustic - options.word_penalty * (self.link_words >= 0)
+                             - self.look_ahead[starts] + self.look_ahead[self.link_end])
+        self.out_links = numpy.array([k for node in range(len(lattice.nodes)) for k in topology.outgoing[node]],
+                                     dtype=numpy.int64)
+        self.out_count = numpy.array([len(links) for links in topology.outgoing], dtype=numpy.int64)
+        self.out_start = numpy.cumsum(self.out_count) - self.out_count
+        self.frames = self._frames()
+        self.frame_of = numpy.empty(len(lattice.nodes), dtype=numpy.int64)
+        for index, nodes in enumerate(self.frames):
+            self.frame_of[nodes] = index
+        self.entries = Entries(options.dp_order)
+        self.arriving = [[] for _ in self.frames]  # per frame, id arrays of the entries that reached it
+        self.states = StateStore()
         self.pruning_lines = []
         self.network_steps = 0
         self.steps = self._run(initial_state)
 
-    def _run(self, initial_state):
-        sb = self.network.vocab.sb
-        root_state = None if initial_state is None else self.states.add(initial_state)
-        self.hypotheses[0] = [Hypothesis(self.look_ahead[0], 0, root_state, sb, (sb,) * self.options.dp_order)]
-        for index, nodes in enumerate(self._frames()):
-            if index > 0:
-                self._prune(nodes)
-            yield from self._expand_frame(nodes)
-        return self._result()
-
     def _frames(self):
-        """The node order cut into runs of equal time; the final node is never expanded."""
-        frames, times = [], self.topology.centiseconds
-        for node in self.topology.order:
-            if frames and times[frames[-1][0]] == times[node]:
-                frames[-1].append(node)
-            else:
-                frames.append([node])
-        return frames
+        """The node order cut into runs of equal time, as arrays; the final node is never expanded."""
+        order, times = numpy.asarray(self.topology.order, dtype=numpy.int64), self.topology.centiseconds
+        cuts = numpy.flatnonzero(numpy.diff(times[order])) + 1
+        return numpy.split(order, cuts)
+
+    def _run(self, initial_state):
+        sb, dp_order = self.network.vocab.sb, self.options.dp_order
+        root_state = -1 if initial_state is None else self.states.add(initial_state)
+        root = self.entries.add(score=[self.look_ahead[0]], node=[0], link=[-1], predecessor=[-1], lm_log_prob=[0.0],
+                                state=[root_state], word=[sb], history=numpy.full((1, dp_order), sb))
+        for index, nodes in enumerate(self.frames):
+            kept = self._prune(index, nodes) if index > 0 else root
+            yield from self._expand_frame(index, nodes, kept)
+        return self._result()
 
     # -- pruning ---------------------------------------------------------------------------
 
-    def _prune(self, nodes):
-        options = self.options
+    def _prune(self, index, nodes):
+        """The entries of the frame's nodes that survive its pruning, grouped by node in the
+        frame's order, each node's best first (equal scores in the order they were made);
+        adds the frame's pruning line."""
+        options, entries = self.options, self.entries
+        arrived = self.arriving[index]
+        ids = numpy.concatenate(arrived) if arrived else numpy.empty(0, dtype=numpy.int64)  # in the order made
+        self.arriving[index] = []
+        rank = self._ranks(nodes)[entries["node"][ids]]
+        scores = entries["score"][ids]
+        order = numpy.lexsort((numpy.arange(len(ids)), scores, rank))
+        ids, scores, rank = ids[order], scores[order], rank[order]
+        before = numpy.bincount(rank, minlength=len(nodes))
+        if options.beam > 0 and len(ids):
+            keep = _firsts_of_runs(rank) | (scores <= scores.min() + options.beam)
+            ids, rank = ids[keep], rank[keep]
+        # recombination: of the entries of a node that share a history, the first (best)
+        _, firsts = numpy.unique(numpy.column_stack([rank, entries["history"][ids]]), axis=0, return_index=True)
+        firsts.sort()
+        ids, rank = ids[firsts], rank[firsts]
+        if options.limit > 0:
+            starts = numpy.flatnonzero(_firsts_of_runs(rank))
+            place = numpy.arange(len(ids)) - numpy.repeat(starts, numpy.diff(numpy.append(starts, len(ids))))
+            ids = ids[place < options.limit]
+            rank = rank[place < options.limit]
+        after = numpy.bincount(rank, minlength=len(nodes))
         time = self.topology.centiseconds[nodes[0]]
-        best = self.best_in_frame.get(time, math.inf)
-        before = [len(self.hypotheses[node]) for node in nodes]
-        for node in nodes:
-            hypotheses = sorted(self.hypotheses[node], key=lambda h: h.score)
-            if options.beam > 0 and hypotheses:
-                hypotheses = hypotheses[:1] + [h for h in hypotheses[1:] if h.score <= best + options.beam]
-            kept, seen = [], set()
-            for hypothesis in hypotheses:
-                if hypothesis.history not in seen:
-                    seen.add(hypothesis.history)
-                    kept.append(hypothesis)
-            if options.limit > 0:
-                kept = kept[:options.limit]
-            self.hypotheses[node] = kept
-        after = [len(self.hypotheses[node]) for node in nodes]
         self.pruning_lines.append(
-            f"t={time} #hyps/#nodes: {sum(before)}/{len(nodes)} (min: {min(before)}, max: {max(before)}) -> "
-            f"{sum(after)} (min: {min(after)}, max: {max(after)})")
+            f"t={time} #hyps/#nodes: {before.sum()}/{len(nodes)} (min: {before.min()}, max: {before.max()}) -> "
+            f"{after.sum()} (min: {after.min()}, max: {after.max()})")
+        return ids
+
+    def _ranks(self, nodes):
+        """Each node's place in `nodes` (other nodes: undefined)."""
+        rank = numpy.empty(len(self.lattice.nodes), dtype=numpy.int64)
+        rank[nodes] = numpy.arange(len(nodes))
+        return rank
 
     # -- expansion -------------------------------------------------------------------------
 
-    def _expand_frame(self, nodes):
-        """Extends the hypotheses of the frame's nodes, in order. The extensions are
-        collected with the network steps they need and applied in the same order once
-        the steps have run: at the end of the frame, or before a node they may reach."""
-        final, links = self.topology.final, self.lattice.links
-        pending, reached = [], set()
-        for node in nodes:
-            if node == final:
-                continue
-            if node in reached:
-                yield from self._apply(pending)
-                pending, reached = [], set()
-            outgoing = [links[link_id] for link_id in self.topology.outgoing[node]]
-            reached.update(link.end for link in outgoing)
-            pending += [(hypothesis, link) for hypothesis in self.hypotheses[node] for link in outgoing]
-        yield from self._apply(pending)
+    def _expand_frame(self, index, nodes, kept):
+        """Extends the hypotheses of the frame's nodes over their outgoing links, node by
+        node in the frame's order and each node's hypotheses in order: the kept ones, then
+        those that reached it from an earlier node of the same frame. A node that a link
+        from an earlier node of its segment reaches starts a new segment, which waits for
+        the network steps of the one before."""
+        rank = self._ranks(nodes)
+        kept_rank = rank[self.entries["node"][kept]]
+        for first, last in self._segments(index, nodes, rank):
+            arrived = self.arriving[index]  # from earlier segments of this frame
+            new = numpy.concatenate(arrived) if arrived else numpy.empty(0, dtype=numpy.int64)
+            new = new[(rank[self.entries["node"][new]] >= first) & (rank[self.entries["node"][new]] < last)]
+            ids = numpy.concatenate([kept[(kept_rank >= first) & (kept_rank < last)], new])
+            if len(new):  # by node; within a node the kept ones first, each part in its order
+                ids = ids[numpy.argsort(rank[self.entries["node"][ids]], kind="stable")]
+            yield from self._extend(ids)
 
-    def _apply(self, pending):
-        """Runs the network steps of the pending extensions, then makes them in order:
-        each a new hypothesis at the link's end and a traceback entry (a hot loop, hence
-        the local names)."""
-        keys, column_of, requests, lattice_lm = [], {}, [], []
-        for hypothesis, link in pending:
-            if self.link_words[link.id] < 0:
-                continue
-            key = (hypothesis.state, hypothesis.last_word)
-            if key not in column_of:
-                column_of[key] = len(keys)
-                keys.append(key)
-            requests.append((column_of[key], self.link_words[link.id]))
-            lattice_lm.append(link.lm)
-        lm_log_probs, new_states = [], []
-        if requests:
-            nn_log_probs, new_states = yield StepRequest(self, keys, requests)
-            lm_log_probs = self._combine(nn_log_probs, lattice_lm).tolist()
-        stepped = iter(zip(lm_log_probs, requests, strict=True))
-        traceback, hypotheses, best = self.traceback, self.hypotheses, self.best_in_frame
-        costs_but_lm, centiseconds, lm_scale = self.costs_but_lm, self.centiseconds, self.options.lm_scale
-        keep_history, link_words = self.options.dp_order > 0, self.link_words
-        for hypothesis, link in pending:
-            if link_words[link.id] < 0:  # + 0.0: the lattice's -0 is written back as 0
-                lm_log_prob, state, word, history = link.lm + 0.0, hypothesis.state, hypothesis.last_word, \
-                    hypothesis.history
-            else:
-                lm_log_prob, (column, word) = next(stepped)
-                state = new_states[column]
-                history = (hypothesis.history + (word,))[1:] if keep_history else ()
-            score = hypothesis.score + costs_but_lm[link.id] - lm_scale * lm_log_prob
-            traceback.link.append(link.id)
-            traceback.predecessor.append(hypothesis.entry)
-            traceback.score.append(score)
-            traceback.node.append(link.end)
-            traceback.lm_log_prob.append(lm_log_prob)
-            hypotheses[link.end].append(Hypothesis(score, len(traceback.link) - 1, state, word, history))
-            time = centiseconds[link.end]
-            if score < best.get(time, math.inf):
-                best[time] = score
+    def _segments(self, index, nodes, rank):
+        """The frame cut into (first, last + 1) runs of node places, before every node that a
+        link from an earlier node of the same run reaches."""
+        links = self.out_links[_ranges(self.out_start[nodes], self.out_count[nodes])]
+        inside = links[self.frame_of[self.link_end[links]] == index]
+        if not len(inside):
+            return [(0, len(nodes))]
+        starts = rank[numpy.array([self.lattice.links[k].start for k in inside], dtype=numpy.int64)]
+        ends = rank[self.link_end[inside]]
+        cuts, first = [], 0
+        for end in numpy.unique(ends).tolist():
+            if starts[ends == end].max() >= first:
+                cuts.append(end)
+                first = end
+        bounds = [0] + cuts + [len(nodes)]
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+    def _extend(self, ids):
+        """Extends the hypotheses `ids` (in order) over every outgoing link (in link order),
+        after the network steps that needs."""
+        entries, options = self.entries, self.options
+        counts = self.out_count[entries["node"][ids]]
+        hypothesis = numpy.repeat(ids, counts)
+        link = self.out_links[_ranges(self.out_start[entries["node"][ids]], counts)]
+        if not len(link):
+            return
+        words = self.link_words[link]
+        scored = numpy.flatnonzero(words >= 0)
+        lm_log_prob = self.link_lm[link].copy()
+        state, last_word = entries["state"][hypothesis], entries["word"][hypothesis]
+        history = entries["history"][hypothesis]
+        if len(scored):
+            span = len(self.network.vocab) + 1
+            pair_key = (state[scored] + 1) * span + last_word[scored]
+            keys, pair_keys = numpy.unique(pair_key, return_inverse=True)  # zero-state keys first
+            request = StepRequest(self, keys // span - 1, keys % span, pair_keys.reshape(-1), words[scored])
+            nn_log_probs, new_rows = yield request
+            lm_log_prob[scored] = self._combine(nn_log_probs, self.link_lm[link[scored]])
+            state[scored] = new_rows[pair_keys.reshape(-1)]
+            last_word[scored] = words[scored]
+            if options.dp_order > 0:
+                history[scored] = numpy.column_stack([history[scored, 1:], words[scored]])
+        score = entries["score"][hypothesis] + self.costs_but_lm[link] - options.lm_scale * lm_log_prob
+        end = self.link_end[link]
+        made = entries.add(score=score, node=end, link=link, predecessor=hypothesis, lm_log_prob=lm_log_prob,
+                           state=state, word=last_word, history=history)
+        frames = self.frame_of[end]
+        order = numpy.argsort(frames, kind="stable")
+        cuts = numpy.flatnonzero(numpy.diff(frames[order])) + 1
+        for part in numpy.split(order, cuts):
+            self.arriving[frames[part[0]]].append(made[part])
 
     def _combine(self, nn_log_probs, lattice_lm):
         """The new LM log-probabilities of LM-scored links from the network's and the lattice's."""
         if self.options.combination == "loglinear":
-            return numpy.asarray(lattice_lm) + self.options.lam * nn_log_probs
+            return lattice_lm + self.options.lam * nn_log_probs
         return interpolate_linear(nn_log_probs, lattice_lm, self.options.lam)
 
     # -- traceback -------------------------------------------------------------------------
 
     def _result(self):
-        traceback, lattice = self.traceback, self.lattice
+        entries, lattice = self.entries, self.lattice
+        traceback = Traceback(entries["link"].tolist(), entries["predecessor"].tolist(), entries["score"].tolist(),
+                              entries["node"].tolist(), entries["lm_log_prob"].tolist())
         position = self.topology.position
         # by end node position descending, then score ascending (lexsort: last key first)
-        entries = numpy.lexsort((numpy.array(traceback.score), -position[numpy.array(traceback.node)])).tolist()
-        final, best = self.topology.final, entries[0]  # the final node is last in the order
+        order = numpy.lexsort((entries["score"], -position[entries["node"]])).tolist()
+        final, best = self.topology.final, order[0]  # the final node is last in the order
         if traceback.node[best] != final:
             raise RuntimeError("no hypothesis reached the final node")  # every node reaches it
         link_lm = [None] * len(lattice.links)
         best_links = []
-        for rank, entry in enumerate(entries):
+        for rank, entry in enumerate(order):
             chain = []
             while entry > 0 and link_lm[traceback.link[entry]] is None:
                 link_id = traceback.link[entry]
@@ -443,9 +511,19 @@ class Search:
                 entry = traceback.predecessor[entry]
             if rank == 0:
                 best_links = chain[::-1]
-        best_hypothesis = next(h for h in self.hypotheses[final] if h.entry == best)
-        final_state = None
-        if best_hypothesis.state is not None:
-            final_state = self.states.gather([best_hypothesis.state])
-        return SearchResult(traceback.score[best], best_links, link_lm, final_state, best_hypothesis.last_word,
+        row = int(entries["state"][best])
+        final_state = self.states.gather([row]) if row >= 0 else None
+        return SearchResult(traceback.score[best], best_links, link_lm, final_state, int(entries["word"][best]),
                             traceback, self.pruning_lines, self.network_steps)
+
+
+def _firsts_of_runs(values):
+    """True where a value differs from the one before (and at the start)."""
+    return numpy.concatenate([[True], values[1:] != values[:-1]]) if len(values) else numpy.zeros(0, dtype=bool)
+
+
+def _ranges(starts, counts):
+    """The concatenated ranges starts[k] .. starts[k] + counts[k] - 1."""
+    total = int(counts.sum())
+    offsets = numpy.repeat(starts - (numpy.cumsum(counts) - counts), counts)
+    return offsets + numpy.arange(total)
