@@ -56,7 +56,7 @@ SUBCOMMANDS = {
               "re-rank them and count word errors",
               ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding", "backend",
                "dtype", "record", "arpa", "lam"] + names_in_group("nbest")),
-    "lattice": ("rescore HTK lattices with the network as rwthlm does (LATTICE... NETWORK), with outputs under "
+    "lattice": ("rescore HTK or Kaldi lattices with the network as rwthlm does (LATTICE... NETWORK), outputs under "
                 "--out, a word penalty, an acoustic scale and word error rates",
                 ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding",
                  "backend", "dtype", "record", "out", "word_penalty", "refs", "noise_vocab"]
@@ -286,7 +286,8 @@ def main_parser():
         sub = commands.add_parser(name, help=description, description=description)
         add_option_flags(sub, names, name, SUBCOMMAND_DEFAULTS.get(name))
         if name == "lattice":
-            sub.add_argument("lattices", metavar="LATTICE", nargs="+", help="HTK lattices (SLF, gzip allowed)")
+            sub.add_argument("lattices", metavar="LATTICE", nargs="+",
+                             help="HTK lattices (SLF), or Kaldi text archives with --kaldi-words; gzip allowed")
             parser.lattice_parser = sub
         sub.add_argument("network", metavar="NETWORK", nargs="?" if name in ("selftest", "nbest") else None,
                          help=NETWORK_HELP[name])

@@ -38,6 +38,7 @@ from rwthlm_py.preparation import (
     setup_vocabulary,
     vocabulary_from_training_text,
 )
+from rwthlm_py.rescoring.kaldi_lattice_command import KaldiRescoring, kaldi_rescoring, rescore_kaldi_archives
 from rwthlm_py.rescoring.lattice_command import LatticeRescoring, rescore_lattices
 from rwthlm_py.rescoring.lattice_search import SearchOptions
 from rwthlm_py.rescoring.nbest_command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
@@ -135,8 +136,11 @@ def ppl_job(setup, perplexity, network_path, backend, console, lattices=()):
 
 def lattice_job(setup, rescoring, network_path, lattices, backend, console, program="rwthlm"):
     """Rescores the LATTICE files with the network after the ModelSetup `setup`, as the
-    LatticeRescoring `rescoring` says; `program` names the command in their error lines."""
+    LatticeRescoring `rescoring` says (a KaldiRescoring: Kaldi archives); `program` names
+    the command in their error lines."""
     prepared = prepare(setup, network_path, backend, console, lattices)
+    if isinstance(rescoring, KaldiRescoring):
+        return rescore_kaldi_archives(prepared.network, lattices, rescoring, console, program)
     return rescore_lattices(prepared.network, lattices, rescoring, console, program)
 
 
@@ -190,16 +194,17 @@ def schedule_from(options):
 
 def lattice_rescoring(options, batch_size=None):
     """The LatticeRescoring of the options, `batch_size` histories per network step (None:
-    a whole time frame at once)."""
+    a whole time frame at once); with --kaldi-words a KaldiRescoring holding it."""
     search = SearchOptions(
         lam=options.lam, beam=options.pruning_threshold, limit=options.pruning_limit, dp_order=options.dp_order,
         lm_scale=options.lm_scale, look_ahead=options.look_ahead_semiring,
         look_ahead_lm_scale=options.look_ahead_lm_scale, acoustic_scale=options.acoustic_scale,
         word_penalty=options.word_penalty * LN10, unk_penalty=unk_penalty(options.num_oovs, options.unk),
         batch_size=batch_size)
-    return LatticeRescoring(search, lattice_output_settings(options), options.encoding, options.unk, options.map_unk,
-                            options.clear_initial_links, options.set_sb_last, options.set_sb_next_to_last,
-                            options.dependent, options.refs, options.noise_vocab)
+    rescoring = LatticeRescoring(search, lattice_output_settings(options), options.encoding, options.unk,
+                                 options.map_unk, options.clear_initial_links, options.set_sb_last,
+                                 options.set_sb_next_to_last, options.dependent, options.refs, options.noise_vocab)
+    return kaldi_rescoring(options, rescoring) or rescoring
 
 
 def selftest_settings(options):

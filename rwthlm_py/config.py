@@ -90,7 +90,8 @@ class Options:
                               "lattice LM", "rescoring", flag="lambda", help_in={
         "ppl nbest": "weight of the network against the ARPA model of --arpa: p = lambda p_nn + (1 - lambda) p_arpa",
         "lattice": "weight of the network against the lattice's LM: p = lambda p_nn + (1 - lambda) p_lattice; "
-                   "required"})
+                   "with --kaldi-words the log-linear weight: new graph cost = graph cost + lambda (-ln p_nn), as "
+                   "lattice-lmrescore-kaldi-rnnlm --lm-scale; required"})
     look_ahead_semiring: str = option("none", "look-ahead semiring", "rescoring", choices=("none", "tropical", "log"))
     dependent: bool = option(False, "start each lattice from the best final state of the previous one", "rescoring")
     look_ahead_lm_scale: float = option(None, "LM scale of the look-ahead (default: --lm-scale)", "rescoring")
@@ -161,17 +162,23 @@ class Options:
                             "nbest", metavar="DIR", help_in={
         "lattice": "write the outputs into this directory, created if need be (default: next to each lattice, as "
                    "rwthlm)"})
-    acoustic_scale: float = option(1.0, "scale of the acoustic scores in lattice rescoring (rwthlm has none)",
-                                        "lattice")
+    acoustic_scale: float = option(1.0, "scale of the acoustic scores in lattice rescoring (rwthlm has none; Kaldi's "
+                                        "--acoustic-scale, e.g. 0.1)", "lattice")
+    kaldi_words: str = option(None, "read the LATTICE files as Kaldi text archives (`lattice-copy ... ark,t:`, gzip "
+                                    "allowed) with this symbol table (words.txt), and write them back as such, with "
+                                    "their 1-best as Kaldi text", "lattice", metavar="FILE")
+    frame_shift: float = option(None, "seconds per frame of Kaldi lattices (with --kaldi-words; default: 0.01)",
+                                      "lattice", metavar="SECONDS")
     nbest_size: int = option(None, "also write the N best distinct word sequences of each rescored lattice as an "
-                                   "SRILM n-best list (x.lat.gz -> x.lat.nbest.gz), for rwthlm-py nbest",
+                                   "SRILM n-best list (x.lat.gz -> x.lat.nbest.gz), for rwthlm-py nbest (with "
+                                   "--kaldi-words: Kaldi's text and costs, x.nbest, x.nbest.ac_cost, x.nbest.lm_cost)",
                                    "lattice", flag="nbest", metavar="N")
     refs: str = option(None, "reference transcripts (`uttid w1 w2 ...`): print the word error rates of the lists' "
                              "first hypotheses, the rescored 1-best and the oracle (on stderr when the 1-best lines "
                              "go to stdout)", "nbest", metavar="FILE", help_in={
         "lattice": "reference transcripts (`uttid w1 w2 ...`; a lattice's uttid is its file name up to the first "
-                   "dot): print the word error rates of the lattices' own best paths, the rescored ones and the "
-                   "oracles"})
+                   "dot, a Kaldi lattice's its key): print the word error rates of the lattices' own best paths, "
+                   "the rescored ones and the oracles"})
     noise_vocab: str = option(None, "noise words (e.g. [laugh]): left out of hypotheses and references when counting "
                                     "errors, and out of the LM score with SRILM's pause -pau- (as SRILM's "
                                     "-noise-vocab)", "nbest", metavar="FILE", help_in={
@@ -318,6 +325,8 @@ def validate(options):
         (math.isfinite(options.word_penalty), "--word-penalty must be a number"),
         (math.isfinite(options.acoustic_scale) and options.acoustic_scale >= 0,
          "--acoustic-scale must not be negative"),
+        (options.frame_shift is None or (math.isfinite(options.frame_shift) and options.frame_shift > 0),
+         "--frame-shift must be a positive number of seconds"),
         (options.pruning_threshold is None
          or (math.isfinite(options.pruning_threshold) and options.pruning_threshold >= 0),
          "--pruning-threshold must not be negative (0: an infinite beam)"),
