@@ -31,9 +31,9 @@ is one error line and gets no outputs; the others go on and the exit status is t
 
 import contextlib
 import dataclasses
-import time
 
 from rwthlm_py.errors import InputError, WriteError
+from rwthlm_py.model.scoring_step import scoring_step
 from rwthlm_py.rescoring.kaldi_conversion import from_expanded, network_words, to_search_lattice
 from rwthlm_py.rescoring.kaldi_lattice import (
     EPSILON_ID,
@@ -44,7 +44,7 @@ from rwthlm_py.rescoring.kaldi_lattice import (
     read_archive,
     read_symbols,
 )
-from rwthlm_py.rescoring.lattice_command import output_paths, staged_outputs
+from rwthlm_py.rescoring.lattice_command import RescoringTimer, output_paths, staged_outputs
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
 from rwthlm_py.rescoring.lattice_search import search
@@ -152,7 +152,7 @@ class _Run:
         self.failed = self.unreadable = self.done = 0
         self.audio_seconds = 0.0
         self.state = None  # --dependent: the state after the previous best path
-        self.start = time.perf_counter()
+        self.timer = RescoringTimer(scoring_step(network))  # also steps the network, one scorer for the run
         self.progress = progress
 
     def archive(self, path, outputs):
@@ -172,9 +172,10 @@ class _Run:
                     self.progress.update(1)
                     if rescored is None:
                         continue
-                    lattices.write("".join(line + "\n" for line in rescored.lattice_lines))
-                    if nbest is not None:
-                        _write_nbest(nbest, rescored.nbest)
+                    with self.timer.timing("writing"):
+                        lattices.write("".join(line + "\n" for line in rescored.lattice_lines))
+                        if nbest is not None:
+                            _write_nbest(nbest, rescored.nbest)
                     best_lines.append((kaldi_lattice.key.encode(encoding), rescored.best_line))
                     counts.append(rescored.error_counts)
                     audio, done = audio + rescored.audio_seconds, done + 1
@@ -207,14 +208,16 @@ class _Run:
 
     def _rescore(self, kaldi_lattice, initial_state):
         options, console = self.rescoring.search, self.console
-        converted = to_search_lattice(kaldi_lattice, self.symbols, self.kaldi.frame_shift)
-        lattice = converted.lattice
-        topology = lattice_topology(lattice)
-        words = network_words(converted, self.network.vocab, self.rescoring.unk, self.rescoring.map_unk)
+        with self.timer.timing("reading"):
+            converted = to_search_lattice(kaldi_lattice, self.symbols, self.kaldi.frame_shift)
+            lattice = converted.lattice
+            topology = lattice_topology(lattice)
+            words = network_words(converted, self.network.vocab, self.rescoring.unk, self.rescoring.map_unk)
         reference = None
         if self.errors is not None:  # before the search: an utterance without one fails at once
             reference = self.errors.reference(kaldi_lattice.key, naming="a lattice's key in its archive")
-        result = search(self.network, lattice, topology, words, options, initial_state)
+        with self.timer.searching():
+            result = search(self.network, lattice, topology, words, options, initial_state, scorer=self.timer)
         for line in result.pruning_lines:
             console.say(line)
         console.say(f"single best: {result.cost:g}")
@@ -253,10 +256,7 @@ class _Run:
         if self.errors is not None:
             for line in self.errors.lines():
                 self.console.say(line)
-        seconds = time.perf_counter() - self.start
-        factor = f": real-time factor {seconds / self.audio_seconds:.3f}" if self.audio_seconds else ""
-        self.console.note(f"rescored {self.done} lattices ({self.audio_seconds:.2f} s of audio) in {seconds:.2f} s"
-                          f"{factor}")
+        self.console.note(self.timer.summary(self.done, self.audio_seconds))
         if self.failed:
             self.console.note(f"{self.program}: {self.failed} lattices failed")
         if self.unreadable:
