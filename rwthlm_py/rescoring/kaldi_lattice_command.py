@@ -44,10 +44,10 @@ from rwthlm_py.rescoring.kaldi_lattice import (
     read_archive,
     read_symbols,
 )
-from rwthlm_py.rescoring.lattice_command import RescoringTimer, output_paths, staged_outputs
+from rwthlm_py.rescoring.lattice_command import LATTICES_TOGETHER, RescoringTimer, output_paths, staged_outputs
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
-from rwthlm_py.rescoring.lattice_search import search
+from rwthlm_py.rescoring.lattice_search import Search, search_together
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.scores import link_cost
 from rwthlm_py.rescoring.wer import WordErrorTally, align_counts, read_noise_words, read_references
@@ -142,6 +142,32 @@ class _Rescored:
     final_state: object
 
 
+@dataclasses.dataclass
+class _Utterance:
+    """One utterance on its way: its conversion, its Search and result, or its error."""
+
+    kaldi_lattice: object
+    converted: object = None
+    topology: object = None
+    words: list = None
+    reference: list = None
+    search: object = None
+    result: object = None
+    error: InputError = None
+
+
+def _chunks(items, size):
+    """Lists of up to `size` consecutive items."""
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 class _Run:
     """The archives of one run, one after the other, and the totals."""
 
@@ -167,8 +193,8 @@ class _Run:
                 if outputs.nbest is not None:
                     nbest = [stack.enter_context(atomic_output(target, encoding=encoding))
                              for target in (outputs.nbest, outputs.nbest_acoustic, outputs.nbest_lm)]
-                for kaldi_lattice in read_archive(path, encoding):
-                    rescored = self.utterance(kaldi_lattice, state)
+                together = 1 if self.rescoring.dependent else LATTICES_TOGETHER
+                for kaldi_lattice, rescored in self.utterances(_chunks(read_archive(path, encoding), together), state):
                     self.progress.update(1)
                     if rescored is None:
                         continue
@@ -194,11 +220,51 @@ class _Run:
                 self.errors.add(original, rescored, oracle)
         self.audio_seconds, self.done, self.state = self.audio_seconds + audio, self.done + done, state
 
-    def utterance(self, kaldi_lattice, state):
-        """One utterance rescored (a _Rescored), or None where it failed (said on stderr)."""
-        self.console.say(f"lattice '{kaldi_lattice.key}' ...")
+    def utterances(self, groups, state):
+        """(Kaldi lattice, _Rescored or None where it failed) of every utterance, a group of
+        them searched side by side (lattice_search.search_together); each utterance's lines
+        are printed together, in the archive's order. `state` starts the first one with
+        --dependent (its groups are single utterances)."""
+        for group in groups:
+            held = [self._prepare(kaldi_lattice, state) for kaldi_lattice in group]
+            searched = [utterance for utterance in held if utterance.search is not None]
+            with self.timer.searching():
+                found = search_together(self.timer, [utterance.search for utterance in searched],
+                                        self.rescoring.search.batch_size)
+            for utterance, result in zip(searched, found, strict=True):
+                utterance.result = result
+            for utterance in held:
+                rescored = self._finish(utterance)
+                if rescored is not None:
+                    state = rescored.final_state
+                yield utterance.kaldi_lattice, rescored
+
+    def _prepare(self, kaldi_lattice, state):
+        """An utterance converted and its Search set up (or the InputError that stopped it)."""
+        utterance = _Utterance(kaldi_lattice)
         try:
-            return self._rescore(kaldi_lattice, state if self.rescoring.dependent else None)
+            with self.timer.timing("reading"):
+                utterance.converted = to_search_lattice(kaldi_lattice, self.symbols, self.kaldi.frame_shift)
+                lattice = utterance.converted.lattice
+                utterance.topology = lattice_topology(lattice)
+                utterance.words = network_words(utterance.converted, self.network.vocab, self.rescoring.unk,
+                                                self.rescoring.map_unk)
+            if self.errors is not None:  # before the search: an utterance without one fails at once
+                utterance.reference = self.errors.reference(kaldi_lattice.key,
+                                                            naming="a lattice's key in its archive")
+            utterance.search = Search(self.network, lattice, utterance.topology, utterance.words,
+                                      self.rescoring.search, state if self.rescoring.dependent else None)
+        except InputError as error:
+            utterance.error = error
+        return utterance
+
+    def _finish(self, utterance):
+        """The utterance's lines printed, its results made (a _Rescored), or None where it failed."""
+        self.console.say(f"lattice '{utterance.kaldi_lattice.key}' ...")
+        try:
+            if utterance.error is not None:
+                raise utterance.error
+            return self._rescored(utterance)
         except WriteError:
             raise
         except InputError as error:
@@ -206,25 +272,19 @@ class _Run:
             self.failed += 1
             return None
 
-    def _rescore(self, kaldi_lattice, initial_state):
-        options, console = self.rescoring.search, self.console
-        with self.timer.timing("reading"):
-            converted = to_search_lattice(kaldi_lattice, self.symbols, self.kaldi.frame_shift)
-            lattice = converted.lattice
-            topology = lattice_topology(lattice)
-            words = network_words(converted, self.network.vocab, self.rescoring.unk, self.rescoring.map_unk)
-        reference = None
-        if self.errors is not None:  # before the search: an utterance without one fails at once
-            reference = self.errors.reference(kaldi_lattice.key, naming="a lattice's key in its archive")
-        with self.timer.searching():
-            result = search(self.network, lattice, topology, words, options, initial_state, scorer=self.timer)
+    def _rescored(self, utterance):
+        options, console, result = self.rescoring.search, self.console, utterance.result
+        converted, topology, words = utterance.converted, utterance.topology, utterance.words
+        lattice, kaldi_lattice = converted.lattice, utterance.kaldi_lattice
         for line in result.pruning_lines:
             console.say(line)
         console.say(f"single best: {result.cost:g}")
         for link_id in result.best_links:
             console.say(f"\tW={lattice.links[link_id].word}\tl={result.link_lm[link_id] + 0.0:g}")  # no -0
         arcs, finals, (times, links) = from_expanded(converted, result, topology)
-        counts = None if reference is None else self._error_counts(converted, topology, result.best_links, reference)
+        counts = None
+        if utterance.reference is not None:
+            counts = self._error_counts(converted, topology, result.best_links, utterance.reference)
         best_words = _words(converted, result.best_links)
         nbest = []
         if self.rescoring.outputs.nbest_size:
