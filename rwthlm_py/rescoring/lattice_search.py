@@ -389,9 +389,7 @@ class Search:
         if options.beam > 0 and len(ids):
             keep = _firsts_of_runs(rank) | (scores <= scores.min() + options.beam)
             ids, rank = ids[keep], rank[keep]
-        # recombination: of the entries of a node that share a history, the first (best)
-        _, firsts = numpy.unique(numpy.column_stack([rank, entries["history"][ids]]), axis=0, return_index=True)
-        firsts.sort()
+        firsts = _first_of_each(rank, entries["history"][ids])  # recombination: the best of a node and history
         ids, rank = ids[firsts], rank[firsts]
         if options.limit > 0:
             starts = numpy.flatnonzero(_firsts_of_runs(rank))
@@ -515,6 +513,16 @@ class Search:
         final_state = self.states.gather([row]) if row >= 0 else None
         return SearchResult(traceback.score[best], best_links, link_lm, final_state, int(entries["word"][best]),
                             traceback, self.pruning_lines, self.network_steps)
+
+
+def _first_of_each(rank, history):
+    """The places, ascending, of the first entry of each (rank, history row) that occurs."""
+    columns = [history[:, k] for k in reversed(range(history.shape[1]))]
+    grouped = numpy.lexsort([numpy.arange(len(rank))] + columns + [rank])  # equal keys together, in order
+    same = rank[grouped][1:] == rank[grouped][:-1]
+    for column in columns:
+        same &= column[grouped][1:] == column[grouped][:-1]
+    return numpy.sort(grouped[numpy.concatenate([[True], ~same])]) if len(rank) else grouped
 
 
 def _firsts_of_runs(values):
