@@ -47,6 +47,7 @@ import numpy
 from rwthlm_py.log_probs import interpolate_linear
 from rwthlm_py.model.network import concatenate_states, select_state
 from rwthlm_py.rescoring.scores import link_cost
+from rwthlm_py.runtime import threads
 
 
 @dataclasses.dataclass
@@ -221,7 +222,8 @@ class _Search:
             lattice_lm.append(link.lm)
         lm_log_probs, new_states = [], []
         if requests:
-            nn_log_probs, new_states = self._step(keys, requests)
+            with threads.for_rescoring():
+                nn_log_probs, new_states = self._step(keys, requests)
             lm_log_probs = interpolate_linear(nn_log_probs, lattice_lm, self.options.lam).tolist()
         stepped = iter(zip(lm_log_probs, requests, strict=True))
         traceback, hypotheses, best = self.traceback, self.hypotheses, self.best_in_frame
