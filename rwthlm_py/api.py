@@ -39,6 +39,7 @@ from rwthlm_py.model.memory import require_model_memory
 from rwthlm_py.model.network import Network
 from rwthlm_py.preparation import require_words
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
+from rwthlm_py.runtime import threads
 from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.scoring.sampling import sample_sentences
 from rwthlm_py.text.data import corpus_from_lines
@@ -49,7 +50,8 @@ SENTENCES_PER_BATCH = 128  # sentences (or prefix-tree nodes) scored together, r
 
 def load(path: str, backend: str = "auto", dtype: str = "float32", **options: object) -> "LanguageModel":
     """The model in the file `path`, on `backend` ("auto", "numpy" or "cupy") in `dtype`;
-    `options` (Python names of the command-line options) replace what training recorded."""
+    `options` (Python names of the command-line options) replace what training recorded.
+    threads=N sets the BLAS and OpenMP pools of the whole process to N threads."""
     unknown = sorted(set(options) - set(OPTION_FIELDS))
     if unknown:
         raise InputError(f"unknown option{'s' if len(unknown) > 1 else ''}: "
@@ -63,6 +65,8 @@ def load(path: str, backend: str = "auto", dtype: str = "float32", **options: ob
                          model_file.path)
     if settings.unk:
         vocab = vocab.with_unk(settings.map_unk)
+    if settings.threads is not None:  # the caller's process: its pools are set only where asked
+        threads.settle(settings.threads)
     network_backend = get_backend(settings.backend, settings.dtype)
     require_model_memory(model_file, network_backend, vocab)
     return LanguageModel(build_network(model_file, network_backend, vocab), settings)

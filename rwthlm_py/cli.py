@@ -33,15 +33,17 @@ from rwthlm_py.config import (
 )
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.output.reporting import Console
+from rwthlm_py.runtime import threads
 from rwthlm_py.runtime.allocator import keep_freed_memory
 from rwthlm_py.text.textio import DEFAULT_ENCODING
 from rwthlm_py.usage import Parser, UsageError, check_options_known
 
 SHARED = ["config", "verbose", "vocab", "remap", "unk", "map_unk", "map_sb", "debug_no_sb",
           "batch_size", "sequence_length", "word_wrapping", "feedforward", "num_oovs", "encoding", "backend", "dtype",
-          "record"]
+          "threads", "record"]
 # the gradient check computes in float64 and prints no perplexities
 SELFTEST_SHARED = [name for name in SHARED if name not in ("verbose", "num_oovs", "dtype")]
+SAMPLE_OPTIONS = ["encoding", "backend", "dtype", "threads"]
 VOCAB_OPTIONS = ["train", "classes", "method", "max_iterations", "time_limit", "map_sb", "encoding", "record"]
 CLASS_OPTIONS = ["classes", "method", "max_iterations", "time_limit"]
 SUBCOMMANDS = {
@@ -55,11 +57,11 @@ SUBCOMMANDS = {
     "nbest": ("rescore SRILM or Kaldi n-best lists with the network (and an ARPA model), "
               "re-rank them and count word errors",
               ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding", "backend",
-               "dtype", "record", "arpa", "lam"] + names_in_group("nbest")),
+               "dtype", "threads", "record", "arpa", "lam"] + names_in_group("nbest")),
     "lattice": ("rescore HTK or Kaldi lattices with the network as rwthlm does (LATTICE... NETWORK), outputs under "
                 "--out, a word penalty, an acoustic scale and word error rates",
                 ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding",
-                 "backend", "dtype", "record", "out", "word_penalty", "refs", "noise_vocab"]
+                 "backend", "dtype", "threads", "record", "out", "word_penalty", "refs", "noise_vocab"]
                 + names_in_group("rescoring") + names_in_group("lattice")),
     "selftest": ("check the gradients of every layer against finite differences, in float64, on generated text "
                  "(or --train)",
@@ -245,6 +247,7 @@ def rwthlm_main(argv=None):
             parser.print_help()
             return 0
         options, explicit = resolve_options(namespace, RWTHLM_OPTIONS, console)
+        threads.settle(options.threads)
         lattices, network = namespace.positional[:-1], namespace.positional[-1]
         misplaced = rescoring_options_given(explicit)
         if misplaced and not lattices:
@@ -316,7 +319,7 @@ def add_sample_parser(commands):
     sample.add_argument("--seed", type=int, default=1, help="seed of the draws (default: 1)")
     sample.add_argument("--max-length", type=int, default=200,
                         help="a sentence ends after this many words if it has not ended (default: 200)")
-    add_option_flags(sample, ["encoding", "backend", "dtype"], "sample")
+    add_option_flags(sample, SAMPLE_OPTIONS, "sample")
 
 
 def add_nbest_inputs(parser):
@@ -370,6 +373,7 @@ def main(argv=None):
             if getattr(options, name) is None:
                 raise UsageError(f"{namespace.command} needs {flag_name(OPTION_FIELDS[name])}",
                                  help_of(namespace.command))
+        threads.settle(options.threads)
         if namespace.command == "ppl":
             console.note(layout_line(options, explicit, from_model))
         with recorded(options, namespace.command, argv, console) as finish:
@@ -504,8 +508,9 @@ def run_sample(namespace, console):
         raise UsageError("--temperature must be a positive number", help_of("sample"))
     if not 0 <= namespace.seed < 2 ** 63:
         raise UsageError("--seed must lie in [0, 2^63)", help_of("sample"))
-    names = ["backend", "dtype", "encoding"]
-    options, _ = resolve_options(namespace, names, console, model_defaults("sample", namespace.network, names))
+    options, _ = resolve_options(namespace, SAMPLE_OPTIONS, console,
+                                 model_defaults("sample", namespace.network, SAMPLE_OPTIONS))
+    threads.settle(options.threads)
     draws = Draws(namespace.num, namespace.temperature, namespace.seed, namespace.max_length)
     return sample_job(namespace.network, draws, options.backend, options.dtype, console)
 

@@ -192,6 +192,15 @@ class Options:
                  "batch size and of prefix sharing to far beyond the printed digits"})
     backend: str = option("auto", "array backend: numpy, cupy, or auto (cupy when a CUDA device is present)",
                                   "rwthlm_py", choices=("auto", "numpy", "cupy"))
+    threads: int = option(None, "CPU threads of the computation, its matrix products (BLAS) included; jobs run side "
+                                "by side on one machine should share its cores, e.g. --threads 1 each (default: "
+                                "$OPENBLAS_NUM_THREADS or $OMP_NUM_THREADS where set, else the cores this process may "
+                                "use, at most Slurm's CPUs per task, or divided among the MPI ranks on this node)",
+                                "rwthlm_py", metavar="N", help_in={
+        "nbest lattice": "CPU threads of the computation, its matrix products (BLAS) included (default: "
+                         "$OPENBLAS_NUM_THREADS or $OMP_NUM_THREADS where set, or the MPI ranks' or Slurm's share of "
+                         "the cores; else one thread for the network's steps, as rescoring usually runs as jobs side "
+                         "by side)"})
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -297,6 +306,7 @@ def validate(options):
             raise InputError(f"{flag_name(field)} must be at most {LARGEST_COUNT:,}, not {value:,}")
     checks = [
         (options.batch_size >= 1, "--batch-size must be at least 1"),
+        (options.threads is None or options.threads >= 1, "--threads must be at least 1"),
         (options.sequence_length >= 2, "--sequence-length must be at least 2 (a context word and a word to predict)"),
         (options.max_epoch >= 0, "--max-epoch must not be negative"),
         (options.stop_after_halvings >= 0, "--stop-after-halvings must not be negative"),

@@ -34,6 +34,7 @@ import numpy
 from rwthlm_py import __version__
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError, Terminated, WriteError
+from rwthlm_py.runtime import threads
 from rwthlm_py.runtime.parallel import available_cores
 from rwthlm_py.text.textio import atomic_output, open_log_file
 
@@ -138,6 +139,8 @@ def machine_facts():
         "blas": _blas(),
         "cpu": cpu_model(),
         "cores": available_cores(),
+        "threads": threads.describe(threads.worker_count()),
+        "thread_pools": threads.pool_sizes(),
         "threads_environment": {name: value for name, value in os.environ.items()
                                 if name.startswith(("OPENBLAS_", "OMP_", "MKL_"))},
         "platform": platform.platform(),

@@ -57,6 +57,7 @@ from rwthlm_py.log_probs import interpolate_linear
 from rwthlm_py.model.network import concatenate_states, select_state
 from rwthlm_py.model.scoring_step import scoring_step
 from rwthlm_py.rescoring.scores import link_cost
+from rwthlm_py.runtime import threads
 
 
 @dataclasses.dataclass
@@ -138,12 +139,13 @@ def search_together(scorer, searches, batch_size):
     waiting = {}
     for index, running in enumerate(searches):
         _advance(running, None, index, waiting, results)
-    while waiting:
-        requests = list(waiting.values())
-        answers = step_together(scorer, requests, batch_size)
-        waiting = {}
-        for request, answer in zip(requests, answers, strict=True):
-            _advance(request.search, answer, request.index, waiting, results)
+    with threads.for_rescoring():
+        while waiting:
+            requests = list(waiting.values())
+            answers = step_together(scorer, requests, batch_size)
+            waiting = {}
+            for request, answer in zip(requests, answers, strict=True):
+                _advance(request.search, answer, request.index, waiting, results)
     return results
 
 

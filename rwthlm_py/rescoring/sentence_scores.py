@@ -30,6 +30,7 @@ import math
 import numpy
 
 from rwthlm_py.model.network import concatenate_states, select_state
+from rwthlm_py.runtime import threads
 from rwthlm_py.text import data
 
 
@@ -177,7 +178,8 @@ class PrefixTree:
 
 def _run(network, batch, state, unk_penalty, progress, log_probs, return_state=False):
     """Runs one batch; writes ln p at the batch's positions into `log_probs`."""
-    logp, new_state = network.log_probs(batch, state, unk_penalty)
+    with threads.for_rescoring():
+        logp, new_state = network.log_probs(batch, state, unk_penalty)
     logp = network.backend.to_numpy(logp).astype(numpy.float64)
     log_probs[batch.positions.ravel()[batch.valid]] = logp
     if progress is not None:

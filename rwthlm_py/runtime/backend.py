@@ -33,7 +33,8 @@ except Exception as error:  # noqa: BLE001 - any import failure means "no cupy"
 from rwthlm_py.errors import InputError
 from rwthlm_py.kernels import numpy_kernels
 from rwthlm_py.kernels.cuda import CudaKernels
-from rwthlm_py.runtime.parallel import available_cores, for_row_blocks
+from rwthlm_py.runtime import threads as process_threads
+from rwthlm_py.runtime.parallel import for_row_blocks
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 DTYPES = ("float32", "float64")
@@ -66,7 +67,7 @@ class Backend:
     xp: Any  # the array module: numpy, cupy, or a stand-in with cupy's API
     dtype: numpy.dtype
     device_id: int = 0
-    threads: int = 1  # CPU threads for large element-wise work (numpy only)
+    threads: int = 1  # CPU threads for large element-wise work (numpy only; the BLAS's: runtime/threads.py)
     kernels: Any = dataclasses.field(default_factory=numpy_kernels, compare=False, repr=False)
 
     @property
@@ -128,8 +129,8 @@ class Backend:
 
     def describe(self) -> str:
         if self.on_host:
-            return (f"numpy {numpy.__version__} on the CPU ({self.threads} threads), "
-                f"{numpy.dtype(self.dtype).name}")
+            return (f"numpy {numpy.__version__} on the CPU ({process_threads.describe(self.threads)}), "
+                    f"{numpy.dtype(self.dtype).name}")
         properties = self.xp.cuda.runtime.getDeviceProperties(self.device_id)
         device = properties["name"].decode() if isinstance(properties["name"], bytes) else properties["name"]
         memory = properties["totalGlobalMem"] / 2 ** 30
@@ -156,7 +157,7 @@ def get_backend(name: str = "auto", dtype: str = "float32", device_id: int = 0) 
     if name == "auto":
         name = "cupy" if cupy_device_count() > device_id else "numpy"
     if name == "numpy":
-        return Backend("numpy", numpy, numpy.dtype(dtype), device_id, threads=available_cores())
+        return Backend("numpy", numpy, numpy.dtype(dtype), device_id, threads=process_threads.worker_count())
     if cupy is None:
         raise InputError(
             f"cupy backend requested but cupy is not importable ({_CUPY_IMPORT_ERROR}); "
