@@ -29,6 +29,7 @@ RULE_VARIABLES = (*threads.ENVIRONMENT_THREADS, *threads.LOCAL_RANKS, threads.SL
 SPY = """
 import json, os, sys, threadpoolctl
 from rwthlm_py.model.network import Network
+from rwthlm_py.model.scoring_step import LeanStep
 
 seen = {}
 
@@ -41,6 +42,8 @@ def spied(name, method):
 
 for name in ("log_probs", "next_word_log_probs", "step", "accumulate_gradients"):
     setattr(Network, name, spied(name, getattr(Network, name)))
+for name in ("next_word_log_probs", "step"):  # the lattice search's lean step
+    setattr(LeanStep, name, spied(name, getattr(LeanStep, name)))
 from rwthlm_py.cli import main, rwthlm_main
 
 status = (rwthlm_main if sys.argv[1] == "rwthlm" else main)(sys.argv[2:])
