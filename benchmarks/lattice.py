@@ -35,6 +35,7 @@ from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.output.reporting import Console
 from rwthlm_py.rescoring.lattice_command import rescore_lattices
+from rwthlm_py.runtime import threads
 from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.text.vocabulary import read_vocabulary
 
@@ -43,6 +44,7 @@ BUSY_LOOP = "while True: pass"
 
 def main():
     args = parse_arguments()
+    threads.settle()  # as the command does: rescoring steps on one thread unless a count is given
     hidden, layers = MODELS[args.model]
     vocab = read_vocabulary(args.vocab_file) if args.vocab_file else benchmark_vocabulary(args.vocab, args.classes)
     network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab,

@@ -504,3 +504,33 @@ def test_dependent_utterances_start_where_the_last_best_path_ended(work, model):
     alone = sentence_log_probs(network, ids[-2:])
     assert costs[1] != pytest.approx(7 + 3 + 1 - alone.sum(), rel=1e-5)
 
+
+
+def test_disambiguation_symbols_and_the_sentence_start_are_never_scored(work, model):
+    """`#0` and `<s>` (no transition ids: same frame) keep their graph costs, take no network
+    step and pay no word penalty: the network scores the, cat and </s> in a row."""
+    network = build_network(read_model(model), get_backend("numpy", "float64"))
+    arcs = [(0, 1, "the", 1.0, 10.0, [1, 1]), (1, 2, "#0", 0.5, 0.0, []), (2, 3, "<s>", 0.25, 0.0, []),
+            (3, 4, "cat", 2.0, 10.0, [2, 2])]
+    (work / "symbols.ark").write_text(compact_archive({"utt": (arcs, {4: (0.0, 0.0, [])})}))
+    result = run_cli(RWTHLM_PY, "lattice", "--kaldi-words", "words.txt", "--lambda", 1, "--pruning-threshold", 0,
+                     "--dtype", "float64", "--word-penalty", 0.5, "symbols.ark", MODEL, cwd=work)
+    assert result[0] == 0, result[2]
+    cost = float(next(line for line in result[1].splitlines() if line.startswith("single best: ")).split()[-1])
+    ids = [network.vocab.index[word] for word in ("the", "cat", "<sb>")]
+    expected = 20 + 1 + 0.5 + 0.25 + 2 - sentence_log_probs(network, ids).sum() - 3 * 0.5 * math.log(10)
+    assert cost == pytest.approx(expected, rel=1e-5)
+    assert " s for 3 histories in " in result[2].strip().splitlines()[-1]
+
+
+def test_the_utterances_of_an_archive_share_network_calls(work):
+    """Searched side by side, the two utterances of compact.ark take fewer network calls
+    than one after the other (--dependent, which must wait for each best path)."""
+    calls = {}
+    for dependent in ((), ("--dependent",)):
+        result = run_cli(RWTHLM_PY, "lattice", "--kaldi-words", "words.txt", "--lambda", 1, "--pruning-threshold", 0,
+                         *dependent, "compact.ark", MODEL, cwd=work)
+        assert result[0] == 0, result[2]
+        summary = result[2].strip().splitlines()[-1]
+        calls[dependent] = int(summary.split(" histories in ")[1].split()[0].replace(",", ""))
+    assert calls[()] < calls[("--dependent",)]

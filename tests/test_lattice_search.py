@@ -214,6 +214,35 @@ def test_recombination_keeps_one_hypothesis_per_word_history(tmp_path, network):
     assert all(itertools.starmap(lambda a, b: a.startswith(b[:5]), zip(lines[1], lines[2], strict=True)))
 
 
+PRUNED_LATTICE = ("N=5 L=7\nI=0 t=0\nI=1 t=0.1\nI=2 t=0.1\nI=3 t=0.2\nI=4 t=0.3\n"
+                  "J=0 S=0 E=1 W=w1 a=-1 l=-1\nJ=1 S=0 E=1 W=w2 a=-3 l=-1\nJ=2 S=0 E=1 W=w3 a=-10 l=-1\n"
+                  "J=3 S=0 E=2 W=w4 a=-20 l=-1\nJ=4 S=1 E=3 W=w5 a=-1 l=-1\nJ=5 S=2 E=3 W=w5 a=-1 l=-1\n"
+                  "J=6 S=3 E=4 W=<sb> a=-1 l=-1\n")
+
+
+@pytest.mark.parametrize("beam, limit, line, survivors", [
+    # costs at t=10 (lambda 0, lm-scale 1: -a - l): node 1 via w1 2, w2 4, w3 11; node 2 via w4 21
+    (3.0, 0, "t=10 #hyps/#nodes: 4/2 (min: 1, max: 3) -> 3 (min: 1, max: 2)", [0, 1, 3]),  # 11 > 2 + 3 goes;
+    (0.0, 1, "t=10 #hyps/#nodes: 4/2 (min: 1, max: 3) -> 2 (min: 1, max: 1)", [0, 3]),     # 21 is node 2's best
+    (0.0, 2, "t=10 #hyps/#nodes: 4/2 (min: 1, max: 3) -> 3 (min: 1, max: 2)", [0, 1, 3]),
+    (9.5, 0, "t=10 #hyps/#nodes: 4/2 (min: 1, max: 3) -> 4 (min: 1, max: 3)", [0, 1, 2, 3]),
+])
+def test_the_beam_and_the_limit_keep_the_best_and_each_nodes_best(tmp_path, network, beam, limit, line, survivors):
+    """The beam keeps what is within `beam` of the frame's best, and every node's best; the
+    limit keeps each node's best `limit`; the next frame is reached from the survivors only."""
+    path = tmp_path / "pruned.lat"
+    path.write_text(PRUNED_LATTICE)
+    lattice = read_lattice(path)
+    result = search(network, lattice, lattice_topology(lattice), link_words(lattice, network.vocab),
+                    SearchOptions(lam=0.0, beam=beam, limit=limit, dp_order=1))
+    assert result.pruning_lines[0] == line
+    traceback = result.traceback
+    reaching_node_3 = [traceback.link[traceback.predecessor[entry]] for entry in range(len(traceback.link))
+                       if traceback.node[entry] == 3]
+    assert sorted(reaching_node_3) == survivors
+    assert result.cost == pytest.approx(2 + 2 + 2)  # w1 w5 <sb>
+
+
 @pytest.mark.parametrize("words", [["w1", "w5", "w2"], ["w3"], ["w8", "w8", "w0", "w4", "w6"]])
 def test_a_linear_lattice_scores_a_sentence_as_perplexity_and_nbest_do(tmp_path, network, words):
     """The invariant of the design: ln p(sentence) by `ppl`'s path (Network.log_probs), by

@@ -89,28 +89,27 @@ def test_the_calls_hold_the_histories_of_several_lattices(tmp_path, network):
     assert max(capped.calls) == 4 and sum(capped.calls) == sum(alone.calls)
 
 
-def rescore(network, paths, together):
+def rescore(network, paths, together, monkeypatch):
     console = Console(out=io.StringIO(), err=io.StringIO())
     rescoring = lattice_rescoring(Options(lam=0.6, pruning_threshold=5.0, dp_order=2))
-    lattice_command.LATTICES_TOGETHER = together
+    monkeypatch.setattr(lattice_command, "LATTICES_TOGETHER", together)
     status = rescore_lattices(network, paths, rescoring, console)
     return status, console.out.getvalue(), console.err.getvalue()
 
 
 def test_the_command_prints_and_writes_as_one_lattice_after_the_other(tmp_path, network, monkeypatch):
-    monkeypatch.setattr(lattice_command, "LATTICES_TOGETHER", 4)
     prepared = lattices(tmp_path, network, count=7)
     paths = [lattice.path for lattice, _, _ in prepared]
     (tmp_path / "broken.lat").write_text("N=2 L=1\nI=0 t=0\nI=1 t=0.1\nJ=0 S=0 E=7 W=w1 a=-1 l=-1\n")
     paths.insert(2, str(tmp_path / "broken.lat"))
-    status, out, err = rescore(network, paths, 4)
+    status, out, err = rescore(network, paths, 4, monkeypatch)
     written = {path: (tmp_path / f"{path}.rescored").read_bytes() for path in paths if "broken" not in path}
     assert status == 1 and "1 of 8 lattices failed" in err
     assert err.count("error: ") == 1 and "broken.lat:4" in err
     assert err.index("broken.lat") < err.index("rescored 7 lattices")
     one_by_one = []
     for path in paths:
-        status, single_out, _ = rescore(network, [path], 1)
+        status, single_out, _ = rescore(network, [path], 1, monkeypatch)
         assert status == (1 if "broken" in path else 0)
         one_by_one.append(single_out.removeprefix("Rescoring ...\n"))
         if "broken" not in path:
@@ -119,15 +118,17 @@ def test_the_command_prints_and_writes_as_one_lattice_after_the_other(tmp_path, 
     assert [line for line in out.splitlines() if line.startswith("lattice '")] == [f"lattice '{p}' ..." for p in paths]
 
 
-def test_the_summary_line_says_where_the_time_went(tmp_path, network):
+def test_the_summary_line_says_where_the_time_went(tmp_path, network, monkeypatch):
     prepared = lattices(tmp_path, network, count=3)
-    status, _, err = rescore(network, [lattice.path for lattice, _, _ in prepared], 16)
-    assert status == 0
-    summary = err.strip().splitlines()[-1]
     steps = sum(search(network, *one, lattice_rescoring(Options(lam=0.6, pruning_threshold=5.0, dp_order=2)).search)
                 .network_steps for one in prepared)
-    assert summary.startswith("rescored 3 lattices (")
-    for part in ("(reading ", " s, network ", f" s for {steps:,} histories in ", " calls, search ", " s, writing "):
-        assert part in summary, summary
-    calls = int(summary.split(" histories in ")[1].split()[0].replace(",", ""))
-    assert 0 < calls < steps  # the three lattices' steps shared calls
+    calls = {}
+    for together in (1, 16):
+        status, _, err = rescore(network, [lattice.path for lattice, _, _ in prepared], together, monkeypatch)
+        assert status == 0
+        summary = err.strip().splitlines()[-1]
+        assert summary.startswith("rescored 3 lattices (")
+        for part in ("(reading ", " s, network ", f" s for {steps:,} histories in ", " calls, search ", " s, writing "):
+            assert part in summary, summary
+        calls[together] = int(summary.split(" histories in ")[1].split()[0].replace(",", ""))
+    assert calls[16] < calls[1] < steps  # searched together, the three lattices' steps share calls

@@ -61,7 +61,7 @@ def assert_same_steps(network, lean, vocab, histories=400, steps=3, seed=0):
 def test_the_lean_step_equals_the_networks_step(big_vocab, spec):
     network = network_of(spec, big_vocab)
     lean = scoring_step.scoring_step(network)
-    assert isinstance(lean, LeanStep)
+    assert isinstance(lean, LeanStep) and lean.table is not None  # the per-word table in use
     assert_same_steps(network, lean, big_vocab)
 
 

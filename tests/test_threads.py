@@ -207,6 +207,14 @@ def test_rescoring_takes_one_thread_unless_a_count_was_given(settled, inside, mo
         assert blas_sizes() == [2]
 
 
+def test_without_a_settled_count_rescoring_leaves_the_pools_as_they_are(monkeypatch):
+    """The Python API settles nothing: its rescoring steps keep the pools the user has."""
+    monkeypatch.setattr(threads, "_settled", None)
+    with threadpoolctl.threadpool_limits(limits=2):
+        with threads.for_rescoring():
+            assert blas_sizes() == [2]
+
+
 def test_the_api_sets_the_pools_only_when_asked(trained, monkeypatch):
     monkeypatch.setattr(threads, "_settled", None)  # this process's: restored after the test
     with threadpoolctl.threadpool_limits(limits=2):  # so are its pools, at the end of the block

@@ -34,6 +34,7 @@ import dataclasses
 
 from rwthlm_py.errors import InputError, WriteError
 from rwthlm_py.model.scoring_step import scoring_step
+from rwthlm_py.rescoring import lattice_command
 from rwthlm_py.rescoring.kaldi_conversion import from_expanded, network_words, to_search_lattice
 from rwthlm_py.rescoring.kaldi_lattice import (
     EPSILON_ID,
@@ -44,7 +45,7 @@ from rwthlm_py.rescoring.kaldi_lattice import (
     read_archive,
     read_symbols,
 )
-from rwthlm_py.rescoring.lattice_command import LATTICES_TOGETHER, RescoringTimer, output_paths, staged_outputs
+from rwthlm_py.rescoring.lattice_command import RescoringTimer, output_paths, staged_outputs
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
 from rwthlm_py.rescoring.lattice_search import Search, search_together
@@ -193,7 +194,7 @@ class _Run:
                 if outputs.nbest is not None:
                     nbest = [stack.enter_context(atomic_output(target, encoding=encoding))
                              for target in (outputs.nbest, outputs.nbest_acoustic, outputs.nbest_lm)]
-                together = 1 if self.rescoring.dependent else LATTICES_TOGETHER
+                together = 1 if self.rescoring.dependent else lattice_command.LATTICES_TOGETHER
                 for kaldi_lattice, rescored in self.utterances(_chunks(read_archive(path, encoding), together), state):
                     self.progress.update(1)
                     if rescored is None:

@@ -151,10 +151,12 @@ def limited(count: int) -> Iterator[None]:
 
 def for_rescoring() -> ContextManager[None]:
     """The threads of a rescoring step (a lattice frame's, an n-best prefix tree's): one
-    where no count was given (see the module docstring), else the pools as they are. A
-    context manager."""
-    threads = _settled if _settled is not None else default_threads()
-    return limited(1) if threads.rescoring_count == 1 else contextlib.nullcontext()
+    where the settled count was not given (see the module docstring), else the pools as
+    they are; where nothing was settled (the Python API), the pools as they are. A context
+    manager."""
+    if _settled is None or _settled.rescoring_count != 1:
+        return contextlib.nullcontext()
+    return limited(1)
 
 
 def _threads(count: int) -> str:
