@@ -45,6 +45,8 @@ BROKEN = [
     ([0, 0.1, 0.2, 0.1], [(0, 1), (1, 2), (3, 2)], 5, "node 3 cannot be reached from node 0"),
     ([0, 0.1, 0.2], [(0, 1), (0, 2)], None,
      "one final node (without outgoing links), it has 2: 1 (line 3), 2 (line 4)"),
+    ([0, 1e300, 2e300], [(0, 1), (1, 2)], 3, "node 1: t=1e+300 is out of range (more than 2^63 centiseconds)"),
+    ([], [], None, "the lattice needs one final node (without outgoing links), it has 0"),
 ]
 
 

@@ -4,9 +4,11 @@ import gzip
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.text.textio import atomic_output, check_encoding, read_lines, split_words
+from rwthlm_py.text.textio import atomic_output, check_encoding, read_all_lines, read_lines, split_words
 
 
 def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
@@ -77,3 +79,51 @@ def test_an_error_shows_invisible_characters_escaped():
     error = InputError("unknown word '\ufeffthe' and '\u200b'", "x.txt", 3)
     assert str(error) == "x.txt:3: unknown word '\\ufeffthe' and '\\u200b'"
     assert str(InputError("unknown word 'caf\u00e9'")) == "unknown word 'caf\u00e9'"
+
+
+# read_all_lines gives what read_lines gives, read at once: for these files, in each encoding
+ALL_AT_ONCE = [b"", b"\n", b"a", b"a\n", b"a\n\n", b"\n\nb", b"a\r\nb\r\n", b"a\r\r\nb\r", b"a\rb\n\r",
+               "\ufeffa b\n\ufeffc\n".encode(), "ca\u00f1a \u4e2d\n".encode(), b"x\xf1o\ny\n", b"\x81\n",
+               "\u4e2d\u6587\n".encode("gb18030"), b"a\x00b\x1c\n"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "cp1252", "ascii", "gb18030"])
+@pytest.mark.parametrize("data", ALL_AT_ONCE)
+@pytest.mark.parametrize("compress", [False, True])
+def test_all_lines_at_once_are_the_lines_read_one_by_one(tmp_path, data, encoding, compress):
+    path = tmp_path / "x.txt"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    try:
+        expected = [text for _, text in read_lines(path, encoding)]
+    except InputError:
+        assert read_all_lines(path, encoding) is None  # read_lines then says where, as it reads
+        return
+    assert read_all_lines(path, encoding) == expected
+
+
+PIECES = [b"a", b" ", b"\n", b"\r", b"\xc3", b"\xb1", b"\xef\xbb\xbf", b"\xff", b"\x00"]
+
+
+@given(data=st.binary(max_size=60) | st.lists(st.sampled_from(PIECES), max_size=30).map(b"".join),
+       encoding=st.sampled_from(["utf-8", "latin-1", "cp1252", "ascii", "gb18030", "shift_jis"]))
+def test_all_lines_at_once_are_the_lines_read_one_by_one_whatever_the_bytes(tmp_path, data, encoding):
+    path = tmp_path / "x.txt"
+    path.write_bytes(data)
+    try:
+        expected = [text for _, text in read_lines(path, encoding)]
+    except InputError:
+        expected = None
+    assert read_all_lines(path, encoding) == expected
+
+
+def test_all_lines_at_once_are_none_where_reading_fails_part_way(tmp_path):
+    """A corrupt gzip stream, or standard input (which cannot be read twice): the reader
+    reads line by line, and meets the lines before the problem first."""
+    path = tmp_path / "x.txt.gz"
+    path.write_bytes(gzip.compress(b"a\nb\n" * 1000)[:-20])
+    with pytest.raises(InputError, match="cannot read past this line"):
+        list(read_lines(path))
+    assert read_all_lines(path) is None
+    assert read_all_lines("-") is None
+    with pytest.raises(InputError, match="no such file"):
+        read_all_lines(tmp_path / "missing.txt")

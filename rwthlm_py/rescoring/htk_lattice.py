@@ -26,6 +26,12 @@ the file and line:
 Node and link lines may come in any order of their ids, as HTK reads them (rwthlm needs
 node i on the i-th node line).
 
+Reading takes two ways to one result. A decoder writes every node line alike and every
+link line alike (`I=12 t=0.35 W=word v=1`): such runs of lines are checked and read a
+field at a time, over all their lines at once (_BulkReader), ten times as fast as line by
+line. Every other line is read on its own, as before, and a lattice with a problem is read
+again line by line (_Reader), so that the error names its first problem and the line.
+
 `rescored_lines` gives the file again with every link's `l=` replaced (rwthlm's `--output
 lattice`): the input's lines are kept as they were, only the l= values change (written
 like C++'s std::to_string, six decimals, in the file's own base); a link without `l=`
@@ -38,20 +44,29 @@ expanded lattices (base e):
     J=<k> S=<from> E=<to> W="!NULL" v=-1 a=-0 l=-0          (an epsilon link)
 """
 
+import bisect
 import dataclasses
 import math
+import operator
 import re
 
+import numpy
+
 from rwthlm_py.errors import InputError
-from rwthlm_py.text.textio import DEFAULT_ENCODING, read_lines
+from rwthlm_py.text.textio import DEFAULT_ENCODING, read_all_lines, read_lines
 
 EPSILON = "!NULL"
 QUOTED = r'"(?:[^"\\]|\\.)*"'
 FIELD = re.compile(rf'([A-Za-z][A-Za-z0-9]*)=({QUOTED}|\S*)')
+QUOTED_VALUE = re.compile(QUOTED)
+ESCAPED = re.compile(r"\\(.)")
 NODE_FIELDS = {"I": "I", "t": "t", "time": "t", "W": "W", "WORD": "W", "v": "v", "var": "v"}
 LINK_FIELDS = {"J": "J", "S": "S", "START": "S", "E": "E", "END": "E", "W": "W", "WORD": "W", "v": "v",
                "var": "v", "a": "a", "acoustic": "a", "l": "l", "language": "l", "n": "n", "ngram": "n"}
 SIZE_FIELDS = {"N": "N", "NODES": "N", "L": "L", "LINKS": "L"}
+OTHER_ASCII_WHITESPACE = "\r\x0b\x0c\x1c\x1d\x1e\x1f"  # str.split splits at these too
+DIGITS_AND_SPACE = b"0123456789 "
+INT64_MAX = 2**63 - 1
 
 
 @dataclasses.dataclass
@@ -64,7 +79,7 @@ class Field:
     end: int
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Node:
     id: int
     time: float  # seconds
@@ -73,18 +88,84 @@ class Node:
     line: int
 
 
-@dataclasses.dataclass
 class Link:
-    id: int
-    start: int
-    end: int
-    word: str  # the link's word, or its end node's
-    pronunciation: str  # v=, or None
-    acoustic: float  # natural log; 0 where the line has no a=
-    lm: float  # natural log; 0 where the line has no l=
-    line: int  # 1-based line number
-    lm_field: Field  # the l= field as written, or None
-    acoustic_field: Field  # the a= field as written, or None
+    """One link: Link(id, start, end, word, pronunciation, acoustic, lm, line, lm_field,
+    acoustic_field), attributes of those names (a class with slots: a lattice has tens of
+    thousands of links)."""
+
+    __slots__ = ("id", "start", "end", "word", "pronunciation", "acoustic", "lm", "line", "_lm_field",
+                 "_acoustic_field", "_text")
+    ATTRIBUTES = ("id", "start", "end", "word", "pronunciation", "acoustic", "lm", "line", "lm_field", "acoustic_field")
+
+    def __init__(self, id, start, end, word, pronunciation, acoustic, lm, line, lm_field, acoustic_field):
+        self.id = id
+        self.start, self.end = start, end
+        self.word = word  # the link's word, or its end node's
+        self.pronunciation = pronunciation  # v=, or None
+        self.acoustic = acoustic  # natural log; 0 where the line has no a=
+        self.lm = lm  # natural log; 0 where the line has no l=
+        self.line = line  # 1-based line number
+        self._lm_field, self._acoustic_field = lm_field, acoustic_field
+        self._text = None  # the line, where its fields are still to be found in it (_LinkOnLine)
+
+    @property
+    def lm_field(self):
+        """The l= field as written (a Field), or None."""
+        self._find_fields()
+        return self._lm_field
+
+    @lm_field.setter
+    def lm_field(self, field):
+        self._find_fields()
+        self._lm_field = field
+
+    @property
+    def acoustic_field(self):
+        """The a= field as written (a Field), or None."""
+        self._find_fields()
+        return self._acoustic_field
+
+    @acoustic_field.setter
+    def acoustic_field(self, field):
+        self._find_fields()
+        self._acoustic_field = field
+
+    def _find_fields(self):
+        if self._text is None:
+            return
+        fields = {LINK_FIELDS.get(field.name): field for field in line_fields(self._text)}
+        self._lm_field, self._acoustic_field, self._text = fields.get("l"), fields.get("a"), None
+
+    def __eq__(self, other):  # as the dataclass it was
+        if not isinstance(other, Link):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def _values(self):
+        return tuple(getattr(self, name) for name in self.ATTRIBUTES)
+
+    def __repr__(self):
+        return "Link(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.ATTRIBUTES) + ")"
+
+
+class _LinkOnLine(Link):
+    """A link read in bulk: its l= and a= fields are found in its line only when asked for
+    (to write the lattice back); finding them for every link would cost as much as reading
+    it."""
+
+    __slots__ = ()
+
+    def __init__(self, id, start, end, word, pronunciation, acoustic, lm, line, text):
+        # the attributes set here, not by Link.__init__, each on its own: the fastest way, for the many links
+        self.id = id
+        self.start = start
+        self.end = end
+        self.word = word
+        self.pronunciation = pronunciation
+        self.acoustic = acoustic
+        self.lm = lm
+        self.line = line
+        self._text = text
 
 
 @dataclasses.dataclass
@@ -99,28 +180,61 @@ class Lattice:
 
 def read_lattice(path, encoding=DEFAULT_ENCODING):
     """The lattice in `path` (plain or gzip)."""
-    reader = _Reader(str(path))
-    for line_number, text in read_lines(path, encoding):
-        reader.add_line(line_number, text)
-    return reader.finish()
+    lines = read_all_lines(path, encoding)
+    if lines is None:  # standard input, or a file that breaks off: line by line, as far as it goes, and why not
+        return _Reader(str(path)).read(read_lines(path, encoding))
+    try:
+        return _BulkReader(str(path), lines).read()
+    except (_NotInBulk, InputError):
+        return _Reader(str(path)).read(enumerate(lines, start=1))  # says what is wrong, and where first
+
+
+def line_fields(text):
+    """The fields of a line; a malformed field, an unterminated quote or a field name twice
+    is a ValueError saying so."""
+    fields, position = [], 0
+    while True:
+        while position < len(text) and text[position] in " \t":
+            position += 1
+        if position >= len(text):
+            return fields
+        match = FIELD.match(text, position)
+        if match is None or (match.end() < len(text) and text[match.end()] not in " \t"):
+            rest = text[position:]
+            raise ValueError(f"malformed field '{(rest.split() or [rest])[0]}' (expected name=value)")
+        name, raw = match.group(1), match.group(2)
+        if raw.startswith('"') and QUOTED_VALUE.fullmatch(raw) is None:
+            raise ValueError(f"unterminated quote in {name}=")
+        if any(field.name == name for field in fields):
+            raise ValueError(f"field {name}= twice on one line")
+        fields.append(Field(name, _unquote(raw), match.start(2), match.end(2)))
+        position = match.end()
 
 
 class _Reader:
+    """The careful reader: line by line, every check in the order of the lines, so that a
+    broken lattice is an InputError at its first problem."""
+
     def __init__(self, path):
         self.path = path
         self.header, self.base = {}, math.e
         self.num_nodes = self.num_links = None
         self.size_line = None
         self.nodes, self.links, self.lines = {}, {}, []
-        self.node_words = {}
         self.line = 0
+
+    def read(self, numbered_lines):
+        """The lattice of (line number, text) pairs."""
+        for line_number, text in numbered_lines:
+            self.lines.append(text)
+            self.add_line(line_number, text)
+        return self.finish()
 
     def error(self, message, line=None):
         return InputError(message, self.path, self.line if line is None else line)
 
     def add_line(self, line_number, text):
         self.line = line_number
-        self.lines.append(text)
         stripped = text.strip()
         if not stripped or stripped.startswith("#"):
             return
@@ -143,22 +257,10 @@ class _Reader:
 
     def fields(self, text):
         """The line's fields; a field name twice is an error."""
-        fields, position = [], 0
-        while True:
-            while position < len(text) and text[position] in " \t":
-                position += 1
-            if position >= len(text):
-                return fields
-            match = FIELD.match(text, position)
-            if match is None or (match.end() < len(text) and text[match.end()] not in " \t"):
-                raise self.error(f"malformed field '{text[position:].split()[0]}' (expected name=value)")
-            name, raw = match.group(1), match.group(2)
-            if raw.startswith('"') and re.fullmatch(QUOTED, raw) is None:
-                raise self.error(f"unterminated quote in {name}=")
-            if any(field.name == name for field in fields):
-                raise self.error(f"field {name}= twice on one line")
-            fields.append(Field(name, _unquote(raw), match.start(2), match.end(2)))
-            position = match.end()
+        try:
+            return line_fields(text)
+        except ValueError as error:
+            raise self.error(str(error)) from None
 
     def add_header(self, fields):
         for field in fields:
@@ -291,10 +393,291 @@ class _Reader:
         return Lattice(self.path, self.header, self.base, self.nodes, self.links, self.lines)
 
 
+class _NotInBulk(Exception):
+    """The bulk reader met a broken lattice: the careful reader says what is wrong."""
+
+
+@dataclasses.dataclass
+class _Layout:
+    """The fields of a node or link line, in their order on the line."""
+
+    kind: str  # "node" or "link"
+    names: tuple  # as written
+    keys: tuple  # their short names (NODE_FIELDS, LINK_FIELDS), None for a field the reader ignores
+
+
+BULK_RUN = 4  # fewer lines than this in one layout are read line by line
+VALUES_READ = {"node": {"I", "t", "W", "v"}, "link": {"J", "S", "E", "W", "v", "a", "l"}}
+
+
+class _BulkReader(_Reader):
+    """Reads a lattice in runs of lines written alike. A decoder writes every node line and
+    every link line in one layout (`I=12 t=0.35 W=word v=1`); each run of such lines is
+    checked to be in its first line's layout with a few operations on all of its text at
+    once, and its values are converted a column at a time. Every other line (a comment, a
+    line in a layout of its own, a quoted value with a space in it, a line that starts with
+    a space) is read line by line as the careful reader reads it.
+
+    A broken lattice is _NotInBulk or an InputError, not necessarily at its first problem:
+    the careful reader then reads it again (read_lattice), and says what is wrong where."""
+
+    def __init__(self, path, lines):
+        super().__init__(path)
+        self.lines = lines
+        self.node_runs = []  # (ids, nodes) of each run of node lines
+        self.link_runs = []  # the columns of each run of link lines, made Links once the node words are known
+
+    def read(self):
+        start = self.read_header()
+        while start < len(self.lines):
+            end = _run_end(self.lines, start)
+            self.read_part(start, end)
+            start = end
+        return self.finish()
+
+    def read_header(self):
+        """Reads the lines up to the size line, line by line; the index of the line after it."""
+        for index, text in enumerate(self.lines):
+            self.add_line(index + 1, text)
+            if self.size_line is not None:
+                return index + 1
+        return len(self.lines)
+
+    def read_part(self, start, stop):
+        """Reads lines[start:stop]: at once where they are alike, else half by half, down to
+        parts too short to read at once, which it reads line by line (so that a line unlike
+        the others costs a few more passes over the lines around it, not reading them all
+        line by line)."""
+        if self.read_run(start, stop):
+            return
+        if stop - start < 2 * BULK_RUN:
+            for index in range(start, stop):
+                self.add_line(index + 1, self.lines[index])
+            return
+        middle = (start + stop) // 2
+        self.read_part(start, middle)
+        self.read_part(middle, stop)
+
+    def read_run(self, start, stop):
+        """Reads lines[start:stop] at once where they are node or link lines in the layout of
+        the first; returns whether they were."""
+        if stop - start < BULK_RUN:
+            return False
+        lines = self.lines[start:stop]
+        layout = _layout(lines[0])
+        columns = None if layout is None else _columns(lines, layout.names)
+        if columns is None:
+            return False
+        read = VALUES_READ[layout.kind]
+        for key, column in zip(layout.keys, columns, strict=True):
+            if key not in read:
+                column.check_quotes()  # of a field left aside (r=, n= ...), as line_fields checks them
+        columns = {key: column for key, column in zip(layout.keys, columns, strict=True) if key in read}
+        if layout.kind == "node":
+            self.add_nodes(columns, start + 1, len(lines))
+        else:
+            self.add_links(columns, start + 1, lines)
+        return True
+
+    def add_nodes(self, columns, first_line, count):
+        ids = columns["I"].whole_numbers(self.num_nodes)
+        times = columns["t"].finite_numbers()
+        words, pronunciations = _strings(columns.get("W"), count), _strings(columns.get("v"), count)
+        nodes = list(map(Node, ids, times, words, pronunciations, range(first_line, first_line + count)))
+        self.node_runs.append((ids, nodes))
+
+    def add_links(self, columns, first_line, lines):
+        count = len(lines)
+        ids = columns["J"].whole_numbers(self.num_links)
+        starts, ends = columns["S"].whole_numbers(self.num_nodes), columns["E"].whole_numbers(self.num_nodes)
+        acoustic, lm = self.scores(columns.get("a"), count), self.scores(columns.get("l"), count)
+        if max(lm) > 0:
+            raise _NotInBulk  # a positive LM log-probability
+        words = None if "W" not in columns else columns["W"].strings()
+        self.link_runs.append((ids, starts, ends, words, _strings(columns.get("v"), count), acoustic, lm,
+                               range(first_line, first_line + count), lines))
+
+    def scores(self, column, count):
+        """A column of scores as natural logs (0 where the layout has none), as `score` gives each."""
+        if column is None:
+            return [0.0] * count
+        numbers = column.finite_numbers()
+        if self.base == 0:  # plain probabilities
+            if min(numbers) < 0:
+                raise _NotInBulk
+            return [math.log(value) if value > 0 else -math.inf for value in numbers]
+        factor = math.log(self.base)
+        return numbers if factor == 1 else [value * factor for value in numbers]
+
+    def finish(self):
+        if self.size_line is None:
+            raise _NotInBulk
+        nodes = _by_id(self.nodes, self.node_runs, self.num_nodes)
+        node_words = list(map(operator.attrgetter("word"), nodes))
+        for link in self.links.values():  # those read line by line
+            if link.word is None:
+                link.word = node_words[link.end]
+                if link.word is None:
+                    raise _NotInBulk  # a link without a word on it or its end node
+        link_runs = []
+        for ids, starts, ends, words, pronunciations, acoustic, lm, line_numbers, lines in self.link_runs:
+            if words is None:  # words on nodes
+                words = list(map(node_words.__getitem__, ends))
+                if None in words:
+                    raise _NotInBulk
+            link_runs.append((ids, list(map(_LinkOnLine, ids, starts, ends, words, pronunciations, acoustic, lm,
+                                            line_numbers, lines))))
+        links = _by_id(self.links, link_runs, self.num_links)
+        return Lattice(self.path, self.header, self.base, nodes, links, self.lines)
+
+
+def _run_end(lines, start):
+    """The end of the run of lines from `start` that begin with the character lines[start]
+    begins with, found by bisection as though such lines came together (where they do not,
+    the run holds lines of another kind, which _columns finds)."""
+    first = lines[start][:1]
+    following = range(start + 1, len(lines))
+    return following.start + bisect.bisect_left(following, True, key=lambda index: lines[index][:1] != first)
+
+
+def _layout(text):
+    """The _Layout of a node or link line that the bulk reader can read, else None."""
+    try:
+        names = tuple(field.name for field in line_fields(text))
+    except ValueError:
+        return None
+    if "SUBLAT" in names or ("I" in names) == ("J" in names):
+        return None
+    kind, known, needed = ("node", NODE_FIELDS, {"I", "t"}) if "I" in names else ("link", LINK_FIELDS, {"J", "S", "E"})
+    keys = tuple(known.get(name) for name in names)
+    given = [key for key in keys if key is not None]
+    if len(set(given)) < len(given) or not needed <= set(given):
+        return None  # a long and a short name of one field, a field missing
+    return _Layout(kind, names, keys)
+
+
+def _columns(lines, names):
+    """Each field's _Column in `lines`, where every line is exactly `names[0]=value
+    names[1]=value ...` with spaces or tabs between the fields, none before the first and no
+    other white space; else None.
+
+    Why the checks suffice: the words of all lines (split at white space) are as many as
+    the lines have fields, and start with `names[0]=`, `names[1]=`, ... in turn; every line
+    starts with `names[0]=`, so a line starts where a first field does (a word cannot start
+    with two names); so each line holds exactly these fields, which line_fields reads."""
+    text = "\n".join(lines)
+    words = text.split()
+    width, count = len(names), len(lines)
+    first = names[0] + "="
+    if (len(words) != width * count or not text.startswith(first) or text.count("\n" + first) != count - 1
+            or not _spaces_and_tabs_only(text, words)):
+        return None  # a line with fields more or less, a space before it, or other white space than space and tab
+    columns = []
+    for position, name in enumerate(names):
+        prefix = name + "="
+        column = " ".join(words[position::width])
+        if not column.startswith(prefix) or column.count(" " + prefix) != count - 1:
+            return None  # a field in another place
+        columns.append(_Column(column[len(prefix):], " " + prefix, count))
+    return columns
+
+
+@dataclasses.dataclass
+class _Column:
+    """The values of one field in a run of lines: `text` is the values with `separator`
+    (" name=") between them; each value holds no white space and no separator."""
+
+    text: str
+    separator: str
+    count: int
+
+    def strings(self):
+        """The values, unquoted as `line_fields` unquotes them; a value that starts with a
+        quote but is no whole quoted value is _NotInBulk (line_fields says why)."""
+        values = self.text.split(self.separator)
+        if '"' not in self.text:
+            return values
+        unquoted = []
+        for value in values:
+            if value.startswith('"'):
+                if QUOTED_VALUE.fullmatch(value) is None:
+                    raise _NotInBulk
+                value = _unquote(value)
+            unquoted.append(value)
+        return unquoted
+
+    def check_quotes(self):
+        """_NotInBulk where a value starts with a quote but is no whole quoted value."""
+        if '"' in self.text:
+            self.strings()
+
+    def whole_numbers(self, limit):
+        """The values as numbers in range(limit), as `count` reads each. Where they are ASCII
+        digits, numpy reads them all at once, as int reads them (in decimal, leading zeros and
+        all; a number past 64 bits as the largest 64-bit one, out of range)."""
+        if limit <= INT64_MAX and self._digits_only():
+            numbers = numpy.fromstring(self.text, dtype=numpy.int64, sep=self.separator)
+            if len(numbers) == self.count and numbers.max() < limit:
+                return numbers.tolist()
+        try:
+            numbers = list(map(int, self.strings()))
+        except ValueError:
+            raise _NotInBulk from None
+        if min(numbers) < 0 or max(numbers) >= limit:
+            raise _NotInBulk
+        return numbers
+
+    def _digits_only(self):
+        """Whether every value is one or more ASCII digits: all else in the text is separators."""
+        separator, text = self.separator, self.text
+        if (not text or not text.isascii() or text.startswith(separator) or text.endswith(separator)
+                or separator * 2 in text):
+            return False  # (an empty value)
+        others = separator.encode().translate(None, DIGITS_AND_SPACE)
+        return text.encode().translate(None, DIGITS_AND_SPACE) == others * (self.count - 1)
+
+    def finite_numbers(self):
+        """The values as finite floats, as `number` reads each."""
+        try:
+            numbers = list(map(float, self.strings()))
+        except ValueError:
+            raise _NotInBulk from None
+        if not math.isfinite(sum(numbers)) and not all(map(math.isfinite, numbers)):
+            raise _NotInBulk  # (a sum is not finite where a number is not, or where large numbers add up past 1e308)
+        return numbers
+
+
+def _spaces_and_tabs_only(text, words):
+    """Whether the white space between the words of the lines in `text` is spaces and tabs
+    (str.split splits at any, line_fields at these only)."""
+    if text.isascii():
+        return not any(character in text for character in OTHER_ASCII_WHITESPACE)
+    return sum(map(len, words)) + text.count(" ") + text.count("\t") + text.count("\n") == len(text)
+
+
+def _strings(column, count):
+    """The column's values; None each where there is no such column."""
+    return [None] * count if column is None else column.strings()
+
+
+def _by_id(read_singly, runs, count):
+    """The nodes or links by id, 0 to count-1: those read line by line (a dict by id) and
+    the (ids, items) of the runs read in bulk; an id missing or twice is _NotInBulk."""
+    if not read_singly and len(runs) == 1 and len(runs[0][0]) == count and runs[0][0] == list(range(count)):
+        return runs[0][1]  # as decoders write them
+    table = dict(read_singly)
+    for ids, items in runs:
+        table.update(zip(ids, items, strict=True))
+    if len(table) != len(read_singly) + sum(len(ids) for ids, _ in runs) or len(table) != count:
+        raise _NotInBulk
+    return list(map(table.__getitem__, range(count)))
+
+
 def _unquote(raw):
-    if raw.startswith('"'):
-        return re.sub(r"\\(.)", r"\1", raw[1:-1])
-    return raw
+    if not raw.startswith('"'):
+        return raw
+    inner = raw[1:-1]
+    return ESCAPED.sub(r"\1", inner) if "\\" in inner else inner
 
 
 def format_score(natural_log, base):

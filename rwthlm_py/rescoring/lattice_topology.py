@@ -15,6 +15,7 @@ Every node then reaches the final node, which is last in the order.
 """
 
 import dataclasses
+import operator
 
 import numpy
 
@@ -35,54 +36,84 @@ class Topology:
 
 def lattice_topology(lattice):
     """The Topology of a lattice (htk_lattice.Lattice), or an InputError."""
-    centiseconds = numpy.array([round(100 * node.time) for node in lattice.nodes], dtype=numpy.int64)
-    outgoing = [[] for _ in lattice.nodes]
-    for link in lattice.links:
-        if link.end == 0:
-            raise InputError(f"link {link.id} ends in node 0, the start node", lattice.path, link.line)
-        if centiseconds[link.end] < centiseconds[link.start]:
-            raise InputError(f"link {link.id} goes back in time (from node {link.start} at "
-                             f"t={lattice.nodes[link.start].time:g} to node {link.end} at "
-                             f"t={lattice.nodes[link.end].time:g})", lattice.path, link.line)
-        outgoing[link.start].append(link.id)
-    postorder = _depth_first_postorder(lattice, outgoing)
-    unreached = sorted(set(range(len(lattice.nodes))) - set(postorder))
+    nodes, links = lattice.nodes, lattice.links
+    centiseconds = _centiseconds(lattice)
+    starts = list(map(operator.attrgetter("start"), links))
+    ends = list(map(operator.attrgetter("end"), links))
+    _check_links(lattice, numpy.array(starts, dtype=numpy.int64), numpy.array(ends, dtype=numpy.int64), centiseconds)
+    outgoing = [[] for _ in nodes]
+    for link_id, start in enumerate(starts):
+        outgoing[start].append(link_id)
+    postorder, state = _depth_first_postorder(lattice, outgoing, ends)
+    unreached = state.count(0)
     if unreached:
-        node = lattice.nodes[unreached[0]]
-        raise InputError(f"node {node.id} cannot be reached from node 0 ({len(unreached)} such nodes)",
+        node = nodes[state.index(0)]
+        raise InputError(f"node {node.id} cannot be reached from node 0 ({unreached} such nodes)",
                          lattice.path, node.line)
-    finals = [node for node in range(len(lattice.nodes)) if not outgoing[node]]
+    finals = [node for node, leaving in enumerate(outgoing) if not leaving]
     if len(finals) != 1:
-        lines = ", ".join(f"{node} (line {lattice.nodes[node].line})" for node in finals[:5])
+        lines = ", ".join(f"{node} (line {nodes[node].line})" for node in finals[:5])
         raise InputError(f"the lattice needs one final node (without outgoing links), it has {len(finals)}"
                          + (f": {lines}" if finals else ""), lattice.path)
-    topological = postorder[::-1]
-    order = sorted(topological, key=lambda node: centiseconds[node])  # stable: ties keep the sort
+    order = sorted(reversed(postorder), key=centiseconds.tolist().__getitem__)  # stable: ties keep the sort
     position = numpy.empty(len(order), dtype=numpy.int64)
     position[order] = numpy.arange(len(order))
     return Topology(order, position, outgoing, centiseconds)
 
 
-def _depth_first_postorder(lattice, outgoing):
-    """The nodes reached from node 0 in depth-first postorder (iteratively: lattices can
-    be deeper than Python's recursion limit); a link back to a node on the path is a cycle."""
-    state = numpy.zeros(len(lattice.nodes), dtype=numpy.int8)  # 0 new, 1 on the path, 2 done
+def _centiseconds(lattice):
+    """Each node's time as round(100 t) (halves to even, as Python's round); a time that is
+    no 64-bit number of centiseconds is an InputError."""
+    times = numpy.fromiter(map(operator.attrgetter("time"), lattice.nodes), dtype=numpy.float64,
+                           count=len(lattice.nodes))
+    with numpy.errstate(over="ignore"):
+        scaled = 100 * times
+    out_of_range = numpy.abs(scaled) >= 2.0**63
+    if out_of_range.any():
+        node = lattice.nodes[int(out_of_range.argmax())]
+        raise InputError(f"node {node.id}: t={node.time:g} is out of range (more than 2^63 centiseconds)",
+                         lattice.path, node.line)
+    return numpy.rint(scaled).astype(numpy.int64)
+
+
+def _check_links(lattice, starts, ends, centiseconds):
+    """The first link (in link order) into node 0 or back in time is an InputError."""
+    wrong = (ends == 0) | (centiseconds[ends] < centiseconds[starts])
+    if not wrong.any():
+        return
+    link = lattice.links[int(wrong.argmax())]
+    if link.end == 0:
+        raise InputError(f"link {link.id} ends in node 0, the start node", lattice.path, link.line)
+    raise InputError(f"link {link.id} goes back in time (from node {link.start} at "
+                     f"t={lattice.nodes[link.start].time:g} to node {link.end} at "
+                     f"t={lattice.nodes[link.end].time:g})", lattice.path, link.line)
+
+
+def _depth_first_postorder(lattice, outgoing, ends):
+    """The nodes reached from node 0 in depth-first postorder, and a bytearray that is 0 for
+    each node not reached; iteratively: lattices can be deeper than Python's recursion
+    limit. A link back to a node on the path is a cycle."""
+    state = bytearray(len(lattice.nodes))  # 0 new, 1 on the path, 2 done
     postorder = []
-    stack = [(0, 0)]  # (node, index of its next outgoing link)
+    if not lattice.nodes:
+        return postorder, state
+    path, leaving = [0], [iter(outgoing[0])]  # the nodes on the path, and the links each has yet to follow
     state[0] = 1
-    while stack:
-        node, next_link = stack[-1]
-        if next_link == len(outgoing[node]):
-            stack.pop()
+    while path:
+        for link_id in leaving[-1]:
+            end = ends[link_id]
+            if state[end] == 0:
+                state[end] = 1
+                path.append(end)
+                leaving.append(iter(outgoing[end]))
+                break
+            if state[end] == 1:
+                link = lattice.links[link_id]
+                raise InputError(f"link {link.id} closes a cycle (node {link.end} leads back to itself)",
+                                 lattice.path, link.line)
+        else:
+            node = path.pop()
+            leaving.pop()
             state[node] = 2
             postorder.append(node)
-            continue
-        stack[-1] = (node, next_link + 1)
-        link = lattice.links[outgoing[node][next_link]]
-        if state[link.end] == 1:
-            raise InputError(f"link {link.id} closes a cycle (node {link.end} leads back to itself)",
-                             lattice.path, link.line)
-        if state[link.end] == 0:
-            state[link.end] = 1
-            stack.append((link.end, 0))
-    return postorder
+    return postorder, state

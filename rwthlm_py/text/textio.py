@@ -88,6 +88,40 @@ def read_lines(path, encoding=DEFAULT_ENCODING):
         raise InputError(f"cannot read past this line: {error}", path, line_number) from None
 
 
+WHOLE_TEXT_ENCODINGS = {"utf-8", "ascii", "iso8859-1", "cp1252"}  # decoded alike whole or line by line
+
+
+def read_all_lines(path, encoding=DEFAULT_ENCODING):
+    """Every line of a text file, as `read_lines` gives them (without their numbers), read at
+    once, and decoded at once in UTF-8 and in the single-byte encodings ASCII, Latin-1 and
+    cp1252 (which decode alike whole or line by line).
+
+    Returns None where `read_lines` would fail part way (a corrupt gzip stream, bytes that
+    are not text in `encoding`), so that a reader that reads as it goes meets the lines
+    before that first; and for standard input, which cannot be read twice. A missing file
+    is the InputError that `read_lines` raises.
+    """
+    if str(path) == STDIN:
+        return None
+    try:
+        with open_binary(path) as handle:
+            data = handle.read()
+        if codecs.lookup(encoding).name in WHOLE_TEXT_ENCODINGS:
+            text = data.decode(encoding)
+            lines = text.split("\n")
+            if lines[-1] == "":
+                lines.pop()  # no line after the last line ending
+            if "\r" in text:
+                lines = [line.rstrip("\r") for line in lines]
+        else:
+            lines = [raw.decode(encoding).rstrip("\r\n") for raw in io.BytesIO(data)]
+    except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError, LookupError):
+        return None
+    if lines and lines[0].startswith(BYTE_ORDER_MARK):
+        lines[0] = lines[0][1:]
+    return lines
+
+
 def decode_line(raw, path, line_number, encoding=DEFAULT_ENCODING):
     """Decodes one raw line strictly and strips its line ending (\n or \r\n)."""
     try:
