@@ -4,16 +4,8 @@
     python benchmarks/lattice_reading.py              # 8 lattices, 49,342 lines
     python benchmarks/lattice_reading.py --repeats 20 --gzip
 
-The lattices are shaped like 8 real ones from an HTK decoder (49,342 lines in all; 834 to
-4,967 nodes and 1,410 to 11,763 links each): words on the nodes, times at 10 ms, a header
-of four lines and a size line, then
-
-    I=12 t=0.35 W=word v=1                      every node
-    J=7 S=3 E=12 a=-1234.56 l=-3.456            every link (no W=: the word is its end node's)
-
-Node 0 is the start (!NULL), the last node the only final one (</s>); every node has a
-link from one of the 30 nodes before it, and every other link joins two nodes at most 30
-apart, so that each lattice passes lattice_topology's checks. Words are Zipf-distributed.
+The lattices are those of benchmarks/decoder_lattices.py (shaped like 8 real ones from an
+HTK decoder, 49,342 lines in all, words on the nodes; its docstring gives their statistics).
 Printed: the fastest of --repeats passes over all lattices (after a warm-up; the lattices
 a pass returns are freed outside the times), as seconds, lines per second and microseconds
 per line (per link for the topology). Nothing here is a test.
@@ -25,26 +17,18 @@ import pathlib
 import tempfile
 import time
 
-import numpy
-from common import zipf_stream
+from decoder_lattices import write_lattices
 
 from rwthlm_py.rescoring.htk_lattice import read_lattice
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
-
-# (nodes, links) of each lattice: the real ones' smallest and largest, the others between
-SIZES = [(834, 1410), (1210, 2644), (1388, 3107), (1502, 3391), (1655, 3790), (1741, 4028), (1779, 4093),
-         (4967, 11763)]
-HEADER_LINES = 4
-WINDOW = 30  # the farthest a link reaches back, in nodes
 
 
 def main():
     args = parse_arguments()
     with tempfile.TemporaryDirectory(prefix="rwthlm-lattice-reading-") as folder:
-        rng = numpy.random.default_rng(args.seed)
-        paths = [write_lattice(pathlib.Path(folder) / f"meeting{k}.lat", rng, nodes, links, args.gzip)
-                 for k, (nodes, links) in enumerate(SIZES)]
-        measure(paths, args.gzip, args.repeats)
+        words = [f"word{k}" for k in range(5000)]
+        paths = write_lattices(pathlib.Path(folder), words, "</s>", seed=args.seed)
+        measure(compressed(paths) if args.gzip else paths, args.gzip, args.repeats)
 
 
 def measure(paths, compressed, repeats):
@@ -73,35 +57,14 @@ def fastest(function, repeats):
     return best
 
 
-def write_lattice(path, rng, num_nodes, num_links, compress):
-    """A lattice of the shape the module docstring describes, as an SLF file."""
-    words = [f"word{k}" for k in zipf_stream(5000, num_nodes, seed=int(rng.integers(1 << 30)))]
-    words[0], words[-1] = "!NULL", "</s>"
-    centiseconds = numpy.concatenate([[0], numpy.cumsum(rng.integers(0, 4, size=num_nodes - 1))])
-    pairs = [(int(rng.integers(max(0, end - WINDOW), end)), end) for end in range(1, num_nodes)]
-    has_outgoing = {start for start, _ in pairs}
-    pairs += [(start, int(rng.integers(start + 1, min(num_nodes, start + WINDOW + 1))))
-              for start in range(num_nodes - 1) if start not in has_outgoing]
-    while len(pairs) < num_links:
-        start = int(rng.integers(0, num_nodes - 1))
-        pairs.append((start, int(rng.integers(start + 1, min(num_nodes, start + WINDOW + 1)))))
-    assert len(pairs) == num_links, "too few links for a connected lattice"
-    pairs.sort()
-    lines = ["VERSION=1.0", f"UTTERANCE={path.stem}", "lmname=meeting.lm lmscale=12.00 wdpenalty=0.00",
-             "vocab=meeting.dict", f"N={num_nodes} L={num_links}"]
-    assert len(lines) == HEADER_LINES + 1
-    lines += [f"I={k} t={centiseconds[k] / 100:.2f} W={word} v=1" for k, word in enumerate(words)]
-    for k, (start, end) in enumerate(pairs):
-        duration = int(centiseconds[end] - centiseconds[start])
-        acoustic = -(60 + 40 * duration) * rng.uniform(0.9, 1.1)
-        lines.append(f"J={k} S={start} E={end} a={acoustic:.2f} l={-rng.uniform(0.5, 9):.3f}")
-    text = "\n".join(lines) + "\n"
-    if compress:
-        path = path.with_name(path.name + ".gz")
-        path.write_bytes(gzip.compress(text.encode()))
-    else:
-        path.write_text(text)
-    return path
+def compressed(paths):
+    """The lattices gzip-compressed, next to them."""
+    written = []
+    for path in paths:
+        target = path.with_name(path.name + ".gz")
+        target.write_bytes(gzip.compress(path.read_bytes()))
+        written.append(target)
+    return written
 
 
 def parse_arguments():

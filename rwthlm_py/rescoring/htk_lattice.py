@@ -59,6 +59,7 @@ EPSILON = "!NULL"
 QUOTED = r'"(?:[^"\\]|\\.)*"'
 FIELD = re.compile(rf'([A-Za-z][A-Za-z0-9]*)=({QUOTED}|\S*)')
 QUOTED_VALUE = re.compile(QUOTED)
+UNQUOTED_SCORE_FIELD = re.compile(r"(?<![^ \t])(a|acoustic|l|language)=(\S*)")  # in a line without quotes
 ESCAPED = re.compile(r"\\(.)")
 NODE_FIELDS = {"I": "I", "t": "t", "time": "t", "W": "W", "WORD": "W", "v": "v", "var": "v"}
 LINK_FIELDS = {"J": "J", "S": "S", "START": "S", "E": "E", "END": "E", "W": "W", "WORD": "W", "v": "v",
@@ -133,7 +134,12 @@ class Link:
     def _find_fields(self):
         if self._text is None:
             return
-        fields = {LINK_FIELDS.get(field.name): field for field in line_fields(self._text)}
+        if '"' in self._text:
+            found = line_fields(self._text)
+        else:  # a read line without quotes: name=value fields between blanks, a= and l= found by one scan
+            found = [Field(match.group(1), match.group(2), match.start(2), match.end(2))
+                     for match in UNQUOTED_SCORE_FIELD.finditer(self._text)]
+        fields = {LINK_FIELDS.get(field.name): field for field in found}
         self._lm_field, self._acoustic_field, self._text = fields.get("l"), fields.get("a"), None
 
     def __eq__(self, other):  # as the dataclass it was
