@@ -167,7 +167,7 @@ def test_a_broken_lattice_is_one_error_and_the_others_go_on(trained):
     lines = err.splitlines()
     assert "rwthlm: error: bad.lat:1: no size line (N= L=)" in lines
     assert lines[-1] == "rwthlm: 1 of 2 lattices failed"
-    assert lines[-2].startswith("rescored 1 lattices (0.80 s of audio) in ")
+    assert lines[-2].startswith("rescored 1 lattice (0.80 s of audio) in ")
     assert "single best: " in out and (trained / "good.lat.rescored").exists()
     assert not (trained / "bad.lat.rescored").exists()
 
@@ -242,7 +242,8 @@ def test_lattice_rescoring_needs_its_options_and_a_model(trained):
     assert_one_line_error(call(RWTHLM, "--lambda", 1, "--pruning-threshold", 0, "x.lat", "missing", cwd=trained),
                           "rwthlm", "needs a trained model")
     result = call(RWTHLM, "--lambda", 1, "--pruning-threshold", 0, "x.lat", "toy-i8-m8", cwd=trained)
-    assert_one_line_error(result, "rwthlm", "x.lat:16:", "link 6: '</s>' is not in the vocabulary (give --unk")
+    assert_one_line_error(result, "rwthlm", "x.lat:16:", "link 6: '</s>' is not in the vocabulary, whose sentence "
+                          "boundary is '<sb>': relabel the last links with --set-sb-last")
 
 
 def test_texts_without_words_are_refused_before_any_work(trained):

@@ -319,7 +319,7 @@ class _Run:
                 self.console.say(line)
         self.console.note(self.timer.summary(self.done, self.audio_seconds))
         if self.failed:
-            self.console.note(f"{self.program}: {self.failed} lattices failed")
+            self.console.note(f"{self.program}: {self.failed} lattice{'' if self.failed == 1 else 's'} failed")
         if self.unreadable:
             self.console.note(f"{self.program}: {self.unreadable} of {archives} archives could not be read")
         return 1 if self.failed or self.unreadable else 0

@@ -60,6 +60,7 @@ from rwthlm_py.rescoring.utterances import ctm_name, slf_utterance, utterance_id
 from rwthlm_py.rescoring.wer import WordErrorTally, align_counts, read_noise_words, read_references
 from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
+SENTENCE_END_SPELLINGS = ("</s>", "!SENT_END")  # other tools' sentence end, never mapped to <unk>
 NON_SPEECH = 1e-8  # links whose new LM cost is below this are left out of a CTM (rwthlm)
 OUTPUT_SUFFIX = {"lattice": "rescored", "expanded-lattice": "rescored", "ctm": "ctm"}
 
@@ -197,7 +198,8 @@ class RescoringTimer:
         seconds = time.perf_counter() - self.start
         factor = f": real-time factor {seconds / audio_seconds:.3f}" if audio_seconds else ""
         parts = self.seconds
-        return (f"rescored {lattices} lattices ({audio_seconds:.2f} s of audio) in {seconds:.2f} s{factor} "
+        plural = "" if lattices == 1 else "s"
+        return (f"rescored {lattices} lattice{plural} ({audio_seconds:.2f} s of audio) in {seconds:.2f} s{factor} "
                 f"(reading {parts['reading']:.2f} s, network {parts['network']:.2f} s for {self.histories:,} "
                 f"histories in {self.calls:,} calls, search {parts['search']:.2f} s, writing {parts['writing']:.2f} s)")
 
@@ -310,8 +312,8 @@ def report_and_write(network, prepared, result, target, rescoring, console):
     last = scored[-1] if scored else result.best_links[-1]
     if result.final_word != network.vocab.sb:
         raise InputError(f"the best path's last word is '{lattice.links[last].word}' (link {last}), not the sentence "
-                         f"boundary '{network.vocab.sb_name}': give the lattice's name for it with --map-sb, "
-                         "or relabel the last links with --set-sb-last or --set-sb-next-to-last",
+                         f"boundary '{network.vocab.sb_name}': relabel the last links with --set-sb-last or "
+                         "--set-sb-next-to-last",
                          lattice.path, lattice.links[last].line)
     console.say(f"single best: {result.cost:g}")
     for link_id in result.best_links:
@@ -372,6 +374,10 @@ def _word_id(link, vocab, rescoring, path):
     word = link.word
     if word in vocab.index:
         return vocab.index[word]
+    if word in SENTENCE_END_SPELLINGS:
+        raise InputError(f"link {link.id}: '{word}' is not in the vocabulary, whose sentence boundary is "
+                         f"'{vocab.sb_name}': relabel the last links with --set-sb-last or --set-sb-next-to-last",
+                         path, link.line)
     if rescoring.unk:
         return vocab.unk
     raise InputError(f"link {link.id}: '{word}' is not in the vocabulary (give --unk to map unknown words "
