@@ -13,9 +13,9 @@ to float rounding. What the lean step does differently:
     word w, depends on w alone; it is kept per word in a table filled as words come
     (`FIRST_LAYER_TABLE_BYTES` at most, else computed per call), so that a step of the
     first layer is one product R h(t-1) and a gather.
-  * The i, f, o rows of W, R, b and the peepholes are stored halved, so that one tanh
-    gives z and both sigmoids of i and f (sigmoid(a) = (tanh(a/2) + 1) / 2, as the fused
-    LSTM kernel computes them; halving is exact in floating point). Values are [B, 4, H].
+  * An LSTM step is R h(t-1), one product, and training's own fused kernel
+    (kernels.lstm_forward_step) on [4, H, B] values, without the allocations and checks
+    of the generic forward pass.
   * The output is computed for the targets only: the class log-softmax of the columns
     that have targets, and for each (column, class) pair of the clustered targets the
     class's word logits, one product per distinct class written into one flat buffer,
@@ -62,8 +62,8 @@ class LeanStep:
             self.table = numpy.empty((rows, width), dtype=dtype)
             self.filled = numpy.zeros(rows, dtype=bool)
         output = network.output
-        self.W_class, self.b_class = output.params["W_class"], output._bias("b_class")
-        self.W_word, self.b_word = output.params["W_word"], output._bias("b_word")
+        self.W_class, self.b_class = output.params["W_class"], output.params.get("b_class")
+        self.W_word, self.b_word = output.params["W_word"], output.params.get("b_word")
         self.word_class = numpy.asarray(output.word_class, dtype=numpy.int64)
         self.class_start = numpy.asarray(output.class_start, dtype=numpy.int64)
         self.class_size = numpy.asarray(output.class_size, dtype=numpy.int64)
