@@ -27,8 +27,8 @@ def big_vocab():
     return vocab
 
 
-def network_of(spec, vocab, seed=2):
-    network = Network.build(parse_network(spec), vocab, get_backend("numpy", "float64"), seed=seed)
+def network_of(spec, vocab, seed=2, bias=True):
+    network = Network.build(parse_network(spec), vocab, get_backend("numpy", "float64"), seed=seed, bias=bias)
     for value in network.named_params().values():
         value *= 4  # far from uniform, so that a wrong weight or state shows
     return network
@@ -57,9 +57,10 @@ def assert_same_steps(network, lean, vocab, histories=400, steps=3, seed=0):
         state, lean_state = select_state(expected_state, order), select_state(found_state, order)
 
 
-@pytest.mark.parametrize("spec", ["t-i12-m10", "t-i8-m9-m7", "t-l10-m6"])
-def test_the_lean_step_equals_the_networks_step(big_vocab, spec):
-    network = network_of(spec, big_vocab)
+@pytest.mark.parametrize("spec, bias", [("t-i12-m10", True), ("t-i8-m9-m7", True), ("t-l10-m6", True),
+                                        ("t-i8-m9-m7", False)])
+def test_the_lean_step_equals_the_networks_step(big_vocab, spec, bias):
+    network = network_of(spec, big_vocab, bias=bias)
     lean = scoring_step.scoring_step(network)
     assert isinstance(lean, LeanStep) and lean.table is not None  # the per-word table in use
     assert_same_steps(network, lean, big_vocab)
