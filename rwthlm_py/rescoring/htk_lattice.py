@@ -135,12 +135,17 @@ class Link:
         if self._text is None:
             return
         if '"' in self._text:
-            found = line_fields(self._text)
+            fields = {LINK_FIELDS.get(field.name): field for field in line_fields(self._text)}
+            self._lm_field, self._acoustic_field = fields.get("l"), fields.get("a")
         else:  # a read line without quotes: name=value fields between blanks, a= and l= found by one scan
-            found = [Field(match.group(1), match.group(2), match.start(2), match.end(2))
-                     for match in UNQUOTED_SCORE_FIELD.finditer(self._text)]
-        fields = {LINK_FIELDS.get(field.name): field for field in found}
-        self._lm_field, self._acoustic_field, self._text = fields.get("l"), fields.get("a"), None
+            self._lm_field = self._acoustic_field = None
+            for match in UNQUOTED_SCORE_FIELD.finditer(self._text):
+                field = Field(match.group(1), match.group(2), match.start(2), match.end(2))
+                if field.name[0] == "l":
+                    self._lm_field = field
+                else:
+                    self._acoustic_field = field
+        self._text = None
 
     def __eq__(self, other):  # as the dataclass it was
         if not isinstance(other, Link):
