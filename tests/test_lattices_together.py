@@ -7,29 +7,19 @@ and writes the same as one run per lattice, and a broken lattice among them fail
 import io
 
 import pytest
+import test_lattice_search
 from test_lattice_search import link_words, random_lattice
 
 from rwthlm_py.commands import lattice_rescoring
 from rwthlm_py.config import Options
-from rwthlm_py.model.network import Network
-from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.model.scoring_step import LeanStep
 from rwthlm_py.output.reporting import Console
 from rwthlm_py.rescoring import lattice_command
 from rwthlm_py.rescoring.lattice_command import rescore_lattices
 from rwthlm_py.rescoring.lattice_search import Search, SearchOptions, search, search_together
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
-from rwthlm_py.runtime.backend import get_backend
-from rwthlm_py.text.vocabulary import remap
 
-
-@pytest.fixture(scope="module")
-def network():
-    vocab = remap([(f"w{k}", k % 4) for k in range(9)], "<sb>")
-    network = Network.build(parse_network("t-i6-m5"), vocab, get_backend("numpy", "float64"), seed=4)
-    for value in network.named_params().values():
-        value *= 15  # far from uniform: p(w | history) depends on the history
-    return network
+network = test_lattice_search.network  # the same network fixture, far from uniform
 
 
 def lattices(tmp_path, network, count=6):

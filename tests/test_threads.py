@@ -14,7 +14,7 @@ import sys
 import numpy
 import pytest
 import threadpoolctl
-from conftest import RWTHLM, RWTHLM_PY, assert_one_line_error, run_cli, toy_sentences
+from conftest import HAND_LATTICE, RWTHLM, RWTHLM_PY, assert_one_line_error, run_cli, toy_sentences
 
 import rwthlm_py
 from rwthlm_py.cli import SUBCOMMANDS, main_parser, rwthlm_parser
@@ -282,13 +282,13 @@ def rescoring_pools(folder, *args, **variables):
     """{Network method: BLAS pool sizes} of n-best and of lattice rescoring run with `args`
     and the rule's variables `variables`; and the backend's line of each."""
     lists = toy_lists(folder)
-    (folder / "x.lat").write_text(HAND_LATTICE_SB)
+    (folder / "x.lat").write_text(HAND_LATTICE)
     status, _, err, nbest = spy("rwthlm-py", "nbest", "--nbest", lists[0], "--nbest", lists[1], *args, "toy-i8-m8",
                                 cwd=folder, **variables)
     assert status == 0, err
     lines = [line for line in err.splitlines() if "backend: " in line]
-    status, _, err, lattice = spy("rwthlm-py", "lattice", "--lambda", 0.5, "--pruning-threshold", 0, "--out", "out",
-                                  *args, "x.lat", "toy-i8-m8", cwd=folder, **variables)
+    status, _, err, lattice = spy("rwthlm-py", "lattice", "--lambda", 0.5, "--pruning-threshold", 0, "--set-sb-last",
+                                  "--out", "out", *args, "x.lat", "toy-i8-m8", cwd=folder, **variables)
     assert status == 0, err
     lines += [line for line in err.splitlines() if "backend: " in line]
     return nbest, lattice, lines
@@ -346,18 +346,3 @@ def test_training_and_scoring_agree_with_one_thread_or_two(toy):
     assert len(scores[1]) == 3 and scores[1] == scores[2]
 
 
-HAND_LATTICE_SB = """VERSION=1.0
-UTTERANCE=x
-N=5 L=6
-I=0 t=0.00
-I=1 t=0.20
-I=2 t=0.50
-I=3 t=0.80
-I=4 t=0.90
-J=0 S=0 E=1 W=the v=1 a=-10.0 l=-1.0
-J=1 S=1 E=2 W=cat v=1 a=-30.0 l=-2.0
-J=2 S=1 E=2 W=dog v=1 a=-29.0 l=-2.5
-J=3 S=2 E=3 W=sees v=1 a=-20.0 l=-1.5
-J=4 S=2 E=3 W=feeds v=1 a=-25.0 l=-1.0
-J=5 S=3 E=4 W=<sb> v=1 a=0 l=-0.5
-"""

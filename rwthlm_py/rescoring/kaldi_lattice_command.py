@@ -48,7 +48,7 @@ from rwthlm_py.rescoring.kaldi_lattice import (
 from rwthlm_py.rescoring.lattice_command import RescoringTimer, output_paths, staged_outputs
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
-from rwthlm_py.rescoring.lattice_search import Search, search_together
+from rwthlm_py.rescoring.lattice_search import Search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.scores import link_cost
 from rwthlm_py.rescoring.wer import WordErrorTally, align_counts, read_noise_words, read_references
@@ -228,12 +228,7 @@ class _Run:
         --dependent (its groups are single utterances)."""
         for group in groups:
             held = [self._prepare(kaldi_lattice, state) for kaldi_lattice in group]
-            searched = [utterance for utterance in held if utterance.search is not None]
-            with self.timer.searching():
-                found = search_together(self.timer, [utterance.search for utterance in searched],
-                                        self.rescoring.search.batch_size)
-            for utterance, result in zip(searched, found, strict=True):
-                utterance.result = result
+            self.timer.search_held(held, self.rescoring.search.batch_size)
             for utterance in held:
                 rescored = self._finish(utterance)
                 if rescored is not None:

@@ -134,11 +134,7 @@ def _rescore_each(network, paths, targets, nbest_targets, rescoring, errors, con
         group = [_Lattice(*job, console) for job in jobs[first:first + together]]
         for lattice in group:
             lattice.prepare(network, rescoring, timer, state if rescoring.dependent else None)
-        searched = [lattice for lattice in group if lattice.search is not None]
-        with timer.searching():
-            found = search_together(timer, [lattice.search for lattice in searched], rescoring.search.batch_size)
-        for lattice, result in zip(searched, found, strict=True):
-            lattice.result = result
+        timer.search_held(group, rescoring.search.batch_size)
         for lattice in group:
             if lattice.finish(network, rescoring, errors, program, timer):
                 state = lattice.rescored.result.final_state
@@ -161,8 +157,8 @@ LATTICES_TOGETHER = 16  # lattices searched side by side (memory: each keeps its
 
 class RescoringTimer:
     """Where a run's time goes (reading and preparing, network steps, the rest of the
-    search, writing), for the summary line; also steps the network for the searches,
-    counting calls and histories."""
+    search, writing), for the summary line; also runs the searches of a group of lattices
+    (`search_held`) and steps the network for them, counting calls and histories."""
 
     def __init__(self, scorer):
         self.scorer, self.start = scorer, time.perf_counter()
@@ -184,6 +180,15 @@ class RescoringTimer:
             yield
         finally:
             self.seconds[part] += time.perf_counter() - start
+
+    def search_held(self, held, batch_size):
+        """Runs the Searches of the held lattices side by side (lattice_search.search_together;
+        a lattice whose preparation failed has none) and gives each its result."""
+        searched = [lattice for lattice in held if lattice.search is not None]
+        with self.searching():
+            found = search_together(self, [lattice.search for lattice in searched], batch_size)
+        for lattice, result in zip(searched, found, strict=True):
+            lattice.result = result
 
     @contextlib.contextmanager
     def searching(self):

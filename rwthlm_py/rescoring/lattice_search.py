@@ -335,13 +335,13 @@ class Search:
         scale = options.lm_scale if options.look_ahead_lm_scale is None else options.look_ahead_lm_scale
         self.look_ahead = look_ahead_scores(lattice, topology, options.look_ahead, scale, options.acoustic_scale)
         self.link_words = numpy.asarray(link_words, dtype=numpy.int64)
-        starts = numpy.array([link.start for link in lattice.links], dtype=numpy.int64)
+        self.link_start = numpy.array([link.start for link in lattice.links], dtype=numpy.int64)
         self.link_end = numpy.array([link.end for link in lattice.links], dtype=numpy.int64)
         self.link_lm = numpy.array([link.lm for link in lattice.links], dtype=numpy.float64) + 0.0  # -0 -> 0
         acoustic = numpy.array([link.acoustic for link in lattice.links], dtype=numpy.float64)
         # each link's cost but for its LM score, with the look-ahead moved from start to end
         self.costs_but_lm = (-options.acoustic_scale * acoustic - options.word_penalty * (self.link_words >= 0)
-                             - self.look_ahead[starts] + self.look_ahead[self.link_end])
+                             - self.look_ahead[self.link_start] + self.look_ahead[self.link_end])
         self.out_links = numpy.array([k for node in range(len(lattice.nodes)) for k in topology.outgoing[node]],
                                      dtype=numpy.int64)
         self.out_count = numpy.array([len(links) for links in topology.outgoing], dtype=numpy.int64)
@@ -368,14 +368,16 @@ class Search:
         root_state = -1 if initial_state is None else self.states.add(initial_state)
         root = self.entries.add(score=[self.look_ahead[0]], node=[0], link=[-1], predecessor=[-1], lm_log_prob=[0.0],
                                 state=[root_state], word=[sb], history=numpy.full((1, dp_order), sb))
+        place = numpy.empty(len(self.lattice.nodes), dtype=numpy.int64)  # a node's place in its frame
         for index, nodes in enumerate(self.frames):
-            kept = self._prune(index, nodes) if index > 0 else root
-            yield from self._expand_frame(index, nodes, kept)
+            place[nodes] = numpy.arange(len(nodes))
+            kept = self._prune(index, nodes, place) if index > 0 else root
+            yield from self._expand_frame(index, nodes, place, kept)
         return self._result()
 
     # -- pruning ---------------------------------------------------------------------------
 
-    def _prune(self, index, nodes):
+    def _prune(self, index, nodes, place):
         """The entries of the frame's nodes that survive its pruning, grouped by node in the
         frame's order, each node's best first (equal scores in the order they were made);
         adds the frame's pruning line."""
@@ -383,7 +385,7 @@ class Search:
         arrived = self.arriving[index]
         ids = numpy.concatenate(arrived) if arrived else numpy.empty(0, dtype=numpy.int64)  # in the order made
         self.arriving[index] = []
-        rank = self._ranks(nodes)[entries["node"][ids]]
+        rank = place[entries["node"][ids]]
         scores = entries["score"][ids]
         order = numpy.lexsort((numpy.arange(len(ids)), scores, rank))
         ids, scores, rank = ids[order], scores[order], rank[order]
@@ -395,9 +397,8 @@ class Search:
         ids, rank = ids[firsts], rank[firsts]
         if options.limit > 0:
             starts = numpy.flatnonzero(_firsts_of_runs(rank))
-            place = numpy.arange(len(ids)) - numpy.repeat(starts, numpy.diff(numpy.append(starts, len(ids))))
-            ids = ids[place < options.limit]
-            rank = rank[place < options.limit]
+            within = numpy.arange(len(ids)) - numpy.repeat(starts, numpy.diff(numpy.append(starts, len(ids))))
+            ids, rank = ids[within < options.limit], rank[within < options.limit]
         after = numpy.bincount(rank, minlength=len(nodes))
         time = self.topology.centiseconds[nodes[0]]
         self.pruning_lines.append(
@@ -405,40 +406,34 @@ class Search:
             f"{after.sum()} (min: {after.min()}, max: {after.max()})")
         return ids
 
-    def _ranks(self, nodes):
-        """Each node's place in `nodes` (other nodes: undefined)."""
-        rank = numpy.empty(len(self.lattice.nodes), dtype=numpy.int64)
-        rank[nodes] = numpy.arange(len(nodes))
-        return rank
-
     # -- expansion -------------------------------------------------------------------------
 
-    def _expand_frame(self, index, nodes, kept):
+    def _expand_frame(self, index, nodes, place, kept):
         """Extends the hypotheses of the frame's nodes over their outgoing links, node by
         node in the frame's order and each node's hypotheses in order: the kept ones, then
         those that reached it from an earlier node of the same frame. A node that a link
         from an earlier node of its segment reaches starts a new segment, which waits for
         the network steps of the one before."""
-        rank = self._ranks(nodes)
-        kept_rank = rank[self.entries["node"][kept]]
-        for first, last in self._segments(index, nodes, rank):
+        kept_rank = place[self.entries["node"][kept]]
+        for first, last in self._segments(index, nodes, place):
             arrived = self.arriving[index]  # from earlier segments of this frame
             new = numpy.concatenate(arrived) if arrived else numpy.empty(0, dtype=numpy.int64)
-            new = new[(rank[self.entries["node"][new]] >= first) & (rank[self.entries["node"][new]] < last)]
+            new_rank = place[self.entries["node"][new]]
+            new = new[(new_rank >= first) & (new_rank < last)]
             ids = numpy.concatenate([kept[(kept_rank >= first) & (kept_rank < last)], new])
             if len(new):  # by node; within a node the kept ones first, each part in its order
-                ids = ids[numpy.argsort(rank[self.entries["node"][ids]], kind="stable")]
+                ids = ids[numpy.argsort(place[self.entries["node"][ids]], kind="stable")]
             yield from self._extend(ids)
 
-    def _segments(self, index, nodes, rank):
+    def _segments(self, index, nodes, place):
         """The frame cut into (first, last + 1) runs of node places, before every node that a
         link from an earlier node of the same run reaches."""
         links = self.out_links[_ranges(self.out_start[nodes], self.out_count[nodes])]
         inside = links[self.frame_of[self.link_end[links]] == index]
         if not len(inside):
             return [(0, len(nodes))]
-        starts = rank[numpy.array([self.lattice.links[k].start for k in inside], dtype=numpy.int64)]
-        ends = rank[self.link_end[inside]]
+        starts = place[self.link_start[inside]]
+        ends = place[self.link_end[inside]]
         cuts, first = [], 0
         for end in numpy.unique(ends).tolist():
             if starts[ends == end].max() >= first:
