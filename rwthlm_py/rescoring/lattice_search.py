@@ -52,10 +52,9 @@ import math
 
 import numpy
 
-from rwthlm_py.layers.functional import get_xp
 from rwthlm_py.log_probs import interpolate_linear
-from rwthlm_py.model.network import concatenate_states, select_state
 from rwthlm_py.model.scoring_step import scoring_step
+from rwthlm_py.rescoring.lattice_steps import StateStore, StepRequest, grown, step_together
 from rwthlm_py.rescoring.scores import link_cost
 from rwthlm_py.runtime import threads
 
@@ -160,142 +159,6 @@ def _advance(running, answer, index, waiting, results):
         waiting[index] = request
 
 
-@dataclasses.dataclass
-class StepRequest:
-    """The network steps a search waits for: per history (key) its state's StateStore row
-    (-1: the zero state; those come first) and its last word, and the (key, target word)
-    pairs to score, all host int arrays."""
-
-    search: "Search"
-    key_states: numpy.ndarray
-    key_words: numpy.ndarray
-    pair_keys: numpy.ndarray
-    pair_words: numpy.ndarray
-    index: int = None
-
-
-def step_together(scorer, requests, batch_size):
-    """The StepRequests' network steps in shared calls, `batch_size` histories each (None:
-    all at once); histories of the zero state run apart from the others (a call's state is
-    all given or all zero). Returns per request (ln p_nn of each pair, the StateStore row
-    of each key's new state)."""
-    answers = [(numpy.empty(len(request.pair_keys)), numpy.empty(len(request.key_states), dtype=numpy.int64))
-               for request in requests]
-    zero_counts = [int(numpy.count_nonzero(request.key_states < 0)) for request in requests]
-    # (request, first key, last key + 1) ranges: the zero-state keys of every request, then the others
-    sizes = [len(request.key_states) for request in requests]
-    ranges = [[(r, 0, zero) for r, zero in enumerate(zero_counts) if zero],
-              [(r, zero, size) for r, (zero, size) in enumerate(zip(zero_counts, sizes, strict=True)) if zero < size]]
-    unk_penalty = requests[0].search.options.unk_penalty
-    for group in ranges:
-        total = sum(stop - start for _, start, stop in group)
-        size = batch_size or total or 1
-        for call in _cut(group, size):
-            _run_call(scorer, requests, call, answers, unk_penalty)
-    return answers
-
-
-def _cut(ranges, size):
-    """The (request, start, stop) ranges cut into calls of at most `size` keys each."""
-    call, room = [], size
-    for r, start, stop in ranges:
-        while start < stop:
-            taken = min(room, stop - start)
-            call.append((r, start, start + taken))
-            start, room = start + taken, room - taken
-            if room == 0:
-                yield call
-                call, room = [], size
-    if call:
-        yield call
-
-
-def _run_call(scorer, requests, call, answers, unk_penalty):
-    """One network call for the keys of the (request, start, stop) ranges `call`; fills in
-    their answers."""
-    inputs, columns, words, pair_sets, parts = [], [], [], [], []
-    offset = 0
-    for r, start, stop in call:
-        request = requests[r]
-        inputs.append(request.key_words[start:stop])
-        pairs = numpy.flatnonzero((request.pair_keys >= start) & (request.pair_keys < stop))
-        columns.append(request.pair_keys[pairs] - start + offset)
-        words.append(request.pair_words[pairs])
-        pair_sets.append(pairs)
-        if request.key_states[start] >= 0:
-            parts.append(request.search.states.gather(request.key_states[start:stop]))
-        offset += stop - start
-    state = concatenate_states(parts) if parts else None
-    log_probs, new_state = scorer.next_word_log_probs(numpy.concatenate(inputs), state, numpy.concatenate(columns),
-                                                      numpy.concatenate(words), unk_penalty)
-    log_probs = requests[0].search.network.backend.to_numpy(log_probs)
-    offset = done = 0
-    for (r, start, stop), pairs in zip(call, pair_sets, strict=True):
-        search = requests[r].search
-        answers[r][0][pairs] = log_probs[done:done + len(pairs)]
-        first_row = search.states.add(select_state(new_state, slice(offset, offset + stop - start)))
-        answers[r][1][start:stop] = numpy.arange(first_row, first_row + stop - start)
-        search.network_steps += stop - start
-        offset, done = offset + stop - start, done + len(pairs)
-
-
-class StateStore:
-    """The network states of a search's histories, a row each: a state's reference is its
-    row, and the states of any rows are gathered with one index per array. States are
-    tuples as the network gives them (arrays [B, ...], tuples of them, or None), all of
-    the same structure."""
-
-    def __init__(self):
-        self.structure, self.arrays, self.size = None, [], 0
-
-    def add(self, state):
-        """Stores the B histories of `state`; returns the first one's row (the rest follow)."""
-        parts = []
-        structure = _flatten(state, parts)
-        if self.structure is None:
-            self.structure = structure
-            self.arrays = [get_xp(part).empty((max(64, 2 * len(part)),) + part.shape[1:], dtype=part.dtype)
-                           for part in parts]
-        rows = len(parts[0])
-        if self.size + rows > len(self.arrays[0]):
-            self.arrays = [_grown(array, self.size, self.size + rows) for array in self.arrays]
-        for array, part in zip(self.arrays, parts, strict=True):
-            array[self.size:self.size + rows] = part
-        self.size += rows
-        return self.size - rows
-
-    def gather(self, rows):
-        """The state of the histories `rows` (row numbers), in that order."""
-        index = numpy.asarray(rows, dtype=numpy.int64)
-        parts = iter([array[index] for array in self.arrays])
-        return _unflatten(self.structure, parts)
-
-
-def _flatten(state, parts):
-    """The structure of a state (its arrays replaced by True), its arrays appended to `parts`."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(_flatten(part, parts) for part in state)
-    parts.append(state)
-    return True
-
-
-def _unflatten(structure, parts):
-    if structure is None:
-        return None
-    if isinstance(structure, tuple):
-        return tuple(_unflatten(part, parts) for part in structure)
-    return next(parts)
-
-
-def _grown(array, used, needed):
-    """`array` with room for at least `needed` rows (doubling), its first `used` rows kept."""
-    grown = get_xp(array).empty((max(needed, 2 * len(array)),) + array.shape[1:], dtype=array.dtype)
-    grown[:used] = array[:used]
-    return grown
-
-
 class Entries:
     """The traceback entries of a search, which are also its hypotheses, as growing arrays:
     per entry its score, node, link (-1: the root), predecessor, the LM log-probability its
@@ -317,7 +180,7 @@ class Entries:
         """Appends entries (equal-length arrays per field); returns their ids."""
         count = len(values["score"])
         if self.size + count > len(self.arrays["score"]):
-            self.arrays = {name: _grown(array, self.size, self.size + count) for name, array in self.arrays.items()}
+            self.arrays = {name: grown(array, self.size, self.size + count) for name, array in self.arrays.items()}
         for name, value in values.items():
             self.arrays[name][self.size:self.size + count] = value
         self.size += count

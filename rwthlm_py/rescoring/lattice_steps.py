@@ -1,0 +1,153 @@
+"""The network steps of lattice searches run side by side (lattice_search.search_together):
+what a search asks for (a StepRequest), the shared calls that answer every waiting search
+(step_together), and where a search keeps the network states of its histories (StateStore).
+
+A call takes at most `batch_size` histories (None: all that wait; 1: one at a time, as
+rwthlm); histories of the zero state run in calls of their own, because a call's state is
+all given or all zero. Each search's keys come zero-state first, so that a call holds
+consecutive key ranges of the requests. A history's new state is stored in its own
+search's StateStore and answered as its row there.
+"""
+
+import dataclasses
+
+import numpy
+
+from rwthlm_py.layers.functional import get_xp
+from rwthlm_py.model.network import concatenate_states, select_state
+
+
+@dataclasses.dataclass
+class StepRequest:
+    """The network steps a search waits for: per history (key) its state's StateStore row
+    (-1: the zero state; those come first) and its last word, and the (key, target word)
+    pairs to score, all host int arrays."""
+
+    search: object  # the lattice_search.Search that asks
+    key_states: numpy.ndarray
+    key_words: numpy.ndarray
+    pair_keys: numpy.ndarray
+    pair_words: numpy.ndarray
+    index: int = None
+
+
+def step_together(scorer, requests, batch_size):
+    """The StepRequests' network steps in shared calls, `batch_size` histories each (None:
+    all at once); histories of the zero state run apart from the others (a call's state is
+    all given or all zero). Returns per request (ln p_nn of each pair, the StateStore row
+    of each key's new state)."""
+    answers = [(numpy.empty(len(request.pair_keys)), numpy.empty(len(request.key_states), dtype=numpy.int64))
+               for request in requests]
+    zero_counts = [int(numpy.count_nonzero(request.key_states < 0)) for request in requests]
+    # (request, first key, last key + 1) ranges: the zero-state keys of every request, then the others
+    sizes = [len(request.key_states) for request in requests]
+    ranges = [[(r, 0, zero) for r, zero in enumerate(zero_counts) if zero],
+              [(r, zero, size) for r, (zero, size) in enumerate(zip(zero_counts, sizes, strict=True)) if zero < size]]
+    unk_penalty = requests[0].search.options.unk_penalty
+    for group in ranges:
+        total = sum(stop - start for _, start, stop in group)
+        size = batch_size or total or 1
+        for call in _cut(group, size):
+            _run_call(scorer, requests, call, answers, unk_penalty)
+    return answers
+
+
+def _cut(ranges, size):
+    """The (request, start, stop) ranges cut into calls of at most `size` keys each."""
+    call, room = [], size
+    for r, start, stop in ranges:
+        while start < stop:
+            taken = min(room, stop - start)
+            call.append((r, start, start + taken))
+            start, room = start + taken, room - taken
+            if room == 0:
+                yield call
+                call, room = [], size
+    if call:
+        yield call
+
+
+def _run_call(scorer, requests, call, answers, unk_penalty):
+    """One network call for the keys of the (request, start, stop) ranges `call`; fills in
+    their answers."""
+    inputs, columns, words, pair_sets, parts = [], [], [], [], []
+    offset = 0
+    for r, start, stop in call:
+        request = requests[r]
+        inputs.append(request.key_words[start:stop])
+        pairs = numpy.flatnonzero((request.pair_keys >= start) & (request.pair_keys < stop))
+        columns.append(request.pair_keys[pairs] - start + offset)
+        words.append(request.pair_words[pairs])
+        pair_sets.append(pairs)
+        if request.key_states[start] >= 0:
+            parts.append(request.search.states.gather(request.key_states[start:stop]))
+        offset += stop - start
+    state = concatenate_states(parts) if parts else None
+    log_probs, new_state = scorer.next_word_log_probs(numpy.concatenate(inputs), state, numpy.concatenate(columns),
+                                                      numpy.concatenate(words), unk_penalty)
+    log_probs = requests[0].search.network.backend.to_numpy(log_probs)
+    offset = done = 0
+    for (r, start, stop), pairs in zip(call, pair_sets, strict=True):
+        search = requests[r].search
+        answers[r][0][pairs] = log_probs[done:done + len(pairs)]
+        first_row = search.states.add(select_state(new_state, slice(offset, offset + stop - start)))
+        answers[r][1][start:stop] = numpy.arange(first_row, first_row + stop - start)
+        search.network_steps += stop - start
+        offset, done = offset + stop - start, done + len(pairs)
+
+
+class StateStore:
+    """The network states of a search's histories, a row each: a state's reference is its
+    row, and the states of any rows are gathered with one index per array. States are
+    tuples as the network gives them (arrays [B, ...], tuples of them, or None), all of
+    the same structure."""
+
+    def __init__(self):
+        self.structure, self.arrays, self.size = None, [], 0
+
+    def add(self, state):
+        """Stores the B histories of `state`; returns the first one's row (the rest follow)."""
+        parts = []
+        structure = _flatten(state, parts)
+        if self.structure is None:
+            self.structure = structure
+            self.arrays = [get_xp(part).empty((max(64, 2 * len(part)),) + part.shape[1:], dtype=part.dtype)
+                           for part in parts]
+        rows = len(parts[0])
+        if self.size + rows > len(self.arrays[0]):
+            self.arrays = [grown(array, self.size, self.size + rows) for array in self.arrays]
+        for array, part in zip(self.arrays, parts, strict=True):
+            array[self.size:self.size + rows] = part
+        self.size += rows
+        return self.size - rows
+
+    def gather(self, rows):
+        """The state of the histories `rows` (row numbers), in that order."""
+        index = numpy.asarray(rows, dtype=numpy.int64)
+        parts = iter([array[index] for array in self.arrays])
+        return _unflatten(self.structure, parts)
+
+
+def _flatten(state, parts):
+    """The structure of a state (its arrays replaced by True), its arrays appended to `parts`."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(_flatten(part, parts) for part in state)
+    parts.append(state)
+    return True
+
+
+def _unflatten(structure, parts):
+    if structure is None:
+        return None
+    if isinstance(structure, tuple):
+        return tuple(_unflatten(part, parts) for part in structure)
+    return next(parts)
+
+
+def grown(array, used, needed):
+    """`array` with room for at least `needed` rows (doubling), its first `used` rows kept."""
+    grown = get_xp(array).empty((max(needed, 2 * len(array)),) + array.shape[1:], dtype=array.dtype)
+    grown[:used] = array[:used]
+    return grown
