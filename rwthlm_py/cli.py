@@ -33,7 +33,7 @@ from rwthlm_py.config import (
 )
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.output.reporting import Console
-from rwthlm_py.runtime import threads
+from rwthlm_py.runtime import distributed, threads
 from rwthlm_py.runtime.allocator import keep_freed_memory
 from rwthlm_py.text.textio import DEFAULT_ENCODING
 from rwthlm_py.usage import Parser, UsageError, check_options_known
@@ -146,10 +146,29 @@ def write_results_in(encoding):
         sys.stdout.reconfigure(encoding=encoding)
 
 
-def run_guarded(program, body):
+def run_guarded(program, body, console=None):
     """Runs body(); turns user errors into one line and an exit status. SIGTERM and SIGHUP
     end the run as Ctrl-C does: one line, exit 143 or 129, temporary files removed. Standard
-    output is flushed before the end, so that a full disk behind it is one line too."""
+    output is flushed before the end, so that a full disk behind it is one line too.
+
+    Under MPI the line names the rank, and a rank that ends with an error ends the whole
+    job (the others would wait for it in their next collective for ever)."""
+    try:
+        ranks = distributed.world()
+    except distributed.NoMpi as error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        return 1
+    if ranks.size > 1:
+        program = f"{program} (rank {ranks.rank} of {ranks.size})"
+        if console is not None and not ranks.is_root:
+            console.silence()
+    status = _guarded(program, body)
+    if status != 0:
+        ranks.end_job(status)
+    return status
+
+
+def _guarded(program, body):
     previous = _terminate_on_signals()
     try:
         status = body()
@@ -259,7 +278,7 @@ def rwthlm_main(argv=None):
             return finish(run(options, network, make_backend(options, console), console, lattices,
                               lattice_batch_size(options, explicit)))
 
-    return run_guarded("rwthlm", body)
+    return run_guarded("rwthlm", body, console)
 
 
 @contextlib.contextmanager
@@ -379,7 +398,7 @@ def main(argv=None):
         with recorded(options, namespace.command, argv, console) as finish:
             return finish(SUBCOMMAND_JOBS[namespace.command](namespace, options, explicit, console))
 
-    return run_guarded("rwthlm-py", body)
+    return run_guarded("rwthlm-py", body, console)
 
 
 def model_defaults(command, network_path, names):

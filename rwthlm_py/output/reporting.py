@@ -7,6 +7,7 @@ stderr is not a terminal, so that CI logs stay readable.
 """
 
 import math
+import os
 import sys
 import time
 
@@ -27,6 +28,11 @@ class Console:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.log_interval = log_interval
+
+    def silence(self):
+        """Nothing more is printed through this console (an MPI rank other than 0: rank 0
+        speaks for the job; errors are printed apart)."""
+        self.out = self.err = open(os.devnull, "w")  # held for the process's life
 
     def say(self, line=""):
         self.out.write(f"{line}\n")
