@@ -53,10 +53,13 @@ CUDA_DEVICES = [
 @pytest.fixture(params=CUDA_DEVICES)
 def cuda_backend(request):
     """backend(dtype): a backend whose fused operations are the CUDA kernels, run on the CPU
-    (in the strict double) or on a GPU."""
+    (in the strict double, every launch in ascending, descending and shuffled thread order,
+    which must give the same bytes; check_thread_orders=False runs them once, ascending) or
+    on a GPU."""
     if request.param == "cuda-on-cpu":
-        return lambda dtype: strict_backend(dtype, cuda_kernels=True)
-    return lambda dtype: get_backend("cupy", dtype)
+        return lambda dtype, check_thread_orders=True: strict_backend(dtype, cuda_kernels=True,
+                                                                      check_thread_orders=check_thread_orders)
+    return lambda dtype, check_thread_orders=True: get_backend("cupy", dtype)
 
 
 def make_backend(name, dtype="float32"):

@@ -105,41 +105,46 @@ def test_the_cuda_sources_compile_with_nvrtc(dtype):
 
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+# (H, B): a step within one block of threads, and one of 520 cells (3 blocks of 256; the
+# backward factors 4 blocks of T H B, the peephole terms 7 blocks of 3 H B)
+SIZES = {"one block": (H, B), "several blocks": (130, 4)}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("with_state", [True, False])
-def test_the_cuda_kernels_match_the_numpy_bodies(cuda_backend, dtype, with_state):
+@pytest.mark.parametrize("size", SIZES)
+def test_the_cuda_kernels_match_the_numpy_bodies(cuda_backend, dtype, with_state, size):
     backend = cuda_backend(dtype)
     xp, cuda = backend.xp, backend.kernels
+    H, B = SIZES[size]
     rng = numpy.random.default_rng(4)
     T = 3
     w_x = rng.normal(size=(4 * H, T * B)).astype(dtype)  # the layer's [4H, T*B] input part
     recurrent = rng.normal(size=(4, H, B)).astype(dtype)
     c_prev = rng.normal(size=(H, B)).astype(dtype) if with_state else None
     p = rng.normal(size=3 * H).astype(dtype)
+    e_h, dc = (rng.normal(size=(H, B)).astype(dtype) for _ in range(2))
     step = slice(B, 2 * B)
 
     outputs = {}
-    def on_device(arrays):
-        return [xp.asarray(a) if a is not None else None for a in arrays]
-
-    for name, run in (("numpy", lambda arrays: arrays), ("cuda", on_device)):
+    for name in ("numpy", "cuda"):
         module = kernels if name == "numpy" else cuda
-        a, w, cp, pp = run([recurrent.copy(), w_x, c_prev, p])
+        run = (lambda arrays: arrays) if name == "numpy" else (
+            lambda arrays: [xp.asarray(a) if a is not None else None for a in arrays])
+        stack = (lambda x: x[None].repeat(2, axis=0)) if name == "numpy" else (lambda x: xp.stack([x, x]))
+        a, w, cp, pp, dh, dc_next = run([recurrent.copy(), w_x, c_prev, p, e_h, dc])
         c, tanh_c, h = run([numpy.empty((H, B), dtype) for _ in range(3)])
         module.lstm_forward_step(a, w[:, step], cp, module.lstm_peepholes(pp, B, T), c, tanh_c, h, with_state)
-        A, C, tanh_C = (x[None].repeat(2, axis=0) if name == "numpy" else xp.stack([x, x]) for x in (a, c, tanh_c))
+        A, C, tanh_C = (stack(x) for x in (a, c, tanh_c))
         factors = module.lstm_backward_factors(A, C, tanh_C, cp, pp)
-        if name == "numpy":
-            e_h, dc = run([rng.normal(size=(H, B)).astype(dtype) for _ in range(2)])
-        else:
-            e_h, dc = run(outputs["numpy"]["inputs"])
         da, dc_out = run([numpy.empty((4, H, B), dtype), numpy.empty((H, B), dtype)])
-        module.lstm_backward_step(e_h, dc, *(factor[1] for factor in factors), da, dc_out)
-        outputs[name] = {"inputs": [e_h, dc], "values": [a, c, tanh_c, h, *factors, da, dc_out]}
-    for expected, got in zip(outputs["numpy"]["values"], outputs["cuda"]["values"], strict=True):
-        numpy.testing.assert_allclose(got.get(), expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+        module.lstm_backward_step(dh, dc_next, *(factor[1] for factor in factors), da, dc_out)
+        dp = module.lstm_peephole_gradient(stack(da), C, cp)
+        outputs[name] = [a, c, tanh_c, h, *factors, da, dc_out, dp]
+    for expected, got in zip(outputs["numpy"], outputs["cuda"], strict=True):
+        assert got.shape == expected.shape
+        scale = max(1.0, float(numpy.abs(expected).max()))  # dp sums 2 B terms per cell
+        numpy.testing.assert_allclose(got.get(), expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * scale)
 
 
 @pytest.mark.parametrize("spec_text", ["t-i6-m5", "t-i5-m4-m3"])

@@ -7,11 +7,17 @@ import numpy
 import pytest
 
 from rwthlm_py.kernels import numpy_kernels
+from rwthlm_py.kernels.cuda import SUM_THREADS
+from rwthlm_py.kernels.softmax import WIDTH
 from rwthlm_py.layers.word_groups import WordGroups
 from rwthlm_py.text.vocabulary import remap
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 H = 4
+# The launches of a case "within one block" fit in one block of 256 threads; those of the
+# case "past one block" need several: 520 rows or positions, a class of 301 words (301
+# stacked rows), 65,600 parameter elements (past the 65,536 threads of sum_of_squares).
+SCALES = ["within one block", "past one block"]
 
 
 def log_softmax(logits):
@@ -29,18 +35,20 @@ def on_host_and_cuda(backend):
 
 # -- the row softmax ---------------------------------------------------------------------------
 
-def row_case(dtype, seed=1):
+def row_case(dtype, seed=1, rows=7):
     rng = numpy.random.default_rng(seed)
-    logits = rng.normal(size=(7, 6))
+    logits = rng.normal(size=(rows, 6))
     logits[2] *= 1000  # exp would overflow: shifted
     logits[4] = logits[4] * 10 - 3000  # every exp would underflow: shifted
     bias = rng.normal(size=6)
-    target = rng.integers(0, 6, size=7).astype(numpy.int64)
+    target = rng.integers(0, 6, size=rows).astype(numpy.int64)
     return logits.astype(dtype), bias.astype(dtype), target
 
 
 def run_rows(kernels, to_device, to_host, logits, bias, target, dtype):
-    logits, logp, totals = to_device(logits), to_device(numpy.empty(7, dtype)), to_device(numpy.empty(7, dtype))
+    rows = len(logits)
+    logits, logp, totals = (to_device(logits), to_device(numpy.empty(rows, dtype)),
+                            to_device(numpy.empty(rows, dtype)))
     prob_sums = kernels.softmax_pick(logits, to_device(bias), to_device(target), logp, totals, True)
     probabilities = to_host(logits) / to_host(totals)[:, None]
     return {"logp": to_host(logp), "probabilities": probabilities, "prob_sums": to_host(prob_sums)}
@@ -57,8 +65,9 @@ def test_the_row_softmax_body_follows_the_equations():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_row_softmax_kernel_matches_the_body(cuda_backend, dtype):
-    logits, bias, target = row_case(dtype)
+@pytest.mark.parametrize("scale", SCALES)
+def test_the_row_softmax_kernel_matches_the_body(cuda_backend, dtype, scale):
+    logits, bias, target = row_case(dtype, rows=7 if scale == SCALES[0] else 520)
     results = {name: run_rows(kernels, to_device, to_host, logits, bias, target, dtype)
                for name, kernels, to_device, to_host in on_host_and_cuda(cuda_backend(dtype))}
     for key, expected in results["numpy"].items():
@@ -68,17 +77,22 @@ def test_the_row_softmax_kernel_matches_the_body(cuda_backend, dtype):
 
 # -- the word groups ---------------------------------------------------------------------------
 
-def word_case(dtype, seed=2):
+def word_case(dtype, seed=2, scale=SCALES[0]):
     """A vocabulary with single-word classes and classes of 2 to 6 words, a batch of 16
     positions, their inputs (one of them so large that exp overflows unshifted) and the
-    word weights."""
-    vocab = remap([(f"w{k}", k % 5) for k in range(20)] + [(f"s{k}", 10 + k) for k in range(3)], "<sb>")
+    word weights; past one block, a class of 301 words more and a batch of 520 positions."""
+    words = [(f"w{k}", k % 5) for k in range(20)] + [(f"s{k}", 10 + k) for k in range(3)]
+    positions = 16
+    if scale != SCALES[0]:
+        words += [(f"x{k}", 20) for k in range(301)]
+        positions = 520
+    vocab = remap(words, "<sb>")
     rng = numpy.random.default_rng(seed)
-    targets = rng.integers(0, len(vocab), size=16)
+    targets = rng.integers(0, len(vocab), size=positions)
     classes = vocab.word_class[targets]
     groups = WordGroups(classes, targets, vocab.class_start, vocab.class_size, vocab.shortlist_size)
     clustered = len(vocab) - vocab.shortlist_size
-    h = rng.normal(size=(16, H))
+    h = rng.normal(size=(positions, H))
     h[groups.positions[3]] *= 400
     weights, bias = rng.normal(size=(clustered, H)), rng.normal(size=clustered)
     g = rng.normal(size=len(groups))
@@ -160,8 +174,11 @@ def test_the_word_group_bodies_follow_the_equations():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_word_group_kernels_match_the_bodies(cuda_backend, dtype):
-    _, groups, _, case = word_case(dtype)
+@pytest.mark.parametrize("scale", SCALES)
+def test_the_word_group_kernels_match_the_bodies(cuda_backend, dtype, scale):
+    _, groups, _, case = word_case(dtype, scale=scale)
+    if scale != SCALES[0]:
+        assert len(groups) > 512 and groups.table[:, WIDTH].max() == 301 and groups.rows_used > 301
     results = {name: run_words(kernels, to_device, to_host, groups, case, dtype)
                for name, kernels, to_device, to_host in on_host_and_cuda(cuda_backend(dtype))}
     for key, expected in results["numpy"].items():
@@ -171,17 +188,17 @@ def test_the_word_group_kernels_match_the_bodies(cuda_backend, dtype):
 
 # -- the optimizer -----------------------------------------------------------------------------
 
-def optimizer_case(dtype, seed=3):
+def optimizer_case(dtype, seed=3, scale=SCALES[0]):
     rng = numpy.random.default_rng(seed)
-    shapes = [(3, 4), (5,), (2, 3, 2)]
+    shapes = [(3, 4), (5,), (2, 3, 2)] if scale == SCALES[0] else [(300, 200), (5588,), (2, 3, 2)]
     params = [rng.normal(size=shape).astype(dtype) for shape in shapes]
     gradients = [rng.normal(size=shape).astype(dtype) for shape in shapes]
     buffers = [rng.normal(size=shapes[0]).astype(dtype), None, rng.normal(size=shapes[2]).astype(dtype)]
     return params, gradients, buffers
 
 
-def run_optimizer(kernels, to_device, to_host, dtype, rate_on_device):
-    params, gradients, buffers = optimizer_case(dtype)
+def run_optimizer(kernels, to_device, to_host, dtype, rate_on_device, scale=SCALES[0]):
+    params, gradients, buffers = optimizer_case(dtype, scale=scale)
     params, gradients = [to_device(p) for p in params], [to_device(g) for g in gradients]
     buffers = [None if m is None else to_device(m) for m in buffers]
     squared = to_host(kernels.sum_of_squares(gradients))
@@ -203,8 +220,11 @@ def test_the_optimizer_bodies_follow_the_equations():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("rate_on_device", [False, True])
-def test_the_optimizer_kernels_match_the_bodies(cuda_backend, dtype, rate_on_device):
-    results = {name: run_optimizer(kernels, to_device, to_host, dtype, rate_on_device)
+@pytest.mark.parametrize("scale", SCALES)
+def test_the_optimizer_kernels_match_the_bodies(cuda_backend, dtype, rate_on_device, scale):
+    if scale != SCALES[0]:
+        assert sum(g.size for g in optimizer_case(dtype, scale=scale)[1]) == 65_600 > SUM_THREADS
+    results = {name: run_optimizer(kernels, to_device, to_host, dtype, rate_on_device, scale)
                for name, kernels, to_device, to_host in on_host_and_cuda(cuda_backend(dtype))}
     assert len(results["cuda"]) == 6
     for value, expected in zip(results["cuda"], results["numpy"], strict=True):

@@ -163,5 +163,7 @@ def test_the_self_test_passes_on_the_device():
 
 
 def test_the_self_test_passes_on_the_cuda_kernels(cuda_backend):
-    """The same for an LSTM (the layer the kernels serve), with the CUDA kernels."""
-    assert self_test_lines(cuda_backend("float32"), "selftest-i6-m5").count("Gradient test SUCCEEDED!") == 2
+    """The same for an LSTM (the layer the kernels serve), with the CUDA kernels (their
+    thread orders are checked by the kernel tests: here they would triple its time)."""
+    lines = self_test_lines(cuda_backend("float32", check_thread_orders=False), "selftest-i6-m5")
+    assert lines.count("Gradient test SUCCEEDED!") == 2

@@ -7,6 +7,12 @@ shared memory, no synchronisation, no atomics), so running the threads of a laun
 after another computes exactly what the GPU computes, up to the rounding of the math
 library's tanh. That lets the test suite run the CUDA kernels, and the code that launches
 them (rwthlm_py.kernels.cuda), against the numpy bodies on a machine without a GPU.
+
+A GPU runs a launch's threads in no fixed order, so a kernel whose thread reads what another
+thread writes gives one result here and another there. `launch` therefore takes the order
+of the threads: ascending (the default), descending or a shuffle (`thread_order`); a
+kernel that shares nothing leaves the same bytes in every order (the strict cupy double
+checks that on request: strict_cupy.strict_backend(check_thread_orders=True)).
 Needs a C++ compiler (g++ or c++); `compiler()` is None without one.
 """
 
@@ -60,20 +66,23 @@ def load(source):
 
 
 def _launchers(source):
-    """For every kernel, `rwthlm_launch_<name>(blocks, threads, ...)`, which runs the
-    launch's threads one after another (a loop in C: a call per thread from Python would
-    make large launches take minutes)."""
+    """For every kernel, `rwthlm_launch_<name>(blocks, threads, order, ...)`, which runs the
+    launch's threads one after another: thread order[n] n-th, or in ascending order where
+    order is NULL (a loop in C: a call per thread from Python would make large launches take
+    minutes)."""
     launchers = []
     for name, parameters in KERNEL.findall(source):
         names = [parameter.split()[-1].lstrip("*") for parameter in parameters.split(",")]
         launchers.append(
             f'extern "C" void rwthlm_launch_{name}(unsigned int rwthlm_blocks, unsigned int rwthlm_threads, '
-            f"{parameters}) {{\n"
-            f"    for (unsigned int rwthlm_block = 0; rwthlm_block < rwthlm_blocks; ++rwthlm_block)\n"
-            f"        for (unsigned int rwthlm_thread = 0; rwthlm_thread < rwthlm_threads; ++rwthlm_thread) {{\n"
-            f"            rwthlm_set_thread(rwthlm_block, rwthlm_thread, rwthlm_threads, rwthlm_blocks);\n"
-            f"            {name}({', '.join(names)});\n"
-            f"        }}\n}}\n")
+            f"const unsigned long long* rwthlm_order, {parameters}) {{\n"
+            f"    unsigned long long rwthlm_total = (unsigned long long)rwthlm_blocks * rwthlm_threads;\n"
+            f"    for (unsigned long long rwthlm_n = 0; rwthlm_n < rwthlm_total; ++rwthlm_n) {{\n"
+            f"        unsigned long long rwthlm_id = rwthlm_order ? rwthlm_order[rwthlm_n] : rwthlm_n;\n"
+            f"        rwthlm_set_thread((unsigned int)(rwthlm_id / rwthlm_threads), "
+            f"(unsigned int)(rwthlm_id % rwthlm_threads), rwthlm_threads, rwthlm_blocks);\n"
+            f"        {name}({', '.join(names)});\n"
+            f"    }}\n}}\n")
     return "\n".join(launchers)
 
 
@@ -91,9 +100,29 @@ def _c_argument(value):
     raise TypeError(f"a kernel argument must be an array or a numpy scalar, not {type(value).__name__}")
 
 
-def launch(library, name, grid, block, arguments):
-    """Runs every thread of a one-dimensional launch of kernel `name` in turn."""
+ORDERS = ("ascending", "descending", "shuffled")
+
+
+def thread_order(kind, count, rng=None):
+    """The order in which a launch of `count` threads runs them: None (ascending, the
+    launcher's own loop), or the thread numbers descending or shuffled by `rng`."""
+    if kind == "ascending":
+        return None
+    if kind == "descending":
+        return numpy.arange(count - 1, -1, -1, dtype=numpy.uint64)
+    if kind == "shuffled":
+        return (rng or numpy.random.default_rng(0)).permutation(count).astype(numpy.uint64)
+    raise ValueError(f"unknown thread order {kind!r} (choose from {', '.join(ORDERS)})")
+
+
+def launch(library, name, grid, block, arguments, order=None):
+    """Runs every thread of a one-dimensional launch of kernel `name`, in ascending order or
+    in `order` (a uint64 array of all blocks * threads thread numbers, from thread_order)."""
     (blocks,), (threads,) = grid, block
+    if order is not None and (order.dtype != numpy.uint64 or len(order) != blocks * threads):
+        raise ValueError(f"a thread order must hold the {blocks * threads} thread numbers as uint64")
     function = getattr(library, f"rwthlm_launch_{name}")
     function.restype = None
-    function(ctypes.c_uint(blocks), ctypes.c_uint(threads), *[_c_argument(value) for value in arguments])
+    function(ctypes.c_uint(blocks), ctypes.c_uint(threads),
+             ctypes.c_void_p(None if order is None else order.ctypes.data),
+             *[_c_argument(value) for value in arguments])

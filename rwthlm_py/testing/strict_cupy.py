@@ -19,6 +19,13 @@ It counts, by call site (file:line of the project's code that asked):
 
 Allocation (`empty`) launches nothing, and views (slices, transposes, reshapes that need
 no copy, `broadcast_to`) launch nothing, as on cupy.
+
+With the CUDA kernels run on the CPU (cuda_on_cpu.py), `check_thread_orders` runs every
+launch three times from the same device memory (all it can reach: its array arguments and
+every array whose address was handed out, as in a table of addresses), its threads in
+ascending, descending and shuffled order, and raises where the memory it leaves differs in
+a byte: a thread read what another thread of the launch wrote, which a GPU, running threads
+in no fixed order, would race on.
 """
 
 import collections
@@ -26,6 +33,7 @@ import os
 import pathlib
 import sys
 import types
+import weakref
 
 import numpy
 
@@ -124,12 +132,17 @@ class StrictArray:
     flags = property(lambda self: self._a.flags)
     T = property(lambda self: self._wrap(self._a.T))
     base = property(lambda self: None if self._a.base is None else self._wrap(self._a.base))
-    # cupy's MemoryPointer: the address a kernel is given (here in host memory, which the
-    # CUDA kernels run on the CPU read)
-    data = property(lambda self: types.SimpleNamespace(ptr=self._a.ctypes.data))
+    @property
+    def data(self):
+        """cupy's MemoryPointer: the address a kernel is given (here in host memory, which
+        the CUDA kernels run on the CPU read)."""
+        if self._xp.addressed is not None:
+            root = _root(self._a)
+            self._xp.addressed[id(root)] = root
+        return types.SimpleNamespace(ptr=self._a.ctypes.data)
 
     def _wrap(self, array):
-        return StrictArray(array, self._xp)
+        return self._xp._wrap(array)
 
     def __len__(self):
         return len(self._a)
@@ -333,9 +346,14 @@ class StrictCupy(types.SimpleNamespace):
     float32, float64, int32, int64, bool_ = numpy.float32, numpy.float64, numpy.int32, numpy.int64, numpy.bool_
     newaxis = None
 
-    def __init__(self):
+    def __init__(self, check_thread_orders=False):
         super().__init__()
         self.counts = Counts()
+        self.check_thread_orders = check_thread_orders
+        # the live allocations whose addresses were handed out (`.data.ptr`), while launches
+        # are checked in every thread order: kernels can reach them through tables
+        self.addressed = weakref.WeakValueDictionary() if check_thread_orders else None
+        self.random = numpy.random.default_rng(0)  # the shuffled thread orders
         for name in ("add", "subtract", "multiply", "divide", "true_divide", "negative", "exp", "log",
                      "tanh", "sqrt", "maximum", "minimum", "equal", "not_equal", "less", "greater",
                      "less_equal", "greater_equal", "logical_and", "logical_or", "logical_not",
@@ -559,7 +577,7 @@ class _RawModule:
     def __init__(self, xp, code):
         from rwthlm_py.testing import cuda_on_cpu
 
-        self._xp, self._library, self._launch = xp, cuda_on_cpu.load(code), cuda_on_cpu.launch
+        self._xp, self._library, self._cuda_on_cpu = xp, cuda_on_cpu.load(code), cuda_on_cpu
 
     def get_function(self, name):
         def kernel(grid, block, arguments):
@@ -567,8 +585,49 @@ class _RawModule:
                 if _is_host_array(value):
                     raise TypeError(f"a kernel argument is a host array ({value.shape})")
             self._xp.counts.add("launches")
-            self._launch(self._library, name, grid, block, [_unwrap(value) for value in arguments])
+            arguments = [_unwrap(value) for value in arguments]
+            if not self._xp.check_thread_orders:
+                self._cuda_on_cpu.launch(self._library, name, grid, block, arguments)
+            else:
+                self._launch_in_every_order(name, grid, block, arguments)
         return kernel
+
+    def _launch_in_every_order(self, name, grid, block, arguments):
+        """The launch run from the same device memory with its threads in each order of
+        cuda_on_cpu.ORDERS; the memory must come out the same to the byte each time."""
+        memory = [array for array in self._reachable(arguments) if array.flags.writeable]
+        before = [array.copy() for array in memory]
+        after = None
+        for kind in self._cuda_on_cpu.ORDERS:
+            if after is not None:
+                for array, saved in zip(memory, before, strict=True):
+                    numpy.copyto(array, saved)
+            order = self._cuda_on_cpu.thread_order(kind, grid[0] * block[0], self._xp.random)
+            self._cuda_on_cpu.launch(self._library, name, grid, block, arguments, order)
+            if after is None:
+                after = [array.copy() for array in memory]
+                continue
+            for array, expected in zip(memory, after, strict=True):
+                if array.tobytes(order="A") != expected.tobytes(order="A"):
+                    raise AssertionError(f"kernel {name} leaves other values with its threads in {kind} order "
+                                         f"than in ascending order: a thread reads what another thread writes")
+
+    def _reachable(self, arguments):
+        """The device memory a launch can reach: its array arguments' allocations, and those
+        whose addresses were handed out."""
+        roots = {id(root): root for root in self._xp.addressed.values()}
+        for argument in arguments:
+            if isinstance(argument, numpy.ndarray):
+                root = _root(argument)
+                roots[id(root)] = root
+        return list(roots.values())
+
+
+def _root(array):
+    """The array that owns the memory of `array` (a view's base, its base's base, ...)."""
+    while isinstance(array.base, numpy.ndarray):
+        array = array.base
+    return array
 
 
 class _FakeCuda:
@@ -587,11 +646,15 @@ class _FakeCuda:
 register_array_type(StrictArray, lambda array: array._xp)
 
 
-def strict_backend(dtype="float32", cuda_kernels=False):
+def strict_backend(dtype="float32", cuda_kernels=False, check_thread_orders=False):
     """A Backend on a fresh StrictCupy (its counts are backend.xp.counts). Its fused kernels
     are the numpy bodies, each counted as one launch, or with cuda_kernels the CUDA kernels
-    through their real launcher, run on the CPU (cuda_on_cpu.py)."""
-    xp = StrictCupy()
+    through their real launcher, run on the CPU (cuda_on_cpu.py); check_thread_orders runs
+    each of their launches in every thread order and requires the same results (it copies
+    all device memory three times a launch: for tests of moderate size)."""
+    if check_thread_orders and not cuda_kernels:
+        raise ValueError("thread orders are checked on the CUDA kernels (cuda_kernels=True)")
+    xp = StrictCupy(check_thread_orders)
     if cuda_kernels:
         kernels = CudaKernels(xp, dtype)
     else:
