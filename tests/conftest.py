@@ -41,10 +41,10 @@ BACKENDS = [
 ]
 
 
+NEEDS_A_COMPILER = pytest.mark.skipif(cuda_on_cpu.compiler() is None, reason="needs a C++ compiler (g++)")
 # Where the CUDA kernels run: on the CPU in the strict double, or on a GPU.
 CUDA_DEVICES = [
-    pytest.param("cuda-on-cpu", marks=pytest.mark.skipif(cuda_on_cpu.compiler() is None,
-                                                         reason="needs a C++ compiler (g++)")),
+    pytest.param("cuda-on-cpu", marks=NEEDS_A_COMPILER),
     pytest.param("gpu", marks=[pytest.mark.gpu, pytest.mark.skipif(
         cupy_device_count() == 0, reason="needs cupy and a CUDA device")]),
 ]
@@ -64,9 +64,12 @@ def cuda_backend(request):
 
 def make_backend(name, dtype="float32"):
     """numpy, cupy, or the strict cupy double (rwthlm_py/testing/strict_cupy.py) of that float
-    type."""
+    type: "strict-cupy" with the numpy bodies as its fused kernels, "strict-cupy-cuda" with
+    the CUDA kernels run on the CPU (every launch in three thread orders)."""
     if name == "strict-cupy":
         return strict_backend(dtype)
+    if name == "strict-cupy-cuda":
+        return strict_backend(dtype, cuda_kernels=True, check_thread_orders=True)
     return get_backend(name, dtype)
 
 

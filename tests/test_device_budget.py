@@ -3,11 +3,14 @@ time step of the LSTM, host-to-device copies inside the time loop, operand copie
 matrix products, waits for the device per batch, and the whole budget of a batch of a
 2x650 LSTM (B=64, T=35, V=10,000, 100 classes) with the CUDA kernels run on the CPU."""
 
+import copy
+
 import numpy
 import pytest
 
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.testing import cuda_on_cpu
 from rwthlm_py.testing.strict_cupy import strict_backend
 from rwthlm_py.text import data
@@ -29,19 +32,35 @@ def batch_of(vocab, steps, seed=0, batch_size=B):
 
 def counted(steps, mode, clipping=None, vocab_size=60, classes=7, size=8, batch_size=B, cuda_kernels=False):
     """The strict double's counts for one batch of `steps` steps (after one batch of warm-up)."""
+    return two_batches(strict_backend(cuda_kernels=cuda_kernels), steps, mode, clipping, vocab_size, classes, size,
+                       batch_size)["counts"]
+
+
+def two_batches(backend, steps, mode, clipping=None, vocab_size=60, classes=7, size=8, batch_size=B):
+    """Two batches trained on (momentum 0.5) or scored: the strict double's counts of the
+    second ("counts", None on numpy), and what each gave: -sum ln p of each batch trained
+    on and the change of the first LSTM's R and of W_word ("losses", "updates"), or log p
+    of the second batch scored ("logp")."""
     vocab = remap([(f"w{k}", k % classes) for k in range(vocab_size)], "<sb>")
-    backend = strict_backend(cuda_kernels=cuda_kernels)
     network = Network.build(parse_network(f"b-i{size}" + f"-m{size}" * LAYERS), vocab, backend, seed=1)
     optimizer = Sgd(network, momentum=0.5)
-    counts = backend.xp.counts
+    counts = None if backend.on_host else backend.xp.counts
+    before = {name: backend.to_numpy(network.named_params()[name]).copy() for name in UPDATED}
+    result = {"losses": []}
     for seed in (1, 2):
-        counts.clear()
+        if counts is not None:
+            counts.clear()
         batch = batch_of(vocab, steps, seed, batch_size)
         if mode == "train":
-            train_batch(network, optimizer, batch, None, 0.01, clipping=clipping)
+            result["losses"].append(train_batch(network, optimizer, batch, None, 0.01, clipping=clipping)[0])
         else:
-            backend.to_numpy(network.log_probs(batch)[0])
-    return counts
+            result["logp"] = backend.to_numpy(network.log_probs(batch)[0])
+    result["counts"] = None if counts is None else copy.deepcopy(counts)
+    result["updates"] = {name: backend.to_numpy(network.named_params()[name]) - before[name] for name in UPDATED}
+    return result
+
+
+UPDATED = ("layer2.R", "output.W_word")
 
 
 def lstm_sites(counter):
@@ -75,13 +94,30 @@ def test_clipping_adds_no_wait():
 
 @pytest.mark.slow
 @pytest.mark.skipif(cuda_on_cpu.compiler() is None, reason="needs a C++ compiler (g++) to run the CUDA kernels")
-@pytest.mark.parametrize("mode, clipping, batch_size", [
-    ("train", None, 64), ("train", 1.0, 64), ("score", None, 64), ("score", None, 1)])
-def test_a_2x650_batch_keeps_the_budget(mode, clipping, batch_size):
+@pytest.mark.parametrize("mode, clipping, batch_size, against_numpy", [
+    ("train", None, 64, False), ("train", 1.0, 64, True), ("score", None, 64, False), ("score", None, 1, True)])
+def test_a_2x650_batch_keeps_the_budget(mode, clipping, batch_size, against_numpy):
     """At most 400 launches per batch, no operand copies, one wait (the loss, or the
-    caller's reading of log p), also with clipping (the issue's budget allows two)."""
-    counts = counted(35, mode, clipping, vocab_size=10000, classes=100, size=650, batch_size=batch_size,
-                     cuda_kernels=True)
+    caller's reading of log p), also with clipping (the issue's budget allows two), and
+    finite results; in one case of each mode (the numpy run costs as much as the counted
+    one) the CUDA kernels give what the numpy bodies give: the losses and the updates of
+    two parameters (trained, with clipping), or log p (scored)."""
+    sizes = dict(vocab_size=10000, classes=100, size=650, batch_size=batch_size)
+    on_kernels = two_batches(strict_backend(cuda_kernels=True), 35, mode, clipping, **sizes)
+    counts = on_kernels["counts"]
     assert counts.total("launches") <= 400, counts.summary()
     assert counts.total("waits") == 1, counts.waits
     assert counts.total("operand_copies") == 0, counts.operand_copies
+    results = on_kernels["losses"] if mode == "train" else on_kernels["logp"]
+    assert numpy.isfinite(results).all() and numpy.isfinite(on_kernels["updates"]["layer2.R"]).all(), results
+    if not against_numpy:
+        return
+    on_numpy = two_batches(get_backend("numpy"), 35, mode, clipping, **sizes)
+    if mode == "train":
+        numpy.testing.assert_allclose(on_kernels["losses"], on_numpy["losses"], rtol=1e-5)
+        for name, expected in on_numpy["updates"].items():
+            assert numpy.abs(expected).max() > 0, name
+            numpy.testing.assert_allclose(on_kernels["updates"][name], expected, rtol=0,
+                                          atol=1e-3 * numpy.abs(expected).max(), err_msg=name)
+    else:
+        numpy.testing.assert_allclose(on_kernels["logp"], on_numpy["logp"], rtol=0, atol=1e-4)
