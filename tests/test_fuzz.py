@@ -10,15 +10,19 @@ The model file is also fuzzed where its bytes would pass the checksums: its meta
 fields replaced by random JSON.
 
 The default profile ("ci", registered in conftest.py) runs a fixed set of examples
-(derandomized, so that CI is reproducible) in well under a minute. Maintainers run a longer random search with
+(derandomized, so that CI is reproducible) in well under a minute. A read that does not
+end within READ_DEADLINE seconds fails its test (a hang must not stall CI). Maintainers run a longer random search with
 
     python -m pytest tests/test_fuzz.py --hypothesis-profile=fuzz-long
 
 which draws 20,000 examples per reader (about 15 minutes on two cores).
 """
 
+import contextlib
+import faulthandler
 import json
 import pathlib
+import signal
 
 import numpy
 import pytest
@@ -78,9 +82,39 @@ def inputs_like(seed):
     return mutated(seed) | st.binary(max_size=200)
 
 
-def assert_reads_or_one_line_error(read, path):
+# A read that runs this long hangs (the slowest example reads in well under a second): a
+# guard that fails the test instead of stalling the run; no result depends on it.
+READ_DEADLINE = 30
+
+
+@contextlib.contextmanager
+def deadline(what, seconds=None):
+    """Fails the test where the body runs past `seconds` (READ_DEADLINE): SIGALRM raises
+    pytest's failure (no InputError, no Exception, so that neither the reader nor hypothesis
+    swallows it or shrinks on a hang) wherever Python code runs; a hang inside a C call,
+    which no signal interrupts, ends the run with every thread's traceback (faulthandler)
+    as long again later."""
+    seconds = READ_DEADLINE if seconds is None else seconds
+
+    def expire(signal_number, frame):
+        pytest.fail(f"{what} did not end within {seconds} s: a hang", pytrace=True)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    faulthandler.dump_traceback_later(2 * seconds, exit=True)
     try:
-        read(path)
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)
+
+
+def assert_reads_or_one_line_error(read, path):
+    shown = "the input" if path is None or not path.exists() else f"{path} ({path.read_bytes()[:300]!r}...)"
+    try:
+        with deadline(f"reading {shown}"):
+            read(path)
     except InputError as error:
         message = str(error)
         assert message and "\n" not in message and "\r" not in message, repr(message)
@@ -270,7 +304,7 @@ def test_a_vocabulary_changed_after_it_was_written_is_refused(scratch, model_arr
         if changed == meta:
             return  # nothing changed: nothing to refuse
         _saved_with_meta(scratch, model_arrays, json.dumps(changed).encode())
-        with pytest.raises(InputError) as raised:
+        with pytest.raises(InputError) as raised, deadline(f"reading a model whose vocabulary had a {edit}"):
             read_and_build(scratch)
         assert "\n" not in str(raised.value) and str(raised.value).startswith(f"{scratch}: corrupt model file (")
 
@@ -293,3 +327,18 @@ def test_metadata_nested_to_any_depth_is_read_or_refused_in_one_line(scratch, mo
         assert_reads_or_one_line_error(read_and_build, scratch)
 
     body()
+
+
+# -- the guard against hangs ------------------------------------------------------------------------
+
+def test_a_reader_that_hangs_fails_its_test_instead_of_stalling(scratch, monkeypatch):
+    monkeypatch.setattr("test_fuzz.READ_DEADLINE", 0.2)
+    scratch.write_bytes(b"the cat")
+
+    def never_ends(path):
+        while True:
+            pass
+
+    with pytest.raises(pytest.fail.Exception, match=r"reading .*input \(b'the cat'\.\.\.\) did not end within 0.2 s"):
+        assert_reads_or_one_line_error(never_ends, scratch)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # nothing left to go off later

@@ -31,13 +31,14 @@ from rwthlm_py.training.train import Schedule
 BASE = 0.025  # the grid's k = 0 for 20 sequences of 35 predicted words
 
 
-def search(class_vocab, monkeypatch, perplexity_at, max_trials=7):
-    """The chosen rate and the grid steps k tried, where a trial at k scores perplexity_at(k)."""
+def search(class_vocab, monkeypatch, perplexity_at, max_trials=7, batch_size=20, sequence_length=36, base=BASE):
+    """The chosen rate and the grid steps k tried, where a trial at k scores perplexity_at(k)
+    (each rate tried must be base 2^k)."""
     tried = []
 
     def scripted_training(self, rate, number):
-        k = round(math.log2(rate / BASE))
-        assert rate == pytest.approx(BASE * 2.0 ** k, rel=1e-12) and number == len(tried) + 1
+        k = round(math.log2(rate / base))
+        assert rate == pytest.approx(base * 2.0 ** k, rel=1e-12) and number == len(tried) + 1
         tried.append(k)
         return EpochPosition()
 
@@ -46,8 +47,8 @@ def search(class_vocab, monkeypatch, perplexity_at, max_trials=7):
     monkeypatch.setattr(rate_search_heldout, "trial_plan", lambda epoch_words: (1, max_trials))
     corpus = synthetic_corpus(class_vocab, seed=2)
     network = Network.build(parse_network("t-i3-m2"), class_vocab, get_backend("numpy"), seed=1)
-    schedule = Schedule(batch_size=20, sequence_length=36)
-    order = data.wrap(corpus, "fixed", 20, 36)
+    schedule = Schedule(batch_size=batch_size, sequence_length=sequence_length)
+    order = data.wrap(corpus, "fixed", batch_size, sequence_length)
     rate, _ = rate_search_heldout.search_learning_rate(network, Sgd(network), corpus, order, corpus, order, schedule,
                                                Console(out=io.StringIO(), err=io.StringIO()))
     return rate, tried
@@ -90,6 +91,14 @@ def test_the_grid_scales_with_the_words_of_a_batch():
     tuned, batch_words = rate_search_heldout.TUNED_RATE, rate_search_heldout.TUNED_BATCH_WORDS
     assert tuned * (20 * 35) / batch_words == 0.025  # exactly the recipe's
     assert tuned * (64 * 35) / batch_words == pytest.approx(0.08, rel=1e-15)
+
+
+def test_the_grid_of_another_batch_shape_is_scaled_by_its_predicted_words(class_vocab, monkeypatch):
+    """B = 64 sequences of T - 1 = 20 predicted words: k = 0 is 0.025 * 1280 / 700."""
+    base = 0.025 * (64 * 20) / 700
+    rate, tried = search(class_vocab, monkeypatch, lambda k: 100 + (k - 2) ** 2, batch_size=64, sequence_length=21,
+                         base=base)
+    assert tried == [0, 1, 2, 3] and rate == pytest.approx(base * 4, rel=1e-12)
 
 
 def test_the_command_lines_choose_their_own_searches(toy, monkeypatch, capsys):
