@@ -14,8 +14,10 @@ optional), in about five minutes, and writes one JSON file and a summary:
  3. the built-in gradient self-test on cupy in float64 (every layer type);
  4. words/s of training (momentum 0.9) for 1x200 and 2x650 LSTMs at B=64, T=35,
     V=10,000 with 100 frequency-binned classes, and of scoring at B=64 and B=1, after
-    warm-up, each with the kernel launches and waits of one batch (counted on the strict
-    cupy double with the CUDA kernels run on the CPU: rwthlm_py/testing/strict_cupy.py);
+    warm-up; with --counts, each with the kernel launches and waits of one batch (counted
+    on the strict cupy double with the CUDA kernels run on the CPU, about 20 s a case on
+    two cores, which is why they are off by default: benchmarks/device_counts.py prints
+    them on any machine without spending the GPU's time);
  5. where PyTorch is importable, torch.nn.LSTM (cuDNN) of the same sizes with a full
     softmax, timed in the same run, and the ratio.
 
@@ -93,8 +95,9 @@ def parse_arguments():
     parser.add_argument("--test-timeout", type=int, default=120,
                         help="seconds for pytest -m gpu, and for the self-test")
     parser.add_argument("--pytorch", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--counts", action=argparse.BooleanOptionalAction, default=True,
-                        help="count the launches of a batch on the strict double (needs g++)")
+    parser.add_argument("--counts", action=argparse.BooleanOptionalAction, default=False,
+                        help="also count the launches of a batch of each case on the strict double, on the CPU "
+                             "(needs g++; benchmarks/device_counts.py does it without a GPU)")
     return parser.parse_args()
 
 
