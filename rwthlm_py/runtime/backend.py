@@ -93,7 +93,9 @@ class Backend:
         return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
 
     def scatter_add(self, target: Array, indices: Array, values: Array) -> None:
-        """target[indices] += values, adding up repeated indices (indices: 1-D)."""
+        """target[indices] += values, adding up repeated indices (indices: 1-D). On a GPU
+        the repeated indices' values are added atomically in no fixed order, so the sums
+        may differ in their last bits from run to run (bitwise reproducible on the CPU)."""
         if not self.on_host:
             self.xp.add.at(target, indices, values)
             return
