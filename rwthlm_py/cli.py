@@ -190,9 +190,9 @@ def _guarded(program, body):
         sys.stderr.close()
         return 141
     except MemoryError as error:  # an allocation the memory checks did not foresee
-        detail = str(error) or "an array did not fit"
-        print(f"{program}: error: out of memory: {detail} (lower --batch-size or --sequence-length, or use "
-              "word classes)", file=sys.stderr)
+        from rwthlm_py.model.memory import out_of_memory_line
+
+        print(f"{program}: error: {out_of_memory_line(error)}", file=sys.stderr)
         return 1
     except OSError as error:  # files are named by InputError: this is standard output or error
         _silence_standard_output()

@@ -10,6 +10,8 @@ import pytest
 from conftest import RWTHLM, RWTHLM_PY, assert_one_line_error
 from conftest import run_cli as call
 
+from rwthlm_py.model.memory import format_bytes
+
 HUGE = 99999999999999999999
 
 
@@ -91,3 +93,65 @@ def test_an_allocation_that_fails_anyway_is_one_line(wide):
 def test_selftest_checks_the_memory_of_a_network_before_building_it(tmp_path):
     assert_one_line_error(call(RWTHLM_PY, "selftest", "x-i100000-m100000", cwd=tmp_path), "rwthlm-py",
                           "network x-i100000-m100000", "for its weights, gradients and momentum alone")
+
+
+# -- on a device: the strict cupy double with a small memory ----------------------------------------
+
+def run_on_a_small_device(folder, monkeypatch, capsys, memory_limit, *arguments):
+    """(status, standard error, the files of `folder` before and after) of `rwthlm-py
+    ARGUMENTS` run in `folder` on the strict cupy double with `memory_limit` bytes of
+    device memory."""
+    from rwthlm_py import cli, commands
+    from rwthlm_py.testing.strict_cupy import strict_backend
+
+    monkeypatch.setattr(commands, "make_backend",
+                        lambda name, dtype, console: strict_backend(dtype, memory_limit=memory_limit))
+    monkeypatch.chdir(folder)
+    before = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+    capsys.readouterr()
+    status = cli.main([str(argument) for argument in arguments])
+    after = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+    return status, capsys.readouterr().err, before, after
+
+
+def weight_bytes(model_path):
+    """The bytes of a float32 model's weights (parameters only)."""
+    from rwthlm_py.model.checkpoint import build_network, read_model
+    from rwthlm_py.runtime.backend import get_backend
+
+    return build_network(read_model(model_path), get_backend("numpy")).num_params() * 4
+
+
+TRAIN_ON = ["train", "--train", "train.txt", "--dev", "dev.txt", "--vocab", "vocab", "--batch-size", 64,
+            "--sequence-length", 12, "--learning-rate", 0.05, "--max-epoch", 3, "toy-i8-m8"]
+
+
+@pytest.mark.parametrize("share, fragments", [
+    (1.5, ["network toy-i8-m8 over 18 words needs ", " for its weights, gradients and momentum alone; this device "
+           "has ", ": choose smaller layers or a smaller vocabulary"]),
+    (3.1, ["a batch of 704 predicted words needs ", " for the network's activations, with its ",
+           " of weights, gradients and momentum; this device has ", ": lower --batch-size or --sequence-length"]),
+])
+def test_a_network_or_batch_too_large_for_the_device_is_one_line_and_the_model_is_untouched(
+        trained, monkeypatch, capsys, share, fragments):
+    """The checks before allocating, on a device of `share` times the weights' bytes (the
+    weights, their gradients and momentum need 3)."""
+    limit = int(share * weight_bytes(trained / "toy-i8-m8"))
+    status, err, before, after = run_on_a_small_device(trained, monkeypatch, capsys, limit, *TRAIN_ON)
+    assert_one_line_error((status, "", err), "rwthlm-py", *fragments, f"device has {format_bytes(limit)}:")
+    assert after == before
+
+
+def test_an_allocation_past_the_devices_memory_is_one_line_and_the_model_is_untouched(trained, monkeypatch, capsys):
+    """An allocation that the checks did not foresee (here: the batch's check left out) ends
+    with cupy's OutOfMemoryError: one line with what it asked for, what the device has and
+    what to change."""
+    from rwthlm_py import commands
+
+    monkeypatch.setattr(commands, "require_batch_memory", lambda *args, **kwargs: None)
+    limit = 3 * weight_bytes(trained / "toy-i8-m8") + 1000
+    status, err, before, after = run_on_a_small_device(trained, monkeypatch, capsys, limit, *TRAIN_ON)
+    assert_one_line_error((status, "", err), "rwthlm-py", "out of memory: Out of memory allocating ",
+                          f"; the device has {format_bytes(limit)}: lower --batch-size or --sequence-length, or use "
+                          "word classes (--classes) where the output has none")
+    assert after == before

@@ -1,10 +1,13 @@
 """Memory checks before allocating: a network's weights (with their gradients and momentum
 in training), and the activations of its largest batch, against what the machine or the
-device has; a refusal is one line saying what needs how much.
+device has; a refusal is one line saying what needs how much. An allocation that fails
+anyway (numpy's MemoryError, cupy's OutOfMemoryError) is one line too (out_of_memory_line).
 
     weights     = copies * parameters * itemsize       copies: 3 in training, else 1
     activations = Network.activation_count(targets of the largest batch) * itemsize
 """
+
+import os
 
 import numpy
 
@@ -12,6 +15,7 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.model.checkpoint import model_vocabulary
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.backend import device_memory_of
 
 
 def require_model_memory(model_file, backend, vocab=None, training=False):
@@ -29,9 +33,11 @@ def require_memory(spec, vocab, bias, backend, training, tie_weights=False):
     available = backend.memory_bytes()
     if needed > available:
         what = "weights, gradients and momentum" if training else "weights"
+        smaller = "smaller layers or a smaller vocabulary" + (
+            ", or --dtype float32" if numpy.dtype(backend.dtype).itemsize > 4 else "")
         raise InputError(f"network {spec.format()} over {len(vocab):,} words needs {format_bytes(needed)} for its "
                          f"{what} alone; this {'machine' if backend.on_host else 'device'} has "
-                         f"{format_bytes(available)}")
+                         f"{format_bytes(available)}: choose {smaller}")
 
 
 def require_batch_memory(network, sequences, batch_size, training):
@@ -51,6 +57,17 @@ def require_batch_memory(network, sequences, batch_size, training):
                          f"{', gradients and momentum' if training else ''}; this "
                          f"{'machine' if network.backend.on_host else 'device'} has {format_bytes(available)}: lower "
                          f"--batch-size or --sequence-length{advice}")
+
+
+def out_of_memory_line(error):
+    """What to say of a MemoryError that the checks did not foresee: what the allocation
+    asked for (the error's own words), what the device or machine has, what to change."""
+    detail = str(error).rstrip(".") or "an array did not fit"
+    device = device_memory_of(error)
+    where = (f"this machine has {format_bytes(os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'))}"
+             if device is None else f"the device has {format_bytes(device)}")
+    return (f"out of memory: {detail}; {where}: lower --batch-size or --sequence-length, or use word classes "
+            "(--classes) where the output has none")
 
 
 def format_bytes(count):

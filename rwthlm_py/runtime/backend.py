@@ -10,7 +10,9 @@ copy), `scatter_add`, `gemm` (a product written into, or added onto, an existing
 cuBLAS's beta = 1, so that R h(t-1) lands on W x(t) without a temporary) and `kernels`,
 the fused operations of rwthlm_py.kernels (numpy bodies, or CUDA kernels compiled at first
 use). Any module with cupy's API can stand in for cupy (the test suite's strict double);
-`register_array_type` tells `array_module` which module an array of its type belongs to.
+`register_array_type` tells `array_module` which module an array of its type belongs to,
+and `register_out_of_memory_error` tells `device_memory_of` how large the device was on
+which an allocation failed.
 """
 
 import dataclasses
@@ -55,8 +57,27 @@ def array_module(array: Array) -> ModuleType:
     return numpy if module_of is None else module_of(array)
 
 
+_DEVICE_BYTES_OF_ERROR: dict[type, Callable[[BaseException], int]] = {}  # out-of-memory type -> device memory
+
+
+def register_out_of_memory_error(error_type: type, device_bytes: Callable[[BaseException], int]) -> None:
+    """Makes device_memory_of(e) return device_bytes(e) for errors e of error_type (a
+    MemoryError of a device's allocator)."""
+    _DEVICE_BYTES_OF_ERROR[error_type] = device_bytes
+
+
+def device_memory_of(error: BaseException) -> int | None:
+    """The memory of the device on which the allocation of `error` (a MemoryError) failed;
+    None where it failed on the host."""
+    for error_type, device_bytes in _DEVICE_BYTES_OF_ERROR.items():
+        if isinstance(error, error_type):
+            return device_bytes(error)
+    return None
+
+
 if cupy is not None:
     register_array_type(cupy.ndarray, lambda array: cupy)
+    register_out_of_memory_error(cupy.cuda.memory.OutOfMemoryError, lambda error: cupy.cuda.Device().mem_info[1])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,6 +20,10 @@ It counts, by call site (file:line of the project's code that asked):
 Allocation (`empty`) launches nothing, and views (slices, transposes, reshapes that need
 no copy, `broadcast_to`) launch nothing, as on cupy.
 
+With a `memory_limit`, the double's device has that many bytes (its properties and
+memGetInfo say so), and an array that would take the live arrays past it raises
+`cuda.memory.OutOfMemoryError`, a MemoryError with cupy's message.
+
 With the CUDA kernels run on the CPU (cuda_on_cpu.py), `check_thread_orders` runs every
 launch three times from the same device memory (all it can reach: its array arguments and
 every array whose address was handed out, as in a table of addresses), its threads in
@@ -40,7 +44,7 @@ import numpy
 from rwthlm_py.kernels import KERNEL_NAMES, numpy_kernels
 from rwthlm_py.kernels.cuda import CudaKernels
 from rwthlm_py.runtime import backend as backend_module
-from rwthlm_py.runtime.backend import Backend, register_array_type
+from rwthlm_py.runtime.backend import Backend, register_array_type, register_out_of_memory_error
 
 _HERE = str(pathlib.Path(__file__).resolve())
 _NUMPY_DIR = str(pathlib.Path(numpy.__file__).resolve().parent)
@@ -346,9 +350,11 @@ class StrictCupy(types.SimpleNamespace):
     float32, float64, int32, int64, bool_ = numpy.float32, numpy.float64, numpy.int32, numpy.int64, numpy.bool_
     newaxis = None
 
-    def __init__(self, check_thread_orders=False):
+    def __init__(self, check_thread_orders=False, memory_limit=None):
         super().__init__()
         self.counts = Counts()
+        self.memory_limit, self.allocated = memory_limit, 0
+        self._allocations = weakref.WeakValueDictionary()  # the live arrays counted in `allocated`
         self.check_thread_orders = check_thread_orders
         # the live allocations whose addresses were handed out (`.data.ptr`), while launches
         # are checked in every thread order: kernels can reach them through tables
@@ -360,11 +366,26 @@ class StrictCupy(types.SimpleNamespace):
                      "isfinite", "isnan", "absolute", "square", "reciprocal", "power"):
             setattr(self, name, StrictUfunc(self, getattr(numpy, name)))
         self.abs = self.absolute
-        self.cuda = _FakeCuda()
+        self.cuda = _FakeCuda(self)
         self.cublas = types.SimpleNamespace(gemm=self._gemm)
 
     def _wrap(self, array):
+        if self.memory_limit is not None and isinstance(array, numpy.ndarray):
+            self._allocate(_root(array))
         return StrictArray(array, self)
+
+    def _allocate(self, root):
+        """Counts a new array against the memory limit (once, until it is freed)."""
+        if id(root) in self._allocations:
+            return
+        if self.allocated + root.nbytes > self.memory_limit:
+            raise OutOfMemoryError(root.nbytes, self.allocated, self.memory_limit)
+        self.allocated += root.nbytes
+        self._allocations[id(root)] = root
+        weakref.finalize(root, self._free, root.nbytes)
+
+    def _free(self, nbytes):
+        self.allocated -= nbytes
 
     def _result(self, result, out):
         if out is not None:
@@ -630,31 +651,42 @@ def _root(array):
     return array
 
 
+class OutOfMemoryError(MemoryError):
+    """cupy.cuda.memory.OutOfMemoryError: an allocation past the device's memory (of
+    `device_bytes`)."""
+
+    def __init__(self, size, total, device_bytes):
+        super().__init__(f"Out of memory allocating {size:,} bytes (allocated so far: {total:,} bytes).")
+        self.device_bytes = device_bytes
+
+
 class _FakeCuda:
-    """cupy.cuda's device facts for Backend.describe."""
+    """cupy.cuda's device facts (Backend.describe, memory_bytes) and its OutOfMemoryError."""
 
-    class runtime:
-        @staticmethod
-        def getDeviceProperties(device_id):
-            return {"name": b"strict cupy test double", "totalGlobalMem": HOST_MEMORY}
+    memory = types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError)
 
-        @staticmethod
-        def getDeviceCount():
-            return 1
+    def __init__(self, xp):
+        total = HOST_MEMORY if xp.memory_limit is None else xp.memory_limit
+        self.runtime = types.SimpleNamespace(
+            getDeviceProperties=lambda device_id: {"name": b"strict cupy test double", "totalGlobalMem": total},
+            getDeviceCount=lambda: 1,
+            memGetInfo=lambda: (total - xp.allocated, total))
 
 
 register_array_type(StrictArray, lambda array: array._xp)
+register_out_of_memory_error(OutOfMemoryError, lambda error: error.device_bytes)
 
 
-def strict_backend(dtype="float32", cuda_kernels=False, check_thread_orders=False):
+def strict_backend(dtype="float32", cuda_kernels=False, check_thread_orders=False, memory_limit=None):
     """A Backend on a fresh StrictCupy (its counts are backend.xp.counts). Its fused kernels
     are the numpy bodies, each counted as one launch, or with cuda_kernels the CUDA kernels
     through their real launcher, run on the CPU (cuda_on_cpu.py); check_thread_orders runs
     each of their launches in every thread order and requires the same results (it copies
-    all device memory three times a launch: for tests of moderate size)."""
+    all device memory three times a launch: for tests of moderate size); with memory_limit
+    the device has that many bytes."""
     if check_thread_orders and not cuda_kernels:
         raise ValueError("thread orders are checked on the CUDA kernels (cuda_kernels=True)")
-    xp = StrictCupy(check_thread_orders)
+    xp = StrictCupy(check_thread_orders, memory_limit)
     if cuda_kernels:
         kernels = CudaKernels(xp, dtype)
     else:
