@@ -106,7 +106,7 @@ def test_the_cuda_sources_compile_with_nvrtc(dtype):
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 # (H, B): a step within one block of threads, and one of 520 cells (3 blocks of 256; the
-# backward factors 4 blocks of T H B, the peephole terms 7 blocks of 3 H B)
+# backward factors of two steps 5 blocks, the peephole terms 7 blocks of 3 H B)
 SIZES = {"one block": (H, B), "several blocks": (130, 4)}
 
 
