@@ -414,8 +414,7 @@ def write_output(lattice, topology, result, rescoring, cleared, target):
     else:
         lines = expanded_lattice_lines(lattice, topology, result, rescoring.search.lm_scale)
     with atomic_output(target, encoding=rescoring.encoding) as handle:
-        for line in lines:
-            handle.write(line + "\n")
+        handle.write("".join(line + "\n" for line in lines))
 
 
 def expanded_lattice_lines(lattice, topology, result, lm_scale):
