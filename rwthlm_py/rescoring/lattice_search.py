@@ -252,7 +252,7 @@ class Search:
         ids = self._take_arrived(index)  # in the order made
         rank = place[entries["node"][ids]]
         scores = entries["score"][ids]
-        order = numpy.lexsort((numpy.arange(len(ids)), scores, rank))
+        order = numpy.lexsort((scores, rank))  # stable: equal scores in the order made
         ids, scores, rank = ids[order], scores[order], rank[order]
         before = numpy.bincount(rank, minlength=len(nodes))
         if options.beam > 0 and len(ids):
@@ -398,11 +398,10 @@ class Search:
 
 def _first_of_each(rank, history):
     """The places, ascending, of the first entry of each (rank, history row) that occurs."""
-    columns = [history[:, k] for k in reversed(range(history.shape[1]))]
-    grouped = numpy.lexsort([numpy.arange(len(rank))] + columns + [rank])  # equal keys together, in order
-    same = rank[grouped][1:] == rank[grouped][:-1]
-    for column in columns:
-        same &= column[grouped][1:] == column[grouped][:-1]
+    keys = numpy.concatenate([history.T[::-1], rank[None]])  # lexsort's last key first
+    grouped = numpy.lexsort(keys)  # stable: equal keys together, in order
+    rows, ranks = history[grouped], rank[grouped]
+    same = (ranks[1:] == ranks[:-1]) & (rows[1:] == rows[:-1]).all(axis=1)
     return numpy.sort(grouped[numpy.concatenate([[True], ~same])]) if len(rank) else grouped
 
 
