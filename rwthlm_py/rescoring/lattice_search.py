@@ -329,14 +329,15 @@ class Search:
         """Extends the hypotheses `ids` (in order) over every outgoing link (in link order),
         after the network steps that needs."""
         entries, options = self.entries, self.options
-        counts = self.out_count[entries["node"][ids]]
+        nodes = entries["node"][ids]
+        counts = self.out_count[nodes]
         hypothesis = numpy.repeat(ids, counts)
-        link = self.out_links[_ranges(self.out_start[entries["node"][ids]], counts)]
+        link = self.out_links[_ranges(self.out_start[nodes], counts)]
         if not len(link):
             return
         words = self.link_words[link]
         scored = numpy.flatnonzero(words >= 0)
-        lm_log_prob = self.link_lm[link].copy()
+        lm_log_prob = self.link_lm[link]  # (a copy)
         state, last_word = entries["state"][hypothesis], entries["word"][hypothesis]
         history = entries["history"][hypothesis]
         if len(scored):
