@@ -33,17 +33,20 @@ def test_link_cost_is_the_scaled_scores_and_the_word_penalty_of_lm_scored_links(
             -acoustic_scale * acoustic - lm_scale * lm - penalty
 
 
-def random_lattice(tmp_path, vocab, seed, layers=4, width=3):
+def random_lattice(tmp_path, vocab, seed, layers=4, width=3, tied=()):
     """A layered lattice: node 0, `layers` layers of up to `width` nodes 0.1 s apart, a last
     node reached over <sb> links; words from the vocabulary, some !NULL links with l=0 and
-    some zero LM scores on words (noise), random acoustic and LM scores."""
+    some zero LM scores on words (noise), random acoustic and LM scores. The layers in
+    `tied` (1 to `layers`) have the time of the layer before, so that links join nodes of
+    one time frame."""
     rng = numpy.random.default_rng(seed)
     words = [vocab.words[k] for k in range(len(vocab)) if k != vocab.sb]
     sizes = [1] + [int(rng.integers(1, width + 1)) for _ in range(layers)]
     firsts = numpy.cumsum([0] + sizes)
     final = int(firsts[-1])
-    times = [0.0] + [round(0.1 * (layer + 1), 2) for layer, size in enumerate(sizes[1:]) for _ in range(size)]
-    times.append(round(0.1 * (layers + 1), 2))
+    layer_times = numpy.cumsum([0] + [0 if layer in tied else 1 for layer in range(1, layers + 2)]) / 10
+    times = [round(float(layer_times[layer]), 2) for layer, size in enumerate(sizes) for _ in range(size)]
+    times.append(round(float(layer_times[-1]), 2))
     links = []
 
     def link(start, end, word, lm):
@@ -140,6 +143,26 @@ def test_an_infinite_beam_finds_the_best_of_all_paths(tmp_path, network, seed, l
     best = min(costs, key=costs.get)
     assert result.cost == pytest.approx(costs[best], abs=1e-9)
     assert costs[tuple(result.best_links)] == pytest.approx(costs[best], abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("tied", [(1,), (2, 3), (1, 2, 3, 4)])
+def test_links_within_a_time_frame_find_the_best_of_all_paths(tmp_path, network, seed, tied):
+    """Nodes of one time reached over links from nodes of the same time (the frame is
+    expanded in segments, each after the network steps of the one before): still the best
+    of all paths, batched or one history at a time."""
+    lattice = random_lattice(tmp_path, network.vocab, seed, layers=5, tied=tied)
+    topology = lattice_topology(lattice)
+    words = link_words(lattice, network.vocab)
+    costs = None
+    for batch_size in (None, 1):
+        options = SearchOptions(lam=0.6, dp_order=50, lm_scale=2.0, word_penalty=0.2, batch_size=batch_size)
+        result = search(network, lattice, topology, words, options)
+        costs = costs or {tuple(path): path_cost(network, lattice, path, words, options)
+                          for path in all_paths(lattice, topology)}
+        best = min(costs, key=costs.get)
+        assert result.cost == pytest.approx(costs[best], abs=1e-9)
+        assert costs[tuple(result.best_links)] == pytest.approx(costs[best], abs=1e-9)
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -69,6 +69,13 @@ class LeanStep:
         self.class_size = numpy.asarray(output.class_size, dtype=numpy.int64)
         self.shortlist = output.shortlist
         self.backend = network.backend
+        # per LSTM 0.5 p as [3, H, 1], broadcast over the columns in the kernel as lstm_peepholes' [3, H, B] is
+        self.peepholes = [0.5 * layer.params["p"].reshape(3, -1, 1) for layer in self.lstms]
+        # per clustered class its rows of W_word and b_word (views), for the loop over the classes of a call
+        bounds = [(int(start) - self.shortlist, int(start + size) - self.shortlist)
+                  for start, size in zip(self.class_start, self.class_size, strict=True)]
+        self.class_W = [self.W_word[start:stop] if start >= 0 else None for start, stop in bounds]
+        self.class_b = [None if self.b_word is None or start < 0 else self.b_word[start:stop] for start, stop in bounds]
 
     # -- the hidden layers -------------------------------------------------------------------
 
@@ -84,14 +91,15 @@ class LeanStep:
                 w_x = layer.params["W"] @ x
                 if layer.bias:
                     w_x += layer.params["b"][:, None]
-            h, c = self._lstm_step(layer, w_x, layer_states[index + 1])
+            h, c = self._lstm_step(layer, w_x, layer_states[index + 1], self.peepholes[index])
             new_states.append((h.T, c.T))
             x = h
         return x.T, tuple(new_states)
 
-    def _lstm_step(self, layer, w_x, state):
+    def _lstm_step(self, layer, w_x, state, peepholes):
         """One step of an LSTM with the training's own kernel, on [4, H, B] values: the
-        input part w_x [4H, B] and the state (h, c) [B, H] or None; returns h, c [H, B]."""
+        input part w_x [4H, B], the state (h, c) [B, H] or None and 0.5 p [3, H, 1];
+        returns h, c [H, B]."""
         H, B = layer.size, w_x.shape[1]
         a = numpy.empty((4, H, B), dtype=w_x.dtype)
         c_prev = None
@@ -99,7 +107,6 @@ class LeanStep:
             self.backend.gemm(layer.params["R"], state[0].T, out=a.reshape(4 * H, B))
             c_prev = numpy.ascontiguousarray(state[1].T)
         c, tanh_c, h = (numpy.empty((H, B), dtype=w_x.dtype) for _ in range(3))
-        peepholes = self.backend.kernels.lstm_peepholes(layer.params["p"], B, 1)
         self.backend.kernels.lstm_forward_step(a, w_x, c_prev, peepholes, c, tanh_c, h, state is not None)
         return h, c
 
@@ -160,19 +167,20 @@ class LeanStep:
         pair_keys, pair_of = numpy.unique(keys, return_inverse=True)
         pair_class, pair_column = numpy.divmod(pair_keys, len(h))
         widths = self.class_size[pair_class]
-        row_starts = numpy.concatenate([[0], numpy.cumsum(widths)])  # each pair's logits in `logits`
+        row_starts = numpy.zeros(len(widths) + 1, dtype=numpy.int64)  # each pair's logits in `logits`
+        numpy.cumsum(widths, out=row_starts[1:])
         logits = numpy.empty(int(row_starts[-1]), dtype=h.dtype)
-        firsts = numpy.flatnonzero(numpy.concatenate([[True], pair_class[1:] != pair_class[:-1]]))
-        lasts = numpy.append(firsts[1:], len(pair_class))
-        for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
-            word_class = int(pair_class[first])
-            start = int(self.class_start[word_class]) - self.shortlist
-            rows = slice(start, start + int(self.class_size[word_class]))
-            block = logits[row_starts[first]:row_starts[last]].reshape(last - first, -1)
+        firsts = numpy.flatnonzero(numpy.diff(pair_class, prepend=-1))  # each class's first pair
+        pair_h = h[pair_column]
+        bounds, starts = numpy.append(firsts, len(pair_class)).tolist(), row_starts.tolist()
+        for first, last, word_class in zip(bounds[:-1], bounds[1:], pair_class[firsts].tolist(), strict=True):
+            block = logits[starts[first]:starts[last]].reshape(last - first, -1)
             # W [K, H] times h^T [H, n] reads W in its stored order, at BLAS's full speed
-            block[...] = (self.W_word[rows] @ h[pair_column[first:last]].T).T
-            if self.b_word is not None:
-                block += self.b_word[rows]
+            products = (self.class_W[word_class] @ pair_h[first:last].T).T
+            if self.class_b[word_class] is None:
+                block[...] = products
+            else:
+                numpy.add(products, self.class_b[word_class], out=block)
         normalisers = _log_sum_exp_segments(logits, row_starts[:-1], widths)
         within = targets - self.class_start[classes]
         return logits[row_starts[pair_of] + within] - normalisers[pair_of]

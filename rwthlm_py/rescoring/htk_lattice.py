@@ -46,6 +46,7 @@ expanded lattices (base e):
 
 import bisect
 import dataclasses
+import functools
 import math
 import operator
 import re
@@ -187,6 +188,18 @@ class Lattice:
     nodes: list  # Node by id
     links: list  # Link by id
     lines: list  # the file's lines, for writing it back
+    link_runs: list = dataclasses.field(default_factory=list)  # the _LinkRuns read in bulk, to write back in bulk
+
+
+@dataclasses.dataclass
+class _LinkRun:
+    """Link lines read at once (_BulkReader): lines[start:start + len(ids)] hold the links
+    `ids` in their order, each line its fields between blanks in one layout, whose l= field
+    is named `lm_name` (None: the layout has none)."""
+
+    start: int
+    ids: list
+    lm_name: str
 
 
 def read_lattice(path, encoding=DEFAULT_ENCODING):
@@ -437,6 +450,7 @@ class _BulkReader(_Reader):
         self.lines = lines
         self.node_runs = []  # (ids, nodes) of each run of node lines
         self.link_runs = []  # the columns of each run of link lines, made Links once the node words are known
+        self.written_runs = []  # a _LinkRun of each
 
     def read(self):
         start = self.read_header()
@@ -488,6 +502,8 @@ class _BulkReader(_Reader):
             self.add_nodes(columns, start + 1, len(lines))
         else:
             self.add_links(columns, start + 1, lines)
+            lm_names = [name for name, key in zip(layout.names, layout.keys, strict=True) if key == "l"]
+            self.written_runs.append(_LinkRun(start, self.link_runs[-1][0], (lm_names or [None])[0]))
         return True
 
     def add_nodes(self, columns, first_line, count):
@@ -539,7 +555,7 @@ class _BulkReader(_Reader):
             link_runs.append((ids, list(map(_LinkOnLine, ids, starts, ends, words, pronunciations, acoustic, lm,
                                             line_numbers, lines))))
         links = _by_id(self.links, link_runs, self.num_links)
-        return Lattice(self.path, self.header, self.base, nodes, links, self.lines)
+        return Lattice(self.path, self.header, self.base, nodes, links, self.lines, self.written_runs)
 
 
 def _run_end(lines, start):
@@ -700,16 +716,61 @@ def format_score(natural_log, base):
 
 def rescored_lines(lattice, new_lm, new_acoustic=None):
     """The lattice file's lines with link k's l= set to new_lm[k] (natural logs; None keeps
-    the old value), and a= set to the text new_acoustic[k] where given (--clear-initial-links)."""
+    the old value), and a= set to the text new_acoustic[k] where given (--clear-initial-links).
+
+    The runs of link lines read at once are written back at once (_rescored_run); the
+    other links, and those whose a= changes, a line at a time, by where their fields are."""
     lines = list(lattice.lines)
-    for link in lattice.links:
+    new_acoustic = {link_id: text for link_id, text in (new_acoustic or {}).items() if text is not None}
+    singly = numpy.ones(len(lattice.links), dtype=bool)
+    for run in lattice.link_runs:
+        if run.lm_name is not None:
+            stop = run.start + len(run.ids)
+            lines[run.start:stop] = _rescored_run(lattice.lines[run.start:stop], run, new_lm, lattice.base)
+            singly[run.ids] = False
+    for link_id in sorted(set(numpy.flatnonzero(singly).tolist()) | new_acoustic.keys()):
+        link = lattice.links[link_id]
         replacements = []
         if new_lm[link.id] is not None:
             replacements.append((link.lm_field, "l", new_lm[link.id]))
-        if new_acoustic is not None and new_acoustic.get(link.id) is not None:
+        if link.id in new_acoustic:
             replacements.append((link.acoustic_field, "a", new_acoustic[link.id]))
-        lines[link.line - 1] = _replaced(lines[link.line - 1], replacements, lattice.base)
+        lines[link.line - 1] = _replaced(lattice.lines[link.line - 1], replacements, lattice.base)
     return lines
+
+
+def _rescored_run(lines, run, new_lm, base):
+    """The lines of a _LinkRun with their l= values replaced, all at once: every blank-
+    separated word of these lines is one field (the bulk reader checked it), so the value
+    of the one word per line that starts with `<lm_name>=` is the l= value."""
+    pieces = _run_lm_field(run.lm_name).split("\n" + "\n".join(lines))  # text, value, text, value, ..., text
+    if len(pieces) != 2 * len(lines) + 1:
+        raise AssertionError(f"{len(pieces) // 2} {run.lm_name}= fields in {len(lines)} link lines read at once")
+    values = [new_lm[link_id] for link_id in run.ids]
+    if None in values:  # links no hypothesis reached keep their l=
+        written = [(position, value) for position, value in enumerate(values) if value is not None]
+        for position, text in zip([position for position, _ in written],
+                                  format_scores([value for _, value in written], base), strict=True):
+            pieces[2 * position + 1] = text
+    else:
+        pieces[1::2] = format_scores(values, base)
+    return "".join(pieces)[1:].split("\n")
+
+
+@functools.cache
+def _run_lm_field(name):
+    """The value of a word `<name>=value` of lines, each after a newline, whose fields are
+    blank-separated words."""
+    return re.compile(rf"(?<=[ \t\n]{re.escape(name)}=)(\S*)")
+
+
+def format_scores(natural_logs, base):
+    """format_score of each, at once (one %-format of them all)."""
+    if base == 0 or not natural_logs:
+        return [format_score(value, base) for value in natural_logs]
+    factor = math.log(base)
+    values = tuple(natural_logs) if factor == 1 else tuple(value / factor for value in natural_logs)
+    return ("%f\n" * len(values) % values).split("\n")[:-1]
 
 
 def _replaced(text, replacements, base):

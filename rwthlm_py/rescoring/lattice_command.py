@@ -352,8 +352,9 @@ def network_words(lattice, topology, vocab, rescoring, console):
     relabelled = set()
     if rescoring.set_sb_last or rescoring.set_sb_next_to_last:
         relabelled = set(_links_to_relabel(lattice, topology, rescoring.set_sb_last))
-    words = [-1] * len(lattice.links)
-    for link in lattice.links:
+    index = vocab.index
+    words = [index.get(link.word, -2) if link.lm != 0 else -1 for link in lattice.links]  # -2: not in the vocabulary
+    for link in [lattice.links[k] for k in sorted(relabelled.union(k for k, word in enumerate(words) if word == -2))]:
         if link.id in relabelled:
             if link.lm == 0 or link.acoustic != 0 or vocab.index.get(link.word, vocab.sb) not in (vocab.sb, vocab.unk):
                 raise InputError(f"link {link.id} ('{link.word}') cannot become the sentence boundary: it must "
@@ -414,8 +415,7 @@ def write_output(lattice, topology, result, rescoring, cleared, target):
     else:
         lines = expanded_lattice_lines(lattice, topology, result, rescoring.search.lm_scale)
     with atomic_output(target, encoding=rescoring.encoding) as handle:
-        for line in lines:
-            handle.write(line + "\n")
+        handle.write("".join(line + "\n" for line in lines))
 
 
 def expanded_lattice_lines(lattice, topology, result, lm_scale):

@@ -213,9 +213,13 @@ class Search:
         self.frame_of = numpy.empty(len(lattice.nodes), dtype=numpy.int64)
         for index, nodes in enumerate(self.frames):
             self.frame_of[nodes] = index
+        inner = self.frame_of[self.link_start] == self.frame_of[self.link_end]
+        self.frames_with_inner_links = set(self.frame_of[self.link_start[inner]].tolist())
         self.entries = Entries(options.dp_order)
-        self.arriving = [[] for _ in self.frames]  # per frame, id arrays of the entries that reached it
-        self.states = StateStore()
+        # the entries made that no frame has taken yet (_take_arrived), in the order made, and their frames
+        self.pending, self.pending_frames = numpy.empty(0, dtype=numpy.int64), numpy.empty(0, dtype=numpy.int64)
+        self.made = []  # (ids, frames) of entries made since the last _take_arrived
+        self.states = StateStore(len(lattice.nodes))  # about the histories a search steps: one a node
         self.pruning_lines = []
         self.network_steps = 0
         self.steps = self._run(initial_state)
@@ -231,7 +235,7 @@ class Search:
         root_state = -1 if initial_state is None else self.states.add(initial_state)
         root = self.entries.add(score=[self.look_ahead[0]], node=[0], link=[-1], predecessor=[-1], lm_log_prob=[0.0],
                                 state=[root_state], word=[sb], history=numpy.full((1, dp_order), sb))
-        place = numpy.empty(len(self.lattice.nodes), dtype=numpy.int64)  # a node's place in its frame
+        place = self.place = numpy.empty(len(self.lattice.nodes), dtype=numpy.int64)  # a node's place in its frame
         for index, nodes in enumerate(self.frames):
             place[nodes] = numpy.arange(len(nodes))
             kept = self._prune(index, nodes, place) if index > 0 else root
@@ -245,12 +249,10 @@ class Search:
         frame's order, each node's best first (equal scores in the order they were made);
         adds the frame's pruning line."""
         options, entries = self.options, self.entries
-        arrived = self.arriving[index]
-        ids = numpy.concatenate(arrived) if arrived else numpy.empty(0, dtype=numpy.int64)  # in the order made
-        self.arriving[index] = []
+        ids = self._take_arrived(index)  # in the order made
         rank = place[entries["node"][ids]]
         scores = entries["score"][ids]
-        order = numpy.lexsort((numpy.arange(len(ids)), scores, rank))
+        order = numpy.lexsort((scores, rank))  # stable: equal scores in the order made
         ids, scores, rank = ids[order], scores[order], rank[order]
         before = numpy.bincount(rank, minlength=len(nodes))
         if options.beam > 0 and len(ids):
@@ -262,11 +264,29 @@ class Search:
             starts = numpy.flatnonzero(_firsts_of_runs(rank))
             within = numpy.arange(len(ids)) - numpy.repeat(starts, numpy.diff(numpy.append(starts, len(ids))))
             ids, rank = ids[within < options.limit], rank[within < options.limit]
-        after = numpy.bincount(rank, minlength=len(nodes))
+        before, after = before.tolist(), numpy.bincount(rank, minlength=len(nodes)).tolist()
         time = self.topology.centiseconds[nodes[0]]
         self.pruning_lines.append(
-            f"t={time} #hyps/#nodes: {before.sum()}/{len(nodes)} (min: {before.min()}, max: {before.max()}) -> "
-            f"{after.sum()} (min: {after.min()}, max: {after.max()})")
+            f"t={time} #hyps/#nodes: {sum(before)}/{len(nodes)} (min: {min(before)}, max: {max(before)}) -> "
+            f"{sum(after)} (min: {min(after)}, max: {max(after)})")
+        return ids
+
+    def _take_arrived(self, index, first=0, last=None):
+        """The entries made so far that reached the nodes of frame `index` at places first
+        to last - 1 (all: last None), in the order made; they are taken out of the pending
+        ones, and so are those of frames before `index` (none are left)."""
+        if self.made:
+            self.pending = numpy.concatenate([self.pending] + [ids for ids, _ in self.made])
+            self.pending_frames = numpy.concatenate([self.pending_frames] + [frames for _, frames in self.made])
+            self.made = []
+        frames = self.pending_frames
+        taken = frames == index
+        if last is not None:
+            rank = self.place[self.entries["node"][self.pending]]
+            taken &= (rank >= first) & (rank < last)
+        ids = self.pending[taken]
+        left = ~taken & (frames >= index)
+        self.pending, self.pending_frames = self.pending[left], frames[left]
         return ids
 
     # -- expansion -------------------------------------------------------------------------
@@ -277,12 +297,12 @@ class Search:
         those that reached it from an earlier node of the same frame. A node that a link
         from an earlier node of its segment reaches starts a new segment, which waits for
         the network steps of the one before."""
+        if index not in self.frames_with_inner_links:  # one segment, the whole frame
+            yield from self._extend(kept)
+            return
         kept_rank = place[self.entries["node"][kept]]
         for first, last in self._segments(index, nodes, place):
-            arrived = self.arriving[index]  # from earlier segments of this frame
-            new = numpy.concatenate(arrived) if arrived else numpy.empty(0, dtype=numpy.int64)
-            new_rank = place[self.entries["node"][new]]
-            new = new[(new_rank >= first) & (new_rank < last)]
+            new = self._take_arrived(index, first, last)  # from earlier segments of this frame
             ids = numpy.concatenate([kept[(kept_rank >= first) & (kept_rank < last)], new])
             if len(new):  # by node; within a node the kept ones first, each part in its order
                 ids = ids[numpy.argsort(place[self.entries["node"][ids]], kind="stable")]
@@ -309,14 +329,15 @@ class Search:
         """Extends the hypotheses `ids` (in order) over every outgoing link (in link order),
         after the network steps that needs."""
         entries, options = self.entries, self.options
-        counts = self.out_count[entries["node"][ids]]
+        nodes = entries["node"][ids]
+        counts = self.out_count[nodes]
         hypothesis = numpy.repeat(ids, counts)
-        link = self.out_links[_ranges(self.out_start[entries["node"][ids]], counts)]
+        link = self.out_links[_ranges(self.out_start[nodes], counts)]
         if not len(link):
             return
         words = self.link_words[link]
         scored = numpy.flatnonzero(words >= 0)
-        lm_log_prob = self.link_lm[link].copy()
+        lm_log_prob = self.link_lm[link]  # (a copy)
         state, last_word = entries["state"][hypothesis], entries["word"][hypothesis]
         history = entries["history"][hypothesis]
         if len(scored):
@@ -329,16 +350,13 @@ class Search:
             state[scored] = new_rows[pair_keys.reshape(-1)]
             last_word[scored] = words[scored]
             if options.dp_order > 0:
-                history[scored] = numpy.column_stack([history[scored, 1:], words[scored]])
+                history[scored, :-1] = history[scored, 1:]
+                history[scored, -1] = words[scored]
         score = entries["score"][hypothesis] + self.costs_but_lm[link] - options.lm_scale * lm_log_prob
         end = self.link_end[link]
         made = entries.add(score=score, node=end, link=link, predecessor=hypothesis, lm_log_prob=lm_log_prob,
                            state=state, word=last_word, history=history)
-        frames = self.frame_of[end]
-        order = numpy.argsort(frames, kind="stable")
-        cuts = numpy.flatnonzero(numpy.diff(frames[order])) + 1
-        for part in numpy.split(order, cuts):
-            self.arriving[frames[part[0]]].append(made[part])
+        self.made.append((made, self.frame_of[end]))
 
     def _combine(self, nn_log_probs, lattice_lm):
         """The new LM log-probabilities of LM-scored links from the network's and the lattice's."""
@@ -359,16 +377,20 @@ class Search:
         if traceback.node[best] != final:
             raise RuntimeError("no hypothesis reached the final node")  # every node reaches it
         link_lm = [None] * len(lattice.links)
+        links, predecessors, lm_log_probs = traceback.link, traceback.predecessor, traceback.lm_log_prob
         best_links = []
-        for rank, entry in enumerate(order):
-            chain = []
-            while entry > 0 and link_lm[traceback.link[entry]] is None:
-                link_id = traceback.link[entry]
-                link_lm[link_id] = traceback.lm_log_prob[entry]
-                chain.append(link_id)
-                entry = traceback.predecessor[entry]
-            if rank == 0:
-                best_links = chain[::-1]
+        entry = best
+        while entry > 0:  # the best path's links, which the first walk below reaches first
+            best_links.append(links[entry])
+            entry = predecessors[entry]
+        best_links.reverse()
+        for entry in order:  # each walks back to the first link reached before
+            while entry > 0:
+                link_id = links[entry]
+                if link_lm[link_id] is not None:
+                    break
+                link_lm[link_id] = lm_log_probs[entry]
+                entry = predecessors[entry]
         row = int(entries["state"][best])
         final_state = self.states.gather([row]) if row >= 0 else None
         return SearchResult(traceback.score[best], best_links, link_lm, final_state, int(entries["word"][best]),
@@ -377,11 +399,10 @@ class Search:
 
 def _first_of_each(rank, history):
     """The places, ascending, of the first entry of each (rank, history row) that occurs."""
-    columns = [history[:, k] for k in reversed(range(history.shape[1]))]
-    grouped = numpy.lexsort([numpy.arange(len(rank))] + columns + [rank])  # equal keys together, in order
-    same = rank[grouped][1:] == rank[grouped][:-1]
-    for column in columns:
-        same &= column[grouped][1:] == column[grouped][:-1]
+    keys = numpy.concatenate([history.T[::-1], rank[None]])  # lexsort's last key first
+    grouped = numpy.lexsort(keys)  # stable: equal keys together, in order
+    rows, ranks = history[grouped], rank[grouped]
+    same = (ranks[1:] == ranks[:-1]) & (rows[1:] == rows[:-1]).all(axis=1)
     return numpy.sort(grouped[numpy.concatenate([[True], ~same])]) if len(rank) else grouped
 
 

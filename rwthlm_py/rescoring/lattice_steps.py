@@ -102,8 +102,9 @@ class StateStore:
     tuples as the network gives them (arrays [B, ...], tuples of them, or None), all of
     the same structure."""
 
-    def __init__(self):
+    def __init__(self, expected_rows=64):
         self.structure, self.arrays, self.size = None, [], 0
+        self.expected_rows = expected_rows  # the first arrays' rows (they double as needed)
 
     def add(self, state):
         """Stores the B histories of `state`; returns the first one's row (the rest follow)."""
@@ -111,7 +112,8 @@ class StateStore:
         structure = _flatten(state, parts)
         if self.structure is None:
             self.structure = structure
-            self.arrays = [get_xp(part).empty((max(64, 2 * len(part)),) + part.shape[1:], dtype=part.dtype)
+            self.arrays = [get_xp(part).empty((max(self.expected_rows, 2 * len(part)),) + part.shape[1:],
+                                              dtype=part.dtype)
                            for part in parts]
         rows = len(parts[0])
         if self.size + rows > len(self.arrays[0]):
