@@ -44,6 +44,7 @@ from rwthlm_py.rescoring.lattice_search import SearchOptions
 from rwthlm_py.rescoring.nbest_command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
 from rwthlm_py.rescoring.wer import read_noise_words
 from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.runtime.jobs import ONE_JOB
 from rwthlm_py.scoring.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
 from rwthlm_py.scoring.sampling import sample_sentences
 from rwthlm_py.text.arpa import read_arpa
@@ -134,14 +135,15 @@ def ppl_job(setup, perplexity, network_path, backend, console, lattices=()):
     return compute_perplexity(prepared.network, prepared.vocab, perplexity, console)
 
 
-def lattice_job(setup, rescoring, network_path, lattices, backend, console, program="rwthlm"):
+def lattice_job(setup, rescoring, network_path, lattices, backend, console, program="rwthlm", share=ONE_JOB):
     """Rescores the LATTICE files with the network after the ModelSetup `setup`, as the
-    LatticeRescoring `rescoring` says (a KaldiRescoring: Kaldi archives); `program` names
-    the command in their error lines."""
+    LatticeRescoring `rescoring` says (a KaldiRescoring: Kaldi archives), or the part of
+    them of the runtime.jobs.Share `share`; `program` names the command in their error
+    lines."""
     prepared = prepare(setup, network_path, backend, console, lattices)
     if isinstance(rescoring, KaldiRescoring):
-        return rescore_kaldi_archives(prepared.network, lattices, rescoring, console, program)
-    return rescore_lattices(prepared.network, lattices, rescoring, console, program)
+        return rescore_kaldi_archives(prepared.network, lattices, rescoring, console, program, share)
+    return rescore_lattices(prepared.network, lattices, rescoring, console, program, share)
 
 
 def selftest_job(setup, selftest, network_path, backend, console):
@@ -314,11 +316,12 @@ def nbest_rescoring(options):
     return NbestRescoring(settings, options.noise_vocab, options.out, options.refs, options.backend, options.dtype)
 
 
-def nbest_job(setup, rescoring, network_path, list_inputs, console):
+def nbest_job(setup, rescoring, network_path, list_inputs, console, share=ONE_JOB):
     """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none) after
     the ModelSetup `setup`, the ARPA model and the lists, then rescoring.run_nbest with the
-    NbestRescoring `rescoring`. Setup lines go to stderr, so that stdout holds only results
-    (1-best lines, or word error rates with --out)."""
+    NbestRescoring `rescoring`, on the part of the lists of the runtime.jobs.Share `share`.
+    Setup lines go to stderr, so that stdout holds only results (1-best lines, or word error
+    rates with --out)."""
     check_list_inputs(*list_inputs)
     check_arpa_options(setup)
     nn_weight = rescoring.settings.nn_weight
@@ -341,7 +344,7 @@ def nbest_job(setup, rescoring, network_path, list_inputs, console):
     # the noise words are read only now, so that the errors of the models come first
     settings = dataclasses.replace(rescoring.settings,
                                    noise=frozenset(read_noise_words(rescoring.noise_vocab, setup.encoding)))
-    return run_nbest(source, network, arpa, settings, rescoring.out, rescoring.refs, console)
+    return run_nbest(source, network, arpa, settings, rescoring.out, rescoring.refs, console, share)
 
 
 def train_network(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,
