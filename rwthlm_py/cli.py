@@ -480,7 +480,7 @@ def run_ppl(namespace, options, explicit, console):
     from rwthlm_py.preparation import model_setup
 
     return ppl_job(model_setup(options), perplexity_settings(options, skip_oovs=True), namespace.network,
-                   make_backend(options, console), console)
+                   make_backend(options, console), console, share=job_share(options))
 
 
 def run_lattice(namespace, options, explicit, console):
