@@ -183,11 +183,8 @@ class Options:
                                     "errors, and out of the LM score with SRILM's pause -pau- (as SRILM's "
                                     "-noise-vocab)", "nbest", metavar="FILE", help_in={
         "lattice": "noise words (e.g. [laugh]) to leave out of hypotheses and references when counting errors"})
-    num_jobs: int = option(None, "split the inputs into this many jobs, run separately (e.g. Kaldi's queue.pl "
-                                 "JOB=1:J or a Slurm array), each rescoring the --job-th contiguous block; shared "
-                                 "outputs get the job number before a trailing .gz (1best.txt.3, x.ark.rescored.3.gz); "
-                                 "under mpiexec the ranks split the inputs themselves instead",
-                                 "jobs", metavar="J", help_in={
+    num_jobs: int = option(None, "split the inputs into this many jobs, run separately, each taking the --job-th "
+                                 "contiguous block", "jobs", metavar="J", help_in={
         "lattice": "split the inputs into this many jobs, run separately (e.g. Kaldi's queue.pl JOB=1:J or a Slurm "
                    "array), each rescoring the --job-th contiguous block: of the HTK lattice files, or of every "
                    "Kaldi archive's utterances, balanced by size; a Kaldi archive's outputs get the job number "

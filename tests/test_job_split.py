@@ -79,8 +79,8 @@ def run_jobs(count, arguments, cwd):
 
 
 def joined(directory, name, count, keyed=False):
-    """The parts name.1 ... name.J of the jobs, joined as the README tells (sorted by key
-    for Kaldi's 1-best text)."""
+    """The parts name.1 ... name.J of the jobs, joined in job order (Kaldi's 1-best text
+    sorted by key again, as `sort -s -k1,1` in the C locale does)."""
     lines = [line for job in range(1, count + 1) for line in (directory / f"{name}.{job}").read_bytes()
              .splitlines(keepends=True)]
     return b"".join(sorted(lines, key=lambda line: line.split(b" ", 1)[0].strip()) if keyed else lines)
@@ -280,6 +280,12 @@ def test_mpi_ranks_rescore_htk_lattices_and_nbest_lists_as_one_process(tmp_path,
     lists = ["--kaldi", DATA / "kaldi" / "text", DATA / "kaldi" / "ac_cost", DATA / "kaldi" / "lm_cost"]
     one, ranks = ranks_and_one(tmp_path, lambda out: ["nbest", *lists, *ARPA_ONLY, "--lm-weight", 2], False)
     assert ranks == one and len(one.splitlines()) == 2  # the 1-best lines, in order
+    shutil.rmtree(tmp_path / "one")
+    shutil.rmtree(tmp_path / "mpi")
+    one, ranks = ranks_and_one(tmp_path, lambda out: ["nbest", "--nbest", DATA / "nbest", *ARPA_ONLY, "--refs",
+                                                      DATA / "refs", *out])
+    assert ranks == one and len(wer_lines(one)) == 3
+    assert_same_folders(tmp_path / "one", tmp_path / "mpi")
 
 
 def test_mpi_ranks_compute_one_processs_perplexity(tmp_path):
@@ -321,6 +327,15 @@ def test_rank_0_adds_the_batch_sums_in_batch_order():
     scores = score_corpus(network, corpus, sequences, 2, share=share)
     assert own.log_prob % 1 != 0 and scores.log_prob == (own.log_prob + 1e16) + -1e16 != own.log_prob
     assert (scores.num_targets, scores.num_sb) == (own.num_targets + 2, own.num_sb + 1)
+
+
+def test_dependent_lattices_are_not_split(tmp_path, model):
+    names = htk_lattices(tmp_path, model)
+    result = run_cli(RWTHLM_PY, *HTK_RESCORING, "--dependent", "--num-jobs", 2, "--job", 1, *names, MODEL,
+                     cwd=tmp_path)
+    assert result[0] == 1
+    assert_one_line_error(result, "rwthlm-py", "--dependent: each lattice starts from the state the one before it "
+                                               "ended in, so its lattices cannot be split into jobs")
 
 
 def test_num_jobs_under_mpi_is_one_error_line(tmp_path):

@@ -27,6 +27,13 @@ the rescored ones and the oracles. An utterance that cannot be rescored (a cycle
 unknown word, ...) is one error line and is left out of the outputs, as
 lattice-lmrescore-kaldi-rnnlm leaves out those it fails on; an archive that cannot be read
 is one error line and gets no outputs; the others go on and the exit status is then 1.
+
+Split into jobs (--num-jobs J --job I, or the ranks of mpiexec; runtime/jobs.py), job I
+rescores the I-th contiguous block of every archive's utterances, balanced by their
+lines, and writes its parts under job names (x.ark.rescored.I, x.ark.1best.I, ...): the
+parts in job order are the archive's outputs (x.ark.1best sorted by key again). Under
+MPI rank 0 prints every rank's lines archive by archive, joins the parts into the
+outputs of one process, and an archive that fails on one rank gets none.
 """
 
 import contextlib

@@ -39,6 +39,11 @@ went: reading, network steps (histories and calls), the rest of the search, writ
 Up to LATTICES_TOGETHER lattices (one with --dependent) are searched side by side, their
 network steps shared, and printed and written in command-line order, each lattice's lines
 together: what is printed and written is the same as rescoring one after the other.
+
+Split into jobs (`rwthlm-py lattice --num-jobs J --job I`, or the ranks of mpiexec;
+runtime/jobs.py), a job rescores a contiguous block of the lattice files, balanced by
+their bytes; each lattice's outputs keep their names. Under MPI rank 0 prints every
+rank's lines after its own, then the totals (word error rates, the summary).
 """
 
 import contextlib

@@ -15,6 +15,13 @@
 SRILM lists are read, scored and written a group at a time (whole utterances, at most
 GROUP_HYPOTHESES hypotheses), so that memory stays bounded whatever the number of lists;
 a Kaldi text is one file and is read whole.
+
+Split into jobs (--num-jobs J --job I, or the ranks of mpiexec; runtime/jobs.py), a job
+rescores a contiguous block of the lists, balanced by the files' bytes (Kaldi: by the
+hypotheses), writes its lists under their own names and its part of 1best.txt (Kaldi's
+text, ac_cost, lm_cost) as 1best.txt.I, and prints the WER lines of its utterances
+(`rwthlm-py wer-totals` sums those of the jobs). Under MPI rank 0 prints every rank's
+lines, and the totals, and joins the parts into the files of one process.
 """
 
 import contextlib

@@ -54,9 +54,12 @@ def score_corpus(network, corpus, sequences, batch_size, carry_state=False, unk_
     and returns the Scores of all (the other ranks None); with `carry_state` each batch
     starts from the state the one before left, so rank 0 scores them all."""
     token_log_probs = numpy.full(len(corpus.stream), numpy.nan) if keep_tokens else None
+    sequences = _sequences_of_job(sequences, batch_size, carry_state, share)
+    if progress is not None and share.merges:  # rank 0's progress: its own part
+        progress.total = max(int((sequences.end - sequences.first).sum()), 1)
     batch_sums = []  # (sum ln p, targets, sentence-boundary targets) of every batch scored here
     state = None
-    for batch in data.batches(corpus, _sequences_of_job(sequences, batch_size, carry_state, share), batch_size):
+    for batch in data.batches(corpus, sequences, batch_size):
         if carry_state:
             state = network_state_for(state, batch.batch_size)
         else:
