@@ -183,22 +183,21 @@ class Options:
                                     "errors, and out of the LM score with SRILM's pause -pau- (as SRILM's "
                                     "-noise-vocab)", "nbest", metavar="FILE", help_in={
         "lattice": "noise words (e.g. [laugh]) to leave out of hypotheses and references when counting errors"})
-    num_jobs: int = option(None, "split the inputs into this many jobs, run separately, each taking the --job-th "
+    num_jobs: int = option(None, "split the inputs into this many jobs run separately, job I taking the I-th "
                                  "contiguous block", "jobs", metavar="J", help_in={
-        "lattice": "split the inputs into this many jobs, run separately (e.g. Kaldi's queue.pl JOB=1:J or a Slurm "
-                   "array), each rescoring the --job-th contiguous block: of the HTK lattice files, or of every "
-                   "Kaldi archive's utterances, balanced by size; a Kaldi archive's outputs get the job number "
-                   "before a trailing .gz (x.ark.rescored.3.gz, x.ark.1best.3), an HTK lattice's keep their names; "
-                   "with --refs each job prints its word error counts, summed by `rwthlm-py wer-totals LOG...`; "
-                   "under mpiexec the ranks split the work themselves and rank 0 writes and prints what one "
-                   "process would",
-        "nbest": "split the lists into this many jobs, run separately (e.g. Kaldi's queue.pl JOB=1:J or a Slurm "
-                 "array), each rescoring the --job-th contiguous block of the lists, balanced by size; with --out the "
-                 "shared files get the job number (1best.txt.3; Kaldi's text.3, ac_cost.3, lm_cost.3); with --refs "
-                 "each job prints its word error counts, summed by `rwthlm-py wer-totals LOG...`; under mpiexec the "
-                 "ranks split the work themselves and rank 0 writes and prints what one process would"})
-    job: int = option(None, "with --num-jobs J: which job this is, 1 to J (Kaldi's JOB, $SLURM_ARRAY_TASK_ID of "
-                            "sbatch --array=1-J)", "jobs", metavar="I")
+        "lattice": "split the inputs into this many jobs run separately (Kaldi's queue.pl JOB=1:J, a Slurm array), "
+                   "job I rescoring the I-th contiguous block of the HTK lattice files, or of every Kaldi archive's "
+                   "utterances, balanced by size; a Kaldi archive's outputs get the job number before a trailing .gz "
+                   "(x.ark.rescored.3.gz, x.ark.1best.3), an HTK lattice's keep their names; with --refs each job "
+                   "prints the word error counts of its part, summed by `rwthlm-py wer-totals LOG...`; under mpiexec "
+                   "the ranks split the work themselves and rank 0 writes and prints what one process would",
+        "nbest": "split the lists into this many jobs run separately (Kaldi's queue.pl JOB=1:J, a Slurm array), job I "
+                 "rescoring the I-th contiguous block of the lists, balanced by size; with --out the shared files get "
+                 "the job number (1best.txt.3; Kaldi's text.3, ac_cost.3, lm_cost.3); with --refs each job prints the "
+                 "word error counts of its part, summed by `rwthlm-py wer-totals LOG...`; under mpiexec the ranks "
+                 "split the work themselves and rank 0 writes and prints what one process would"})
+    job: int = option(None, "with --num-jobs J: which job this is, 1 to J (Kaldi's JOB, $SLURM_ARRAY_TASK_ID of a "
+                            "Slurm array 1-J)", "jobs", metavar="I")
     encoding: str = option("utf-8", "character encoding of the text files read and written (texts, vocabularies, "
                                     "n-best lists, references, noise words, ARPA models, lattices), e.g. latin-1 for "
                                     "older corpora; not of --config files and file lists", "rwthlm_py", metavar="NAME")
