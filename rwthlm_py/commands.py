@@ -281,6 +281,9 @@ def score_text(network, corpus, schedule, console=None, keep_tokens=False, share
     console; under MPI (`share`) on rank 0, None on the others (evaluate.score_corpus)."""
     sequences = schedule.wrap(corpus)
     require_batch_memory(network, sequences, schedule.batch_size, training=False)
+    if share.merges and schedule.carry_state and console:
+        console.note(f"stream wrapping carries the state from batch to batch: rank 0 scores the whole text, the "
+                     f"other {share.count - 1} rank(s) wait (another --word-wrapping splits the batches among them)")
     progress = console.progress("perplexity", int((sequences.end - sequences.first).sum())) if console else None
     scores = score_corpus(network, corpus, sequences, schedule.batch_size, carry_state=schedule.carry_state,
                           unk_penalty=schedule.unk_penalty, feedforward=schedule.feedforward,
