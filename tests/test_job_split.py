@@ -81,9 +81,14 @@ def run_jobs(count, arguments, cwd):
 def joined(directory, name, count, keyed=False):
     """The parts name.1 ... name.J of the jobs, joined in job order (Kaldi's 1-best text
     sorted by key again, as `sort -s -k1,1` in the C locale does)."""
-    lines = [line for job in range(1, count + 1) for line in (directory / f"{name}.{job}").read_bytes()
+    lines = [line for job in range(1, count + 1) for line in content(directory / job_file_name(name, job))
              .splitlines(keepends=True)]
     return b"".join(sorted(lines, key=lambda line: line.split(b" ", 1)[0].strip()) if keyed else lines)
+
+
+def content(path):
+    """A file's bytes, decompressed where it is gzip'ed."""
+    return gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
 
 
 def wer_lines(text):
@@ -158,8 +163,8 @@ def htk_lattices(folder, model):
 
 
 def kaldi_archives(folder, model):
-    """big.ark (seven utterances, keys in no sorted order) and compact.ark, words.txt and
-    the references."""
+    """big.ark.gz (seven utterances, keys in no sorted order) and compact.ark, words.txt
+    and the references."""
     shutil.copy(model, folder / MODEL)
     for name in ("words.txt", "compact.ark"):
         shutil.copy(KALDI_DATA / name, folder / name)
@@ -170,9 +175,9 @@ def kaldi_archives(folder, model):
         lines = [f"{key} "] + [with_acoustic_cost_added(line, k) for line in lines[1:]]
         archive.append("\n".join(lines))
         references.append(f"{key} the cat sees" if k % 3 else f"{key} dog")
-    (folder / "big.ark").write_text("\n\n".join(archive) + "\n\n")
+    (folder / "big.ark.gz").write_bytes(gzip.compress(("\n\n".join(archive) + "\n\n").encode()))
     (folder / "refs").write_text("\n".join(references) + "\n")
-    return ["big.ark", "compact.ark"]
+    return ["big.ark.gz", "compact.ark"]
 
 
 def with_acoustic_cost_added(line, cost):
@@ -216,9 +221,9 @@ def test_kaldi_archive_jobs_share_every_archive(tmp_path, model):
     logs = run_jobs(3, [*KALDI_RESCORING, "--out", "jobs", *archives, MODEL], tmp_path)
     for archive in archives:
         for suffix in KALDI_SHARED:
-            name = f"{archive}.{suffix}"
-            assert joined(tmp_path / "jobs", name, 3, keyed=suffix == "1best") == \
-                (tmp_path / "one" / name).read_bytes(), name
+            name = f"{archive[:-3]}.{suffix}.gz" if archive.endswith(".gz") else f"{archive}.{suffix}"
+            assert joined(tmp_path / "jobs", name, 3, keyed=suffix == "1best") == content(tmp_path / "one" / name), \
+                name
     assert all(out.count("lattice '") for out, _ in logs)
     assert wer_totals(tmp_path, *(out for out, _ in logs)) == wer_lines(one_out)
 

@@ -178,6 +178,7 @@ def _join(target, parts, keyed):
                 for part in parts:
                     with open_binary(part) as handle:
                         shutil.copyfileobj(handle, joined)
+            joined.flush()  # as the last flush of a text output: a .gz ends in the same bytes
     for part, exists in zip(parts, present, strict=True):
         if exists:
             with contextlib.suppress(FileNotFoundError):
