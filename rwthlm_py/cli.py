@@ -1,6 +1,6 @@
 """The command lines: `rwthlm` (rwthlm's own: `rwthlm [OPTION]... [LATTICE]... NETWORK`)
 and `rwthlm-py` (subcommands train, ppl, nbest, lattice, selftest, vocab with the same option
-names, and corpora and sample).
+names, and corpora, sample and wer-totals).
 
 The only module that parses arguments (with usage.py's rules). Each subcommand has the
 options that apply to it, with their help in its terms (config.help_text), and runs its job
@@ -33,7 +33,7 @@ from rwthlm_py.config import (
 )
 from rwthlm_py.errors import InputError, Terminated
 from rwthlm_py.output.reporting import Console
-from rwthlm_py.runtime import distributed, threads
+from rwthlm_py.runtime import distributed, jobs, threads
 from rwthlm_py.runtime.allocator import keep_freed_memory
 from rwthlm_py.text.textio import DEFAULT_ENCODING
 from rwthlm_py.usage import Parser, UsageError, check_options_known
@@ -57,12 +57,12 @@ SUBCOMMANDS = {
     "nbest": ("rescore SRILM or Kaldi n-best lists with the network (and an ARPA model), "
               "re-rank them and count word errors",
               ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding", "backend",
-               "dtype", "threads", "record", "arpa", "lam"] + names_in_group("nbest")),
+               "dtype", "threads", "record", "arpa", "lam"] + names_in_group("nbest") + names_in_group("jobs")),
     "lattice": ("rescore HTK or Kaldi lattices with the network as rwthlm does (LATTICE... NETWORK), outputs under "
                 "--out, a word penalty, an acoustic scale and word error rates",
                 ["config", "vocab", "unk", "no_unk", "map_unk", "map_sb", "batch_size", "num_oovs", "encoding",
                  "backend", "dtype", "threads", "record", "out", "word_penalty", "refs", "noise_vocab"]
-                + names_in_group("rescoring") + names_in_group("lattice")),
+                + names_in_group("rescoring") + names_in_group("lattice") + names_in_group("jobs")),
     "selftest": ("check the gradients of every layer against finite differences, in float64, on generated text "
                  "(or --train)",
                  SELFTEST_SHARED + ["train", "random_seed", "no_bias", "dropout", "variational_dropout"]),
@@ -89,9 +89,10 @@ SUBCOMMAND_DEFAULTS = {
               "min_improvement": 1.01, "stop_after_halvings": 4},
 }
 # rwthlm's command line has every option but those of rwthlm-py's subcommands nbest and
-# lattice, and --no-unk (rwthlm takes nothing from the model file to undo)
+# lattice (their splitting into jobs too), and --no-unk (rwthlm takes nothing from the model file to undo)
 RWTHLM_OPTIONS = [name for name in OPTION_FIELDS
-                  if name not in names_in_group("nbest") + names_in_group("lattice") + ["no_unk"]]
+                  if name not in names_in_group("nbest") + names_in_group("lattice") + names_in_group("jobs")
+                  + ["no_unk"]]
 
 
 def add_option_flags(parser, names, command, defaults=None):
@@ -324,7 +325,20 @@ def main_parser():
     vocab.add_argument("--out", required=True, metavar="FILE", help="the vocabulary file to write")
     add_corpora_parser(commands)
     add_sample_parser(commands)
+    add_wer_totals_parser(commands)
     return parser
+
+
+def add_wer_totals_parser(commands):
+    totals = commands.add_parser(
+        "wer-totals", help="sum the word error counts of the jobs of a split nbest or lattice run",
+        description="The word error rates of a run split with --num-jobs (or into any parts): reads the WER lines "
+                    "that nbest and lattice print with --refs (`original 1-best:`, `rescored 1-best:`, `oracle:`) "
+                    "from each job's log or saved output, and prints the three lines of their summed counts, as "
+                    "one run over all the inputs prints them. Other lines are ignored; a file without WER lines "
+                    "(a job that counted no utterance) is named on stderr.")
+    totals.add_argument("files", metavar="FILE", nargs="+",
+                        help="a job's log or saved output (gzip allowed), e.g. exp/rescore/log/rescore.*.log")
 
 
 def add_sample_parser(commands):
@@ -379,6 +393,8 @@ def main(argv=None):
             return run_corpora(namespace, console)
         if namespace.command == "sample":
             return run_sample(namespace, console)
+        if namespace.command == "wer-totals":
+            return run_wer_totals(namespace.files, console)
         if namespace.command == "vocab":
             options, _ = resolve_options(namespace, VOCAB_OPTIONS + ["random_seed"], console)
             with recorded(options, "vocab", argv, console) as finish:
@@ -464,15 +480,20 @@ def run_ppl(namespace, options, explicit, console):
     from rwthlm_py.preparation import model_setup
 
     return ppl_job(model_setup(options), perplexity_settings(options, skip_oovs=True), namespace.network,
-                   make_backend(options, console), console)
+                   make_backend(options, console), console, share=job_share(options))
 
 
 def run_lattice(namespace, options, explicit, console):
     from rwthlm_py.commands import lattice_job, lattice_rescoring
     from rwthlm_py.preparation import model_setup
 
+    share = job_share(options)
+    if options.dependent and share.count > 1:
+        jobs.refuse(distributed.world(), InputError("--dependent: each lattice starts from the state the one before "
+                                                    "it ended in, so its lattices cannot be split into jobs"))
     return lattice_job(model_setup(options), lattice_rescoring(options, lattice_batch_size(options, explicit)),
-                       namespace.network, namespace.lattices, make_backend(options, console), console, "rwthlm-py")
+                       namespace.network, namespace.lattices, make_backend(options, console), console, "rwthlm-py",
+                       share)
 
 
 def run_nbest(namespace, options, explicit, console):
@@ -480,7 +501,12 @@ def run_nbest(namespace, options, explicit, console):
     from rwthlm_py.preparation import model_setup
 
     return nbest_job(model_setup(options), nbest_rescoring(options), namespace.network,
-                     (namespace.nbest, namespace.nbest_files, namespace.kaldi), console)
+                     (namespace.nbest, namespace.nbest_files, namespace.kaldi), console, job_share(options))
+
+
+def job_share(options):
+    """This process's part of the inputs: --num-jobs and --job, or its MPI rank (runtime.jobs)."""
+    return jobs.share_of(options.num_jobs, options.job, distributed.world())
 
 
 def run_selftest(namespace, options, explicit, console):
@@ -532,6 +558,17 @@ def run_sample(namespace, console):
     threads.settle(options.threads)
     draws = Draws(namespace.num, namespace.temperature, namespace.seed, namespace.max_length)
     return sample_job(namespace.network, draws, options.backend, options.dtype, console)
+
+
+def run_wer_totals(files, console):
+    from rwthlm_py.rescoring.wer import sum_error_lines
+
+    lines, without = sum_error_lines(files)
+    for path in without:
+        console.note(f"{path}: no WER lines (a job that counted no utterance)")
+    for line in lines:
+        console.say(line)
+    return 0
 
 
 def run_vocab(options, out, console):

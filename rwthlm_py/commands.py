@@ -44,6 +44,7 @@ from rwthlm_py.rescoring.lattice_search import SearchOptions
 from rwthlm_py.rescoring.nbest_command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
 from rwthlm_py.rescoring.wer import read_noise_words
 from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.runtime.jobs import ONE_JOB
 from rwthlm_py.scoring.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
 from rwthlm_py.scoring.sampling import sample_sentences
 from rwthlm_py.text.arpa import read_arpa
@@ -126,22 +127,24 @@ def training_settings(options, rate_search):
                             to_dict(options), options.momentum)
 
 
-def ppl_job(setup, perplexity, network_path, backend, console, lattices=()):
-    """The perplexity of the PerplexitySettings `perplexity` after the ModelSetup `setup`.
+def ppl_job(setup, perplexity, network_path, backend, console, lattices=(), share=ONE_JOB):
+    """The perplexity of the PerplexitySettings `perplexity` after the ModelSetup `setup`,
+    under MPI computed by the ranks of the runtime.jobs.Share `share` together.
     `lattices`: LATTICE files the `rwthlm` command was given besides --ppl, checked and then
     left alone, as rwthlm does."""
     prepared = prepare(setup, network_path, backend, console, lattices)
-    return compute_perplexity(prepared.network, prepared.vocab, perplexity, console)
+    return compute_perplexity(prepared.network, prepared.vocab, perplexity, console, share)
 
 
-def lattice_job(setup, rescoring, network_path, lattices, backend, console, program="rwthlm"):
+def lattice_job(setup, rescoring, network_path, lattices, backend, console, program="rwthlm", share=ONE_JOB):
     """Rescores the LATTICE files with the network after the ModelSetup `setup`, as the
-    LatticeRescoring `rescoring` says (a KaldiRescoring: Kaldi archives); `program` names
-    the command in their error lines."""
+    LatticeRescoring `rescoring` says (a KaldiRescoring: Kaldi archives), or the part of
+    them of the runtime.jobs.Share `share`; `program` names the command in their error
+    lines."""
     prepared = prepare(setup, network_path, backend, console, lattices)
     if isinstance(rescoring, KaldiRescoring):
-        return rescore_kaldi_archives(prepared.network, lattices, rescoring, console, program)
-    return rescore_lattices(prepared.network, lattices, rescoring, console, program)
+        return rescore_kaldi_archives(prepared.network, lattices, rescoring, console, program, share)
+    return rescore_lattices(prepared.network, lattices, rescoring, console, program, share)
 
 
 def selftest_job(setup, selftest, network_path, backend, console):
@@ -236,16 +239,18 @@ def perplexity_settings(options, skip_oovs):
                               options.tensorboard)
 
 
-def compute_perplexity(network, vocab, settings, console):
+def compute_perplexity(network, vocab, settings, console, share=ONE_JOB):
     """The perplexity of the PerplexitySettings' text; words outside the vocabulary are an
-    error unless --unk maps them, or, with `skip_oovs`, left out and counted as SRILM's OOVs."""
-    events = open_log(settings.tensorboard)  # first: a bad directory fails before the work
+    error unless --unk maps them, or, with `skip_oovs`, left out and counted as SRILM's OOVs.
+    Under MPI (runtime.jobs.Share) the ranks score blocks of the batches and rank 0 prints
+    what one process prints."""
+    events = open_log(settings.tensorboard if share.is_root else None)  # first: a bad directory fails first
     console.say(f"Computing perplexity for file '{settings.ppl}' ...")
-    # read once, with the words for the ARPA model: the text may be a pipe
-    corpus = require_words(read_text(settings.ppl, vocab, settings, keep_words=settings.arpa is not None,
-                                     skip_oovs=settings.skip_oovs), "--ppl")
+    corpus = read_text_once(vocab, settings, share)
     scores = score_text(network, corpus, settings.schedule, console,
-                        keep_tokens=settings.verbose or settings.arpa is not None)
+                        keep_tokens=settings.verbose or settings.arpa is not None, share=share)
+    if scores is None:  # a rank other than 0: rank 0 has the sums
+        return 0
     if settings.arpa:
         scores = interpolate_perplexity(scores, corpus, settings, console)
     if settings.verbose:
@@ -258,16 +263,31 @@ def compute_perplexity(network, vocab, settings, console):
     return 0
 
 
-def score_text(network, corpus, schedule, console=None, keep_tokens=False):
+def read_text_once(vocab, settings, share=ONE_JOB):
+    """The --ppl text, read once, with the words for the ARPA model: the text may be a pipe.
+    Under MPI standard input reaches rank 0 alone, which hands the text to the others."""
+    def read():
+        return require_words(read_text(settings.ppl, vocab, settings, keep_words=settings.arpa is not None,
+                                       skip_oovs=settings.skip_oovs), "--ppl")
+
+    if settings.ppl == "-" and share.merges:
+        return share.ranks.broadcast(read() if share.is_root else None)
+    return read()
+
+
+def score_text(network, corpus, schedule, console=None, keep_tokens=False, share=ONE_JOB):
     """The Scores of a corpus in the layout of the Schedule (wrapping, batch size, sequence
     length, carried state, --feedforward, the unknown word's penalty), with progress on the
-    console."""
+    console; under MPI (`share`) on rank 0, None on the others (evaluate.score_corpus)."""
     sequences = schedule.wrap(corpus)
     require_batch_memory(network, sequences, schedule.batch_size, training=False)
+    if share.merges and schedule.carry_state and console:
+        console.note(f"stream wrapping carries the state from batch to batch: rank 0 scores the whole text, the "
+                     f"other {share.count - 1} rank(s) wait (another --word-wrapping splits the batches among them)")
     progress = console.progress("perplexity", int((sequences.end - sequences.first).sum())) if console else None
     scores = score_corpus(network, corpus, sequences, schedule.batch_size, carry_state=schedule.carry_state,
                           unk_penalty=schedule.unk_penalty, feedforward=schedule.feedforward,
-                          keep_tokens=keep_tokens, progress=progress)
+                          keep_tokens=keep_tokens, progress=progress, share=share)
     if progress is not None:
         progress.close()
     return scores
@@ -314,11 +334,12 @@ def nbest_rescoring(options):
     return NbestRescoring(settings, options.noise_vocab, options.out, options.refs, options.backend, options.dtype)
 
 
-def nbest_job(setup, rescoring, network_path, list_inputs, console):
+def nbest_job(setup, rescoring, network_path, list_inputs, console, share=ONE_JOB):
     """`rwthlm-py nbest`: the network (unless --nn-weight 0 or --lambda 0 needs none) after
     the ModelSetup `setup`, the ARPA model and the lists, then rescoring.run_nbest with the
-    NbestRescoring `rescoring`. Setup lines go to stderr, so that stdout holds only results
-    (1-best lines, or word error rates with --out)."""
+    NbestRescoring `rescoring`, on the part of the lists of the runtime.jobs.Share `share`.
+    Setup lines go to stderr, so that stdout holds only results (1-best lines, or word error
+    rates with --out)."""
     check_list_inputs(*list_inputs)
     check_arpa_options(setup)
     nn_weight = rescoring.settings.nn_weight
@@ -341,7 +362,7 @@ def nbest_job(setup, rescoring, network_path, list_inputs, console):
     # the noise words are read only now, so that the errors of the models come first
     settings = dataclasses.replace(rescoring.settings,
                                    noise=frozenset(read_noise_words(rescoring.noise_vocab, setup.encoding)))
-    return run_nbest(source, network, arpa, settings, rescoring.out, rescoring.refs, console)
+    return run_nbest(source, network, arpa, settings, rescoring.out, rescoring.refs, console, share)
 
 
 def train_network(network, optimizer, network_path, is_new, training_state, train_corpus, dev_corpus,

@@ -183,6 +183,21 @@ class Options:
                                     "errors, and out of the LM score with SRILM's pause -pau- (as SRILM's "
                                     "-noise-vocab)", "nbest", metavar="FILE", help_in={
         "lattice": "noise words (e.g. [laugh]) to leave out of hypotheses and references when counting errors"})
+    num_jobs: int = option(None, "split the inputs into this many jobs run separately, job I taking the I-th "
+                                 "contiguous block", "jobs", metavar="J", help_in={
+        "lattice": "split the inputs into this many jobs run separately (Kaldi's queue.pl JOB=1:J, a Slurm array), "
+                   "job I rescoring the I-th contiguous block of the HTK lattice files, or of every Kaldi archive's "
+                   "utterances, balanced by size; a Kaldi archive's outputs get the job number before a trailing .gz "
+                   "(x.ark.rescored.3.gz, x.ark.1best.3), an HTK lattice's keep their names; with --refs each job "
+                   "prints the word error counts of its part, summed by `rwthlm-py wer-totals LOG...`; under mpiexec "
+                   "the ranks split the work themselves and rank 0 writes and prints what one process would",
+        "nbest": "split the lists into this many jobs run separately (Kaldi's queue.pl JOB=1:J, a Slurm array), job I "
+                 "rescoring the I-th contiguous block of the lists, balanced by size; with --out the shared files get "
+                 "the job number (1best.txt.3; Kaldi's text.3, ac_cost.3, lm_cost.3); with --refs each job prints the "
+                 "word error counts of its part, summed by `rwthlm-py wer-totals LOG...`; under mpiexec the ranks "
+                 "split the work themselves and rank 0 writes and prints what one process would"})
+    job: int = option(None, "with --num-jobs J: which job this is, 1 to J (Kaldi's JOB, $SLURM_ARRAY_TASK_ID of a "
+                            "Slurm array 1-J)", "jobs", metavar="I")
     encoding: str = option("utf-8", "character encoding of the text files read and written (texts, vocabularies, "
                                     "n-best lists, references, noise words, ARPA models, lattices), e.g. latin-1 for "
                                     "older corpora; not of --config files and file lists", "rwthlm_py", metavar="NAME")
@@ -341,6 +356,12 @@ def validate(options):
          or (math.isfinite(options.pruning_threshold) and options.pruning_threshold >= 0),
          "--pruning-threshold must not be negative (0: an infinite beam)"),
         (options.pruning_limit >= 0, "--pruning-limit must not be negative"),
+        (options.num_jobs is None or options.num_jobs >= 1, "--num-jobs must be at least 1"),
+        (options.job is None or options.num_jobs is not None, "--job needs --num-jobs, the number of jobs"),
+        (options.num_jobs is None or options.job is not None,
+         "--num-jobs needs --job I, this job's number from 1 (Kaldi's JOB, $SLURM_ARRAY_TASK_ID)"),
+        (options.job is None or options.num_jobs is None or 1 <= options.job <= options.num_jobs,
+         f"--job must lie in [1, {options.num_jobs}] (jobs count from 1, as Kaldi's JOB=1:J)"),
         (options.nbest_size is None or options.nbest_size >= 1, "--nbest must be at least 1"),
         (options.dp_order >= 0, "--dp-order must not be negative"),
         (math.isfinite(options.lm_scale) and options.lm_scale > 0, "--lm-scale must be positive"),

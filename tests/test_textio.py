@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.text.textio import atomic_output, check_encoding, read_all_lines, read_lines, split_words
+from rwthlm_py.text import textio
+from rwthlm_py.text.textio import (
+    atomic_directory,
+    atomic_output,
+    check_encoding,
+    read_all_lines,
+    read_lines,
+    split_words,
+)
 
 
 def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path):
@@ -127,3 +135,20 @@ def test_all_lines_at_once_are_none_where_reading_fails_part_way(tmp_path):
     assert read_all_lines("-") is None
     with pytest.raises(InputError, match="no such file"):
         read_all_lines(tmp_path / "missing.txt")
+
+
+def test_a_results_folder_made_meanwhile_by_another_job_gets_the_files_moved_in(tmp_path, monkeypatch):
+    """Jobs of one split run write into one --out directory: a job that found none and
+    then finds it made by another job (its rename fails) moves its files in one by one."""
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "theirs").write_text("another job's\n")
+    real_exists = os.path.exists
+    monkeypatch.setattr(textio.os.path, "exists", lambda path: False if path == str(target) else real_exists(path))
+    with atomic_directory(target) as staging:
+        with open(os.path.join(staging, "mine"), "w") as handle:
+            handle.write("this job's\n")
+    monkeypatch.undo()
+    assert sorted(os.listdir(target)) == ["mine", "theirs"]
+    assert (target / "mine").read_text() == "this job's\n" and (target / "theirs").read_text() == "another job's\n"
+    assert os.listdir(tmp_path) == ["out"]  # the temporary folder is gone

@@ -111,15 +111,24 @@ def read_symbols(path, encoding=DEFAULT_ENCODING):
 
 # -- reading archives ---------------------------------------------------------------------------
 
-def read_archive(path, encoding=DEFAULT_ENCODING):
-    """Yields the KaldiLattice of every key of a text archive (plain or gzip), in order."""
+def read_archive(path, encoding=DEFAULT_ENCODING, wanted=None):
+    """Yields the KaldiLattice of every key of a text archive (plain or gzip), in order;
+    with `wanted` (a range of their places, from 0) only those, the lines of the others
+    skipped unread (a job's part of an archive)."""
     path = str(path)
-    lattice = None
+    lattice, place, skipping = None, -1, False
     for line, text in _lines(path, encoding):
         fields = split_words(text)
+        if skipping:
+            skipping = bool(fields)
+            continue
         if lattice is None:
             if not fields:
                 continue  # Kaldi skips whitespace before a key
+            place += 1
+            if wanted is not None and place not in wanted:
+                skipping = True
+                continue
             if len(fields) != 1:
                 raise InputError(f"expected a key on a line of its own (as `ark,t:` archives have it), not "
                                  f"'{text.strip()}'", path, line)
@@ -134,22 +143,30 @@ def read_archive(path, encoding=DEFAULT_ENCODING):
 
 
 def count_lattices(path):
-    """How many lattices an archive holds, for a progress line: its keys, counted fast in
-    the raw bytes as the lines that follow an empty line or begin the file (exact for
-    archives written by Kaldi; broken ones are reported by read_archive)."""
-    count, after_empty = 0, True
+    """How many lattices an archive holds, for a progress line (lattice_sizes)."""
+    return len(lattice_sizes(path))
+
+
+def lattice_sizes(path):
+    """The lines of every lattice of an archive, the measure of its work: its keys, found
+    fast in the raw bytes as the lines that follow an empty line or begin the file, as
+    read_archive finds them (exact for archives written by Kaldi; broken ones are reported
+    by read_archive)."""
+    sizes, after_empty = [], True
     try:
         with open_binary(path) as handle:
             for raw in handle:
                 empty = not raw.strip()
                 if after_empty and not empty:
-                    count += 1
+                    sizes.append(1)
                     after_empty = False
                 elif empty:
                     after_empty = True
+                else:
+                    sizes[-1] += 1
     except (InputError, OSError, EOFError, gzip.BadGzipFile):
         pass  # read_archive says what is wrong, when the archive's turn comes
-    return count
+    return sizes
 
 
 def _lines(path, encoding):

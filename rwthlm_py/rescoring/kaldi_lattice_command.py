@@ -27,6 +27,13 @@ the rescored ones and the oracles. An utterance that cannot be rescored (a cycle
 unknown word, ...) is one error line and is left out of the outputs, as
 lattice-lmrescore-kaldi-rnnlm leaves out those it fails on; an archive that cannot be read
 is one error line and gets no outputs; the others go on and the exit status is then 1.
+
+Split into jobs (--num-jobs J --job I, or the ranks of mpiexec; runtime/jobs.py), job I
+rescores the I-th contiguous block of every archive's utterances, balanced by their
+lines, and writes its parts under job names (x.ark.rescored.I, x.ark.1best.I, ...): the
+parts in job order are the archive's outputs (x.ark.1best sorted by key again). Under
+MPI rank 0 prints every rank's lines archive by archive, joins the parts into the
+outputs of one process, and an archive that fails on one rank gets none.
 """
 
 import contextlib
@@ -42,6 +49,7 @@ from rwthlm_py.rescoring.kaldi_lattice import (
     count_lattices,
     format_cost,
     lattice_lines,
+    lattice_sizes,
     read_archive,
     read_symbols,
 )
@@ -52,6 +60,7 @@ from rwthlm_py.rescoring.lattice_search import Search
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.scores import link_cost
 from rwthlm_py.rescoring.wer import WordErrorTally, align_counts, read_noise_words, read_references
+from rwthlm_py.runtime.jobs import ONE_JOB
 from rwthlm_py.text.textio import atomic_output, refuse_overwriting_inputs
 
 DEFAULT_FRAME_SHIFT = 0.01
@@ -113,22 +122,41 @@ def archive_outputs(paths, kaldi):
     return [ArchiveOutputs(**{name: targets[name][k] for name in names}) for k in range(len(paths))]
 
 
-def rescore_kaldi_archives(network, paths, kaldi, console, program="rwthlm-py"):
-    """Rescores every utterance of the archives `paths` as the KaldiRescoring says; returns
-    the exit status."""
+def rescore_kaldi_archives(network, paths, kaldi, console, program="rwthlm-py", share=ONE_JOB):
+    """Rescores every utterance of the archives `paths` as the KaldiRescoring says, or this
+    job's part of them (runtime.jobs.Share): a contiguous block of every archive's
+    utterances, balanced by their lines, written under the job's names of the outputs
+    (x.ark.rescored.3); under MPI rank 0 prints every rank's lines, archive by archive,
+    and the totals, and joins the parts into the outputs one process writes. Returns the
+    exit status."""
     rescoring = kaldi.rescoring
     symbols = read_symbols(kaldi.words, rescoring.encoding)
     targets = archive_outputs(paths, kaldi)
     errors = WordErrorTally(rescoring.refs, read_references(rescoring.refs, rescoring.encoding),
                             read_noise_words(rescoring.noise_vocab, rescoring.encoding)) if rescoring.refs else None
     console.say("Rescoring ...")
-    progress = console.progress("rescoring", sum(count_lattices(path) for path in paths), unit="lattices")
-    run = _Run(network, symbols, kaldi, errors, console, program, progress)
+    parts = [_utterances_of_job(path, share) for path in paths]
+    progress = console.progress("rescoring", sum(len(part) if part is not None else count_lattices(path)
+                                                 for path, part in zip(paths, parts, strict=True)), unit="lattices")
+    run = _Run(network, symbols, kaldi, errors, share.console(console), program, progress, share)
     with staged_outputs(rescoring.outputs.out, console.note) as stage:
-        for path, outputs in zip(paths, targets, strict=True):
-            staged = ArchiveOutputs(**{name: stage(target) for name, target in dataclasses.asdict(outputs).items()})
-            run.archive(path, staged)
-    return run.finish(len(paths))
+        for path, outputs, part in zip(paths, targets, parts, strict=True):
+            console.say(f"archive '{path}' ...")
+            staged = ArchiveOutputs(**{name: stage(None if target is None else share.output_name(target))
+                                       for name, target in dataclasses.asdict(outputs).items()})
+            run.archive(path, staged, part)
+            share.print_gathered(run.console, console)
+    share.join_parts([target for outputs in targets for target in dataclasses.astuple(outputs) if target is not None],
+                     keyed=[outputs.best for outputs in targets])
+    return run.finish(len(paths), console)
+
+
+def _utterances_of_job(path, share):
+    """The places (a range) of the utterances of the archive `path` that this job rescores,
+    or None for all of them (a run of one)."""
+    if share.count == 1:
+        return None
+    return range(*share.block(lattice_sizes(path)))
 
 
 @dataclasses.dataclass
@@ -172,8 +200,8 @@ def _chunks(items, size):
 class _Run:
     """The archives of one run, one after the other, and the totals."""
 
-    def __init__(self, network, symbols, kaldi, errors, console, program, progress):
-        self.network, self.symbols, self.kaldi = network, symbols, kaldi
+    def __init__(self, network, symbols, kaldi, errors, console, program, progress, share=ONE_JOB):
+        self.network, self.symbols, self.kaldi, self.share = network, symbols, kaldi, share
         self.rescoring = kaldi.rescoring
         self.errors, self.console, self.program = errors, console, program
         self.failed = self.unreadable = self.done = 0
@@ -182,9 +210,10 @@ class _Run:
         self.timer = RescoringTimer(scoring_step(network))  # also steps the network, one scorer for the run
         self.progress = progress
 
-    def archive(self, path, outputs):
-        """Rescores the utterances of one archive and writes its outputs, all or none."""
-        self.console.say(f"archive '{path}' ...")
+    def archive(self, path, outputs, wanted=None):
+        """Rescores the utterances of one archive (those whose places are `wanted`, or all)
+        and writes its outputs, all or none; an archive that fails on any rank of an MPI
+        job counts once, and its counts on no rank."""
         encoding = self.rescoring.encoding
         best_lines, counts, audio, done, state = [], [], 0.0, 0, self.state
         try:
@@ -195,7 +224,8 @@ class _Run:
                     nbest = [stack.enter_context(atomic_output(target, encoding=encoding))
                              for target in (outputs.nbest, outputs.nbest_acoustic, outputs.nbest_lm)]
                 together = 1 if self.rescoring.dependent else lattice_command.LATTICES_TOGETHER
-                for kaldi_lattice, rescored in self.utterances(_chunks(read_archive(path, encoding), together), state):
+                for kaldi_lattice, rescored in self.utterances(_chunks(read_archive(path, encoding, wanted), together),
+                                                               state):
                     self.progress.update(1)
                     if rescored is None:
                         continue
@@ -214,6 +244,10 @@ class _Run:
             raise  # a full disk fails every archive after this one: stop here
         except InputError as error:
             self.console.note(f"{self.program}: error: {error} (no outputs written for this archive)")
+            self.share.any(True)
+            self.unreadable += 1
+            return
+        if self.share.any(False):  # another rank's part of the archive failed
             self.unreadable += 1
             return
         if self.errors is not None:
@@ -307,16 +341,21 @@ class _Run:
         hypotheses.append(oracle_words(lattice, topology, reference, word_of))
         return align_counts(reference, hypotheses)
 
-    def finish(self, archives):
+    def finish(self, archives, console):
+        """The totals on `console` (under MPI: of every rank, on rank 0); the exit status."""
         self.progress.close()
+        share = self.share
+        self.failed, self.done = share.sum([self.failed, self.done])
+        self.audio_seconds = self.timer.add_ranks(share, self.audio_seconds)
         if self.errors is not None:
+            self.errors.merge_ranks(share)
             for line in self.errors.lines():
-                self.console.say(line)
-        self.console.note(self.timer.summary(self.done, self.audio_seconds))
+                console.say(line)
+        console.note(self.timer.summary(self.done, self.audio_seconds))
         if self.failed:
-            self.console.note(f"{self.program}: {self.failed} lattice{'' if self.failed == 1 else 's'} failed")
+            console.note(f"{self.program}: {self.failed} lattice{'' if self.failed == 1 else 's'} failed")
         if self.unreadable:
-            self.console.note(f"{self.program}: {self.unreadable} of {archives} archives could not be read")
+            console.note(f"{self.program}: {self.unreadable} of {archives} archives could not be read")
         return 1 if self.failed or self.unreadable else 0
 
 

@@ -39,6 +39,11 @@ went: reading, network steps (histories and calls), the rest of the search, writ
 Up to LATTICES_TOGETHER lattices (one with --dependent) are searched side by side, their
 network steps shared, and printed and written in command-line order, each lattice's lines
 together: what is printed and written is the same as rescoring one after the other.
+
+Split into jobs (`rwthlm-py lattice --num-jobs J --job I`, or the ranks of mpiexec;
+runtime/jobs.py), a job rescores a contiguous block of the lattice files, balanced by
+their bytes; each lattice's outputs keep their names. Under MPI rank 0 prints every
+rank's lines after its own, then the totals (word error rates, the summary).
 """
 
 import contextlib
@@ -58,6 +63,7 @@ from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
 from rwthlm_py.rescoring.scores import link_cost
 from rwthlm_py.rescoring.utterances import ctm_name, slf_utterance, utterance_id
 from rwthlm_py.rescoring.wer import WordErrorTally, align_counts, read_noise_words, read_references
+from rwthlm_py.runtime.jobs import ONE_JOB, file_sizes
 from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 SENTENCE_END_SPELLINGS = ("</s>", "!SENT_END")  # other tools' sentence end, never mapped to <unk>
@@ -95,16 +101,19 @@ class LatticeRescoring:
     noise_vocab: str = None
 
 
-def rescore_lattices(network, paths, rescoring, console, program="rwthlm"):
-    """Rescores every lattice of `paths` with the LatticeRescoring; returns the exit status.
-    With an --out directory the outputs go there instead of next to their inputs, all at
-    the end."""
-    targets, nbest_targets = lattice_outputs(paths, rescoring.outputs)
+def rescore_lattices(network, paths, rescoring, console, program="rwthlm", share=ONE_JOB):
+    """Rescores every lattice of `paths` with the LatticeRescoring, or this job's block of
+    them (runtime.jobs.Share, balanced by the files' bytes); returns the exit status. With
+    an --out directory the outputs go there instead of next to their inputs, all at the
+    end."""
+    targets, nbest_targets = lattice_outputs(paths, rescoring.outputs)  # every lattice's: no job's may collide
+    start, end = share.block(file_sizes(paths)) if share.count > 1 else (0, len(paths))
+    paths, targets, nbest_targets = paths[start:end], targets[start:end], nbest_targets[start:end]
     errors = WordErrorTally(rescoring.refs, read_references(rescoring.refs, rescoring.encoding),
                             read_noise_words(rescoring.noise_vocab, rescoring.encoding)) if rescoring.refs else None
     with staged_outputs(rescoring.outputs.out, console.note) as stage:
         return _rescore_each(network, paths, [stage(target) for target in targets],
-                             [stage(target) for target in nbest_targets], rescoring, errors, console, program)
+                             [stage(target) for target in nbest_targets], rescoring, errors, console, program, share)
 
 
 @contextlib.contextmanager
@@ -119,12 +128,14 @@ def staged_outputs(directory, note=None):
         yield lambda target: None if target is None else os.path.join(staging, os.path.basename(target))
 
 
-def _rescore_each(network, paths, targets, nbest_targets, rescoring, errors, console, program):
+def _rescore_each(network, paths, targets, nbest_targets, rescoring, errors, console, program, share=ONE_JOB):
     """The loop over the lattices, each written to its target (and n-best target): up to
     LATTICES_TOGETHER lattices at a time are prepared, searched side by side (their
     network steps shared, lattice_search.search_together) and finished in their order,
-    each lattice's lines printed together, as if one ran after the other."""
+    each lattice's lines printed together, as if one ran after the other. Under MPI
+    (`share`) rank 0 then prints the other ranks' lines, and the totals of all."""
     console.say("Rescoring ...")
+    console, shown = share.console(console), console
     failed, state, audio_seconds = 0, None, 0.0
     progress = console.progress("rescoring", len(paths), unit="lattices")
     timer = RescoringTimer(scoring_step(network))
@@ -143,12 +154,17 @@ def _rescore_each(network, paths, targets, nbest_targets, rescoring, errors, con
                 failed += 1
             progress.update(1)
     progress.close()
+    share.print_gathered(console, shown)
+    console = shown
+    count, failed = share.sum([len(paths), failed])
+    audio_seconds = timer.add_ranks(share, audio_seconds)
     if errors is not None:
+        errors.merge_ranks(share)
         for line in errors.lines():
             console.say(line)
-    console.note(timer.summary(len(paths) - failed, audio_seconds))
+    console.note(timer.summary(count - failed, audio_seconds))
     if failed:
-        console.note(f"{program}: {failed} of {len(paths)} lattices failed")
+        console.note(f"{program}: {failed} of {count} lattices failed")
     return 1 if failed else 0
 
 
@@ -198,6 +214,17 @@ class RescoringTimer:
             yield
         finally:
             self.seconds["search"] += time.perf_counter() - start - (self.seconds["network"] - network_before)
+
+    def add_ranks(self, share, audio_seconds):
+        """Under MPI (runtime.jobs.Share): the parts' seconds and the calls and histories
+        summed over the ranks, for rank 0's summary; returns the audio seconds summed too.
+        The run's seconds stay rank 0's, the wall time."""
+        if not share.merges:
+            return audio_seconds
+        self.calls, self.histories = share.sum([self.calls, self.histories])
+        audio_seconds, *parts = share.sum_floats([audio_seconds] + list(self.seconds.values()))
+        self.seconds = dict(zip(self.seconds, parts, strict=True))
+        return audio_seconds
 
     def summary(self, lattices, audio_seconds):
         seconds = time.perf_counter() - self.start

@@ -15,6 +15,13 @@
 SRILM lists are read, scored and written a group at a time (whole utterances, at most
 GROUP_HYPOTHESES hypotheses), so that memory stays bounded whatever the number of lists;
 a Kaldi text is one file and is read whole.
+
+Split into jobs (--num-jobs J --job I, or the ranks of mpiexec; runtime/jobs.py), a job
+rescores a contiguous block of the lists, balanced by the files' bytes (Kaldi: by the
+hypotheses), writes its lists under their own names and its part of 1best.txt (Kaldi's
+text, ac_cost, lm_cost) as 1best.txt.I, and prints the WER lines of its utterances
+(`rwthlm-py wer-totals` sums those of the jobs). Under MPI rank 0 prints every rank's
+lines, and the totals, and joins the parts into the files of one process.
 """
 
 import contextlib
@@ -31,9 +38,11 @@ from rwthlm_py.rescoring import nbest as formats
 from rwthlm_py.rescoring.scores import combine_lm, ranking, total_score
 from rwthlm_py.rescoring.sentence_scores import score_sentences, sentence_log_prob
 from rwthlm_py.rescoring.wer import WordErrorTally, align_counts, read_references, remove_noise
+from rwthlm_py.runtime.jobs import ONE_JOB, file_sizes
 from rwthlm_py.text.textio import DEFAULT_ENCODING, atomic_directory, atomic_output, refuse_overwriting_inputs
 
 GROUP_HYPOTHESES = 4096
+ONE_BEST = "1best.txt"
 KALDI_OUTPUTS = ("text", "ac_cost", "lm_cost")
 PAUSE = "-pau-"  # SRILM's pause word (Vocab_Pause), never scored by its LMs
 
@@ -95,6 +104,16 @@ class ListSource:
 
     def count_lists(self):
         return len(self.kaldi_lists) if self.kaldi_lists is not None else len(self.paths)
+
+    def part(self, share):
+        """The lists of this job's part (runtime.jobs.Share): a contiguous block, balanced by
+        the files' bytes (SRILM) or the hypotheses (Kaldi)."""
+        if share.count == 1:
+            return self
+        if self.kaldi_lists is not None:
+            sizes = [len(nbest.hypotheses) for nbest in self.kaldi_lists]
+            return dataclasses.replace(self, kaldi_lists=share.take(self.kaldi_lists, sizes))
+        return dataclasses.replace(self, paths=share.take(self.paths, file_sizes(self.paths)))
 
     def lists(self):
         if self.kaldi_lists is not None:
@@ -237,10 +256,13 @@ def _rank(nbest, token_scores, settings):
 class Outputs:
     """Where results go: with a directory, each list in its own format (Kaldi: text,
     ac_cost, lm_cost) and 1best.txt, written into a temporary folder that is moved into the
-    directory at the end (all results or none); else the 1-best lines on the console."""
+    directory at the end (all results or none); else the 1-best lines on the console. A job
+    of several (runtime.jobs.Share) writes its part of the shared files (1best.txt, Kaldi's
+    three) under its job's name."""
 
-    def __init__(self, directory, source, settings, console):
+    def __init__(self, directory, source, settings, console, share=ONE_JOB):
         self.directory, self.source, self.settings, self.console = directory, source, settings, console
+        self.share = share
         self.stack = contextlib.ExitStack()
         self.staging = self.one_best = self.kaldi = None
 
@@ -250,12 +272,18 @@ class Outputs:
             self.staging = self.stack.enter_context(atomic_directory(self.directory, self.console.note))
             if self.source.kaldi_files:
                 self.kaldi = [self._output(name) for name in KALDI_OUTPUTS]
-            self.one_best = self._output("1best.txt")
+            self.one_best = self._output(ONE_BEST)
         return self
 
     def _output(self, name):
-        return self.stack.enter_context(atomic_output(os.path.join(self.staging, name),
+        return self.stack.enter_context(atomic_output(os.path.join(self.staging, self.share.output_name(name)),
                                                       encoding=self.settings.encoding))
+
+    def shared_files(self):
+        """The paths of the files that all lists share (1best.txt, Kaldi's three) under --out."""
+        if self.directory is None:
+            return []
+        return [os.path.join(self.directory, name) for name in (KALDI_OUTPUTS if self.kaldi else ()) + (ONE_BEST,)]
 
     def __exit__(self, *exception):
         return self.stack.__exit__(*exception)
@@ -296,7 +324,9 @@ class Outputs:
                 raise InputError(f"has the file name of '{first_with_name[name]}': --out DIR would keep one "
                                  "of them (rename one, or rescore them into separate directories)", given)
             first_with_name[name] = given
-        refuse_overwriting_inputs([(f"--out's {name}", os.path.join(self.directory, name)) for name, given in outputs],
+        written = [(name, self.share.output_name(name)) for name, _ in outputs]
+        refuse_overwriting_inputs([(f"--out's {name}", os.path.join(self.directory, job_name))
+                                   for name, job_name in written],
                                   [(f"the list {given}", given) for _, given in outputs])
 
 
@@ -335,15 +365,18 @@ def list_error_counts(errors, nbest, result):
 
 # -- the command ------------------------------------------------------------------------------------
 
-def run_nbest(source, network, arpa, settings, out_dir, references_path, console):
-    """Rescores every list of `source`; returns the exit status."""
+def run_nbest(source, network, arpa, settings, out_dir, references_path, console, share=ONE_JOB):
+    """Rescores every list of `source`, or of this job's part of them (runtime.jobs.Share:
+    under MPI rank 0 prints every rank's lines, the totals, and joins the shared files);
+    returns the exit status."""
     errors = WordErrorTally(references_path, read_references(references_path, settings.encoding), settings.noise) \
         if references_path else None
     counts = Counts()
-    progress = console.progress("rescoring", source.count_lists(), unit="lists")
+    part, worker = source.part(share), share.console(console)
+    progress = console.progress("rescoring", part.count_lists(), unit="lists")
     start = time.perf_counter()
-    with Outputs(out_dir, source, settings, console) as outputs:
-        for group in groups(source.lists()):
+    with Outputs(out_dir, source, settings, worker, share) as outputs:
+        for group in groups(part.lists()):
             results = rescore_group(group, network, arpa, settings, counts)
             outputs.write(group, results)
             if errors is not None:
@@ -351,6 +384,11 @@ def run_nbest(source, network, arpa, settings, out_dir, references_path, console
                     errors.add(*list_error_counts(errors, nbest, result))
             progress.update(len(group))
     progress.close()
+    share.print_gathered(worker, console)
+    share.join_parts(outputs.shared_files())
+    counts = Counts(*share.sum(dataclasses.astuple(counts)))
+    if errors is not None:
+        errors.merge_ranks(share)
     for line in summary_lines(counts, time.perf_counter() - start, settings, network, arpa):
         console.note(line)
     if errors is not None:

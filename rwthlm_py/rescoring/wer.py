@@ -15,11 +15,12 @@ hypothesis, or the lattice path, with the fewest errors); each command chooses t
 """
 
 import dataclasses
+import re
 
 import numpy
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.text.textio import DEFAULT_ENCODING, read_lines, split_words
+from rwthlm_py.text.textio import DEFAULT_ENCODING, open_binary, read_lines, split_words
 
 SUBSTITUTION_COST, DELETION_COST, INSERTION_COST = 4, 3, 3
 
@@ -44,6 +45,9 @@ class ErrorCounts:
         self.deletions += other.deletions
         self.insertions += other.insertions
         self.reference_words += other.reference_words
+
+    def numbers(self):
+        return [self.substitutions, self.deletions, self.insertions, self.reference_words]
 
     def format(self):
         return (f"{self.rate:.2f}% [ {self.errors} / {self.reference_words}, "
@@ -75,13 +79,82 @@ class WordErrorTally:
                                  strict=True):
             total.add(counts)
 
+    def merge_ranks(self, share):
+        """The counts summed over the ranks of an MPI job (runtime.jobs.Share), on every rank."""
+        if not share.merges:
+            return
+        totals = share.sum([self.utterances] + [value for errors in self._totals() for value in errors.numbers()])
+        self.utterances = totals[0]
+        for k, errors in enumerate(self._totals()):
+            errors.substitutions, errors.deletions, errors.insertions, errors.reference_words = \
+                totals[1 + 4 * k:5 + 4 * k]
+
+    def _totals(self):
+        return self.original, self.rescored, self.oracle
+
     def lines(self):
         """The three WER lines; none where no utterance was counted (every lattice of a run
         failed): a rate of nothing is no figure."""
         if not self.utterances:
             return []
-        return [f"{name + ':':17s} WER {errors.format()}" for name, errors in
-                (("original 1-best", self.original), ("rescored 1-best", self.rescored), ("oracle", self.oracle))]
+        return error_lines(self.original, self.rescored, self.oracle)
+
+
+LINE_NAMES = ("original 1-best", "rescored 1-best", "oracle")
+
+
+def error_lines(original, rescored, oracle):
+    """The three WER lines of the ErrorCounts of the original 1-best, the rescored 1-best and the oracle."""
+    return [f"{name + ':':17s} WER {errors.format()}"
+            for name, errors in zip(LINE_NAMES, (original, rescored, oracle), strict=True)]
+
+
+# a WER line as error_lines prints it, found again in a job's log
+_ERROR_LINE = re.compile(rb"^\s*(original 1-best|rescored 1-best|oracle):\s+WER \S+% \[ (\d+) / (\d+), (\d+) ins, "
+                         rb"(\d+) del, (\d+) sub \]\s*$")
+
+
+def read_error_lines(path):
+    """The three ErrorCounts (original 1-best, rescored 1-best, oracle) of the WER lines in
+    the file `path` (a job's log or saved output, gzip allowed; any other lines ignored),
+    or None where it holds none (a job that counted no utterance); a file with one of the
+    lines twice, or not all three, is an error."""
+    found = {}
+    with open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            match = _ERROR_LINE.match(raw)
+            if match is None:
+                continue
+            name = match.group(1).decode()
+            if name in found:
+                raise InputError(f"a second '{name}:' WER line (one run's lines a file)", path, number)
+            errors, words, insertions, deletions, substitutions = (int(value) for value in match.groups()[1:])
+            if insertions + deletions + substitutions != errors:
+                raise InputError(f"the '{name}:' WER line's errors are not its ins + del + sub", path, number)
+            found[name] = ErrorCounts(substitutions, deletions, insertions, words)
+    if not found:
+        return None
+    missing = [name for name in LINE_NAMES if name not in found]
+    if missing:
+        raise InputError(f"no '{missing[0]}:' WER line beside the others", path)
+    return [found[name] for name in LINE_NAMES]
+
+
+def sum_error_lines(paths):
+    """The WER lines of the counts summed over the files `paths` (read_error_lines), and
+    the files that held none."""
+    totals, without = [ErrorCounts(), ErrorCounts(), ErrorCounts()], []
+    for path in paths:
+        counts = read_error_lines(path)
+        if counts is None:
+            without.append(path)
+            continue
+        for total, part in zip(totals, counts, strict=True):
+            total.add(part)
+    if len(without) == len(paths):
+        raise InputError("no WER lines (`original 1-best: WER ...`, as nbest and lattice print them with --refs) "
+                         "in any of the files", paths[0] if len(paths) == 1 else None)
+    return error_lines(*totals), without
 
 
 def align_counts(reference, hypotheses):

@@ -22,6 +22,7 @@ from rwthlm_py.errors import InputError
 from rwthlm_py.log_probs import LN10, interpolate_linear
 from rwthlm_py.model.network import select_state
 from rwthlm_py.output.reporting import perplexity_of
+from rwthlm_py.runtime.jobs import ONE_JOB
 from rwthlm_py.text import data
 
 
@@ -45,10 +46,18 @@ class Scores:
 
 
 def score_corpus(network, corpus, sequences, batch_size, carry_state=False, unk_penalty=0.0,
-                 feedforward=False, keep_tokens=False, progress=None):
-    """Scores every target of `sequences`; returns Scores (host float64 sums)."""
-    total, count, sb_count = 0.0, 0, 0
+                 feedforward=False, keep_tokens=False, progress=None, share=ONE_JOB):
+    """Scores every target of `sequences`; returns Scores (host float64 sums).
+
+    Under MPI (`share`, runtime.jobs.Share) the ranks score contiguous blocks of the
+    batches and rank 0 adds up the batches' sums in batch order, as one process adds them,
+    and returns the Scores of all (the other ranks None); with `carry_state` each batch
+    starts from the state the one before left, so rank 0 scores them all."""
     token_log_probs = numpy.full(len(corpus.stream), numpy.nan) if keep_tokens else None
+    sequences = _sequences_of_job(sequences, batch_size, carry_state, share)
+    if progress is not None and share.merges:  # rank 0's progress: its own part
+        progress.total = max(int((sequences.end - sequences.first).sum()), 1)
+    batch_sums = []  # (sum ln p, targets, sentence-boundary targets) of every batch scored here
     state = None
     for batch in data.batches(corpus, sequences, batch_size):
         if carry_state:
@@ -61,14 +70,48 @@ def score_corpus(network, corpus, sequences, batch_size, carry_state=False, unk_
             logp, state = network.log_probs(batch, state, unk_penalty)
         logp = network.backend.to_numpy(logp).astype(numpy.float64)
         targets = batch.targets.ravel()[batch.valid]
-        total += float(logp.sum())
-        count += len(logp)
-        sb_count += int(numpy.count_nonzero(targets == corpus.sb))
+        batch_sums.append((float(logp.sum()), len(logp), int(numpy.count_nonzero(targets == corpus.sb))))
         if keep_tokens:
             token_log_probs[batch.positions.ravel()[batch.valid]] = logp
         if progress is not None:
-            progress.update(len(logp), -float(logp.sum()))
+            progress.update(len(logp), -batch_sums[-1][0])
+    if share.merges:
+        batch_sums, token_log_probs = _gathered(share, batch_sums, token_log_probs)
+        if batch_sums is None:
+            return None
+    total, count, sb_count = 0.0, 0, 0
+    for batch_total, batch_count, batch_sb in batch_sums:  # in batch order: one process's sum, bit for bit
+        total += batch_total
+        count += batch_count
+        sb_count += batch_sb
     return Scores(total, count, sb_count, corpus.num_lines, corpus.unk_count, token_log_probs, corpus.oov_count)
+
+
+def _sequences_of_job(sequences, batch_size, carry_state, share):
+    """The sequences of this rank's block of whole batches (all of them without MPI, and on
+    rank 0 with carry_state, where the others get none)."""
+    if not share.merges:
+        return sequences
+    if carry_state:
+        return sequences if share.is_root else sequences.take(numpy.arange(0))
+    first, end = share.block([1] * -(-len(sequences) // batch_size))
+    return sequences.take(numpy.arange(first * batch_size, min(end * batch_size, len(sequences))))
+
+
+def _gathered(share, batch_sums, token_log_probs):
+    """On rank 0: every rank's batch sums in batch order and the token log-probabilities of
+    all; (None, None) on the others."""
+    kept = None
+    if token_log_probs is not None:
+        positions = numpy.flatnonzero(~numpy.isnan(token_log_probs))
+        kept = (positions, token_log_probs[positions])
+    gathered = share.ranks.gather((batch_sums, kept))
+    if gathered is None:
+        return None, None
+    for _, rank_tokens in gathered[1:]:
+        if rank_tokens is not None:
+            token_log_probs[rank_tokens[0]] = rank_tokens[1]
+    return [item for rank_sums, _ in gathered for item in rank_sums], token_log_probs
 
 
 def network_state_for(state, batch_size):

@@ -335,8 +335,7 @@ def atomic_directory(target, note=None):
     try:
         os.chmod(staging, 0o777 & ~_current_umask())
         yield staging
-        if not os.path.exists(target):
-            _replace(staging, target)
+        if not os.path.exists(target) and _moved_into_place(staging, target):
             return
         if not os.path.isdir(target):
             raise WriteError("cannot write the results here: is a file, not a directory", shown)
@@ -350,6 +349,19 @@ def atomic_directory(target, note=None):
         raise
     finally:
         os.close(lock)
+
+
+def _moved_into_place(staging, target):
+    """Renames the folder `staging` to `target`; False where `target` appeared meanwhile (a
+    job of the same run, writing into the same directory, was first), so that the files
+    are moved into it one by one instead."""
+    try:
+        os.rename(staging, target)
+    except OSError as error:
+        if os.path.isdir(target):
+            return False
+        raise write_error(error, target) from None
+    return True
 
 
 def _named_in_target(error, staging, shown):
