@@ -363,8 +363,9 @@ def train_network(network, optimizer, network_path, is_new, training_state, trai
     """Trains with the TrainingSettings; a new network without --learning-rate first gets one
     from their rate search."""
     schedule = settings.schedule
-    require_batch_memory(network, schedule.wrap(train_corpus), schedule.batch_size, training=True)
     ranks = distributed.world()
+    start, stop = data_parallel.column_block(schedule.batch_size, 0, ranks.size)  # the widest block of a batch
+    require_batch_memory(network, schedule.wrap(train_corpus), stop - start, training=True)
     # first: a bad directory stops the run before it writes; rank 0 alone writes the events
     events = open_log(settings.tensorboard if ranks.is_root else None)
     head_start = None

@@ -12,13 +12,14 @@ holds the summed gradient of the whole batch, clips it by its global norm and ta
 same step, so the parameters stay the same on every rank and equal, to rounding, those
 of one process with the same options.
 
-Row gradients (the projection's embedding, the class output's word weights and biases)
-go into the flat buffer dense: each rank writes its rows into a zeroed V x H block and
-the allreduce sums the blocks. That costs the dense size per batch; an allgather of the
-touched rows would send fewer bytes where a batch touches few rows, but with word classes
-a batch of a few thousand targets touches nearly every class's rows of W_word, so the
-rows gathered from N ranks exceed the dense size (see benchmarks/README.md for the bytes
-and the measured share of the allreduce in a batch).
+Row gradients: the projection's embedding E [V, H] is touched only at the batch's words
+(a few hundred of 10,000 in a batch of 700 Zipf-distributed words), so the ranks first
+exchange the rows they touched (an allgather of row numbers) and the buffer carries only
+the union of those rows. The class output's word weights W_word are packed dense (each
+rank writes its rows into a zeroed block): with word classes a batch of a few hundred
+targets touches nearly every class, so nearly every row, and the rows gathered from N
+ranks would exceed the dense size. benchmarks/README.md has the bytes and the measured
+share of the sum in a batch.
 
 Scoring needs no sums per batch: each rank scores its columns of every batch
 (`local_sequences`: the same blocks, as sequences batched by the block's width) and the
@@ -29,7 +30,7 @@ import weakref
 
 import numpy
 
-from rwthlm_py.layers.row_gradient import RowGradient
+from rwthlm_py.layers.row_gradient import RowGradient, Scattered
 from rwthlm_py.model.network import concatenate_states, map_state, select_state
 from rwthlm_py.runtime import distributed
 from rwthlm_py.scoring.evaluate import Scores, score_corpus
@@ -98,48 +99,91 @@ def score_on_ranks(network, corpus, sequences, batch_size, ranks, **scoring):
 class GradientSum:
     """One flat buffer on the network's device holding every gradient and the batch's loss;
     `sum` packs this rank's, sums the buffer over the ranks and hands the sums back to the
-    network as its gradients."""
+    network as its gradients.
+
+    A gradient of scattered rows (an embedding's: RowGradient pieces that add to word ids)
+    takes only the rows some rank touched: the ranks first exchange their rows (an
+    allgather of row numbers, a few thousand integers), and the buffer holds those rows of
+    the gradient, compact. Every other gradient, row gradients of other pieces included
+    (the word weights of a class output, which a batch touches nearly all of), is packed
+    dense. With `sparse_rows` False every gradient is packed dense (for measurements)."""
+
+    sparse_rows = True
 
     def __init__(self, network, ranks, summer):
-        self.summer = summer
-        xp, dtype = network.xp, network.backend.dtype
-        self.entries = []  # (module, name, offset, shape)
-        offset = 0
-        for module in network.modules.values():
-            for name in module.grads:
-                shape = module.params[name].shape
-                self.entries.append((module, name, offset, shape))
-                offset += int(numpy.prod(shape))
-        self.buffer = xp.empty(offset + 1, dtype=dtype)
-        self.views = [self.buffer[offset:offset + int(numpy.prod(shape))].reshape(shape)
-                      for _, _, offset, shape in self.entries]
+        self.backend, self.ranks, self.summer = network.backend, ranks, summer
+        self.entries = [(module, name, module.params[name].shape)
+                        for module in network.modules.values() for name in module.grads]
+        self.has_rows = any(isinstance(module.grads[name], RowGradient) for module, name, _ in self.entries)
+        size = sum(int(numpy.prod(shape)) for _, _, shape in self.entries)
+        self.buffer = network.xp.empty(size + 1, dtype=network.backend.dtype)
+        self.used = 0  # the length of the buffer's last sum, the loss included
 
     @property
     def nbytes(self):
-        return int(self.buffer.nbytes)
+        """The bytes of the last sum."""
+        return self.used * int(self.buffer.itemsize)
 
     def sum(self, loss):
         """Sums every gradient and `loss` (-sum ln p of this rank's targets, a number or a
         0-d array) over the ranks; the network's grads become the sums. Returns the summed
         loss as a host float."""
-        for (module, name, _, _), view in zip(self.entries, self.views, strict=True):
-            gradient = module.grads[name]
-            if isinstance(gradient, RowGradient):
-                view.fill(0)
-                gradient.apply(view, 1.0)
-            else:
-                view[...] = gradient
-        self.buffer[-1] = loss
-        self.summer.sum_in_place(self.buffer)
-        for (module, name, _, _), view in zip(self.entries, self.views, strict=True):
+        rows, local_ids = self._touched_rows()
+        views, offset = [], 0
+        for (_, _, shape), entry_rows in zip(self.entries, rows, strict=True):
+            view_shape = shape if entry_rows is None else (len(entry_rows),) + tuple(shape[1:])
+            size = int(numpy.prod(view_shape))
+            views.append(self.buffer[offset:offset + size].reshape(view_shape))
+            offset += size
+        for (module, name, _), view, entry_rows, ids in zip(self.entries, views, rows, local_ids, strict=True):
+            self._pack(module.grads[name], view, entry_rows, ids)
+        self.buffer[offset] = loss
+        self.used = offset + 1
+        self.summer.sum_in_place(self.buffer[:self.used])
+        for (module, name, _), view, entry_rows in zip(self.entries, views, rows, strict=True):
             gradient = module.grads[name]
             if isinstance(gradient, RowGradient):
                 gradient.clear()
-                gradient.add(slice(None), view)
+                touched = slice(None) if entry_rows is None else self.backend.asarray(entry_rows, dtype=numpy.int64)
+                gradient.add(touched, view)
             else:
                 module.grads[name] = view
                 module._untouched.discard(name)
-        return float(self.buffer[-1])
+        return float(self.buffer[offset])
+
+    def _touched_rows(self):
+        """(per entry the sorted rows every rank's scattered pieces touched, or None where
+        it is packed dense; per entry this rank's host ids of each piece, or None)."""
+        local_ids = [self._scattered_ids(module.grads[name]) for module, name, _ in self.entries]
+        if not self.has_rows or not self.sparse_rows:
+            return [None] * len(self.entries), local_ids
+        mine = [None if ids is None else numpy.unique(numpy.concatenate(ids)) if ids else numpy.empty(0, numpy.int64)
+                for ids in local_ids]
+        everyone = self.ranks.all_gather(mine)
+        rows = []
+        for index in range(len(self.entries)):
+            parts = [rank_rows[index] for rank_rows in everyone]
+            rows.append(None if any(part is None for part in parts) else numpy.unique(numpy.concatenate(parts)))
+        return rows, local_ids
+
+    def _scattered_ids(self, gradient):
+        """The host ids of each piece of a row gradient made only of scattered pieces; None
+        for any other gradient."""
+        if not isinstance(gradient, RowGradient) or not all(isinstance(piece, Scattered) for piece in gradient.pieces):
+            return None
+        return [self.backend.to_numpy(piece.ids).astype(numpy.int64).ravel() for piece in gradient.pieces]
+
+    def _pack(self, gradient, view, rows, ids):
+        if rows is not None:
+            view.fill(0)
+            for piece, piece_ids in zip(gradient.pieces, ids, strict=True):
+                positions = self.backend.asarray(numpy.searchsorted(rows, piece_ids), dtype=numpy.int64)
+                self.backend.scatter_add(view, positions, piece.values)
+        elif isinstance(gradient, RowGradient):
+            view.fill(0)
+            gradient.apply(view, 1.0)
+        else:
+            view[...] = gradient
 
 
 _sums = weakref.WeakKeyDictionary()
