@@ -4,6 +4,10 @@ whole batch in this process), batch by batch, in float64; and scores the dev tex
 ways. Rank 0 writes a JSON report to the file named by argv[1]: per case the largest
 difference of the parameters after any batch, of the losses, of the dev scores, and
 whether the ranks' parameters are bitwise the same.
+
+With argv[2] = "strict" the ranks' networks live on the strict cupy double
+(rwthlm_py.testing.strict_cupy), which refuses what cupy refuses; without NCCL their
+gradients are summed through host buffers. The reference stays numpy.
 """
 
 import json
@@ -16,6 +20,7 @@ from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.runtime import backend as backends
 from rwthlm_py.runtime import distributed
 from rwthlm_py.scoring.evaluate import score_corpus
+from rwthlm_py.testing.strict_cupy import strict_backend
 from rwthlm_py.text import data
 from rwthlm_py.text.vocabulary import remap
 from rwthlm_py.training import data_parallel, train
@@ -45,6 +50,8 @@ CASES = {
     "full softmax, tied weights": (
         "x-i8-m8", dict(batch_size=4, word_wrapping="fixed", gradient_clipping=1.0), False, 0.5, True),
 }
+STRICT_CASES = ["fixed, 5 columns on 2 ranks (3 + 2), dropout, clipping, classes",
+                "stream, carried state, dropout, clipping, classes"]
 
 
 def toy_lines(count, seed):
@@ -61,18 +68,21 @@ def vocabulary(classes):
 
 
 def flat_params(network):
-    return numpy.concatenate([value.ravel() for value in network.named_params().values()])
+    to_numpy = network.backend.to_numpy
+    return numpy.concatenate([to_numpy(value).ravel() for value in network.named_params().values()])
 
 
-def run_case(spec, settings, classes, momentum, tied, ranks):
+def run_case(spec, settings, classes, momentum, tied, ranks, strict=False):
     backend = backends.get_backend("numpy", "float64")
+    ranks_backend = strict_backend("float64") if strict else backend
     vocab = vocabulary(classes)
     corpus = data.corpus_from_lines(toy_lines(120, 1), "train", vocab)
     dev = data.corpus_from_lines(toy_lines(30, 2), "dev", vocab)
     schedule = Schedule(sequence_length=8, **settings)
     sequences = schedule.epoch_order(schedule.wrap(corpus), 0)
     batches = list(data.batches(corpus, sequences, schedule.batch_size))[:BATCHES]
-    networks = [Network.build(parse_network(spec), vocab, backend, seed=3, tie_weights=tied) for _ in range(2)]
+    networks = [Network.build(parse_network(spec), vocab, chosen, seed=3, tie_weights=tied)
+                for chosen in (ranks_backend, backend)]
     optimizers = [Sgd(network, momentum) for network in networks]
     one = distributed.World()
     difference, loss_difference = 0.0, 0.0
@@ -105,7 +115,9 @@ def train_steps_alone(network, optimizer, batches, rate, schedule, one):
 
 def main():
     ranks = distributed.world()
-    report = {name: run_case(*case, ranks) for name, case in CASES.items()}
+    strict = sys.argv[2:] == ["strict"]
+    cases = {name: case for name, case in CASES.items() if not strict or name in STRICT_CASES}
+    report = {name: run_case(*case, ranks, strict) for name, case in cases.items()}
     if ranks.is_root:
         with open(sys.argv[1], "w") as out:
             json.dump({"ranks": ranks.size, "cases": report}, out, indent=1)

@@ -83,6 +83,16 @@ def test_ranks_train_the_parameters_and_losses_of_one_process(tmp_path):
         assert case["ranks_identical"], name
 
 
+def test_ranks_on_the_strict_cupy_double_sum_through_host_buffers_and_train_alike(tmp_path):
+    result = run_ranks(2, [os.path.join(HERE, "data_parallel_program.py"), "report.json", "strict"], cwd=tmp_path,
+                       env={"PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert len(report["cases"]) == 2
+    for name, case in report["cases"].items():
+        assert case["parameters"] < TOLERANCE and case["dev"] < TOLERANCE and case["ranks_identical"], name
+
+
 # -- the command line ----------------------------------------------------------------------------
 
 def training(*extra):
