@@ -13,6 +13,8 @@ NbestRescoring, SelfTestSettings, VocabularyBuilding (training_settings, ...).
 
 import contextlib
 import dataclasses
+import os
+import socket
 
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
@@ -393,6 +395,9 @@ def _start_ranks(network, schedule, ranks, console):
                      (data_parallel.column_block(schedule.batch_size, rank, ranks.size) for rank in range(ranks.size))})
     console.note(f"data-parallel training on {ranks.size} ranks: each trains "
                  f"{' or '.join(map(str, blocks))} of the batch's {schedule.batch_size} columns")
+    # a launcher names a killed rank by its process id and host: this line says which rank that was
+    processes = ranks.all_gather(f"{os.getpid()}@{socket.gethostname()}")
+    console.note("ranks' processes: " + ", ".join(f"{rank}: {name}" for rank, name in enumerate(processes)))
     data_parallel.gradient_sum(network, ranks)
     for line in data_parallel.pending_notes():
         console.note(line)
