@@ -20,6 +20,11 @@ MIN_LEARNING_RATE (rwthlm would halve for ever), or, with --stop-after-halvings 
 epochs in a row have halved it (the count is kept in the model file, so that a resumed run
 stops where an uninterrupted one does).
 
+Started as several MPI ranks (`mpiexec -n N`), the ranks share every batch (data_parallel.py):
+each trains its block of the batch's columns, the gradients are summed before each step, and
+every decision above is taken alike on every rank from the summed figures; rank 0 alone
+writes the model, its epoch checkpoints and the events.
+
 This module knows nothing about layers or command lines.
 """
 
