@@ -173,9 +173,9 @@ def device_sum(ranks: World, backend: Any, nccl: Any = None, pointer: Any = None
 
 
 def _import_nccl() -> Any:
-    from cupy.cuda import nccl
+    from rwthlm_py.runtime.backend import nccl_module  # the one module that imports cupy
 
-    return nccl
+    return nccl_module()
 
 
 def device_for_rank(ranks: World, device_count: int) -> int:
