@@ -6,8 +6,9 @@
 For each case (model 1x200 or 2x650; output `full` softmax or `class` with about 100
 frequency-binned classes; global batch B x T, vocabulary V, float32) it times training
 batches (forward, backward, the SGD step; training/train.py's train_batch) in one process
-with all the machine's cores as BLAS threads, and as --ranks MPI ranks (`mpiexec -n N`,
-each rank 1 thread, cores / N), each rank training its block of the batch's columns and
+with all the machine's cores as BLAS threads (and, for reference, with one), and as
+--ranks MPI ranks (`mpiexec -n N`, each rank cores / N threads), each rank training its
+block of the batch's columns and
 summing the gradients in one allreduce per batch (training/data_parallel.py), once with
 the embedding's gradient as the rows some rank touched (what training does) and once
 with every gradient dense. Printed per case: words/s and GFLOP/s, the speed-up over one
@@ -34,6 +35,7 @@ from run import machine_line, output_width, sgemm_gflops
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.runtime import distributed, threads
+from rwthlm_py.runtime.allocator import keep_freed_memory
 from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.training import data_parallel
 from rwthlm_py.training.optim import Sgd
@@ -51,17 +53,17 @@ def main():
           f"{sgemm_gflops(args.batch * args.seq, 200, args.vocab):.0f} GFLOP/s")
     print(f"global batch {args.batch} x {args.seq}, V = {args.vocab}, float32; 1 process: {os.cpu_count()} threads, "
           f"{args.ranks} ranks: {max(1, os.cpu_count() // args.ranks)} thread(s) each; best of {args.rounds} rounds")
-    print(f"{'model':6s} {'output':6s} {'run':17s} {'words/s':>8s} {'GFLOP/s':>8s} {'speed-up':>8s} "
+    print(f"{'model':6s} {'output':6s} {'run':19s} {'words/s':>8s} {'GFLOP/s':>8s} {'speed-up':>8s} "
           f"{'MB/batch':>8s} {'allreduce':>9s} {'grad sum':>8s} {'wait':>5s}")
     records = []
-    runs = {"1 process": (1, False), f"{args.ranks} ranks": (args.ranks, False),
-            f"{args.ranks} ranks, dense": (args.ranks, True)}
+    runs = {"1 process": (1, False, None), "1 process, 1 thread": (1, False, 1),
+            f"{args.ranks} ranks": (args.ranks, False, None), f"{args.ranks} ranks, dense": (args.ranks, True, None)}
     for model in args.model or list(MODELS):
         for output in args.output or ["full", "class"]:
             best = {}
             for _ in range(args.rounds):
-                for name, (ranks, dense) in runs.items():
-                    record = run_worker(model, output, ranks, dense, args)
+                for name, (ranks, dense, thread_count) in runs.items():
+                    record = run_worker(model, output, ranks, dense, thread_count, args)
                     if name not in best or record["words_per_s"] > best[name]["words_per_s"]:
                         best[name] = record
             records.append({"model": model, "output": output, **best})
@@ -69,7 +71,7 @@ def main():
                 shares = (f"{record['mb_per_batch']:8.1f} {100 * record['allreduce_share']:8.0f}% "
                           f"{100 * record['sum_share']:7.0f}% {100 * record['wait_share']:4.0f}%"
                           if record["ranks"] > 1 else "")
-                print(f"{model:6s} {output:6s} {name:17s} {record['words_per_s']:8,.0f} {record['gflops']:8.1f} "
+                print(f"{model:6s} {output:6s} {name:19s} {record['words_per_s']:8,.0f} {record['gflops']:8.1f} "
                       f"{record['words_per_s'] / best['1 process']['words_per_s']:7.2f}x {shares}", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     if args.json:
@@ -77,12 +79,15 @@ def main():
     return 0
 
 
-def run_worker(model, output, ranks, dense, args):
+def run_worker(model, output, ranks, dense, thread_count, args):
     """One timing, in a fresh process (ranks == 1) or as `ranks` MPI ranks (every gradient
-    summed dense where `dense`); its record."""
+    summed dense where `dense`; `thread_count` BLAS threads, None: the cores / ranks);
+    its record."""
     command = [sys.executable, str(HERE / "distributed.py"), "--worker", "--model", model, "--output", output,
                "--batch", str(args.batch), "--seq", str(args.seq), "--vocab", str(args.vocab),
                "--classes", str(args.classes), "--batches", str(args.batches)] + (["--dense-rows"] if dense else [])
+    if thread_count:
+        command += ["--threads", str(thread_count)]
     if ranks > 1:
         command = [distributed_launcher(), "-n", str(ranks)] + command
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -101,7 +106,8 @@ def worker(args):
     prints one JSON line (rank 0)."""
     ranks = distributed.world()
     data_parallel.GradientSum.sparse_rows = not args.dense_rows
-    threads.settle(None)  # cores / local ranks, as the command lines settle it
+    keep_freed_memory()  # as the command lines do
+    threads.settle(args.threads)  # None: the cores / local ranks, as the command lines settle it
     hidden, layers = MODELS[args.model[0]]
     vocab = benchmark_vocabulary(args.vocab, args.classes if args.output[0] == "class" else None)
     backend = get_backend("numpy", "float32")
@@ -180,6 +186,7 @@ def parse_arguments():
     parser.add_argument("--json", help="write the records to this file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dense-rows", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
