@@ -289,7 +289,8 @@ def recorded(options, command, argv, console):
     from rwthlm_py.output.run_record import recording
 
     full_argv = [sys.argv[0]] + list(sys.argv[1:] if argv is None else argv)
-    with recording(options.record, command, full_argv, options, console) as record:
+    folder = options.record if distributed.world().is_root else None  # one record for the ranks of a job
+    with recording(folder, command, full_argv, options, console) as record:
         def finish(status):
             if record is not None:
                 record.status = status

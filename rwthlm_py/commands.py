@@ -11,7 +11,10 @@ setup (model_setup) and TrainingSettings, PerplexitySettings, LatticeRescoring,
 NbestRescoring, SelfTestSettings, VocabularyBuilding (training_settings, ...).
 """
 
+import contextlib
 import dataclasses
+import os
+import socket
 
 from rwthlm_py.config import to_dict
 from rwthlm_py.errors import InputError
@@ -43,12 +46,15 @@ from rwthlm_py.rescoring.lattice_command import LatticeRescoring, rescore_lattic
 from rwthlm_py.rescoring.lattice_search import SearchOptions
 from rwthlm_py.rescoring.nbest_command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
 from rwthlm_py.rescoring.wer import read_noise_words
-from rwthlm_py.runtime.backend import get_backend
+from rwthlm_py.runtime import distributed
+from rwthlm_py.runtime.backend import cupy_device_count, get_backend
+from rwthlm_py.runtime.distributed import device_for_rank
 from rwthlm_py.runtime.jobs import ONE_JOB
 from rwthlm_py.scoring.evaluate import interpolate_with_arpa, score_corpus, summary_lines, verbose_lines
 from rwthlm_py.scoring.sampling import sample_sentences
 from rwthlm_py.text.arpa import read_arpa
 from rwthlm_py.text.textio import refuse_overwriting_inputs
+from rwthlm_py.training import data_parallel
 from rwthlm_py.training.model_lock import exclusive_model_lock
 from rwthlm_py.training.optim import Sgd
 from rwthlm_py.training.rate_search_heldout import search_learning_rate
@@ -93,9 +99,19 @@ def rwthlm_job(options, lattices):
 def train_job(setup, training, network_path, backend, console):
     """Trains the network of `network_path` (a model file, or a network string for a new
     one) after the ModelSetup `setup`, with the TrainingSettings `training`. Holds the
-    model's exclusive lock from before it reads the model to the end."""
-    with exclusive_model_lock(network_path, console):
+    model's exclusive lock from before it reads the model to the end.
+
+    Among the ranks of an MPI job (data-parallel training, training/data_parallel.py) rank
+    0 holds the lock and sets up first, writing what the setup writes (a vocabulary); the
+    others set up after it, from the same files, and write nothing."""
+    ranks = distributed.world()
+    with exclusive_model_lock(network_path, console) if ranks.is_root else contextlib.nullcontext():
+        if not ranks.is_root:
+            setup = dataclasses.replace(setup, remap=None)
+            ranks.barrier()
         prepared = prepare(setup, network_path, backend, console, training_schedule=training.schedule)
+        if ranks.is_root and ranks.size > 1:
+            ranks.barrier()
         if prepared is None:
             return 0
         train_corpus = read_training_text(setup, prepared.vocab, console)
@@ -370,22 +386,42 @@ def train_network(network, optimizer, network_path, is_new, training_state, trai
     """Trains with the TrainingSettings; a new network without --learning-rate first gets one
     from their rate search."""
     schedule = settings.schedule
-    require_batch_memory(network, schedule.wrap(train_corpus), schedule.batch_size, training=True)
-    events = open_log(settings.tensorboard)  # first: a bad directory stops the run before it writes
+    ranks = distributed.world()
+    start, stop = data_parallel.column_block(schedule.batch_size, 0, ranks.size)  # the widest block of a batch
+    require_batch_memory(network, schedule.wrap(train_corpus), stop - start, training=True)
+    # first: a bad directory stops the run before it writes; rank 0 alone writes the events
+    events = open_log(settings.tensorboard if ranks.is_root else None)
     head_start = None
     try:
+        if ranks.size > 1:
+            _start_ranks(network, schedule, ranks, console)
         if is_new:
             if settings.learning_rate is None:
                 rate, head_start = settings.rate_search(network, optimizer, train_corpus, dev_corpus, schedule,
                                                         console, events)
                 training_state.learning_rate = rate
             # the initial weights: what epoch 1 rolls back to, and where a killed run starts it again
-            save_model(network_path, network, optimizer, training_state, settings.recorded_options)
+            if ranks.is_root:
+                save_model(network_path, network, optimizer, training_state, settings.recorded_options)
         trainer = Trainer(network, optimizer, network_path, schedule, training_state, console,
                           settings.recorded_options, events)
         trainer.train(train_corpus, dev_corpus, head_start)
     finally:
         events.close()
+
+
+def _start_ranks(network, schedule, ranks, console):
+    """Data-parallel training's line, and the sum of the gradients made on every rank."""
+    blocks = sorted({stop - start for start, stop in
+                     (data_parallel.column_block(schedule.batch_size, rank, ranks.size) for rank in range(ranks.size))})
+    console.note(f"data-parallel training on {ranks.size} ranks: each trains "
+                 f"{' or '.join(map(str, blocks))} of the batch's {schedule.batch_size} columns")
+    # a launcher names a killed rank by its process id and host: this line says which rank that was
+    processes = ranks.all_gather(f"{os.getpid()}@{socket.gethostname()}")
+    console.note("ranks' processes: " + ", ".join(f"{rank}: {name}" for rank, name in enumerate(processes)))
+    data_parallel.gradient_sum(network, ranks)
+    for line in data_parallel.pending_notes():
+        console.note(line)
 
 
 def rwthlm_rate_search(network, optimizer, train_corpus, dev_corpus, schedule, console, events):
@@ -409,7 +445,8 @@ def first_epoch_order(corpus, schedule):
 
 
 def make_backend(name, dtype, console):
-    """The array backend of --backend and --dtype, named in a note on the console."""
-    backend = get_backend(name, dtype)
+    """The array backend of --backend and --dtype, named in a note on the console. Each rank
+    of an MPI job on a node with GPUs takes its own (local rank modulo the devices)."""
+    backend = get_backend(name, dtype, device_for_rank(distributed.world(), cupy_device_count()))
     console.note(f"backend: {backend.describe()}")
     return backend

@@ -336,13 +336,13 @@ def test_the_trials_figures_go_to_tensorboard(tmp_path, toy, monkeypatch):
 
 def test_trials_train_and_are_judged_on_the_leading_batches_only(tmp_path, toy, monkeypatch):
     monkeypatch.setattr(rate_search_heldout, "JUDGE_WORDS", 100)
-    judged, score_corpus = [], rate_search_heldout.score_corpus
+    judged, score_on_ranks = [], rate_search_heldout.score_on_ranks
 
     def spied(network, corpus, sequences, *args, **kwargs):
         judged.append(sequences)
-        return score_corpus(network, corpus, sequences, *args, **kwargs)
+        return score_on_ranks(network, corpus, sequences, *args, **kwargs)
 
-    monkeypatch.setattr(rate_search_heldout, "score_corpus", spied)
+    monkeypatch.setattr(rate_search_heldout, "score_on_ranks", spied)
     console, _, (_, chosen) = toy_training(toy, tmp_path / "toy-i8-m8", monkeypatch, trial_share=3, max_epoch=1)
     trained, dev = (re.search(r"trials of ([0-9,]+) training words, judged by the perplexity of ([0-9,]+) "
                               r"development words", console.out.getvalue()).groups())

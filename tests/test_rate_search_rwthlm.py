@@ -28,7 +28,8 @@ def search(class_vocab, monkeypatch, perplexities, num_sequences=40):
     sequences = data.Sequences(sequences.first[:num_sequences], sequences.end[:num_sequences])
     tried, running = [], {}
 
-    def scripted_batch(network, optimizer, batch, state, rate, feedforward=False, clipping=None, dropout=None):
+    def scripted_batch(network, optimizer, batch, state, rate, feedforward=False, clipping=None, dropout=None,
+                       columns=None):
         if not running or running["rate"] != rate or running["batch"] == rate_search_rwthlm.NUM_BATCHES:
             tried.append(rate)
             running.update(rate=rate, batch=0, words=0, loss=0.0)

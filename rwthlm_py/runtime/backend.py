@@ -171,6 +171,16 @@ def cupy_device_count() -> int:
         return 0
 
 
+def nccl_module() -> ModuleType:
+    """cupy's NCCL bindings, cupy.cuda.nccl (for summing device arrays over MPI ranks,
+    runtime/distributed.py); ImportError where cupy or its NCCL is missing."""
+    if cupy is None:
+        raise ImportError(f"cupy is not importable ({_CUPY_IMPORT_ERROR})")
+    from cupy.cuda import nccl
+
+    return nccl
+
+
 def get_backend(name: str = "auto", dtype: str = "float32", device_id: int = 0) -> Backend:
     """Returns the backend `name` ("auto": cupy when a CUDA device is present, else numpy)."""
     if name not in BACKEND_NAMES:

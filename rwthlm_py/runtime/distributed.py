@@ -14,6 +14,11 @@ ever. A world of several ranks therefore ends the job (MPI_Abort, which the laun
 passes on to every rank) where a rank meets an uncaught exception, and `end_job` does the
 same for a rank that stops on an error it reported itself. A rank killed outright
 (SIGKILL) is seen by the launcher, which ends the others.
+
+Arrays on a GPU are summed on the devices (`device_sum`): NCCL through cupy.cuda.nccl,
+its communicator made from a unique id that rank 0 draws and broadcasts over MPI; where
+NCCL cannot be had, through host buffers (a copy to the host and back), said in one line.
+Each rank of a node takes its own GPU, `device_for_rank`.
 """
 
 import os
@@ -112,6 +117,70 @@ class MpiWorld(World):
         sys.stdout.flush()
         sys.stderr.flush()
         self._comm.Abort(status)
+
+
+class HostSum:
+    """Sums arrays over the ranks through MPI: numpy arrays in place; device arrays (of
+    `backend`) by a copy to the host and back."""
+
+    def __init__(self, ranks: World, backend: Any = None):
+        self.ranks, self.backend = ranks, backend
+
+    def sum_in_place(self, array: Any) -> Any:
+        if self.backend is None or self.backend.on_host:
+            return self.ranks.sum_in_place(array)
+        host = self.ranks.sum_in_place(numpy.ascontiguousarray(self.backend.to_numpy(array)))
+        array[...] = self.backend.asarray(host)
+        return array
+
+
+class NcclSum:
+    """Sums device arrays over the ranks with NCCL's allreduce, on the current stream.
+
+    `pointer(array)` is the device address of a contiguous array and `stream()` the
+    current stream's handle (cupy's, unless a test's double gives others)."""
+
+    def __init__(self, communicator: Any, nccl: Any, pointer: Any, stream: Any):
+        self.communicator, self.nccl = communicator, nccl
+        self.pointer, self.stream = pointer, stream
+
+    def sum_in_place(self, array: Any) -> Any:
+        codes = {numpy.dtype(numpy.float32): self.nccl.NCCL_FLOAT32, numpy.dtype(numpy.float64): self.nccl.NCCL_FLOAT64}
+        address = self.pointer(array)
+        self.communicator.allReduce(address, address, int(array.size), codes[numpy.dtype(array.dtype)],
+                                    self.nccl.NCCL_SUM, self.stream())
+        return array
+
+
+def device_sum(ranks: World, backend: Any, nccl: Any = None, pointer: Any = None, stream: Any = None) -> tuple:
+    """(summer, note): what sums `backend`'s arrays over the ranks, its sum_in_place(array),
+    and a line to show where it is not the fast path (None where it is). NCCL for device
+    arrays of several ranks (`nccl`: the cupy.cuda.nccl module, imported where None;
+    `pointer` and `stream` as NcclSum's), else MPI on host buffers. Every rank must call it:
+    making an NCCL communicator is a collective."""
+    if ranks.size == 1 or backend.on_host:
+        return HostSum(ranks), None
+    try:
+        nccl = nccl if nccl is not None else _import_nccl()
+        unique_id = ranks.broadcast(nccl.get_unique_id() if ranks.is_root else None)
+        communicator = nccl.NcclCommunicator(ranks.size, unique_id, ranks.rank)
+    except Exception as error:  # noqa: BLE001 - no NCCL, or it fails to start: the host path works
+        return HostSum(ranks, backend), (f"NCCL is not available ({type(error).__name__}: {error}): the gradients "
+                                         "are summed through host buffers")
+    pointer = pointer or (lambda array: array.data.ptr)
+    stream = stream or (lambda: backend.xp.cuda.get_current_stream().ptr)
+    return NcclSum(communicator, nccl, pointer, stream), None
+
+
+def _import_nccl() -> Any:
+    from rwthlm_py.runtime.backend import nccl_module  # the one module that imports cupy
+
+    return nccl_module()
+
+
+def device_for_rank(ranks: World, device_count: int) -> int:
+    """The GPU of this rank: its place on its node, modulo the node's devices (0 without any)."""
+    return ranks.local_rank % device_count if device_count > 0 else 0
 
 
 _world: World | None = None

@@ -19,6 +19,11 @@ A rerun resumes from it when MODEL is still where the epoch began and the settin
 the batch order is fixed by (seed, epoch), the totals and weights are exact copies, so the
 run ends with exactly the weights of an uninterrupted one. Otherwise the file is out of
 date and removed with a line saying why. It is removed when its epoch ends.
+
+Among the ranks of a data-parallel job (data_parallel.py) rank 0's clock decides when a
+save is due, rank 0 writes and removes the file, and the carried state it saves is that of
+every column, gathered from the ranks; a resumed run (with any number of ranks) gives each
+rank its columns' part.
 """
 
 import dataclasses
@@ -30,7 +35,9 @@ import numpy
 
 from rwthlm_py.errors import InputError
 from rwthlm_py.model.checkpoint import load_momentum, load_weights, read_model, save_model
+from rwthlm_py.runtime import distributed
 from rwthlm_py.text.textio import link_target
+from rwthlm_py.training import data_parallel
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -70,47 +77,61 @@ def training_settings(schedule, momentum, corpus):
 class EpochCheckpoints:
     """Saves the epoch in progress every `minutes` (None: never) and resumes from it."""
 
-    def __init__(self, model_path, minutes, settings, console):
+    def __init__(self, model_path, minutes, settings, console, ranks=None):
         self.model_path, self.path = model_path, partial_path(model_path)
         self.interval = None if minutes is None else 60.0 * minutes
         self.settings, self.console = settings, console
+        self.ranks = ranks if ranks is not None else distributed.World()
         self.last_saved = time.monotonic()
 
     def due(self):
-        return self.interval is not None and time.monotonic() - self.last_saved >= self.interval
+        """Whether to save now: rank 0's answer on every rank."""
+        if self.interval is None:
+            return False
+        due = time.monotonic() - self.last_saved >= self.interval
+        return self.ranks.broadcast(due) if self.ranks.size > 1 else due
 
     def save(self, network, optimizer, training_state, position, options):
-        structure, arrays = flatten_state(position.carried_state, network.backend.to_numpy)
-        progress = {"batches_done": position.batches_done, "words": position.words,
-                    "neg_log_prob": position.neg_log_prob, "base": _base(training_state),
-                    "settings": self.settings, "state": structure}
-        save_model(self.path, network, optimizer, training_state, options,
-                   extra_meta={"epoch_in_progress": progress},
-                   extra_arrays={f"state/{k}": array for k, array in enumerate(arrays)}, keep_backup=False)
+        """Every rank calls it; rank 0 writes (with the state of every rank's columns)."""
+        state = position.carried_state
+        if self.ranks.size > 1:
+            state = data_parallel.gather_state(state, self.ranks, network.backend.to_numpy)
+        if self.ranks.is_root:
+            structure, arrays = flatten_state(state, network.backend.to_numpy)
+            progress = {"batches_done": position.batches_done, "words": position.words,
+                        "neg_log_prob": position.neg_log_prob, "base": _base(training_state),
+                        "settings": self.settings, "state": structure}
+            save_model(self.path, network, optimizer, training_state, options,
+                       extra_meta={"epoch_in_progress": progress},
+                       extra_arrays={f"state/{k}": array for k, array in enumerate(arrays)}, keep_backup=False)
         self.last_saved = time.monotonic()
 
     def resume(self, network, optimizer, training_state):
         """Loads the weights and momentum of a partial epoch that continues the model as it
         is now, and returns its EpochPosition; None when there is none to continue."""
         self.last_saved = time.monotonic()
-        if not os.path.exists(self.path):
+        if not self.ranks.broadcast(os.path.exists(self.path)):  # rank 0's view: it alone removes the file
             return None
         partial = read_model(self.path)
         progress = partial.meta.get("epoch_in_progress")
         reason = self._out_of_date(progress, training_state, partial.others)
         if reason:
             self.console.say(f"'{self.path}' is out of date ({reason}): removed, the epoch starts from its beginning")
+            self.ranks.barrier()  # every rank has read it before rank 0 removes it
             self.discard()
             return None
         load_weights(network, partial)
         load_momentum(optimizer, partial)
         arrays = [partial.others[f"state/{k}"] for k in range(_count_arrays(progress["state"]))]
         state = unflatten_state(progress["state"], arrays, network.backend.asarray)
+        state = data_parallel.state_block(state, self.settings["batch_size"], self.ranks)
         self.console.say(f"Resuming epoch {training_state.epoch + 1} after batch {progress['batches_done']} "
                          f"from '{self.path}' ...")
         return EpochPosition(progress["batches_done"], progress["words"], progress["neg_log_prob"], state)
 
     def discard(self):
+        if not self.ranks.is_root:
+            return
         try:
             os.unlink(self.path)
         except FileNotFoundError:

@@ -60,8 +60,9 @@ import time
 from rwthlm_py.errors import InputError
 from rwthlm_py.output.reporting import perplexity_of
 from rwthlm_py.output.tensorboard_log import NoLog
-from rwthlm_py.scoring.evaluate import score_corpus
+from rwthlm_py.runtime import distributed
 from rwthlm_py.text import data
+from rwthlm_py.training.data_parallel import score_on_ranks
 from rwthlm_py.training.epoch_checkpoint import EpochPosition
 from rwthlm_py.training.train import restore, snapshot, train_steps
 
@@ -171,8 +172,9 @@ def _words(sequences):
 
 
 def _judge(network, corpus, sequences, schedule):
-    perplexity = score_corpus(network, corpus, sequences, schedule.batch_size, carry_state=schedule.carry_state,
-                              unk_penalty=schedule.unk_penalty, feedforward=schedule.feedforward).perplexity
+    perplexity = score_on_ranks(network, corpus, sequences, schedule.batch_size, distributed.world(),
+                                carry_state=schedule.carry_state, unk_penalty=schedule.unk_penalty,
+                                feedforward=schedule.feedforward).perplexity
     return perplexity if math.isfinite(perplexity) else math.inf
 
 

@@ -60,7 +60,8 @@ def _trial(network, optimizer, batches, rate, schedule, console, initial):
     for number, batch in enumerate(batches, start=1):
         state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
         loss, state = train_batch(network, optimizer, batch, state, rate, schedule.feedforward,
-                                  schedule.gradient_clipping, schedule.dropout_masks(network.backend, 0, number))
+                                  schedule.gradient_clipping, schedule.dropout_masks(network.backend, 0, number),
+                                  columns=schedule.batch_size)
         neg_log_prob, words = neg_log_prob + loss, words + batch.num_targets
         perplexity = perplexity_of(neg_log_prob, words)
         console.say(f"  {perplexity:10.2f}")

@@ -20,6 +20,11 @@ MIN_LEARNING_RATE (rwthlm would halve for ever), or, with --stop-after-halvings 
 epochs in a row have halved it (the count is kept in the model file, so that a resumed run
 stops where an uninterrupted one does).
 
+Started as several MPI ranks (`mpiexec -n N`), the ranks share every batch (data_parallel.py):
+each trains its block of the batch's columns, the gradients are summed before each step, and
+every decision above is taken alike on every rank from the summed figures; rank 0 alone
+writes the model, its epoch checkpoints and the events.
+
 This module knows nothing about layers or command lines.
 """
 
@@ -33,8 +38,10 @@ import numpy
 from rwthlm_py.model.checkpoint import load_momentum, load_weights, read_model, save_model
 from rwthlm_py.output.reporting import perplexity_of
 from rwthlm_py.output.tensorboard_log import NoLog, options_table
-from rwthlm_py.scoring.evaluate import network_state_for, score_corpus
+from rwthlm_py.runtime import distributed
+from rwthlm_py.scoring.evaluate import network_state_for
 from rwthlm_py.text import data
+from rwthlm_py.training import data_parallel
 from rwthlm_py.training.dropout import DropoutMasks
 from rwthlm_py.training.epoch_checkpoint import EpochCheckpoints, EpochPosition, training_settings
 
@@ -86,9 +93,19 @@ class Schedule:
         return self.shuffling and not self.carry_state
 
 
-def train_batch(network, optimizer, batch, state, learning_rate, feedforward=False, clipping=None, dropout=None):
+def train_batch(network, optimizer, batch, state, learning_rate, feedforward=False, clipping=None, dropout=None,
+                ranks=None, columns=None):
     """One rwthlm update (or, with --feedforward, one per time slice); returns (-sum ln p,
-    new state). `dropout`: the batch's DropoutMasks, or None."""
+    new state). `dropout`: the batch's DropoutMasks, or None.
+
+    Among several ranks (`ranks`, the job's distributed.World where None) each trains its
+    block of the batch's columns (data_parallel.py; blocks of the schedule's `columns`, the
+    batch's own width where None) from the state of its columns, and the update is the
+    whole batch's; the loss returned is the whole batch's, the state this rank's."""
+    ranks = ranks if ranks is not None else distributed.world()
+    if ranks.size > 1:
+        return _train_block(network, optimizer, batch, state, learning_rate, feedforward, clipping, dropout, ranks,
+                            columns or batch.batch_size)
     if feedforward:
         return _train_slices(network, optimizer, batch, state, learning_rate, clipping, dropout)
     network.zero_grads()
@@ -105,7 +122,8 @@ def train_steps(network, optimizer, batches, learning_rate, schedule, epoch=0, f
     for number, batch in enumerate(batches, start=first_number):
         state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
         loss, state = train_batch(network, optimizer, batch, state, learning_rate, schedule.feedforward,
-                                  schedule.gradient_clipping, schedule.dropout_masks(network.backend, epoch, number))
+                                  schedule.gradient_clipping, schedule.dropout_masks(network.backend, epoch, number),
+                                  columns=schedule.batch_size)
         yield number, batch, loss, state if schedule.carry_state else None
 
 
@@ -132,6 +150,44 @@ def _train_slices(network, optimizer, batch, state, learning_rate, clipping, dro
     return loss, state
 
 
+def _train_block(network, optimizer, batch, state, learning_rate, feedforward, clipping, dropout, ranks, columns):
+    """train_batch on this rank's block of columns: the gradients and loss summed over the
+    ranks before each step, clipped by the whole batch's norm and target count."""
+    start, stop = data_parallel.batch_block(batch.batch_size, columns, ranks)
+    steps = batch.inputs.shape[0]
+    local = data_parallel.local_batch(batch, start, stop, trim=not feedforward)
+    masks = dropout.for_columns(start, stop, steps, batch.batch_size) if dropout is not None else None
+    state = data_parallel.local_state(state, stop - start)
+    gradient_sum = data_parallel.gradient_sum(network, ranks)
+    if not feedforward:
+        return _train_summed(network, optimizer, local, batch.num_targets, state, learning_rate, clipping, masks,
+                             gradient_sum)
+    loss = 0.0
+    pieces = data.time_slices(local) if local is not None else itertools.repeat((None, None), steps)
+    for number, (step, _) in enumerate(pieces):
+        step_masks = masks.for_slice(number) if masks is not None else None
+        step_state = network.without_recurrence(state)
+        targets = int(numpy.count_nonzero(batch.positions[number] >= 0))
+        slice_loss, state = _train_summed(network, optimizer, step, targets, step_state, learning_rate, clipping,
+                                          step_masks, gradient_sum)
+        loss += slice_loss
+    return loss, state
+
+
+def _train_summed(network, optimizer, local, num_targets, state, learning_rate, clipping, dropout, gradient_sum):
+    """One step on the gradients of `local` (this rank's Batch, or None for no targets)
+    summed over the ranks; `num_targets` is the whole batch's. Returns (the whole batch's
+    -sum ln p, this rank's new state)."""
+    network.zero_grads()
+    loss, new_state = 0.0, state
+    if local is not None and local.num_targets:
+        logp, new_state, _ = network.accumulate_gradients(local, state, dropout=dropout)
+        loss = -logp.sum()
+    total = gradient_sum.sum(loss)
+    optimizer.step(learning_rate * clipping_factor(network, num_targets, clipping))
+    return total, new_state
+
+
 def clipping_factor(network, num_targets, clipping):
     """min(1, clipping / (|g| / N)): scaling the step scales the summed gradient g alike.
 
@@ -155,6 +211,7 @@ class Trainer:
         self.events = events or NoLog()
         self.words_per_epoch = 0  # set by train(); the step of the per-batch curves counts words
         self.checkpoints = None  # set by train()
+        self.ranks = distributed.world()  # rank 0 alone writes; every rank decides alike from summed figures
 
     def train(self, train_corpus, dev_corpus, head_start=None):
         """Trains until --max-epoch; `head_start` (rate_search_heldout.HeadStart) is the first
@@ -167,7 +224,7 @@ class Trainer:
         self.words_per_epoch = int((sequences.end - sequences.first).sum())
         self.checkpoints = EpochCheckpoints(self.model_path, schedule.checkpoint_every,
                                             training_settings(schedule, self.optimizer.momentum, train_corpus),
-                                            self.console)
+                                            self.console, self.ranks)
         while schedule.max_epoch == 0 or self.state.epoch < schedule.max_epoch:
             order = self._epoch_order(sequences)
             position = self._start_epoch(head_start, len(order)) or EpochPosition()
@@ -265,7 +322,7 @@ class Trainer:
             if schedule.verbose:
                 self.console.say(f"training perplexity = {progress.perplexity:.2f}")
                 self.console.say(f"time = {time.perf_counter() - started:.3f} seconds")
-            if self.checkpoints is not None and self.checkpoints.due():
+            if self.checkpoints is not None and self.checkpoints.due():  # the same answer on every rank
                 self.checkpoints.save(self.network, self.optimizer, self.state,
                                       EpochPosition(batches_done, progress.words, progress.neg_log_prob, state),
                                       self.options)
@@ -278,9 +335,11 @@ class Trainer:
     def evaluate(self, corpus, sequences):
         schedule = self.schedule
         progress = self.console.progress("dev", int((sequences.end - sequences.first).sum()))
-        scores = score_corpus(self.network, corpus, sequences, schedule.batch_size,
-                              carry_state=schedule.carry_state, unk_penalty=schedule.unk_penalty,
-                              feedforward=schedule.feedforward, progress=progress)
+        # among several ranks each scores its columns; their progress would show only rank 0's share
+        scores = data_parallel.score_on_ranks(self.network, corpus, sequences, schedule.batch_size, self.ranks,
+                                              carry_state=schedule.carry_state, unk_penalty=schedule.unk_penalty,
+                                              feedforward=schedule.feedforward,
+                                              progress=progress if self.ranks.size == 1 else None)
         progress.close()
         perplexity = scores.perplexity
         return perplexity if math.isfinite(perplexity) else math.inf
@@ -293,12 +352,14 @@ class Trainer:
         self.console.say(line)
 
     def save(self):
-        save_model(self.model_path, self.network, self.optimizer, self.state, self.options)
+        if self.ranks.is_root:
+            save_model(self.model_path, self.network, self.optimizer, self.state, self.options)
 
     def roll_back(self, diverged=False):
-        """Halves the learning rate and returns to the best model in the file."""
+        """Halves the learning rate and returns to the best model in the file (read by rank
+        0 and broadcast: the other ranks need not see the file system as rank 0 does)."""
         new_rate = 0.5 * self.state.learning_rate
-        model_file = read_model(self.model_path)
+        model_file = self.ranks.broadcast(read_model(self.model_path) if self.ranks.is_root else None)
         load_weights(self.network, model_file)
         load_momentum(self.optimizer, model_file)
         self.state.learning_rate = new_rate
