@@ -46,7 +46,7 @@ from rwthlm_py.rescoring.lattice_command import LatticeRescoring, rescore_lattic
 from rwthlm_py.rescoring.lattice_search import SearchOptions
 from rwthlm_py.rescoring.nbest_command import Settings, check_list_inputs, list_roles, open_lists, run_nbest
 from rwthlm_py.rescoring.wer import read_noise_words
-from rwthlm_py.runtime import distributed
+from rwthlm_py.runtime import distributed, jobs
 from rwthlm_py.runtime.backend import cupy_device_count, get_backend
 from rwthlm_py.runtime.distributed import device_for_rank
 from rwthlm_py.runtime.jobs import ONE_JOB
@@ -69,12 +69,13 @@ def run(options, network_path, backend, console, lattices=(), lattice_batch_size
     `lattice_batch_size` histories at a time (None: a whole time frame at once)."""
     job = rwthlm_job(options, lattices)
     setup = model_setup(options)
+    share = jobs.share_of(None, None, distributed.world())  # under MPI the ranks split ppl and lattices
     if job == "ppl":
         return ppl_job(setup, perplexity_settings(options, skip_oovs=False), network_path, backend, console,
-                       lattices=lattices)
+                       lattices=lattices, share=share)
     if job == "lattice":
         return lattice_job(setup, lattice_rescoring(options, lattice_batch_size), network_path, lattices, backend,
-                           console)
+                           console, share=share)
     if job == "train":
         return train_job(setup, training_settings(options, rwthlm_rate_search), network_path, backend, console)
     if job == "selftest":

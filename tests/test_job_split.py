@@ -10,7 +10,7 @@ import subprocess
 
 import numpy
 import pytest
-from conftest import HAND_LATTICE, RWTHLM_PY, assert_one_line_error, run_cli, toy_sentences
+from conftest import HAND_LATTICE, RWTHLM, RWTHLM_PY, assert_one_line_error, run_cli, toy_sentences
 from mpi import run_ranks
 
 from rwthlm_py.errors import InputError
@@ -350,3 +350,51 @@ def test_num_jobs_under_mpi_is_one_error_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("rwthlm-py")]
     assert errors == ["rwthlm-py (rank 0 of 2): error: --num-jobs: under MPI the 2 ranks split the work "
                       "themselves; give either --num-jobs with --job (separate jobs) or mpiexec, not both"]
+
+
+def test_mpi_ranks_run_rwthlms_perplexity_and_lattices_as_one_process(tmp_path, model):
+    """The `rwthlm` command splits --ppl and lattice rescoring among the ranks as rwthlm-py
+    does: what rank 0 prints and the files the ranks write are one process's."""
+    runs = {}
+    (tmp_path / "one").mkdir()
+    names = htk_lattices(tmp_path / "one", model)
+    (tmp_path / "one" / "test.txt").write_text("the cat sees the dog\nthe dog feeds\n" * 7)
+    shutil.copytree(tmp_path / "one", tmp_path / "mpi")
+    for way in ("one", "mpi"):
+        folder = tmp_path / way
+        ppl = ["--ppl", "test.txt", "--word-wrapping", "verbatim", "--batch-size", 3, "--verbose", "--unk", MODEL]
+        lattices = ["--lambda", 0.5, "--pruning-threshold", 0, "--dtype", "float64", *names, MODEL]
+        if way == "one":
+            results = [run_cli(RWTHLM, *arguments, cwd=folder) for arguments in (ppl, lattices)]
+            assert all(status == 0 for status, _, _ in results), [err for _, _, err in results]
+            runs[way] = [out for _, out, _ in results]
+        else:
+            program = RWTHLM_NOTING_WHAT_EACH_RANK_READS
+            results = [run_ranks(2, ["-c", program, *map(str, arguments)], cwd=folder) for arguments in (ppl, lattices)]
+            assert all(result.returncode == 0 for result in results), [result.stderr for result in results]
+            runs[way] = [result.stdout for result in results]
+    assert runs["mpi"] == runs["one"]
+    assert runs["one"][0].count("\tp( ") >= 40 and "perplexity:" in runs["one"][0]
+    read = {rank: (tmp_path / "mpi" / f"read.{rank}").read_text().split() for rank in (0, 1)}
+    for rank in (0, 1):
+        (tmp_path / "mpi" / f"read.{rank}").unlink()
+    assert_same_folders(tmp_path / "one", tmp_path / "mpi")
+    assert len(list((tmp_path / "one").glob("*.rescored*"))) == 5
+    assert read[0] and read[1] and sorted(read[0] + read[1]) == sorted(names)  # each lattice read by one rank
+
+
+RWTHLM_NOTING_WHAT_EACH_RANK_READS = """
+import sys
+from rwthlm_py.cli import rwthlm_main
+from rwthlm_py.rescoring import lattice_command
+from rwthlm_py.runtime import distributed
+read_lattice = lattice_command.read_lattice
+
+def noted(path, *rest):
+    with open(f"read.{distributed.world().rank}", "a") as out:
+        out.write(f"{path}\\n")
+    return read_lattice(path, *rest)
+
+lattice_command.read_lattice = noted
+sys.exit(rwthlm_main())
+"""
