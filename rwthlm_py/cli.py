@@ -163,19 +163,21 @@ def run_guarded(program, body, console=None):
         program = f"{program} (rank {ranks.rank} of {ranks.size})"
         if console is not None and not ranks.is_root:
             console.silence()
-    status = _guarded(program, body)
+    status = _guarded(program, body, ranks)
     if status != 0:
         ranks.end_job(status)
     return status
 
 
-def _guarded(program, body):
+def _guarded(program, body, ranks):
     previous = _terminate_on_signals()
     try:
         status = body()
         sys.stdout.flush()
         return status
     except UsageError as error:
+        if not ranks.is_root:  # every rank read the same command line: rank 0 says it once and ends the job
+            ranks.barrier()
         print(f"{program}: error: {error} ({error.hint or f'see {program} --help'})", file=sys.stderr)
         return 2
     except InputError as error:

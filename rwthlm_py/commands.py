@@ -115,6 +115,8 @@ def train_job(setup, training, network_path, backend, console):
             ranks.barrier()
         if prepared is None:
             return 0
+        if ranks.size > 1:
+            same_vocabulary_on_every_rank(ranks, prepared.vocab)
         train_corpus = read_training_text(setup, prepared.vocab, console)
         optimizer = Sgd(prepared.network, training.momentum)
         if prepared.model_file is not None:
@@ -122,6 +124,17 @@ def train_job(setup, training, network_path, backend, console):
         train_network(prepared.network, optimizer, network_path, prepared.model_file is None,
                       prepared.training_state, train_corpus, prepared.dev_corpus, training, console)
     return 0
+
+
+def same_vocabulary_on_every_rank(ranks, vocab):
+    """Refuses ranks whose vocabularies differ (word classes clustered by each rank under a
+    --time-limit can differ): their gradients would be summed over different layouts."""
+    fingerprints = ranks.all_gather(vocab.fingerprint())
+    differing = [rank for rank, fingerprint in enumerate(fingerprints) if fingerprint != fingerprints[0]]
+    if differing:
+        jobs.refuse(ranks, InputError(f"rank {differing[0]} built another vocabulary than rank 0 (word classes "
+                                      "clustered against a time limit differ from run to run): build it once "
+                                      "(rwthlm-py vocab) and give it with --vocab"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -188,7 +188,7 @@ def test_a_model_trained_on_some_ranks_goes_on_with_others(corpus, first, then):
 
 def test_a_killed_rank_ends_the_job_and_the_run_resumes_its_epoch(corpus, children):
     """kill -9 of rank 1 mid-epoch: the job ends within seconds, the model file is whole,
-    and a rerun (on 2 ranks, then on 1) resumes the epoch from its last save and ends with
+    and a rerun on 2 ranks resumes the epoch from its last save and ends with
     the model of a run that was never interrupted."""
     (corpus / "train.txt").write_text((corpus / "train.txt").read_text() * 3)
     arguments = training("--word-wrapping", "stream", "--learning-rate", 0.03, "--max-epoch", 2)
@@ -212,7 +212,7 @@ def test_a_killed_rank_ends_the_job_and_the_run_resumes_its_epoch(corpus, childr
     assert f"1: {pid}@" in err
     assert f"PID {pid} " in out + err or "rank 1 " in out + err  # MPICH's Hydra names the process, Open MPI the rank
     read_model(corpus / "killed-i8-m8")  # whole: every save is a rename
-    resumed = train_on_ranks(1, arguments + ["killed-i8-m8"], corpus)
+    resumed = train_on_ranks(2, arguments + ["killed-i8-m8"], corpus)
     assert "Resuming epoch" in resumed.stdout
     assert_same_model(corpus / "whole-i8-m8", corpus / "killed-i8-m8")
     assert not (corpus / "killed-i8-m8.partial").exists()
@@ -227,17 +227,18 @@ def test_a_checkpoint_gathers_the_carried_state_of_every_rank(tmp_path):
         "start, stop = data_parallel.column_block(5, ranks.rank, ranks.size)\n"
         "mine = (numpy.arange(start, stop, dtype=float)[:, None] * numpy.ones((1, 2)), None)\n"
         "whole = data_parallel.gather_state(mine, ranks, numpy.asarray)\n"
-        "if ranks.is_root:\n"
-        "    back = [data_parallel.state_block(whole, 5, ranks)]\n"
-        "    open('state', 'wb').write(pickle.dumps((whole, back)))\n"
+        "back = data_parallel.state_block(ranks.broadcast(whole), 5, ranks)\n"
+        "open(f'state{ranks.rank}', 'wb').write(pickle.dumps((whole, back)))\n"
     )
     result = run_ranks(2, ["-c", program], cwd=tmp_path, env={"PYTHONPATH": ROOT})
     assert result.returncode == 0, result.stderr
     import pickle
 
-    whole, back = pickle.loads((tmp_path / "state").read_bytes())
+    whole, back = pickle.loads((tmp_path / "state0").read_bytes())
     assert whole[0][:, 0].tolist() == [0, 1, 2, 3, 4] and whole[1] is None
-    assert back[0][0][:, 0].tolist() == [0, 1, 2]
+    assert back[0][:, 0].tolist() == [0, 1, 2]
+    whole, back = pickle.loads((tmp_path / "state1").read_bytes())
+    assert whole is None and back[0][:, 0].tolist() == [3, 4]  # each rank takes its own columns back
 
 
 # -- GPU ranks, on the strict cupy double --------------------------------------------------------
@@ -285,12 +286,33 @@ def test_without_nccl_device_arrays_are_summed_through_the_host():
             return array
 
     summer, note = distributed.device_sum(TwoRanks(), backend, nccl=Broken())
-    assert note.startswith("NCCL is not available (RuntimeError: libnccl.so.2") and "host buffers" in note
+    assert note.startswith("NCCL is not available on rank 0 (RuntimeError: libnccl.so.2") and "host buffers" in note
     array = backend.xp.asarray(numpy.arange(3.0))
     summer.sum_in_place(array)
     assert backend.to_numpy(array).tolist() == [0.0, 2.0, 4.0]
     one, none = distributed.device_sum(distributed.World(), backend)
     assert none is None and isinstance(one, distributed.HostSum)
+
+
+def test_where_one_rank_lacks_nccl_every_rank_sums_through_the_host():
+    from rwthlm_py.testing.strict_cupy import strict_backend
+
+    class RankZeroOfTwo(distributed.World):
+        size = 2
+
+        def all_gather(self, value):
+            return [value, "ImportError: no cupy.cuda.nccl"]  # rank 1 could not import it
+
+    class Working:
+        def get_unique_id(self):
+            return b"id"
+
+        def NcclCommunicator(self, *arguments):  # noqa: N802 - cupy's name
+            raise AssertionError("rank 0 must not start NCCL where rank 1 cannot join it")
+
+    summer, note = distributed.device_sum(RankZeroOfTwo(), strict_backend("float64"), nccl=Working())
+    assert isinstance(summer, distributed.HostSum)
+    assert note.startswith("NCCL is not available on rank 1 (ImportError: no cupy.cuda.nccl)")
 
 
 NCCL_PROGRAM = """
@@ -321,3 +343,22 @@ def test_device_arrays_are_summed_by_nccl_from_an_id_rank_0_broadcasts(tmp_path)
     assert report["note"] is None and report["sum"] == [3.0] * 4
     assert report["calls"][0] == ["communicator", 2, "b'id-of-rank-0'", 0]
     assert report["calls"][1] == ["allReduce", 4, 8, 0, 0]
+
+
+def test_ranks_with_different_vocabularies_are_refused(class_vocab):
+    from rwthlm_py.commands import same_vocabulary_on_every_rank
+    from rwthlm_py.errors import InputError
+
+    class RankZeroOfThree(distributed.World):
+        size = 3
+
+        def __init__(self, others):
+            self.others = others
+
+        def all_gather(self, value):
+            return [value, *self.others]
+
+    fingerprint = class_vocab.fingerprint()
+    same_vocabulary_on_every_rank(RankZeroOfThree([fingerprint, fingerprint]), class_vocab)
+    with pytest.raises(InputError, match="^rank 2 built another vocabulary than rank 0 .* give it with --vocab"):
+        same_vocabulary_on_every_rank(RankZeroOfThree([fingerprint, "another"]), class_vocab)

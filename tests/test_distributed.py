@@ -113,3 +113,10 @@ def test_without_mpi4py_several_ranks_are_one_error_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("prog: error: started as 2 MPI ranks, but mpi4py cannot be imported")
     assert "pip install 'rwthlm_py[mpi]'" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_bad_command_line_is_one_line_from_rank_0(tmp_path):
+    result = run_ranks(3, ["-m", "rwthlm_py", "ppl", "--bogus", "x"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert errors == ["rwthlm-py (rank 0 of 3): error: unrecognized option --bogus (see rwthlm-py ppl --help)"]

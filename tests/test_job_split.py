@@ -253,11 +253,11 @@ def test_wer_totals_names_files_without_lines_and_refuses_broken_ones(tmp_path):
 
 # -- MPI: rank 0 prints and writes what one process does ----------------------------------------------
 
-def ranks_and_one(tmp_path, arguments, out_option=True):
-    """(one process's stdout, two ranks' stdout), each run writing into its own --out."""
+def ranks_and_one(tmp_path, arguments, out_option=True, ranks=2):
+    """(one process's stdout, `ranks` ranks' stdout), each run writing into its own --out."""
     one = run_cli(RWTHLM_PY, *arguments(["--out", "one"] if out_option else []), cwd=tmp_path)
     assert one[0] == 0, one[2]
-    ranks = run_ranks(2, ["-m", "rwthlm_py", *map(str, arguments(["--out", "mpi"] if out_option else []))],
+    ranks = run_ranks(ranks, ["-m", "rwthlm_py", *map(str, arguments(["--out", "mpi"] if out_option else []))],
                       cwd=tmp_path)
     assert ranks.returncode == 0, ranks.stderr
     return one[1], ranks.stdout
@@ -279,8 +279,8 @@ def test_mpi_ranks_rescore_kaldi_archives_as_one_process(tmp_path, model):
 
 def test_mpi_ranks_rescore_htk_lattices_and_nbest_lists_as_one_process(tmp_path, model):
     names = htk_lattices(tmp_path, model)
-    one, ranks = ranks_and_one(tmp_path, lambda out: [*HTK_RESCORING, *out, *names, MODEL])
-    assert ranks == one and "WER" in one
+    one, ranks = ranks_and_one(tmp_path, lambda out: [*HTK_RESCORING, *out, *names, MODEL], ranks=3)
+    assert ranks == one and "WER" in one  # 5 lattices on 3 ranks: rank 0 prints the others' lines in rank order
     assert_same_folders(tmp_path / "one", tmp_path / "mpi")
     lists = ["--kaldi", DATA / "kaldi" / "text", DATA / "kaldi" / "ac_cost", DATA / "kaldi" / "lm_cost"]
     one, ranks = ranks_and_one(tmp_path, lambda out: ["nbest", *lists, *ARPA_ONLY, "--lm-weight", 2], False)
@@ -300,9 +300,11 @@ def test_mpi_ranks_compute_one_processs_perplexity(tmp_path):
                              "--sequence-length", 12, "--learning-rate", 0.05, "--max-epoch", 1, "toy-i8-m8",
                              cwd=tmp_path)
     assert status == 0, err
-    one, ranks = ranks_and_one(tmp_path, lambda out: ["ppl", "--ppl", "test.txt", "--word-wrapping", "verbatim",
-                                                      "--batch-size", 3, "--verbose", "toy-i8-m8"], False)
-    assert ranks == one and one.count("\tp( ") > 200 and "perplexity:" in one
+    for wrapping in ("verbatim", "stream"):  # stream: each batch goes on from the one before
+        command = ["ppl", "--ppl", "test.txt", "--word-wrapping", wrapping, "--batch-size", 3, "--verbose",
+                   "toy-i8-m8"]
+        one, ranks = ranks_and_one(tmp_path, lambda out, command=command: command, False)
+        assert ranks == one and one.count("\tp( ") > 200 and "perplexity:" in one
 
 
 class TwoRanks(World):

@@ -99,6 +99,9 @@ class MpiWorld(World):
     def sum(self, values: Any) -> Any:
         buffer = numpy.array(values, dtype=numpy.float64)
         self.sum_in_place(buffer)
+        # MPI does not promise every rank the same bits of a sum; decisions taken on these
+        # figures (halving, rollback) must be the same on every rank, so rank 0's are used
+        self._comm.Bcast(buffer, root=0)
         return buffer.tolist() if buffer.ndim else float(buffer)
 
     def broadcast(self, value: Any) -> Any:
@@ -160,13 +163,19 @@ def device_sum(ranks: World, backend: Any, nccl: Any = None, pointer: Any = None
     making an NCCL communicator is a collective."""
     if ranks.size == 1 or backend.on_host:
         return HostSum(ranks), None
+    unique_id, missing = None, None
     try:
         nccl = nccl if nccl is not None else _import_nccl()
-        unique_id = ranks.broadcast(nccl.get_unique_id() if ranks.is_root else None)
-        communicator = nccl.NcclCommunicator(ranks.size, unique_id, ranks.rank)
-    except Exception as error:  # noqa: BLE001 - no NCCL, or it fails to start: the host path works
-        return HostSum(ranks, backend), (f"NCCL is not available ({type(error).__name__}: {error}): the gradients "
-                                         "are summed through host buffers")
+        unique_id = nccl.get_unique_id() if ranks.is_root else None
+    except Exception as error:  # noqa: BLE001 - no NCCL here: the host path works
+        missing = f"{type(error).__name__}: {error}"
+    # every rank takes the same path, or the ones with NCCL would wait for the others in it
+    missing_on = [(rank, why) for rank, why in enumerate(ranks.all_gather(missing)) if why is not None]
+    if missing_on:
+        rank, why = missing_on[0]
+        return HostSum(ranks, backend), (f"NCCL is not available on rank {rank} ({why}): the gradients are summed "
+                                         "through host buffers")
+    communicator = nccl.NcclCommunicator(ranks.size, ranks.broadcast(unique_id), ranks.rank)
     pointer = pointer or (lambda array: array.data.ptr)
     stream = stream or (lambda: backend.xp.cuda.get_current_stream().ptr)
     return NcclSum(communicator, nccl, pointer, stream), None
