@@ -98,7 +98,7 @@ def test_clipping_adds_no_wait():
     ("train", None, 64, False), ("train", 1.0, 64, True), ("score", None, 64, False), ("score", None, 1, True)])
 def test_a_2x650_batch_keeps_the_budget(mode, clipping, batch_size, against_numpy):
     """At most 400 launches per batch, no operand copies, one wait (the loss, or the
-    caller's reading of log p), also with clipping (the issue's budget allows two), and
+    caller's reading of log p), also with clipping (the budget allows two), and
     finite results; in one case of each mode (the numpy run costs as much as the counted
     one) the CUDA kernels give what the numpy bodies give: the losses and the updates of
     two parameters (trained, with clipping), or log p (scored)."""

@@ -58,7 +58,7 @@ def test_the_outputs_equal_the_golden_files(tmp_path, output):
 
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_batched_and_one_at_a_time_write_the_same_bytes(tmp_path, output):
-    """With the network's weight in play (float64), as the issue asks."""
+    """With the network's weight in play (float64)."""
     for name in ("batched", "one-by-one"):
         (tmp_path / name).mkdir()
     assert rescore(tmp_path / "batched", output, None, lam=0.6) == rescore(tmp_path / "one-by-one", output, 1, lam=0.6)
