@@ -568,7 +568,7 @@ def run_wer_totals(files, console):
 
     lines, without = sum_error_lines(files)
     for path in without:
-        console.note(f"{path}: no WER lines (a job that counted no utterance)")
+        console.note(f"{path}: no WER lines (a job run without --refs, or one that counted no utterance)")
     for line in lines:
         console.say(line)
     return 0

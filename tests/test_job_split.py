@@ -240,7 +240,7 @@ def test_wer_totals_names_files_without_lines_and_refuses_broken_ones(tmp_path):
     assert out.splitlines() == ["original 1-best:  WER 60.00% [ 3 / 5, 1 ins, 2 del, 0 sub ]",
                                 "rescored 1-best:  WER 0.00% [ 0 / 5, 0 ins, 0 del, 0 sub ]",
                                 "oracle:           WER 0.00% [ 0 / 5, 0 ins, 0 del, 0 sub ]"]
-    assert err == "empty.log: no WER lines (a job that counted no utterance)\n"
+    assert err == "empty.log: no WER lines (a job run without --refs, or one that counted no utterance)\n"
     (tmp_path / "twice.log").write_text(one + one)
     assert_one_line_error(run_cli(RWTHLM_PY, "wer-totals", "a.log", "twice.log", cwd=tmp_path), "rwthlm-py",
                           "twice.log:6: a second 'original 1-best:' WER line")

@@ -33,7 +33,7 @@ LAUNCHER_SIZES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 # this rank's place among the ranks of its node, as the same launchers name it
 LOCAL_RANK_NAMES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "PMI_LOCAL_RANK",
                     "SLURM_LOCALID")
-MPI_EXTRA_HINT = "install it with: pip install 'rwthlm_py[mpi]'"
+MPI_EXTRA_HINT = "install it with: pip install 'rwthlm_py[mpi]' (in a checkout: pip install -e '.[mpi]')"
 
 
 class NoMpi(Exception):
