@@ -70,9 +70,9 @@ class DropoutMasks:
     def generator_key(self, layer_index):
         """The Philox key of a layer's mask: Philox4x32-10 itself of the counter (epoch,
         batch, layer, time slice + 1, or 0 for a whole batch) under the random seed (its
-        two 32-bit halves), first two words. Every other key differs in at least one of
-        the counter's words, and a bijection keeps them apart. The seed's low 64 bits are
-        used."""
+        two 32-bit halves, of its low 64 bits), first two words: Philox is a bijection
+        of the counter under each key, so no two places in training share a 128-bit
+        output, and two share a mask key with probability 2^-64."""
         seed, *rest = self.key
         slice_number = rest[2] + 1 if len(rest) == 3 else 0
         counter = (*rest[:2], layer_index, slice_number)
