@@ -112,9 +112,9 @@ def run_case(case, args):
     optimizer = Sgd(network)
     batches = synthetic_batches(vocab, case["batch"], case["seq"], args.batches)
     if case["mode"] == "train":
-        schedule = Schedule()
+        plain = Schedule()
 
-        def work():
+        def work(schedule=plain):  # times_with_dropout passes a schedule with dropout
             for number, batch in enumerate(batches, start=1):
                 train_batch(network, optimizer, batch, None, 1e-4,
                             dropout=schedule.dropout_masks(backend, 0, number))

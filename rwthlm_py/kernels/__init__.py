@@ -20,11 +20,12 @@ and check the bodies against the layers' equations in float64.
                               (softmax.py has the equations)
     sgd_step(...)             the momentum step of every dense parameter at once
     sum_of_squares(arrays)    sum_k |a_k|^2 of all dense gradients at once
+    dropout_mask(...)         a dropout mask drawn from Philox4x32-10, keyed by position
 """
 
 import types
 
-from rwthlm_py.kernels import lstm, optimizer, softmax
+from rwthlm_py.kernels import dropout, lstm, optimizer, softmax
 
 KERNELS_BY_MODULE = {
     lstm: ("lstm_peepholes", "lstm_forward_step", "lstm_backward_factors", "lstm_backward_step",
@@ -32,6 +33,7 @@ KERNELS_BY_MODULE = {
     softmax: ("softmax_pick", "word_logits", "word_softmax_pick", "word_logit_gradient", "word_input_gradient",
               "word_bias_gradient", "word_weight_update", "word_weight_squared_norm"),
     optimizer: ("sgd_step", "sum_of_squares"),
+    dropout: ("dropout_mask",),
 }
 KERNEL_NAMES = tuple(name for names in KERNELS_BY_MODULE.values() for name in names)
 

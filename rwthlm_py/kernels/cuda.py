@@ -10,7 +10,7 @@ a kernel given a strided view would read the wrong elements without a word.
 
 import numpy
 
-from rwthlm_py.kernels import lstm, optimizer, softmax
+from rwthlm_py.kernels import dropout, lstm, optimizer, softmax
 
 THREADS_PER_BLOCK = 256
 REAL_TYPES = {"float32": "float", "float64": "double"}
@@ -32,7 +32,7 @@ __device__ __forceinline__ int last_row_at_most(const long long* table, int rows
 
 }
 """
-SOURCES = (COMMON_SOURCE, lstm.CUDA_SOURCE, softmax.CUDA_SOURCE, optimizer.CUDA_SOURCE)
+SOURCES = (COMMON_SOURCE, lstm.CUDA_SOURCE, softmax.CUDA_SOURCE, optimizer.CUDA_SOURCE, dropout.CUDA_SOURCE)
 SUM_THREADS = 1 << 16  # threads of sum_of_squares_parts: enough to fill a GPU
 
 
@@ -208,3 +208,14 @@ class CudaKernels:
         self._launch("sum_of_squares_parts", threads, table, numpy.int32(len(arrays)), numpy.int64(total),
                      numpy.int64(threads), parts)
         return parts.sum()
+
+    def dropout_mask(self, mask, first_column, key, threshold, scale, x=None, dropped=None):
+        """One launch, a thread per four units of a step (of x's steps, given x); the key
+        and threshold are launch arguments, so nothing is copied to the device."""
+        self._check(mask, x, dropped)
+        steps, B, H = mask.shape if x is None else x.shape
+        groups = (H + dropout.WORDS_PER_COUNTER - 1) // dropout.WORDS_PER_COUNTER
+        self._launch("dropout_mask", steps * B * groups, mask, mask if x is None else x,
+                     mask if dropped is None else dropped, numpy.int32(x is not None), numpy.int32(steps),
+                     numpy.int32(B), numpy.int32(H), numpy.int32(mask.shape[0] != steps), numpy.int64(first_column),
+                     numpy.int64(key[0]), numpy.int64(key[1]), numpy.int64(threshold), self._dtype.type(scale))

@@ -150,8 +150,7 @@ class Network:
             x, layer_new_state, cache = layer.forward(x, layer_state, lengths, train)
             mask = None
             if dropout is not None:
-                mask = dropout.mask(index, x.shape)
-                x = x * mask
+                x, mask = dropout.apply(index, x)
             new_state.append(layer_new_state)
             caches.append((cache, mask))
         return x, tuple(new_state), caches

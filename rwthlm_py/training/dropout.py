@@ -9,46 +9,74 @@ back by the same mask, dy = dy_dropped * mask. The recurrent connections (h(t-1)
 are never dropped. With `variational` (Gal and Ghahramani 2016) one mask of shape [1, B, H]
 serves every time step of a sequence; else each [T, B, H] entry has its own.
 
-Masks are drawn on the host from a generator seeded with (key..., layer), where the
-trainer's key is (random seed, epoch, batch): they depend on where a batch is in training
-and on nothing before it, so that N epochs in one run, N runs of one epoch, and a run
-resumed from the middle of an epoch draw the same masks. The ranks of a data-parallel job
-(data_parallel.py) each run some columns of a batch: `for_columns` draws the whole batch's
-masks and takes the rank's columns, so that N ranks drop what one process drops.
+Masks are drawn where they are used, by the backend's `dropout_mask` kernel
+(rwthlm_py/kernels/dropout.py): Philox4x32-10 under a key made from (random seed, epoch,
+batch[, time slice], layer), with each element's (time, column, unit) as the counter. They
+depend on where a batch is in training and on nothing before it, so that N epochs in one
+run, N runs of one epoch, and a run resumed from the middle of an epoch draw the same masks,
+on either backend (the numpy body and the CUDA kernel draw the same bits); nothing is copied
+to the device. The ranks of a data-parallel job (data_parallel.py) each run some columns of
+a batch: `for_columns` draws just those columns, which are what one process draws for them.
 """
 
-import numpy
+from rwthlm_py.kernels.dropout import WORD, keep_threshold, philox4x32_10
 
 
 class DropoutMasks:
     """The masks of one batch (or of one time slice of it, see `for_slice`)."""
 
-    def __init__(self, probability, variational, key, backend, block=None):
+    def __init__(self, probability, variational, key, backend, first_column=0):
         if not 0.0 <= probability < 1.0:
             raise ValueError(f"dropout probability {probability} is not in [0, 1)")
         self.probability, self.variational = probability, variational
         self.key, self.backend = tuple(int(part) for part in key), backend
-        self.block = block  # None, or (start, stop, steps, columns): columns [start, stop) of a [steps, columns] batch
+        self.first_column = first_column  # of a block of columns cut from a wider batch (`for_columns`)
 
     def for_slice(self, step):
         """The masks of time slice `step` (--feedforward trains slice by slice)."""
-        block = None if self.block is None else self.block[:2] + (1, self.block[3])
-        return DropoutMasks(self.probability, self.variational, self.key + (step,), self.backend, block)
+        return DropoutMasks(self.probability, self.variational, self.key + (step,), self.backend, self.first_column)
 
     def for_columns(self, start, stop, steps, columns):
-        """The masks of columns [start, stop) of a batch of `steps` x `columns`: the whole
-        batch's masks, cut (at most `steps` long where the block's sequences are shorter)."""
-        return DropoutMasks(self.probability, self.variational, self.key, self.backend, (start, stop, steps, columns))
+        """The masks of columns [start, stop) of a batch of `steps` x `columns`: what the
+        whole batch's masks hold there (its first steps where the block's sequences are
+        shorter). An element's counter is its position, so the block is drawn alone."""
+        if not 0 <= start <= stop <= columns:
+            raise ValueError(f"columns [{start}, {stop}) are not columns of a batch of {columns}")
+        return DropoutMasks(self.probability, self.variational, self.key, self.backend, self.first_column + start)
 
     def mask(self, layer_index, shape):
         """The mask of hidden layer `layer_index` for an output of `shape` [T, B, H], on the
-        backend, in its float type."""
+        backend, in its float type ([1, B, H] when variational)."""
+        mask = self._empty_mask(shape)
+        self.backend.kernels.dropout_mask(mask, self.first_column, *self._draw_arguments(layer_index))
+        return mask
+
+    def apply(self, layer_index, x):
+        """(x * mask, mask) for the output x [T, B, H] of hidden layer `layer_index`: the
+        mask drawn and applied in one launch, x left as it is."""
+        mask, dropped = self._empty_mask(x.shape), self.backend.xp.empty(x.shape, dtype=self.backend.dtype)
+        self.backend.kernels.dropout_mask(mask, self.first_column, *self._draw_arguments(layer_index), x, dropped)
+        return dropped, mask
+
+    def _empty_mask(self, shape):
         steps, columns, size = shape
-        whole_steps, whole_columns = (steps, columns) if self.block is None else self.block[2:]
-        mask_shape = (1, whole_columns, size) if self.variational else (whole_steps, whole_columns, size)
-        generator = numpy.random.default_rng(self.key + (layer_index,))
-        keep = generator.random(mask_shape, dtype=numpy.float32) >= self.probability
-        if self.block is not None:
-            keep = keep[:steps, self.block[0]:self.block[1]]
-        scale = numpy.asarray(1.0 / (1.0 - self.probability), dtype=self.backend.dtype)
-        return self.backend.asarray(keep * scale)
+        return self.backend.xp.empty((1 if self.variational else steps, columns, size), dtype=self.backend.dtype)
+
+    def _draw_arguments(self, layer_index):
+        """The kernel's key, threshold and scale for the layer's mask."""
+        return (self.generator_key(layer_index), keep_threshold(self.probability),
+                self.backend.dtype.type(1.0 / (1.0 - self.probability)))
+
+    def generator_key(self, layer_index):
+        """The Philox key of a layer's mask: Philox4x32-10 itself of the counter (epoch,
+        batch, layer, time slice + 1, or 0 for a whole batch) under the random seed (its
+        two 32-bit halves, of its low 64 bits), first two words: Philox is a bijection
+        of the counter under each key, so no two places in training share a 128-bit
+        output, and two share a mask key with probability 2^-64."""
+        seed, *rest = self.key
+        slice_number = rest[2] + 1 if len(rest) == 3 else 0
+        counter = (*rest[:2], layer_index, slice_number)
+        if len(rest) not in (2, 3) or not all(0 <= part <= WORD for part in counter):
+            raise ValueError(f"a dropout key is (seed, epoch, batch[, slice]) with parts below 2^32, got {self.key}")
+        words = philox4x32_10(counter, (seed & WORD, (seed >> 32) & WORD))
+        return int(words[0]), int(words[1])
