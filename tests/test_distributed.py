@@ -72,6 +72,7 @@ FAILING_RANK = textwrap.dedent("""
     def body():
         ranks = distributed.world()
         print(f"rank {ranks.rank} started", flush=True)
+        ranks.barrier()  # both have printed: what follows cannot end rank 0 before it did
         if ranks.rank == 1:
             time.sleep(0.5)
             if how == "error":
