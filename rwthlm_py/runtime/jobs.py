@@ -16,7 +16,9 @@ A rescoring run (`rwthlm-py nbest`, `rwthlm-py lattice`) splits two ways:
 
 The parts are contiguous blocks of the inputs in their given order (`blocks`), so that
 the parts joined in job order are the inputs' order: the outputs of J jobs, or of N
-ranks, joined are byte for byte those of one process. A block is balanced by a size of
+ranks, joined are those of one process (byte for byte in float64; in float32 a part
+batches its hypotheses otherwise than the whole run, which can move a score's last
+printed digit). A block is balanced by a size of
 each input that costs nothing to know (a file's bytes, an utterance's lines or
 hypotheses) rather than by count, so that the jobs take about equally long; with equal
 sizes it is Kaldi's split into contiguous blocks by count. Every job computes the same
