@@ -14,6 +14,9 @@ import numpy
 import pytest
 from hypothesis import HealthCheck, settings
 
+from rwthlm_py.model.checkpoint import TrainingState, save_model
+from rwthlm_py.model.network import Network
+from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.runtime.backend import cupy_device_count, get_backend
 from rwthlm_py.testing import cuda_on_cpu
 from rwthlm_py.testing.strict_cupy import strict_backend
@@ -288,4 +291,20 @@ def corpus_file(*parts):
     path = CORPORA.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared corpora are not beside this checkout)")
+    return path
+
+
+LATTICE_MODEL = "net-i6-m5"
+
+
+def write_lattice_model(folder):
+    """A model file LATTICE_MODEL in `folder` of a network far from uniform (p(w | history)
+    depends on the history), over the words of the hand lattices and of Kaldi's words.txt
+    but !SIL; returns its path."""
+    vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees", "feeds", "<unk>"])], "<sb>")
+    network = Network.build(parse_network(LATTICE_MODEL), vocab, get_backend("numpy", "float64"), seed=4)
+    for value in network.named_params().values():
+        value *= 10
+    path = folder / LATTICE_MODEL
+    save_model(path, network, None, TrainingState())
     return path

@@ -10,11 +10,19 @@ import subprocess
 
 import numpy
 import pytest
-from conftest import HAND_LATTICE, RWTHLM, RWTHLM_PY, assert_one_line_error, run_cli, toy_sentences
+from conftest import (
+    HAND_LATTICE,
+    LATTICE_MODEL,
+    RWTHLM,
+    RWTHLM_PY,
+    assert_one_line_error,
+    run_cli,
+    toy_sentences,
+    write_lattice_model,
+)
 from mpi import run_ranks
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.model.checkpoint import TrainingState, save_model
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
 from rwthlm_py.rescoring.wer import sum_error_lines
@@ -28,7 +36,7 @@ from rwthlm_py.text.vocabulary import remap
 DATA = pathlib.Path(__file__).parent / "data"
 KALDI_DATA = DATA / "kaldi_lattice"
 ARPA_ONLY = ["--arpa", DATA / "toy.arpa", "--lambda", 0]
-MODEL = "net-i6-m5"
+MODEL = LATTICE_MODEL
 KALDI_RESCORING = ["lattice", "--kaldi-words", "words.txt", "--lambda", 0.5, "--pruning-threshold", 0, "--dtype",
                    "float64", "--refs", "refs", "--nbest", 2]
 HTK_RESCORING = ["lattice", "--lambda", 0.5, "--pruning-threshold", 0, "--dtype", "float64", "--refs", "refs",
@@ -134,14 +142,7 @@ def test_nbest_jobs_joined_are_one_run(tmp_path, lists):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """A model over the words of the hand lattices and of Kaldi's words.txt (but !SIL)."""
-    vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees", "feeds", "<unk>"])], "<sb>")
-    network = Network.build(parse_network(MODEL), vocab, get_backend("numpy", "float64"), seed=4)
-    for value in network.named_params().values():
-        value *= 10
-    path = tmp_path_factory.mktemp("model") / MODEL
-    save_model(path, network, None, TrainingState())
-    return path
+    return write_lattice_model(tmp_path_factory.mktemp("model"))
 
 
 def htk_lattices(folder, model):

@@ -38,37 +38,25 @@ import shutil
 
 import numpy
 import pytest
-from conftest import RWTHLM_PY, assert_one_line_error, run_cli
+from conftest import LATTICE_MODEL, RWTHLM_PY, assert_one_line_error, run_cli, write_lattice_model
 
 from rwthlm_py.errors import InputError
-from rwthlm_py.model.checkpoint import TrainingState, build_network, read_model, save_model
-from rwthlm_py.model.network import Network
-from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.model.checkpoint import build_network, read_model
 from rwthlm_py.rescoring.kaldi_conversion import to_search_lattice
 from rwthlm_py.rescoring.kaldi_lattice import format_cost, read_archive, read_symbols
 from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.text import data
-from rwthlm_py.text.vocabulary import remap
 
 DATA = pathlib.Path(__file__).parent / "data" / "kaldi_lattice"
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "kaldi_lattice"
 WORD_IDS = {"<eps>": 0, "!SIL": 1, "the": 2, "cat": 3, "dog": 4, "feeds": 5, "sees": 6, "<unk>": 7, "#0": 8,
             "<s>": 9, "</s>": 10}
-NETWORK_WORDS = ["the", "cat", "dog", "sees", "feeds", "<unk>"]
-MODEL = "net-i6-m5"
+MODEL = LATTICE_MODEL
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    """A model file of a network far from uniform (p(w | history) depends on the history),
-    over the words of words.txt but !SIL."""
-    vocab = remap([(word, k) for k, word in enumerate(NETWORK_WORDS)], "<sb>")
-    network = Network.build(parse_network(MODEL), vocab, get_backend("numpy", "float64"), seed=4)
-    for value in network.named_params().values():
-        value *= 10
-    path = tmp_path_factory.mktemp("model") / MODEL
-    save_model(path, network, None, TrainingState())
-    return path
+    return write_lattice_model(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture
