@@ -401,3 +401,20 @@ def noted(path, *rest):
 lattice_command.read_lattice = noted
 sys.exit(rwthlm_main())
 """
+
+
+def test_a_jobs_part_of_an_archives_output_never_overwrites_an_input(tmp_path, model):
+    """Job 1's part of a.ark's rescored archive is a.ark.rescored.1: given as an input too,
+    it is refused before anything is written."""
+    shutil.copy(model, tmp_path / MODEL)
+    for name in ("words.txt", "compact.ark"):
+        shutil.copy(KALDI_DATA / name, tmp_path / name)
+    shutil.copy(KALDI_DATA / "compact.ark", tmp_path / "compact.ark.rescored.1")
+    before = (tmp_path / "compact.ark.rescored.1").read_bytes()
+    result = run_cli(RWTHLM_PY, "lattice", "--kaldi-words", "words.txt", "--lambda", 0.5, "--pruning-threshold", 0,
+                     "--num-jobs", 2, "--job", 1, "compact.ark", "compact.ark.rescored.1", MODEL, cwd=tmp_path)
+    assert_one_line_error(result, "rwthlm-py", "compact.ark.rescored.1: the rescored output of LATTICE compact.ark "
+                                               "(this job's part) would overwrite LATTICE")
+    assert (tmp_path / "compact.ark.rescored.1").read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["words.txt", "compact.ark", "compact.ark.rescored.1", MODEL])

@@ -109,16 +109,20 @@ class ArchiveOutputs:
     nbest_lm: str = None
 
 
-def archive_outputs(paths, kaldi):
-    """The ArchiveOutputs of every archive; none may be an input or another output."""
+def archive_outputs(paths, kaldi, share=ONE_JOB):
+    """The ArchiveOutputs of every archive; none may be an input or another output, nor may
+    the part of it that this job (runtime.jobs.Share `share`) writes."""
     outputs = kaldi.rescoring.outputs
     names = [name for name in OUTPUT_SUFFIXES if outputs.nbest_size or not name.startswith("nbest")]
     targets = {name: output_paths(paths, OUTPUT_SUFFIXES[name], outputs.out) for name in names}
     rescoring = kaldi.rescoring
     inputs = [("LATTICE", path) for path in paths] + [("--kaldi-words", kaldi.words), ("--refs", rescoring.refs),
                                                       ("--noise-vocab", rescoring.noise_vocab)]
-    refuse_overwriting_inputs([(f"the {OUTPUT_SUFFIXES[name]} output of LATTICE {path}", target)
-                               for name in names for path, target in zip(paths, targets[name], strict=True)], inputs)
+    written = [(f"the {OUTPUT_SUFFIXES[name]} output of LATTICE {path}", target)
+               for name in names for path, target in zip(paths, targets[name], strict=True)]
+    parts = [(f"{role} (this job's part)", share.output_name(target)) for role, target in written
+             if target is not None and share.output_name(target) != target]
+    refuse_overwriting_inputs(written + parts, inputs)
     return [ArchiveOutputs(**{name: targets[name][k] for name in names}) for k in range(len(paths))]
 
 
@@ -131,7 +135,7 @@ def rescore_kaldi_archives(network, paths, kaldi, console, program="rwthlm-py", 
     exit status."""
     rescoring = kaldi.rescoring
     symbols = read_symbols(kaldi.words, rescoring.encoding)
-    targets = archive_outputs(paths, kaldi)
+    targets = archive_outputs(paths, kaldi, share)
     errors = WordErrorTally(rescoring.refs, read_references(rescoring.refs, rescoring.encoding),
                             read_noise_words(rescoring.noise_vocab, rescoring.encoding)) if rescoring.refs else None
     console.say("Rescoring ...")
