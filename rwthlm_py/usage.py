@@ -76,13 +76,14 @@ def looks_like_option(token):
 
 
 def unknown_option(name, parser, siblings):
-    """The UsageError of an option `parser` does not have: with the nearest of its own, or
-    the subcommands that have it."""
-    long_flags = [flag[2:] for flag in parser.flags if flag.startswith("--")]
-    hint = suggestion(closest_names(name.lstrip("-"), long_flags), "--")
-    if hint is None:
-        owners = [command for command, other in siblings.items() if other is not parser and name in other.flags]
-        if owners:
-            listed = " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners)
-            hint = f"an option of {listed}; see {parser.prog} --help"
+    """The UsageError of an option `parser` does not have: with the subcommands that have
+    it as it is spelled (the likelier mistake: the right option on the wrong command), else
+    the nearest of its own."""
+    owners = [command for command, other in siblings.items() if other is not parser and name in other.flags]
+    if owners:
+        listed = " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners)
+        hint = f"an option of {listed}; see {parser.prog} --help"
+    else:
+        long_flags = [flag[2:] for flag in parser.flags if flag.startswith("--")]
+        hint = suggestion(closest_names(name.lstrip("-"), long_flags), "--")
     return UsageError(f"unrecognized option {name}", hint or f"see {parser.prog} --help")

@@ -51,6 +51,8 @@ def option_help(help_text, flag):
     (RWTHLM_PY, "rwthlm-py", ["ppl", "--batch", 2], "unrecognized option --batch (did you mean --batch-size?)"),
     (RWTHLM_PY, "rwthlm-py", ["ppl", "--max-epoch", 2],
      "unrecognized option --max-epoch (an option of train; see rwthlm-py ppl --help)"),
+    (RWTHLM_PY, "rwthlm-py", ["ppl", "--num-jobs", 2, "--job", 1],
+     "unrecognized option --num-jobs (an option of nbest and lattice; see rwthlm-py ppl --help)"),
     (RWTHLM_PY, "rwthlm-py", ["lattice", "x.lat", "--batch", 2, "y.lat"],
      "unrecognized option --batch (did you mean --batch-size?)"),
     (RWTHLM_PY, "rwthlm-py", ["trian"], "unknown command 'trian' (did you mean train?)"),
