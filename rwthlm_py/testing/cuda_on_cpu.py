@@ -93,6 +93,8 @@ def _c_argument(value):
         return ctypes.c_int32(int(value))
     if isinstance(value, numpy.int64):
         return ctypes.c_int64(int(value))
+    if isinstance(value, numpy.uint64):  # a device address (a pointer argument)
+        return ctypes.c_void_p(int(value))
     if isinstance(value, numpy.float32):
         return ctypes.c_float(float(value))
     if isinstance(value, numpy.float64):
