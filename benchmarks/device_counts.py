@@ -35,6 +35,7 @@ from common import MODELS, benchmark_vocabulary, synthetic_batches
 
 from rwthlm_py.model.network import Network
 from rwthlm_py.model.network_spec import parse_network
+from rwthlm_py.runtime.allocator import keep_freed_memory
 from rwthlm_py.testing import cuda_on_cpu
 from rwthlm_py.testing.host_time_cupy import shape_only_backend
 from rwthlm_py.testing.strict_cupy import strict_backend
@@ -44,6 +45,7 @@ from rwthlm_py.training.train import Schedule, train_batch
 
 def main():
     args = parse_arguments()
+    keep_freed_memory()  # as the command lines do (a GPU's allocations come from cupy's pool)
     counts = count_one_batch(args.model, args.mode, args.batch, args.seq, args.vocab, args.classes, args.clipping,
                              args.dropout, args.variational_dropout)
     dropout = f" dropout={args.dropout:g}{' variational' if args.variational_dropout else ''}" if args.dropout else ""
@@ -116,7 +118,7 @@ def double_cost_per_call(calls=2000, repeats=5):
                                                                                                numpy.float32)
     cases = xp.empty((35, 650, 64), numpy.float32)
     kernel = xp.RawModule(code="").get_function("lstm_forward_step")
-    arguments = tuple(numpy.uint64(a.data.ptr) for _ in range(8)) + tuple(numpy.int32(1) for _ in range(4))
+    arguments = tuple(a.data.ptr for _ in range(8)) + tuple(numpy.int32(1) for _ in range(4))
     cublas, handle = xp.cuda.cublas, xp.cuda.device.get_cublas_handle()
     one = numpy.ones(1, numpy.float32)
     product = (handle, 0, 0, 64, 650, 650, one.ctypes.data, a.data.ptr, 64, b.data.ptr, 650, one.ctypes.data,

@@ -631,8 +631,8 @@ class _RawModule:
             for value in arguments:
                 if _is_host_array(value):
                     raise TypeError(f"a kernel argument is a host array ({value.shape})")
-                if isinstance(value, numpy.uint64):  # a device address
-                    self._xp.root_at(int(value))
+                if type(value) is int:  # a device address (cupy passes a Python int as 8 bytes)
+                    self._xp.root_at(value)
             self._xp.counts.add("launches")
             arguments = [_unwrap(value) for value in arguments]
             if not self._xp.check_thread_orders:
