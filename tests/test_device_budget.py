@@ -129,12 +129,13 @@ def test_clipping_adds_no_wait():
 @pytest.mark.slow
 @pytest.mark.skipif(cuda_on_cpu.compiler() is None, reason="needs a C++ compiler (g++) to run the CUDA kernels")
 @pytest.mark.parametrize("mode, clipping, dropout, batch_size, against_numpy", [
-    ("train", None, 0.5, 64, False), ("train", 1.0, 0.0, 64, True), ("train", None, 0.5, 16, True),
+    ("train", None, 0.5, 64, False), ("train", 1.0, 0.0, 64, True), ("train", 1.0, 0.5, 64, False),
+    ("train", None, 0.5, 16, True),
     ("score", None, 0.0, 64, False), ("score", None, 0.0, 1, True)])
 def test_a_2x650_batch_keeps_the_budget(mode, clipping, dropout, batch_size, against_numpy):
     """At most 400 launches per batch, no operand copies, one wait (the loss, or the
-    caller's reading of log p), also with clipping (the budget allows two) and
-    with dropout (its masks drawn on the device: a launch per layer, no copy), and finite
+    caller's reading of log p), also with clipping, with dropout (its masks drawn on the
+    device: a launch per layer, no copy) and with both together, and finite
     results; in one case of each mode (the numpy run costs as much as the counted one)
     the CUDA kernels give what the numpy bodies give: the losses and the updates of two
     parameters (trained, with clipping; and with dropout, on 16 columns), or log p
