@@ -78,7 +78,7 @@ def count_one_batch(model, mode, batch_size, steps, vocab_size, classes, clippin
         counts.clear()
         if mode == "train":
             train_batch(network, optimizer, batch, None, 1e-3, clipping=clipping,
-                        dropout=schedule.dropout_masks(backend, 1, number))
+                        dropout=schedule.dropout_masks(backend, 1, number), read_loss=False)
         else:
             backend.to_numpy(network.log_probs(batch)[0])
     return counts
@@ -102,7 +102,7 @@ def host_time_per_batch(model, mode, batch_size, steps, vocab_size, classes, cli
         started = time.perf_counter()
         if mode == "train":
             train_batch(network, optimizer, batch, None, 1e-3, clipping=clipping,
-                        dropout=schedule.dropout_masks(backend, 1, number))
+                        dropout=schedule.dropout_masks(backend, 1, number), read_loss=False)
         else:
             backend.to_numpy(network.log_probs(batch)[0])
         if number >= WARM_UP:
