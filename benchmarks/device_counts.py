@@ -17,10 +17,9 @@ Host time per batch: the same batches run on the double without arithmetic
 (rwthlm_py/testing/host_time_cupy.py), whose kernels, products and element-wise operations
 return at once, and the fastest batch after warm-up is timed (glibc keeping freed memory,
 as the command lines have it: on a GPU cupy's memory pool serves the allocations). That is
-the time the host
-spends on a batch in rwthlm_py's own Python (layers, the kernels' launchers and their
-prepared arguments, allocations, views, host-to-device copies), plus the double's own cost
-per call, which stands in for cupy's. It is not what a batch costs the host on a GPU: cupy's
+the time the host spends on a batch in rwthlm_py's own Python (layers, the kernels'
+launchers and their prepared arguments, allocations, views, host-to-device copies), plus
+the double's own cost per call, which stands in for cupy's. It is not what a batch costs the host on a GPU: cupy's
 own cost per call (its Cython, the CUDA driver's launch, cuBLAS's) needs a GPU to measure
 (benchmarks/gpu_check.py reports the host time per batch there), and nothing here waits
 for a device. So that the figure can be read, the double's own cost per call is printed
