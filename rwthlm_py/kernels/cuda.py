@@ -163,7 +163,7 @@ class CudaKernels:
         item = self._dtype.itemsize
         step, gates = H * B * item, 4 * H * B * item
         c, h = C.data.ptr, Hs.data.ptr
-        # per step: a, w_x, c_prev, c, tanh_c, h and h_prev (the first two of step 0 replaced below)
+        # per step: a, w_x, c_prev, c, tanh_c, h and h_prev (step 0's c_prev and h_prev replaced below)
         rows = _addresses(T, (A.data.ptr, gates), (W_x.data.ptr, B * item), (c - step, step), (c, step),
                           (tanh_C.data.ptr, step), (h, step), (h - step, step))
         rows[0][2] = c0.data.ptr if c0 is not None else rows[0][0]  # no c(-1): the kernel reads none
