@@ -19,7 +19,13 @@ optional), in about five minutes, and writes one JSON file and a summary:
     two cores, which is why they are off by default: benchmarks/device_counts.py prints
     them on any machine without spending the GPU's time);
  5. where PyTorch is importable, torch.nn.LSTM (cuDNN) of the same sizes with a full
-    softmax, timed in the same run, and the ratio.
+    softmax, timed in the same run, and the ratio;
+ 6. the host's time per 2x650 training batch (B=64, T=35): from the call of train_batch
+    to its return, the device idle at the start and not waited for at the end (the loss
+    stays on the device), the fastest of 10 batches after warm-up, beside the whole
+    batch's time with the device's work (benchmarks/device_counts.py gives the same
+    figure without a GPU, on the strict double without arithmetic: the host's work minus
+    cupy's own cost per call, which only this measures).
 
 `--backend numpy` runs steps 4 and 5 on the CPU instead (a dry run of this script on a
 machine without a GPU). Without cupy or a device it says so and exits with status 2.
@@ -69,6 +75,8 @@ def main():
                                          timeout=args.test_timeout)
         print(f"selftest on cupy (float64): {report['selftest']['last_line']}")
     report["speed"] = [measure_case(backend, model, mode, batch_size, args) for model, mode, batch_size in CASES]
+    report["host_time"] = host_time(backend)
+    print(f"  {describe_host_time(report['host_time'])}", flush=True)
     report["pytorch"] = pytorch_cases(args) if args.pytorch else []
     report["summary"] = summary_lines(report)
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -145,8 +153,8 @@ def measure_case(backend, model, mode, batch_size, args):
 
     def work():
         for batch in batches:
-            if mode == "train":
-                train_batch(network, optimizer, batch, None, 1e-3)  # reads the loss: one wait per batch
+            if mode == "train":  # the loss left on the device, as the training loop leaves it
+                train_batch(network, optimizer, batch, None, 1e-3, read_loss=False)
             else:
                 float(backend.to_numpy(network.log_probs(batch)[0]).sum())
 
@@ -172,6 +180,33 @@ def best_seconds(work, backend, repeats, warm_up=2):
         synchronize()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def host_time(backend, model="2x650", batch_size=64, batches=10, warm_up=3):
+    """The host's time per training batch (the fastest of `batches` after `warm_up`):
+    train_batch from call to return, the device idle at the call; and the whole batch,
+    waited for."""
+    hidden, layers = MODELS[model]
+    vocab = benchmark_vocabulary(VOCAB, CLASSES)
+    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab, backend, seed=1)
+    optimizer = Sgd(network, momentum=0.9)
+    synchronize = (lambda: None) if backend.on_host else backend.xp.cuda.Device(backend.device_id).synchronize
+    host, whole = float("inf"), float("inf")
+    for number, batch in enumerate(synthetic_batches(vocab, batch_size, STEPS, warm_up + batches)):
+        synchronize()
+        started = time.perf_counter()
+        train_batch(network, optimizer, batch, None, 1e-3, read_loss=False)
+        returned = time.perf_counter()
+        synchronize()
+        if number >= warm_up:
+            host, whole = min(host, returned - started), min(whole, time.perf_counter() - started)
+    return {"model": model, "batch": batch_size, "steps": STEPS, "vocab": VOCAB, "classes": CLASSES,
+            "host_ms_per_batch": round(1000 * host, 3), "ms_per_batch": round(1000 * whole, 3)}
+
+
+def describe_host_time(record):
+    return (f"{record['model']} train B={record['batch']}: the host's time {record['host_ms_per_batch']:.2f} ms "
+            f"a batch (the whole batch {record['ms_per_batch']:.2f} ms)")
 
 
 def launch_counts(model, mode, batch_size):
@@ -270,6 +305,8 @@ def summary_lines(report):
             record["ratio_to_pytorch"] = round(ratio, 3)
             line += f" | PyTorch {other['words_per_second']:,} words/s, {ratio:.2f}x"
         lines.append(line)
+    if report.get("host_time"):
+        lines.append(describe_host_time(report["host_time"]))
     return lines
 
 

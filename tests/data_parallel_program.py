@@ -90,7 +90,7 @@ def run_case(spec, settings, classes, momentum, tied, ranks, strict=False):
     alone = train_steps_alone(networks[1], optimizers[1], batches, 0.2, schedule, one)
     for (_, _, loss, _), (_, _, loss_alone, _) in zip(together, alone, strict=True):
         difference = max(difference, float(numpy.abs(flat_params(networks[0]) - flat_params(networks[1])).max()))
-        loss_difference = max(loss_difference, abs(loss - loss_alone) / abs(loss_alone))
+        loss_difference = max(loss_difference, abs(float(loss) - loss_alone) / abs(loss_alone))
     dev_sequences = schedule.wrap(dev)
     scoring = dict(carry_state=schedule.carry_state, feedforward=schedule.feedforward)
     scores = data_parallel.score_on_ranks(networks[0], dev, dev_sequences, schedule.batch_size, ranks, **scoring)

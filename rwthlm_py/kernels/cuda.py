@@ -6,6 +6,13 @@ Each source is compiled once per float type with NVRTC (cupy.RawModule, which al
 the binary in cupy's kernel cache); a launch is one thread per element, 256 to a block.
 Arguments are checked for the layout the kernels index (contiguous, one float type), since
 a kernel given a strided view would read the wrong elements without a word.
+
+The LSTM's time loops (`lstm_forward_loop`, `lstm_backward_loop`) are where the host's time
+per call counts: two calls per step and direction. There every step's arguments are
+prepared before the loop, a step's arrays being at fixed offsets from their buffers'
+starts (base address + offset), and the loop calls the kernel function and cuBLAS's C
+binding (cupy.cuda.cublas, column-major: `RowMajorGemm`) with those tuples and nothing else:
+no views, checks or argument conversions per step.
 """
 
 import numpy
@@ -41,6 +48,68 @@ def source_for(dtype):
     return f"typedef {REAL_TYPES[numpy.dtype(dtype).name]} real;\n" + "".join(SOURCES)
 
 
+def _grid(elements):
+    """A launch's blocks for one thread per element."""
+    return (max((int(elements) + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, 1),)
+
+
+def _addresses(steps, *columns):
+    """Rows of device addresses, one row per step t of a time loop: base + t * stride for
+    each column (base, stride), as Python ints (what cupy passes as a kernel's pointer
+    argument: 8 bytes, as it does `.data.ptr`)."""
+    bases, strides = numpy.array(columns, dtype=numpy.int64).T
+    return (numpy.arange(steps, dtype=numpy.int64)[:, None] * strides + bases).tolist()
+
+
+class RowMajorGemm:
+    """Row-major products out[M, N] = a[M, K] b[K, N] (+ out) through cuBLAS's C binding
+    (cupy.cuda.cublas sgemm or dgemm, on the current device's handle) on device addresses
+    of C-contiguous matrices. cuBLAS is column-major: a row-major X is the column-major X^T
+    with the same leading dimension (its row length), so the call computes
+    out^T[N, M] = b^T[N, K] a^T[K, M], with m = N, n = M, k = K, and b first. alpha and
+    beta are read from host memory (CUBLAS_POINTER_MODE_HOST, set while the products run)."""
+
+    def __init__(self, cupy, dtype):
+        self._cublas = cupy.cuda.cublas
+        self.function = self._cublas.sgemm if numpy.dtype(dtype) == numpy.float32 else self._cublas.dgemm
+        self._handle = cupy.cuda.device.get_cublas_handle()
+        self._scalars = numpy.array([0, 1], dtype=dtype)  # beta = 0, and alpha (and beta) = 1; kept alive here
+        self._zero = self._scalars.ctypes.data
+        self._one = self._zero + self._scalars.itemsize
+
+    def arguments(self, out, a, b, M, N, K, accumulate=False):
+        """The argument tuple of `function` for out = a b (+ out with accumulate), given
+        the addresses of contiguous out [M, N], a [M, K] and b [K, N]."""
+        op_n = self._cublas.CUBLAS_OP_N
+        return (self._handle, op_n, op_n, N, M, K, self._one, b, N, a, K, self._one if accumulate else self._zero,
+                out, N)
+
+    def __enter__(self):
+        self._mode = self._cublas.getPointerMode(self._handle)
+        self._cublas.setPointerMode(self._handle, self._cublas.CUBLAS_POINTER_MODE_HOST)
+        return self
+
+    def __exit__(self, *exception):
+        self._cublas.setPointerMode(self._handle, self._mode)
+
+
+def _run_steps(gemm, products, function, grid, launches, products_first=True):
+    """A time loop: for each step its product (None: none) and its kernel launch, the
+    product first or after."""
+    block = (THREADS_PER_BLOCK,)
+    with gemm:
+        if products_first:
+            for product, arguments in zip(products, launches, strict=True):
+                if product is not None:
+                    gemm.function(*product)
+                function(grid, block, arguments)
+        else:
+            for product, arguments in zip(products, launches, strict=True):
+                function(grid, block, arguments)
+                if product is not None:
+                    gemm.function(*product)
+
+
 class CudaKernels:
     def __init__(self, cupy, dtype):
         self._cupy, self._dtype = cupy, numpy.dtype(dtype)
@@ -50,14 +119,16 @@ class CudaKernels:
     def for_dtype(self, dtype):
         return self if numpy.dtype(dtype) == self._dtype else CudaKernels(self._cupy, dtype)
 
-    def _launch(self, name, elements, *args):
+    def _function(self, name):
         if self._module is None:
             self._module = self._cupy.RawModule(code=source_for(self._dtype), options=("--std=c++14",))
         function = self._functions.get(name)
         if function is None:
             function = self._functions[name] = self._module.get_function(name)
-        blocks = (int(elements) + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-        function((max(blocks, 1),), (THREADS_PER_BLOCK,), args)
+        return function
+
+    def _launch(self, name, elements, *args):
+        self._function(name)(_grid(elements), (THREADS_PER_BLOCK,), args)
 
     def _check(self, *arrays, dtype=None):
         dtype = self._dtype if dtype is None else dtype
@@ -81,6 +152,59 @@ class CudaKernels:
         self._launch("lstm_forward_step", H * B, a, w_x, numpy.int64(w_x.strides[0] // w_x.itemsize),
                      a if c_prev is None else c_prev, peepholes, c, tanh_c, h, numpy.int32(H),
                      numpy.int32(B), numpy.int32(bool(has_recurrence)), numpy.int32(c_prev is not None))
+
+    def lstm_forward_loop(self, R, W_x, h0, c0, peepholes, A, C, tanh_C, Hs):
+        """The forward time loop of lstm.py: for each step t, A[t] = R h(t-1) by cuBLAS
+        (h(t-1) = Hs[t-1], or h0 [H, B] at step 0; none at step 0 without h0), then
+        lstm_forward_step (W_x: [4H, T*B], step t's columns t*B ... t*B+B-1; c0 [H, B] or
+        None)."""
+        self._check(R, h0, c0, peepholes, A, C, tanh_C, Hs, W_x)
+        T, H, B = C.shape
+        item = self._dtype.itemsize
+        step, gates = H * B * item, 4 * H * B * item
+        c, h = C.data.ptr, Hs.data.ptr
+        # per step: a, w_x, c_prev, c, tanh_c, h and h_prev (step 0's c_prev and h_prev replaced below)
+        rows = _addresses(T, (A.data.ptr, gates), (W_x.data.ptr, B * item), (c - step, step), (c, step),
+                          (tanh_C.data.ptr, step), (h, step), (h - step, step))
+        rows[0][2] = c0.data.ptr if c0 is not None else rows[0][0]  # no c(-1): the kernel reads none
+        rows[0][6] = h0.data.ptr if h0 is not None else None
+        gemm = RowMajorGemm(self._cupy, self._dtype)
+        recurrence, half_p, stride = R.data.ptr, peepholes.data.ptr, numpy.int64(T * B)
+        sizes, with_state = (numpy.int32(H), numpy.int32(B)), numpy.int32(1)
+        first = (numpy.int32(h0 is not None), numpy.int32(c0 is not None))
+        products = [None if h_prev is None else gemm.arguments(a, recurrence, h_prev, 4 * H, B, H)
+                    for a, _, _, _, _, _, h_prev in rows]
+        launches = [(a, w_x, stride, c_prev, half_p, c_t, tanh_c, h_t, *sizes, *(first if t == 0 else
+                                                                               (with_state, with_state)))
+                    for t, (a, w_x, c_prev, c_t, tanh_c, h_t, _) in enumerate(rows)]
+        _run_steps(gemm, products, self._function("lstm_forward_step"), _grid(H * B), launches)
+
+    def lstm_backward_loop(self, R_T, e_h, K_o, K_h, K_zif, G, dA, cell_error, has_c0):
+        """The backward time loop of lstm.py, from step T-1 down to 0: lstm_backward_step
+        (the cell error passed down in cell_error [H, B]; at step 0 only with c0), then for
+        t > 0 e_h[t-1] += R^T dA[t] by cuBLAS (R_T: R^T stored, [H, 4H]). Returns the cell
+        error toward c0 (cell_error, or None without c0)."""
+        self._check(R_T, e_h, K_o, K_h, K_zif, G, dA, cell_error)
+        T, H, B = e_h.shape
+        item = self._dtype.itemsize
+        step, gates = H * B * item, 4 * H * B * item
+        # per step: dh, K_o, K_h, K_zif, G, da, and dh of the step before
+        rows = _addresses(T, (e_h.data.ptr, step), (K_o.data.ptr, step), (K_h.data.ptr, step),
+                          (K_zif.data.ptr, 3 * step), (G.data.ptr, step), (dA.data.ptr, gates),
+                          (e_h.data.ptr - step, step))
+        gemm = RowMajorGemm(self._cupy, self._dtype)
+        transposed, dc, sizes = R_T.data.ptr, cell_error.data.ptr, (numpy.int32(H), numpy.int32(B))
+        flags = {(has_dc, has_dc_out): (numpy.int32(has_dc), numpy.int32(has_dc_out))
+                 for has_dc in (False, True) for has_dc_out in (False, True)}
+        launches, products = [], []
+        for t in range(T - 1, -1, -1):
+            dh, k_o, k_h, k_zif, g, da, dh_before = rows[t]
+            has_dc, has_dc_out = t < T - 1, t > 0 or has_c0
+            launches.append((dh, dc if has_dc else dh, k_o, k_h, k_zif, g, da, dc if has_dc_out else da, *sizes,
+                             *flags[has_dc, has_dc_out]))
+            products.append(gemm.arguments(dh_before, transposed, da, H, B, 4 * H, accumulate=True) if t else None)
+        _run_steps(gemm, products, self._function("lstm_backward_step"), _grid(H * B), launches, products_first=False)
+        return cell_error if has_c0 else None
 
     def lstm_backward_factors(self, A, C, tanh_C, c0, p):
         self._check(A, C, tanh_C, c0, p)

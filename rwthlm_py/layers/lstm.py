@@ -66,12 +66,15 @@ class Lstm(Layer):
         tanh_C = xp.empty_like(C)
         Hs = xp.empty_like(C)
         h_prev, c_prev = (state[0].T.copy(), state[1].T.copy()) if state is not None else (None, None)
-        for t in range(T):
-            if h_prev is not None:
-                self.backend.gemm(self.params["R"], h_prev, out=A[t].reshape(4 * H, B))
-            kernels.lstm_forward_step(A[t], W_x[:, t * B:(t + 1) * B], c_prev, peepholes, C[t], tanh_C[t],
-                                      Hs[t], h_prev is not None)
-            h_prev, c_prev = Hs[t], C[t]
+        if hasattr(kernels, "lstm_forward_loop"):  # the loop with its arguments prepared (CUDA kernels)
+            kernels.lstm_forward_loop(self.params["R"], W_x, h_prev, c_prev, peepholes, A, C, tanh_C, Hs)
+        else:
+            for t in range(T):
+                if h_prev is not None:
+                    self.backend.gemm(self.params["R"], h_prev, out=A[t].reshape(4 * H, B))
+                kernels.lstm_forward_step(A[t], W_x[:, t * B:(t + 1) * B], c_prev, peepholes, C[t], tanh_C[t],
+                                          Hs[t], h_prev is not None)
+                h_prev, c_prev = Hs[t], C[t]
         y = xp.ascontiguousarray(Hs.transpose(0, 2, 1))
         new_state = (last_steps(y, lengths), _last_columns(C, lengths))
         cache = (x, y, A, C, tanh_C, state, lengths) if train else None
@@ -91,14 +94,17 @@ class Lstm(Layer):
         R_T = xp.ascontiguousarray(self.params["R"].T)  # R^T dA with a stored R^T: faster
         dA = xp.empty_like(A)
         dc, cell_error = None, xp.empty_like(e_h[0])  # the kernel may write dc_out over dc
-        for t in range(T - 1, -1, -1):
-            if at_end is not None and at_end[t] is not None:
-                dc = _add_final(xp, e_h[t], dc, dh_final, dc_final, at_end[t])
-            dc_out = cell_error if t > 0 or c0 is not None else None
-            kernels.lstm_backward_step(e_h[t], dc, K_o[t], K_h[t], K_zif[t], G[t], dA[t], dc_out)
-            if t > 0:
-                self.backend.gemm(R_T, dA[t].reshape(4 * H, B), out=e_h[t - 1], accumulate=True)
-            dc = dc_out
+        if at_end is None and hasattr(kernels, "lstm_backward_loop"):  # prepared arguments (CUDA kernels)
+            dc = kernels.lstm_backward_loop(R_T, e_h, K_o, K_h, K_zif, G, dA, cell_error, c0 is not None)
+        else:
+            for t in range(T - 1, -1, -1):
+                if at_end is not None and at_end[t] is not None:
+                    dc = _add_final(xp, e_h[t], dc, dh_final, dc_final, at_end[t])
+                dc_out = cell_error if t > 0 or c0 is not None else None
+                kernels.lstm_backward_step(e_h[t], dc, K_o[t], K_h[t], K_zif[t], G[t], dA[t], dc_out)
+                if t > 0:
+                    self.backend.gemm(R_T, dA[t].reshape(4 * H, B), out=e_h[t - 1], accumulate=True)
+                dc = dc_out
         dA_rows = xp.ascontiguousarray(dA.reshape(T, 4 * H, B).transpose(1, 0, 2)).reshape(4 * H, T * B)
         self._accumulate(x, y, dA, dA_rows, C, h0, c0)
         dx = (dA_rows.T @ self.params["W"]).reshape(T, B, D)

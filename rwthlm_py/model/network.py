@@ -131,10 +131,10 @@ class Network:
         xp, dtype = self.xp, self.backend.dtype
         gradients = list(self.named_grads().values())
         dense = [gradient for gradient in gradients if not isinstance(gradient, RowGradient)]
-        total = self.backend.kernels.sum_of_squares(dense) if dense else xp.zeros((), dtype=dtype)
-        for gradient in gradients:
-            if isinstance(gradient, RowGradient):
-                total = total + gradient.squared_norm(xp, dtype)
+        parts = [self.backend.kernels.sum_of_squares(dense) if dense else xp.zeros((), dtype=dtype)]
+        parts += [gradient.squared_norm(xp, dtype) for gradient in gradients if isinstance(gradient, RowGradient)]
+        # one stack and one sum (not an addition per part); a sum of so few adds them in order
+        total = xp.stack(parts).sum() if len(parts) > 1 else parts[0]
         return xp.sqrt(total)
 
     # -- computation -----------------------------------------------------------------------

@@ -93,11 +93,14 @@ def _c_argument(value):
         return ctypes.c_int32(int(value))
     if isinstance(value, numpy.int64):
         return ctypes.c_int64(int(value))
+    if type(value) is int:  # a device address (a pointer argument, 8 bytes as cupy passes it)
+        return ctypes.c_void_p(value)
     if isinstance(value, numpy.float32):
         return ctypes.c_float(float(value))
     if isinstance(value, numpy.float64):
         return ctypes.c_double(float(value))
-    raise TypeError(f"a kernel argument must be an array or a numpy scalar, not {type(value).__name__}")
+    raise TypeError(f"a kernel argument must be an array, a numpy scalar or an address (int), "
+                    f"not {type(value).__name__}")
 
 
 ORDERS = ("ascending", "descending", "shuffled")

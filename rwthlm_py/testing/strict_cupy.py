@@ -33,6 +33,7 @@ in no fixed order, would race on.
 """
 
 import collections
+import ctypes
 import os
 import pathlib
 import sys
@@ -138,11 +139,11 @@ class StrictArray:
     base = property(lambda self: None if self._a.base is None else self._wrap(self._a.base))
     @property
     def data(self):
-        """cupy's MemoryPointer: the address a kernel is given (here in host memory, which
-        the CUDA kernels run on the CPU read)."""
-        if self._xp.addressed is not None:
-            root = _root(self._a)
-            self._xp.addressed[id(root)] = root
+        """cupy's MemoryPointer: the address a kernel or cuBLAS is given (here in host
+        memory, which the CUDA kernels run on the CPU read). The allocation becomes
+        addressable: a pointer into it is accepted while it lives."""
+        root = _root(self._a)
+        self._xp.addressed[id(root)] = root
         return types.SimpleNamespace(ptr=self._a.ctypes.data)
 
     def _wrap(self, array):
@@ -347,6 +348,8 @@ class StrictCupy(types.SimpleNamespace):
 
     __version__ = "(strict test double)"
     ndarray = StrictArray
+    ufunc_type = StrictUfunc
+    cublas_type = None  # LowLevelCublas, set below
     float32, float64, int32, int64, bool_ = numpy.float32, numpy.float64, numpy.int32, numpy.int64, numpy.bool_
     newaxis = None
 
@@ -356,15 +359,16 @@ class StrictCupy(types.SimpleNamespace):
         self.memory_limit, self.allocated = memory_limit, 0
         self._allocations = weakref.WeakValueDictionary()  # the live arrays counted in `allocated`
         self.check_thread_orders = check_thread_orders
-        # the live allocations whose addresses were handed out (`.data.ptr`), while launches
-        # are checked in every thread order: kernels can reach them through tables
-        self.addressed = weakref.WeakValueDictionary() if check_thread_orders else None
+        # the live allocations whose addresses were handed out (`.data.ptr`): pointers into
+        # them are valid, and kernels can reach them (through tables of addresses, or
+        # addresses passed as arguments)
+        self.addressed = weakref.WeakValueDictionary()
         self.random = numpy.random.default_rng(0)  # the shuffled thread orders
         for name in ("add", "subtract", "multiply", "divide", "true_divide", "negative", "exp", "log",
                      "tanh", "sqrt", "maximum", "minimum", "equal", "not_equal", "less", "greater",
                      "less_equal", "greater_equal", "logical_and", "logical_or", "logical_not",
                      "isfinite", "isnan", "absolute", "square", "reciprocal", "power"):
-            setattr(self, name, StrictUfunc(self, getattr(numpy, name)))
+            setattr(self, name, self.ufunc_type(self, getattr(numpy, name)))
         self.abs = self.absolute
         self.cuda = _FakeCuda(self)
         self.cublas = types.SimpleNamespace(gemm=self._gemm)
@@ -372,7 +376,7 @@ class StrictCupy(types.SimpleNamespace):
     def _wrap(self, array):
         if self.memory_limit is not None and isinstance(array, numpy.ndarray):
             self._allocate(_root(array))
-        return StrictArray(array, self)
+        return self.ndarray(array, self)
 
     def _allocate(self, root):
         """Counts a new array against the memory limit (once, until it is freed)."""
@@ -386,6 +390,28 @@ class StrictCupy(types.SimpleNamespace):
 
     def _free(self, nbytes):
         self.allocated -= nbytes
+
+    def root_at(self, pointer, nbytes=1):
+        """The live addressable allocation (see `StrictArray.data`) that holds the `nbytes`
+        bytes from address `pointer`; a pointer anywhere else is refused, as a GPU would
+        fault (or corrupt another array) on it."""
+        for root in list(self.addressed.values()):
+            start = root.ctypes.data
+            if start <= pointer and pointer + nbytes <= start + root.nbytes:
+                return root
+        raise ValueError(f"device address {pointer:#x} (+{nbytes} bytes) lies in no live device buffer")
+
+    def matrix_at(self, pointer, rows, columns, leading, dtype):
+        """The column-major rows x columns matrix of `dtype` at `pointer` with leading
+        dimension `leading` (cuBLAS's layout), as a numpy view of the buffer holding it."""
+        dtype = numpy.dtype(dtype)
+        if leading < max(1, rows):
+            raise ValueError(f"leading dimension {leading} is below the {rows} rows (CUBLAS_STATUS_INVALID_VALUE)")
+        extent = ((columns - 1) * leading + rows) * dtype.itemsize if rows and columns else 0
+        root = self.root_at(pointer, max(extent, 1))
+        memory = root.reshape(-1, order="A").view(numpy.uint8)
+        return numpy.ndarray((rows, columns), dtype, buffer=memory, offset=pointer - root.ctypes.data,
+                             strides=(dtype.itemsize, leading * dtype.itemsize))
 
     def _result(self, result, out):
         if out is not None:
@@ -605,6 +631,8 @@ class _RawModule:
             for value in arguments:
                 if _is_host_array(value):
                     raise TypeError(f"a kernel argument is a host array ({value.shape})")
+                if type(value) is int:  # a device address (cupy passes a Python int as 8 bytes)
+                    self._xp.root_at(value)
             self._xp.counts.add("launches")
             arguments = [_unwrap(value) for value in arguments]
             if not self._xp.check_thread_orders:
@@ -660,12 +688,86 @@ class OutOfMemoryError(MemoryError):
         self.device_bytes = device_bytes
 
 
+class LowLevelCublas:
+    """cupy.cuda.cublas, the binding of cuBLAS's C API, as far as the project calls it:
+    sgemm and dgemm on device addresses with host scalars alpha and beta, and the pointer
+    mode. The matrices are column-major, as cuBLAS has them:
+
+        C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C     (beta = 0: C is not read)
+
+    where op(X) is X (CUBLAS_OP_N) or its transpose (CUBLAS_OP_T), A is stored as m x k
+    (N) or k x m (T) with leading dimension lda, and so on. Every address must lie, with
+    the whole matrix it starts, in a live device buffer. A row-major C = A B is the
+    column-major C^T = B^T A^T: the product is computed that way round, on the row-major
+    views, so that numpy computes exactly what numpy.matmul computes on the numpy backend.
+    """
+
+    CUBLAS_OP_N, CUBLAS_OP_T = 0, 1
+    CUBLAS_POINTER_MODE_HOST, CUBLAS_POINTER_MODE_DEVICE = 0, 1
+    HANDLE = 0x5EED  # the one handle of the double's device
+
+    def __init__(self, xp):
+        self._xp = xp
+        self._pointer_mode = self.CUBLAS_POINTER_MODE_HOST
+
+    def getPointerMode(self, handle):
+        self._check_handle(handle)
+        return self._pointer_mode
+
+    def setPointerMode(self, handle, mode):
+        self._check_handle(handle)
+        self._pointer_mode = mode
+
+    def sgemm(self, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        self._gemm(numpy.float32, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def dgemm(self, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        self._gemm(numpy.float64, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def _check_handle(self, handle):
+        if handle != self.HANDLE:
+            raise ValueError(f"{handle!r} is no cuBLAS handle of this device")
+
+    def _gemm(self, dtype, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        self._check_handle(handle)
+        if self._pointer_mode != self.CUBLAS_POINTER_MODE_HOST:
+            raise ValueError("alpha and beta are host addresses only in CUBLAS_POINTER_MODE_HOST")
+        if transa not in (self.CUBLAS_OP_N, self.CUBLAS_OP_T) or transb not in (self.CUBLAS_OP_N, self.CUBLAS_OP_T):
+            raise ValueError(f"unknown operation {transa}, {transb}")
+        self._xp.counts.add("launches")
+        alpha, beta = (_host_scalar(pointer, dtype) for pointer in (alpha, beta))
+        a_view = self._xp.matrix_at(a, *((m, k) if transa == self.CUBLAS_OP_N else (k, m)), lda, dtype)
+        b_view = self._xp.matrix_at(b, *((k, n) if transb == self.CUBLAS_OP_N else (n, k)), ldb, dtype)
+        c_view = self._xp.matrix_at(c, m, n, ldc, dtype)
+        op_a = a_view if transa == self.CUBLAS_OP_N else a_view.T
+        op_b = b_view if transb == self.CUBLAS_OP_N else b_view.T
+        product = op_b.T @ op_a.T  # C^T, from the row-major views
+        if alpha != 1:
+            product *= alpha
+        if beta == 0:
+            c_view.T[...] = product
+        elif beta == 1:
+            c_view.T[...] += product
+        else:
+            c_view.T[...] *= beta
+            c_view.T[...] += product
+
+
+def _host_scalar(pointer, dtype):
+    """The number of `dtype` at host address `pointer` (cuBLAS's alpha and beta)."""
+    ctype = ctypes.c_float if numpy.dtype(dtype) == numpy.float32 else ctypes.c_double
+    return ctype.from_address(pointer).value
+
+
 class _FakeCuda:
-    """cupy.cuda's device facts (Backend.describe, memory_bytes) and its OutOfMemoryError."""
+    """cupy.cuda's device facts (Backend.describe, memory_bytes), its OutOfMemoryError,
+    the cuBLAS binding (`cublas`) and the current device's handle (`device`)."""
 
     memory = types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError)
 
     def __init__(self, xp):
+        self.cublas = xp.cublas_type(xp)
+        self.device = types.SimpleNamespace(get_cublas_handle=lambda: LowLevelCublas.HANDLE)
         total = HOST_MEMORY if xp.memory_limit is None else xp.memory_limit
         self.runtime = types.SimpleNamespace(
             getDeviceProperties=lambda device_id: {"name": b"strict cupy test double", "totalGlobalMem": total},
@@ -673,6 +775,7 @@ class _FakeCuda:
             memGetInfo=lambda: (total - xp.allocated, total))
 
 
+StrictCupy.cublas_type = LowLevelCublas
 register_array_type(StrictArray, lambda array: array._xp)
 register_out_of_memory_error(OutOfMemoryError, lambda error: error.device_bytes)
 

@@ -27,9 +27,11 @@ class Sgd:
         """One step with learning rate eta (a number, or a 0-d array on the device)."""
         params = self.network.named_params()
         dense = []
+        descent = None  # -learning_rate, negated once (a launch where the rate is on the device)
         for name, gradient in self.network.named_grads().items():
             if isinstance(gradient, RowGradient):
-                gradient.apply(params[name], -learning_rate)
+                descent = -learning_rate if descent is None else descent
+                gradient.apply(params[name], descent)
             else:
                 # no momentum, or mu = 0 with empty buffers: the same step, cheaper
                 buffer = self.buffers.get(name) if self._buffers_in_use else None

@@ -36,7 +36,7 @@ import time
 import numpy
 
 from rwthlm_py.model.checkpoint import load_momentum, load_weights, read_model, save_model
-from rwthlm_py.output.reporting import perplexity_of
+from rwthlm_py.output.reporting import Deferred, perplexity_of, read_numbers
 from rwthlm_py.output.tensorboard_log import NoLog, options_table
 from rwthlm_py.runtime import distributed
 from rwthlm_py.scoring.evaluate import network_state_for
@@ -93,10 +93,32 @@ class Schedule:
         return self.shuffling and not self.carry_state
 
 
+class DeviceLoss(Deferred):
+    """A batch's -sum ln p left where it was computed (a 0-d array of the network's
+    backend: sum ln p), so that the batch waits for nothing; read_together reads several
+    with one transfer (reporting.Progress does, when a figure needs them)."""
+
+    def __init__(self, backend, log_prob_sum):
+        self.backend, self.log_prob_sum = backend, log_prob_sum
+
+    @classmethod
+    def read_together(cls, values):
+        backend = values[0].backend
+        if backend.on_host or len(values) == 1:
+            return [-float(value.log_prob_sum) for value in values]
+        sums = backend.to_numpy(backend.xp.stack([value.log_prob_sum for value in values]))
+        return [-float(value) for value in sums]
+
+    def __float__(self):
+        return self.read_together([self])[0]
+
+
 def train_batch(network, optimizer, batch, state, learning_rate, feedforward=False, clipping=None, dropout=None,
-                ranks=None, columns=None):
+                ranks=None, columns=None, read_loss=True):
     """One rwthlm update (or, with --feedforward, one per time slice); returns (-sum ln p,
-    new state). `dropout`: the batch's DropoutMasks, or None.
+    new state). `dropout`: the batch's DropoutMasks, or None. With read_loss=False the
+    loss of a plain update is a DeviceLoss, not read yet (a float where it was read anyway:
+    among several ranks, or per time slice).
 
     Among several ranks (`ranks`, the job's distributed.World where None) each trains its
     block of the batch's columns (data_parallel.py; blocks of the schedule's `columns`, the
@@ -111,19 +133,21 @@ def train_batch(network, optimizer, batch, state, learning_rate, feedforward=Fal
     network.zero_grads()
     logp, new_state, _ = network.accumulate_gradients(batch, state, dropout=dropout)
     optimizer.step(learning_rate * clipping_factor(network, batch.num_targets, clipping))
-    return -float(logp.sum()), new_state
+    loss = DeviceLoss(network.backend, logp.sum())
+    return (float(loss) if read_loss else loss), new_state
 
 
 def train_steps(network, optimizer, batches, learning_rate, schedule, epoch=0, first_number=1, state=None):
     """Trains on `batches` one update each, as epoch `epoch` of the schedule does: batch
     numbers (which key the dropout masks) from `first_number`, the recurrent state carried
     from `state` on where the schedule carries it. Yields (batch number, batch, -sum ln p,
-    the state after it; None where nothing is carried) after each update."""
+    the state after it; None where nothing is carried) after each update; -sum ln p may be
+    unread (a DeviceLoss: reporting.Progress reads it when it shows a figure)."""
     for number, batch in enumerate(batches, start=first_number):
         state = network_state_for(state, batch.batch_size) if schedule.carry_state else None
         loss, state = train_batch(network, optimizer, batch, state, learning_rate, schedule.feedforward,
                                   schedule.gradient_clipping, schedule.dropout_masks(network.backend, epoch, number),
-                                  columns=schedule.batch_size)
+                                  columns=schedule.batch_size, read_loss=False)
         yield number, batch, loss, state if schedule.carry_state else None
 
 
@@ -397,18 +421,23 @@ class BatchCurve:
         self._reset()
 
     def _reset(self):
-        self.batches, self.point_words, self.loss = 0, 0, 0.0
+        self.batches, self.point_words, self.losses = 0, 0, []
         self.started = time.perf_counter()
 
     def add(self, words, loss, network):
+        """A batch's words and -ln p (a number, or unread: read with the others at a point)."""
         if not self.events.enabled:
             return
         self.words += words
-        self.batches, self.point_words, self.loss = self.batches + 1, self.point_words + words, self.loss + loss
+        self.batches, self.point_words = self.batches + 1, self.point_words + words
+        self.losses.append(loss)
         if self.batches < BATCHES_PER_POINT:
             return
         elapsed = time.perf_counter() - self.started
-        self.events.scalar("batch/train_perplexity", perplexity_of(self.loss, self.point_words), self.words)
+        loss = 0.0
+        for value in read_numbers(self.losses):
+            loss += value
+        self.events.scalar("batch/train_perplexity", perplexity_of(loss, self.point_words), self.words)
         norm = float(network.gradient_norm())  # a wait on a GPU, once per point
         self.events.scalar("batch/gradient_norm", norm / max(words, 1), self.words)
         self.events.scalar("batch/words_per_second", self.point_words / max(elapsed, 1e-9), self.words)
