@@ -53,6 +53,7 @@ recovers it from score differences). The first chain is the best path.
 
 import dataclasses
 import math
+import operator
 
 import numpy
 
@@ -162,10 +163,10 @@ class Entries:
     FIELDS = {"score": numpy.float64, "node": numpy.int64, "link": numpy.int64, "predecessor": numpy.int64,
               "lm_log_prob": numpy.float64, "state": numpy.int64, "word": numpy.int64}
 
-    def __init__(self, dp_order):
+    def __init__(self, dp_order, expected=1024):
         self.size = 0
-        self.arrays = {name: numpy.empty(1024, dtype=dtype) for name, dtype in self.FIELDS.items()}
-        self.arrays["history"] = numpy.empty((1024, dp_order), dtype=numpy.int64)
+        self.arrays = {name: numpy.empty(expected, dtype=dtype) for name, dtype in self.FIELDS.items()}
+        self.arrays["history"] = numpy.empty((expected, dp_order), dtype=numpy.int64)
 
     def __getitem__(self, name):
         return self.arrays[name][:self.size]
@@ -192,16 +193,15 @@ class Search:
         scale = options.lm_scale if options.look_ahead_lm_scale is None else options.look_ahead_lm_scale
         self.look_ahead = look_ahead_scores(lattice, topology, options.look_ahead, scale, options.acoustic_scale)
         self.link_words = numpy.asarray(link_words, dtype=numpy.int64)
-        self.link_start = numpy.array([link.start for link in lattice.links], dtype=numpy.int64)
-        self.link_end = numpy.array([link.end for link in lattice.links], dtype=numpy.int64)
-        self.link_lm = numpy.array([link.lm for link in lattice.links], dtype=numpy.float64) + 0.0  # -0 -> 0
-        acoustic = numpy.array([link.acoustic for link in lattice.links], dtype=numpy.float64)
+        self.link_start, self.link_end = topology.link_start, topology.link_end
+        self.link_lm = _link_values(lattice, "lm", numpy.float64) + 0.0  # -0 -> 0
+        acoustic = _link_values(lattice, "acoustic", numpy.float64)
         # each link's cost but for its LM score, with the look-ahead moved from start to end
         self.costs_but_lm = (-options.acoustic_scale * acoustic - options.word_penalty * (self.link_words >= 0)
                              - self.look_ahead[self.link_start] + self.look_ahead[self.link_end])
-        self.out_links = numpy.array([k for node in range(len(lattice.nodes)) for k in topology.outgoing[node]],
-                                     dtype=numpy.int64)
-        self.out_count = numpy.array([len(links) for links in topology.outgoing], dtype=numpy.int64)
+        # the links leaving each node in link order (topology.outgoing), one node after the other
+        self.out_links = numpy.argsort(self.link_start, kind="stable")
+        self.out_count = numpy.bincount(self.link_start, minlength=len(lattice.nodes))
         self.out_start = numpy.cumsum(self.out_count) - self.out_count
         self.frames = self._frames()
         self.frame_of = numpy.empty(len(lattice.nodes), dtype=numpy.int64)
@@ -295,11 +295,13 @@ class _Group:
     def __init__(self, searches):
         self.searches, self.options, self.network = searches, searches[0].options, searches[0].network
         self._join_lattices()
-        # the searches' network states, one StateStore: a history's row numbers it in the group
-        self.states = StateStore(int(self.node_base[-1]))  # about the histories a search steps: one a node
+        # the searches' network states, one StateStore: a history's row numbers it in the group. A search
+        # steps about one history a node, and an entry is made per link and hypothesis at its start: room
+        # for twice that is made at once, rather than grown by copying (memory never written costs nothing)
+        self.states = StateStore(2 * int(self.node_base[-1]))
         for one in searches:
             one.states = self.states
-        self.entries = Entries(self.options.dp_order)
+        self.entries = Entries(self.options.dp_order, 2 * int(self.link_base[-1]) + len(searches))
         self.kept = self._roots()  # the pruned entries of the searches' current frames not yet extended
         # the entries made that no segment has taken yet, in the order made, and their frame keys
         self.pending, self.pending_frames = numpy.empty(0, dtype=numpy.int64), numpy.empty(0, dtype=numpy.int64)
@@ -579,6 +581,11 @@ class _Group:
         own["link"] = numpy.where(link >= 0, link - self.link_base[k], -1)
         own["predecessor"] = number[entries["predecessor"][ids]]
         return self.searches[k].result(own)
+
+
+def _link_values(lattice, name, dtype):
+    """The attribute `name` of every link of the lattice, as an array."""
+    return numpy.fromiter(map(operator.attrgetter(name), lattice.links), dtype=dtype, count=len(lattice.links))
 
 
 def _first_of_each(rank, history):
