@@ -156,7 +156,7 @@ def search_together(scorer, searches, batch_size):
 class Entries:
     """The traceback entries of the searches of a _Group, which are also their hypotheses,
     as growing arrays: per entry its score, node, link (-1: the root), predecessor, the LM
-    log-probability its link got, its network state's row in its search's StateStore (-1:
+    log-probability its link got, its network state's row in the group's StateStore (-1:
     the zero state), its last LM-scored word and its last dp_order LM-scored words
     (`history`, oldest first). Nodes, links and predecessors are the group's numbers."""
 
