@@ -4,6 +4,7 @@ same best paths, costs, new LM scores, pruning lines and histories stepped, what
 batch size and whether the lean step or the network's own step runs; the command prints
 and writes the same as one run per lattice, and a broken lattice among them fails alone."""
 
+import dataclasses
 import io
 
 import pytest
@@ -51,6 +52,22 @@ def test_searched_together_each_lattice_finds_what_it_finds_alone(tmp_path, netw
     for expected, found in zip(alone, together, strict=True):
         assert_same_result(found, expected)
     assert len({result.cost for result in together}) == len(together)  # six different lattices
+
+
+def test_searches_of_other_options_and_initial_states_find_what_they_find_alone(tmp_path, network):
+    """Searches with other options run in groups of their own, and each starts from its own
+    initial state (as --dependent gives it), whatever the searches beside it."""
+    prepared = lattices(tmp_path, network, count=5)
+    base = SearchOptions(lam=0.7, beam=4.0, dp_order=2, lm_scale=2.5)
+    options = [base, dataclasses.replace(base, dp_order=1), base, dataclasses.replace(base, beam=0.0, limit=1), base]
+    before = [search(network, *one, base) for one in prepared[:2]]
+    initial = [None, before[0].final_state, before[1].final_state, None, before[0].final_state]
+    cases = list(zip(prepared, options, initial, strict=True))
+    alone = [search(network, *one, choice, state) for one, choice, state in cases]
+    together = search_together(network, [Search(network, *one, choice, state) for one, choice, state in cases], None)
+    for expected, found in zip(alone, together, strict=True):
+        assert_same_result(found, expected)
+    assert search(network, *prepared[2], base).cost != pytest.approx(alone[2].cost, rel=1e-9)  # the state matters
 
 
 class CountingScorer:

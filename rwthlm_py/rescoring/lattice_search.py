@@ -30,11 +30,15 @@ share a state and a last word (reached over links without LM score) share it. A 
 between two nodes of the same frame makes its end node wait until the steps collected so
 far have run.
 
-Several lattices are searched side by side (search_together): each search is a generator
-that stops whenever it needs network steps (a StepRequest), and the steps that all of them
-wait for run together, `batch_size` histories a call (None: all at once; 1: one at a time,
-as rwthlm), through a scorer (model/scoring_step.py). A search's result does not depend on
-the other searches. A hypothesis's network state is a row of its search's StateStore.
+Several lattices are searched side by side (search_together): each goes through its own
+schedule of frame segments, and in each round every search extends segments until one
+needs network steps (a StepRequest); the steps that all of them wait for then run together,
+`batch_size` histories a call (None: all at once; 1: one at a time, as rwthlm), through a
+scorer (model/scoring_step.py). The pruning and the extension of the segments of a round
+are array operations over all the searches at once (a _Group), whose hypotheses live in one
+set of arrays (Entries), ordered by lattice where order matters: each search's requests
+and result are those it makes alone. A hypothesis's network state is a row of the group's
+StateStore.
 
 The look-ahead LA (§7.4) is computed backwards over the lattice's own scores with
 s = look_ahead_lm_scale * (-l) + am + LA(to) per link: `tropical` takes min s, `log` the
@@ -49,6 +53,7 @@ recovers it from score differences). The first chain is the best path.
 
 import dataclasses
 import math
+import operator
 
 import numpy
 
@@ -132,46 +137,36 @@ def search(network, lattice, topology, link_words, options, initial_state=None, 
 
 def search_together(scorer, searches, batch_size):
     """Runs the Searches side by side, their network steps shared: whenever every search
-    waits for the steps of a frame, all those steps run together, `batch_size`
-    histories a call (None: all at once). Returns their SearchResults, in order."""
+    waits for network steps, all those steps run together, `batch_size` histories a call
+    (None: all at once). Searches with equal SearchOptions are pruned and extended together
+    (a _Group); those with other options run after them. Returns their SearchResults, in
+    order."""
     results = [None] * len(searches)
-    waiting = {}
-    for index, running in enumerate(searches):
-        _advance(running, None, index, waiting, results)
+    groups = {}
+    for index, one in enumerate(searches):
+        groups.setdefault(dataclasses.astuple(one.options), []).append(index)
     with threads.for_rescoring():
-        while waiting:
-            requests = list(waiting.values())
-            answers = step_together(scorer, requests, batch_size)
-            waiting = {}
-            for request, answer in zip(requests, answers, strict=True):
-                _advance(request.search, answer, request.index, waiting, results)
+        for members in groups.values():
+            found = _Group([searches[index] for index in members]).run(scorer, batch_size)
+            for index, result in zip(members, found, strict=True):
+                results[index] = result
     return results
 
 
-def _advance(running, answer, index, waiting, results):
-    """Sends a search its network steps; records its next request, or its result."""
-    try:
-        request = running.steps.send(answer)
-    except StopIteration as finished:
-        results[index] = finished.value
-    else:
-        request.index = index
-        waiting[index] = request
-
-
 class Entries:
-    """The traceback entries of a search, which are also its hypotheses, as growing arrays:
-    per entry its score, node, link (-1: the root), predecessor, the LM log-probability its
-    link got, its network state's StateStore row (-1: the zero state), its last LM-scored
-    word and its last dp_order LM-scored words (`history`, oldest first)."""
+    """The traceback entries of the searches of a _Group, which are also their hypotheses,
+    as growing arrays: per entry its score, node, link (-1: the root), predecessor, the LM
+    log-probability its link got, its network state's row in the group's StateStore (-1:
+    the zero state), its last LM-scored word and its last dp_order LM-scored words
+    (`history`, oldest first). Nodes, links and predecessors are the group's numbers."""
 
     FIELDS = {"score": numpy.float64, "node": numpy.int64, "link": numpy.int64, "predecessor": numpy.int64,
               "lm_log_prob": numpy.float64, "state": numpy.int64, "word": numpy.int64}
 
-    def __init__(self, dp_order):
+    def __init__(self, dp_order, expected=1024):
         self.size = 0
-        self.arrays = {name: numpy.empty(1024, dtype=dtype) for name, dtype in self.FIELDS.items()}
-        self.arrays["history"] = numpy.empty((1024, dp_order), dtype=numpy.int64)
+        self.arrays = {name: numpy.empty(expected, dtype=dtype) for name, dtype in self.FIELDS.items()}
+        self.arrays["history"] = numpy.empty((expected, dp_order), dtype=numpy.int64)
 
     def __getitem__(self, name):
         return self.arrays[name][:self.size]
@@ -188,41 +183,37 @@ class Entries:
 
 
 class Search:
-    """One lattice's search, run by search_together: `steps` is a generator that yields a
-    StepRequest whenever the search needs network steps, is sent back their answer
-    (step_together), and returns the SearchResult. Hypotheses live in arrays (Entries); a
-    frame is pruned and expanded with array operations."""
+    """One lattice's search, run by search_together: the lattice's links and node order as
+    arrays, its time frames cut into the segments it extends one after the other (its
+    `schedule`), and what it gathers while it runs: its pruning lines and the histories
+    it steps."""
 
     def __init__(self, network, lattice, topology, link_words, options, initial_state=None):
         self.network, self.lattice, self.topology, self.options = network, lattice, topology, options
         scale = options.lm_scale if options.look_ahead_lm_scale is None else options.look_ahead_lm_scale
         self.look_ahead = look_ahead_scores(lattice, topology, options.look_ahead, scale, options.acoustic_scale)
         self.link_words = numpy.asarray(link_words, dtype=numpy.int64)
-        self.link_start = numpy.array([link.start for link in lattice.links], dtype=numpy.int64)
-        self.link_end = numpy.array([link.end for link in lattice.links], dtype=numpy.int64)
-        self.link_lm = numpy.array([link.lm for link in lattice.links], dtype=numpy.float64) + 0.0  # -0 -> 0
-        acoustic = numpy.array([link.acoustic for link in lattice.links], dtype=numpy.float64)
+        self.link_start, self.link_end = topology.link_start, topology.link_end
+        self.link_lm = _link_values(lattice, "lm", numpy.float64) + 0.0  # -0 -> 0
+        acoustic = _link_values(lattice, "acoustic", numpy.float64)
         # each link's cost but for its LM score, with the look-ahead moved from start to end
         self.costs_but_lm = (-options.acoustic_scale * acoustic - options.word_penalty * (self.link_words >= 0)
                              - self.look_ahead[self.link_start] + self.look_ahead[self.link_end])
-        self.out_links = numpy.array([k for node in range(len(lattice.nodes)) for k in topology.outgoing[node]],
-                                     dtype=numpy.int64)
-        self.out_count = numpy.array([len(links) for links in topology.outgoing], dtype=numpy.int64)
+        # the links leaving each node in link order (topology.outgoing), one node after the other
+        self.out_links = numpy.argsort(self.link_start, kind="stable")
+        self.out_count = numpy.bincount(self.link_start, minlength=len(lattice.nodes))
         self.out_start = numpy.cumsum(self.out_count) - self.out_count
         self.frames = self._frames()
         self.frame_of = numpy.empty(len(lattice.nodes), dtype=numpy.int64)
+        self.place = numpy.empty(len(lattice.nodes), dtype=numpy.int64)  # a node's place in its frame
         for index, nodes in enumerate(self.frames):
             self.frame_of[nodes] = index
-        inner = self.frame_of[self.link_start] == self.frame_of[self.link_end]
-        self.frames_with_inner_links = set(self.frame_of[self.link_start[inner]].tolist())
-        self.entries = Entries(options.dp_order)
-        # the entries made that no frame has taken yet (_take_arrived), in the order made, and their frames
-        self.pending, self.pending_frames = numpy.empty(0, dtype=numpy.int64), numpy.empty(0, dtype=numpy.int64)
-        self.made = []  # (ids, frames) of entries made since the last _take_arrived
-        self.states = StateStore(len(lattice.nodes))  # about the histories a search steps: one a node
+            self.place[nodes] = numpy.arange(len(nodes))
+        self.schedule = self._schedule()
+        self.initial_state = initial_state
+        self.states = None  # the StateStore of its network states, its group's (_Group)
         self.pruning_lines = []
         self.network_steps = 0
-        self.steps = self._run(initial_state)
 
     def _frames(self):
         """The node order cut into runs of equal time, as arrays; the final node is never expanded."""
@@ -230,93 +221,27 @@ class Search:
         cuts = numpy.flatnonzero(numpy.diff(times[order])) + 1
         return numpy.split(order, cuts)
 
-    def _run(self, initial_state):
-        sb, dp_order = self.network.vocab.sb, self.options.dp_order
-        root_state = -1 if initial_state is None else self.states.add(initial_state)
-        root = self.entries.add(score=[self.look_ahead[0]], node=[0], link=[-1], predecessor=[-1], lm_log_prob=[0.0],
-                                state=[root_state], word=[sb], history=numpy.full((1, dp_order), sb))
-        place = self.place = numpy.empty(len(self.lattice.nodes), dtype=numpy.int64)  # a node's place in its frame
+    def _schedule(self):
+        """The (frame, first place, last place + 1) segments extended one after the other:
+        a frame without links between its own nodes is one segment, else it is cut before
+        every node that a link from an earlier node of the same segment reaches."""
+        inner = self.frame_of[self.link_start] == self.frame_of[self.link_end]
+        with_inner_links = set(self.frame_of[self.link_start[inner]].tolist())
+        schedule = []
         for index, nodes in enumerate(self.frames):
-            place[nodes] = numpy.arange(len(nodes))
-            kept = self._prune(index, nodes, place) if index > 0 else root
-            yield from self._expand_frame(index, nodes, place, kept)
-        return self._result()
+            if index in with_inner_links:
+                schedule += [(index, first, last) for first, last in self._segments(index, nodes)]
+            else:
+                schedule.append((index, 0, len(nodes)))
+        return schedule
 
-    # -- pruning ---------------------------------------------------------------------------
-
-    def _prune(self, index, nodes, place):
-        """The entries of the frame's nodes that survive its pruning, grouped by node in the
-        frame's order, each node's best first (equal scores in the order they were made);
-        adds the frame's pruning line."""
-        options, entries = self.options, self.entries
-        ids = self._take_arrived(index)  # in the order made
-        rank = place[entries["node"][ids]]
-        scores = entries["score"][ids]
-        order = numpy.lexsort((scores, rank))  # stable: equal scores in the order made
-        ids, scores, rank = ids[order], scores[order], rank[order]
-        before = numpy.bincount(rank, minlength=len(nodes))
-        if options.beam > 0 and len(ids):
-            keep = _firsts_of_runs(rank) | (scores <= scores.min() + options.beam)
-            ids, rank = ids[keep], rank[keep]
-        firsts = _first_of_each(rank, entries["history"][ids])  # recombination: the best of a node and history
-        ids, rank = ids[firsts], rank[firsts]
-        if options.limit > 0:
-            starts = numpy.flatnonzero(_firsts_of_runs(rank))
-            within = numpy.arange(len(ids)) - numpy.repeat(starts, numpy.diff(numpy.append(starts, len(ids))))
-            ids, rank = ids[within < options.limit], rank[within < options.limit]
-        before, after = before.tolist(), numpy.bincount(rank, minlength=len(nodes)).tolist()
-        time = self.topology.centiseconds[nodes[0]]
-        self.pruning_lines.append(
-            f"t={time} #hyps/#nodes: {sum(before)}/{len(nodes)} (min: {min(before)}, max: {max(before)}) -> "
-            f"{sum(after)} (min: {min(after)}, max: {max(after)})")
-        return ids
-
-    def _take_arrived(self, index, first=0, last=None):
-        """The entries made so far that reached the nodes of frame `index` at places first
-        to last - 1 (all: last None), in the order made; they are taken out of the pending
-        ones, and so are those of frames before `index` (none are left)."""
-        if self.made:
-            self.pending = numpy.concatenate([self.pending] + [ids for ids, _ in self.made])
-            self.pending_frames = numpy.concatenate([self.pending_frames] + [frames for _, frames in self.made])
-            self.made = []
-        frames = self.pending_frames
-        taken = frames == index
-        if last is not None:
-            rank = self.place[self.entries["node"][self.pending]]
-            taken &= (rank >= first) & (rank < last)
-        ids = self.pending[taken]
-        left = ~taken & (frames >= index)
-        self.pending, self.pending_frames = self.pending[left], frames[left]
-        return ids
-
-    # -- expansion -------------------------------------------------------------------------
-
-    def _expand_frame(self, index, nodes, place, kept):
-        """Extends the hypotheses of the frame's nodes over their outgoing links, node by
-        node in the frame's order and each node's hypotheses in order: the kept ones, then
-        those that reached it from an earlier node of the same frame. A node that a link
-        from an earlier node of its segment reaches starts a new segment, which waits for
-        the network steps of the one before."""
-        if index not in self.frames_with_inner_links:  # one segment, the whole frame
-            yield from self._extend(kept)
-            return
-        kept_rank = place[self.entries["node"][kept]]
-        for first, last in self._segments(index, nodes, place):
-            new = self._take_arrived(index, first, last)  # from earlier segments of this frame
-            ids = numpy.concatenate([kept[(kept_rank >= first) & (kept_rank < last)], new])
-            if len(new):  # by node; within a node the kept ones first, each part in its order
-                ids = ids[numpy.argsort(place[self.entries["node"][ids]], kind="stable")]
-            yield from self._extend(ids)
-
-    def _segments(self, index, nodes, place):
+    def _segments(self, index, nodes):
         """The frame cut into (first, last + 1) runs of node places, before every node that a
         link from an earlier node of the same run reaches."""
         links = self.out_links[_ranges(self.out_start[nodes], self.out_count[nodes])]
         inside = links[self.frame_of[self.link_end[links]] == index]
-        if not len(inside):
-            return [(0, len(nodes))]
-        starts = place[self.link_start[inside]]
-        ends = place[self.link_end[inside]]
+        starts = self.place[self.link_start[inside]]
+        ends = self.place[self.link_end[inside]]
         cuts, first = [], 0
         for end in numpy.unique(ends).tolist():
             if starts[ends == end].max() >= first:
@@ -325,49 +250,9 @@ class Search:
         bounds = [0] + cuts + [len(nodes)]
         return list(zip(bounds[:-1], bounds[1:], strict=True))
 
-    def _extend(self, ids):
-        """Extends the hypotheses `ids` (in order) over every outgoing link (in link order),
-        after the network steps that needs."""
-        entries, options = self.entries, self.options
-        nodes = entries["node"][ids]
-        counts = self.out_count[nodes]
-        hypothesis = numpy.repeat(ids, counts)
-        link = self.out_links[_ranges(self.out_start[nodes], counts)]
-        if not len(link):
-            return
-        words = self.link_words[link]
-        scored = numpy.flatnonzero(words >= 0)
-        lm_log_prob = self.link_lm[link]  # (a copy)
-        state, last_word = entries["state"][hypothesis], entries["word"][hypothesis]
-        history = entries["history"][hypothesis]
-        if len(scored):
-            span = len(self.network.vocab) + 1
-            pair_key = (state[scored] + 1) * span + last_word[scored]
-            keys, pair_keys = numpy.unique(pair_key, return_inverse=True)  # zero-state keys first
-            request = StepRequest(self, keys // span - 1, keys % span, pair_keys.reshape(-1), words[scored])
-            nn_log_probs, new_rows = yield request
-            lm_log_prob[scored] = self._combine(nn_log_probs, self.link_lm[link[scored]])
-            state[scored] = new_rows[pair_keys.reshape(-1)]
-            last_word[scored] = words[scored]
-            if options.dp_order > 0:
-                history[scored, :-1] = history[scored, 1:]
-                history[scored, -1] = words[scored]
-        score = entries["score"][hypothesis] + self.costs_but_lm[link] - options.lm_scale * lm_log_prob
-        end = self.link_end[link]
-        made = entries.add(score=score, node=end, link=link, predecessor=hypothesis, lm_log_prob=lm_log_prob,
-                           state=state, word=last_word, history=history)
-        self.made.append((made, self.frame_of[end]))
-
-    def _combine(self, nn_log_probs, lattice_lm):
-        """The new LM log-probabilities of LM-scored links from the network's and the lattice's."""
-        if self.options.combination == "loglinear":
-            return lattice_lm + self.options.lam * nn_log_probs
-        return interpolate_linear(nn_log_probs, lattice_lm, self.options.lam)
-
-    # -- traceback -------------------------------------------------------------------------
-
-    def _result(self):
-        entries, lattice = self.entries, self.lattice
+    def result(self, entries):
+        """The SearchResult from this search's traceback entries (numbered from 0, its root)."""
+        lattice = self.lattice
         traceback = Traceback(entries["link"].tolist(), entries["predecessor"].tolist(), entries["score"].tolist(),
                               entries["node"].tolist(), entries["lm_log_prob"].tolist())
         position = self.topology.position
@@ -395,6 +280,312 @@ class Search:
         final_state = self.states.gather([row]) if row >= 0 else None
         return SearchResult(traceback.score[best], best_links, link_lm, final_state, int(entries["word"][best]),
                             traceback, self.pruning_lines, self.network_steps)
+
+
+class _Group:
+    """Searches with equal options run side by side, their hypotheses in one Entries and
+    their links, nodes and frames numbered one lattice after the other. Each search goes
+    through its own schedule of segments: in a round, every search extends segments until
+    one needs network steps (or it is done), and then the steps of all that wait run
+    together (step_together), each search's request as it would make it alone. Pruning
+    and extension take the segments of all searches at once; sorted by the group's node
+    places they fall apart into the searches in order, each search's entries in the order
+    it would make them alone, so that its result does not depend on the others."""
+
+    def __init__(self, searches):
+        self.searches, self.options, self.network = searches, searches[0].options, searches[0].network
+        self._join_lattices()
+        # the searches' network states, one StateStore: a history's row numbers it in the group. A search
+        # steps about one history a node, and an entry is made per link and hypothesis at its start: room
+        # for twice that is made at once, rather than grown by copying (memory never written costs nothing)
+        self.states = StateStore(2 * int(self.node_base[-1]))
+        for one in searches:
+            one.states = self.states
+        self.entries = Entries(self.options.dp_order, 2 * int(self.link_base[-1]) + len(searches))
+        self.kept = self._roots()  # the pruned entries of the searches' current frames not yet extended
+        # the entries made that no segment has taken yet, in the order made, and their frame keys
+        self.pending, self.pending_frames = numpy.empty(0, dtype=numpy.int64), numpy.empty(0, dtype=numpy.int64)
+        self.made = []  # (ids, frame keys) of entries made since they were last joined to the pending ones
+        self.cursor = [0] * len(searches)  # each search's next segment
+
+    def _join_lattices(self):
+        """The searches' arrays joined, their nodes, links and frames (`frame keys`) numbered
+        one lattice after the other."""
+        searches = self.searches
+        nodes = [len(one.lattice.nodes) for one in searches]
+        links = [len(one.lattice.links) for one in searches]
+        frames = [len(one.frames) for one in searches]
+        self.node_base, self.link_base = numpy.cumsum([0] + nodes), numpy.cumsum([0] + links)
+        self.frame_base = numpy.cumsum([0] + frames).tolist()
+        node_shift = numpy.repeat(self.node_base[:-1], nodes)  # per node, per link, per frame: its lattice's
+        link_node_shift, frame_node_shift = numpy.repeat(self.node_base[:-1], links), numpy.repeat(self.node_base[:-1],
+                                                                                                    frames)
+
+        def joined(name):
+            return numpy.concatenate([getattr(one, name) for one in searches])
+
+        self.link_words, self.link_lm, self.costs_but_lm = (joined(name)
+                                                            for name in ("link_words", "link_lm", "costs_but_lm"))
+        self.link_end = joined("link_end") + link_node_shift
+        self.out_links = joined("out_links") + numpy.repeat(self.link_base[:-1], links)
+        self.out_count = joined("out_count")
+        self.out_start = joined("out_start") + numpy.repeat(self.link_base[:-1], nodes)
+        self.search_of = numpy.repeat(numpy.arange(len(searches)), nodes)  # each node's search
+        # a node's place in the group: the searches' node orders one after the other
+        self.rank = numpy.concatenate([one.topology.position for one in searches]) + node_shift
+        self.place = joined("place")
+        self.frame_key = joined("frame_of") + numpy.repeat(self.frame_base[:-1], nodes)
+        # per frame key: the group's place of its first node, its nodes and its time
+        first_nodes = numpy.array([frame[0] for one in searches for frame in one.frames], dtype=numpy.int64)
+        self.frame_first = self.rank[first_nodes + frame_node_shift]
+        self.frame_size = numpy.array([len(frame) for one in searches for frame in one.frames], dtype=numpy.int64)
+        self.frame_time = numpy.concatenate([one.topology.centiseconds for one in searches])[first_nodes
+                                                                                              + frame_node_shift]
+
+    def _roots(self):
+        """The root entry of each search (its node 0, its initial state and <sb>); their ids."""
+        searches, count, sb = self.searches, len(self.searches), self.network.vocab.sb
+        states = [-1 if one.initial_state is None else self.states.add(one.initial_state) for one in searches]
+        return self.entries.add(
+            score=[one.look_ahead[0] for one in searches], node=self.node_base[:-1], link=numpy.full(count, -1),
+            predecessor=numpy.full(count, -1), lm_log_prob=numpy.zeros(count), state=states,
+            word=numpy.full(count, sb), history=numpy.full((count, self.options.dp_order), sb))
+
+    def run(self, scorer, batch_size):
+        """Every search to its end; their SearchResults."""
+        active = [k for k, one in enumerate(self.searches) if one.schedule]
+        while active:
+            working, waiting, extensions = active, [], []
+            while working:
+                ready, asking, extension = self._extend_segments(working)
+                if asking:
+                    waiting += asking
+                    extensions.append(extension)
+                working = [k for k in ready if self.cursor[k] < len(self.searches[k].schedule)]
+            if waiting:
+                self._answer(scorer, batch_size, sorted(waiting, key=lambda item: item[0]), extensions)
+            active = [k for k in active if self.cursor[k] < len(self.searches[k].schedule)]
+        return [self._result(k) for k in range(len(self.searches))]
+
+    # -- one segment of each search ------------------------------------------------------
+
+    def _extend_segments(self, working):
+        """Prunes and extends the current segment of each search of `working` (ascending).
+        Returns the searches that went on to their next segment (their extensions needed
+        no network steps), the (search, StepRequest) of the others and their extension."""
+        segments = [self.searches[k].schedule[self.cursor[k]] for k in working]
+        starting = [k for k, (frame, first, _) in zip(working, segments, strict=True) if first == 0 and frame > 0]
+        if starting:
+            self._prune(starting)
+        ids = self._take_segments(working, segments)
+        nodes = self.entries["node"][ids]
+        counts = self.out_count[nodes]
+        hypothesis = numpy.repeat(ids, counts)
+        link = self.out_links[_ranges(self.out_start[nodes], counts)]
+        owner = self.search_of[self.link_end[link]]
+        asks = numpy.bincount(owner[self.link_words[link] >= 0], minlength=len(self.searches)) > 0
+        asking = numpy.flatnonzero(asks).tolist()
+        if not asking:
+            self._make(hypothesis, link)
+            self._advance(working)
+            return working, [], None
+        ready = [k for k in working if not asks[k]]
+        if ready:
+            now = ~asks[owner]
+            if now.any():
+                self._make(hypothesis[now], link[now])
+                hypothesis, link, owner = hypothesis[~now], link[~now], owner[~now]
+            self._advance(ready)
+        asked, extension = self._requests(hypothesis, link, owner, asking)
+        return ready, asked, extension
+
+    def _advance(self, searches):
+        for k in searches:
+            self.cursor[k] += 1
+
+    def _take_segments(self, working, segments):
+        """The entries of the current segments of `working`, sorted by node (the group's
+        places): in each node the kept ones first, then those that reached it from an
+        earlier segment of its frame, each part in the order made."""
+        count = len(self.searches)
+        within, first, last = numpy.zeros(count, dtype=bool), numpy.zeros(count, dtype=numpy.int64), \
+            numpy.zeros(count, dtype=numpy.int64)
+        frame = numpy.full(count, -1, dtype=numpy.int64)
+        within[working] = True
+        later = False
+        for k, (index, start, stop) in zip(working, segments, strict=True):
+            first[k], last[k], frame[k] = start, stop, self.frame_base[k] + index
+            later = later or start > 0
+        parts = [self._taken(self.kept, within, first, last)]
+        if later:  # entries from earlier segments of a frame with links inside it
+            self._join_made()
+            parts.append(self._taken(self.pending, within, first, last, frame=frame))
+        ids = numpy.concatenate(parts) if len(parts) > 1 else parts[0]
+        return ids[numpy.argsort(self.rank[self.entries["node"][ids]], kind="stable")]
+
+    def _taken(self, pool, within, first, last, frame=None):
+        """The entries of `pool` at the places first..last - 1 of their search's frame (and of
+        frame key `frame`), for the searches `within`; they leave the pool."""
+        nodes = self.entries["node"][pool]
+        owner, place = self.search_of[nodes], self.place[nodes]
+        taken = within[owner] & (place >= first[owner]) & (place < last[owner])
+        if frame is not None:
+            taken &= self.pending_frames == frame[owner]
+            self.pending, self.pending_frames = pool[~taken], self.pending_frames[~taken]
+        else:
+            self.kept = pool[~taken]
+        return pool[taken]
+
+    def _join_made(self):
+        if self.made:
+            self.pending = numpy.concatenate([self.pending] + [ids for ids, _ in self.made])
+            self.pending_frames = numpy.concatenate([self.pending_frames] + [frames for _, frames in self.made])
+            self.made = []
+
+    # -- pruning -------------------------------------------------------------------------
+
+    def _prune(self, starting):
+        """Prunes the frames that the searches `starting` (ascending) begin: the entries that
+        reached them are kept, grouped by node in each frame's order, each node's best first
+        (equal scores in the order made); adds each search's pruning line."""
+        options, entries = self.options, self.entries
+        self._join_made()
+        keys = numpy.array([self.frame_base[k] + self.searches[k].schedule[self.cursor[k]][0] for k in starting],
+                           dtype=numpy.int64)  # the frames' keys, ascending
+        slot = numpy.full(self.frame_base[-1], -1, dtype=numpy.int64)  # each frame key's place in `keys`
+        slot[keys] = numpy.arange(len(keys))
+        taken = slot[self.pending_frames] >= 0
+        ids = self.pending[taken]  # in the order made
+        self.pending, self.pending_frames = self.pending[~taken], self.pending_frames[~taken]
+        sizes = self.frame_size[keys]
+        # a node's place among the nodes of all the frames: its group place, less its frame's first one, plus
+        # the nodes of the frames before
+        shift = numpy.cumsum(sizes) - sizes - self.frame_first[keys]
+        nodes = entries["node"][ids]
+        rank, scores = self.rank[nodes], entries["score"][ids]
+        order = numpy.lexsort((scores, rank))  # stable: equal scores in the order made
+        ids, scores, rank, frame = ids[order], scores[order], rank[order], slot[self.frame_key[nodes[order]]]
+        before = numpy.bincount(rank + shift[frame], minlength=int(sizes.sum()))
+        if options.beam > 0 and len(ids):
+            lowest = numpy.full(len(keys), numpy.inf)
+            runs = numpy.flatnonzero(_firsts_of_runs(frame))
+            lowest[frame[runs]] = numpy.minimum.reduceat(scores, runs)  # the best of each frame
+            keep = _firsts_of_runs(rank) | (scores <= (lowest + options.beam)[frame])
+            ids, rank, frame = ids[keep], rank[keep], frame[keep]
+        kept = _first_of_each(rank, entries["history"][ids])  # recombination: the best of a node and history
+        ids, rank, frame = ids[kept], rank[kept], frame[kept]
+        if options.limit > 0:
+            starts = numpy.flatnonzero(_firsts_of_runs(rank))
+            within = numpy.arange(len(ids)) - numpy.repeat(starts, numpy.diff(numpy.append(starts, len(ids))))
+            ids, rank, frame = ids[within < options.limit], rank[within < options.limit], frame[within < options.limit]
+        after = numpy.bincount(rank + shift[frame], minlength=int(sizes.sum()))
+        self._pruning_lines(starting, keys, sizes, numpy.stack([before, after]))
+        self.kept = numpy.concatenate([self.kept, ids])
+
+    def _pruning_lines(self, starting, keys, sizes, counts):
+        """rwthlm's pruning line of each frame: its hypotheses per node (counts[0]) and what
+        pruning left of them (counts[1])."""
+        offsets = numpy.cumsum(sizes) - sizes
+        totals, lowest, highest = (function.reduceat(counts, offsets, axis=1).T.tolist()
+                                   for function in (numpy.add, numpy.minimum, numpy.maximum))
+        nodes, times = sizes.tolist(), self.frame_time[keys].tolist()
+        for j, k in enumerate(starting):
+            (total, kept), (least, kept_least), (most, kept_most) = totals[j], lowest[j], highest[j]
+            self.searches[k].pruning_lines.append(
+                f"t={times[j]} #hyps/#nodes: {total}/{nodes[j]} (min: {least}, max: {most}) -> {kept} "
+                f"(min: {kept_least}, max: {kept_most})")
+
+    # -- extension -----------------------------------------------------------------------
+
+    def _requests(self, hypothesis, link, owner, asking):
+        """The StepRequests of the searches `asking` (ascending) for their LM-scored links
+        among `link` (hypothesis x link, grouped by search), each as the search alone
+        would make it: its distinct (state, last word) pairs, zero state first. Returns
+        [(search, StepRequest)] and the extension for _answer: (hypothesis, link, the
+        LM-scored links' places among them, each one's pair among all the requests' pairs,
+        the searches `asking`)."""
+        entries, searches = self.entries, self.searches
+        words = self.link_words[link]
+        scored = numpy.flatnonzero(words >= 0)
+        state, last_word = entries["state"][hypothesis[scored]], entries["word"][hypothesis[scored]]
+        span = len(self.network.vocab) + 1
+        rows = self.states.size + 2
+        if len(searches) * rows * span >= 2**62:
+            raise OverflowError("too many network states to number their histories")
+        pair_key = (owner[scored] * rows + state + 1) * span + last_word
+        keys, pair_keys = numpy.unique(pair_key, return_inverse=True)  # by search, zero-state keys first
+        pair_keys = pair_keys.reshape(-1)
+        key_search = keys // (rows * span)
+        key_bounds = numpy.searchsorted(key_search, asking + [asking[-1] + 1]).tolist()
+        pair_bounds = numpy.searchsorted(owner[scored], asking + [asking[-1] + 1]).tolist()
+        key_states, key_words = (keys // span) % rows - 1, keys % span
+        asked = []
+        for j, k in enumerate(asking):
+            keys_from, keys_to = key_bounds[j], key_bounds[j + 1]
+            pairs_from, pairs_to = pair_bounds[j], pair_bounds[j + 1]
+            request = StepRequest(searches[k], key_states[keys_from:keys_to], key_words[keys_from:keys_to],
+                                  pair_keys[pairs_from:pairs_to] - keys_from, words[scored[pairs_from:pairs_to]])
+            asked.append((k, request))
+        return asked, (hypothesis, link, scored, pair_keys, asking)
+
+    def _answer(self, scorer, batch_size, waiting, extensions):
+        """Runs the network steps that the searches wait for ((search, StepRequest) in the
+        searches' order) and makes the entries of their extensions (_requests)."""
+        answers = step_together(scorer, [request for _, request in waiting], batch_size)
+        answered = {k: answer for (k, _), answer in zip(waiting, answers, strict=True)}
+        for hypothesis, link, scored, pair_keys, asking in extensions:
+            parts = [answered[k] for k in asking]
+            nn_log_probs = numpy.concatenate([part[0] for part in parts])
+            new_rows = numpy.concatenate([part[1] for part in parts])
+            self._make(hypothesis, link, scored, nn_log_probs, new_rows[pair_keys])
+            self._advance(asking)
+
+    def _make(self, hypothesis, link, scored=None, nn_log_probs=None, new_states=None):
+        """The entries of hypotheses extended over links (in order); `scored` are the LM-scored
+        ones among them, with the network's log-probabilities and the new states."""
+        entries, options = self.entries, self.options
+        lm_log_prob = self.link_lm[link]  # (a copy)
+        state, last_word = entries["state"][hypothesis], entries["word"][hypothesis]
+        history = entries["history"][hypothesis]
+        if scored is not None:
+            words = self.link_words[link[scored]]
+            lm_log_prob[scored] = self._combine(nn_log_probs, self.link_lm[link[scored]])
+            state[scored] = new_states
+            last_word[scored] = words
+            if options.dp_order > 0:
+                history[scored, :-1] = history[scored, 1:]
+                history[scored, -1] = words
+        score = entries["score"][hypothesis] + self.costs_but_lm[link] - options.lm_scale * lm_log_prob
+        end = self.link_end[link]
+        made = entries.add(score=score, node=end, link=link, predecessor=hypothesis, lm_log_prob=lm_log_prob,
+                           state=state, word=last_word, history=history)
+        self.made.append((made, self.frame_key[end]))
+
+    def _combine(self, nn_log_probs, lattice_lm):
+        """The new LM log-probabilities of LM-scored links from the network's and the lattice's."""
+        if self.options.combination == "loglinear":
+            return lattice_lm + self.options.lam * nn_log_probs
+        return interpolate_linear(nn_log_probs, lattice_lm, self.options.lam)
+
+    # -- traceback -----------------------------------------------------------------------
+
+    def _result(self, k):
+        """Search k's SearchResult, from its entries renumbered as its own."""
+        entries = self.entries
+        ids = numpy.flatnonzero(self.search_of[entries["node"]] == k)
+        number = numpy.full(entries.size + 1, -1, dtype=numpy.int64)  # [-1] stays -1: a root's predecessor
+        number[ids] = numpy.arange(len(ids))
+        link = entries["link"][ids]
+        own = {name: entries[name][ids] for name in ("score", "lm_log_prob", "state", "word")}
+        own["node"] = entries["node"][ids] - self.node_base[k]
+        own["link"] = numpy.where(link >= 0, link - self.link_base[k], -1)
+        own["predecessor"] = number[entries["predecessor"][ids]]
+        return self.searches[k].result(own)
+
+
+def _link_values(lattice, name, dtype):
+    """The attribute `name` of every link of the lattice, as an array."""
+    return numpy.fromiter(map(operator.attrgetter(name), lattice.links), dtype=dtype, count=len(lattice.links))
 
 
 def _first_of_each(rank, history):

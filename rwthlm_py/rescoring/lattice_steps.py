@@ -5,8 +5,9 @@ what a search asks for (a StepRequest), the shared calls that answer every waiti
 A call takes at most `batch_size` histories (None: all that wait; 1: one at a time, as
 rwthlm); histories of the zero state run in calls of their own, because a call's state is
 all given or all zero. Each search's keys come zero-state first, so that a call holds
-consecutive key ranges of the requests. A history's new state is stored in its own
-search's StateStore and answered as its row there.
+consecutive key ranges of the requests. A history's new state is stored in its search's
+StateStore (one for the searches of a group, lattice_search._Group) and answered as its
+row there.
 """
 
 import dataclasses
@@ -69,31 +70,58 @@ def _cut(ranges, size):
 
 def _run_call(scorer, requests, call, answers, unk_penalty):
     """One network call for the keys of the (request, start, stop) ranges `call`; fills in
-    their answers."""
-    inputs, columns, words, pair_sets, parts = [], [], [], [], []
+    their answers. Requests whose searches share a StateStore (those of one group,
+    lattice_search) have their states gathered and stored with one index each."""
+    inputs, columns, words, pair_sets = [], [], [], []
     offset = 0
     for r, start, stop in call:
         request = requests[r]
         inputs.append(request.key_words[start:stop])
-        pairs = numpy.flatnonzero((request.pair_keys >= start) & (request.pair_keys < stop))
-        columns.append(request.pair_keys[pairs] - start + offset)
-        words.append(request.pair_words[pairs])
+        if start == 0 and stop == len(request.key_states):
+            pairs = slice(None)  # the whole request
+            columns.append(request.pair_keys + offset)
+            words.append(request.pair_words)
+        else:
+            pairs = numpy.flatnonzero((request.pair_keys >= start) & (request.pair_keys < stop))
+            columns.append(request.pair_keys[pairs] - start + offset)
+            words.append(request.pair_words[pairs])
         pair_sets.append(pairs)
-        if request.key_states[start] >= 0:
-            parts.append(request.search.states.gather(request.key_states[start:stop]))
         offset += stop - start
-    state = concatenate_states(parts) if parts else None
+    runs = _store_runs(requests, call)
+    state = None
+    if requests[call[0][0]].key_states[call[0][1]] >= 0:  # (a call's states are all given or all zero)
+        state = concatenate_states([store.gather(numpy.concatenate([requests[r].key_states[start:stop]
+                                                                    for r, start, stop in ranges]))
+                                    for store, ranges in runs])
     log_probs, new_state = scorer.next_word_log_probs(numpy.concatenate(inputs), state, numpy.concatenate(columns),
                                                       numpy.concatenate(words), unk_penalty)
     log_probs = requests[0].search.network.backend.to_numpy(log_probs)
-    offset = done = 0
-    for (r, start, stop), pairs in zip(call, pair_sets, strict=True):
-        search = requests[r].search
-        answers[r][0][pairs] = log_probs[done:done + len(pairs)]
-        first_row = search.states.add(select_state(new_state, slice(offset, offset + stop - start)))
-        answers[r][1][start:stop] = numpy.arange(first_row, first_row + stop - start)
-        search.network_steps += stop - start
-        offset, done = offset + stop - start, done + len(pairs)
+    offset = 0
+    for store, ranges in runs:
+        size = sum(stop - start for _, start, stop in ranges)
+        first_row = store.add(select_state(new_state, slice(offset, offset + size)) if len(runs) > 1 else new_state)
+        for r, start, stop in ranges:
+            answers[r][1][start:stop] = numpy.arange(first_row, first_row + stop - start)
+            first_row += stop - start
+            requests[r].search.network_steps += stop - start
+        offset += size
+    done = 0
+    for (r, _, _), pairs, columns_of in zip(call, pair_sets, columns, strict=True):
+        answers[r][0][pairs] = log_probs[done:done + len(columns_of)]
+        done += len(columns_of)
+
+
+def _store_runs(requests, call):
+    """The ranges of `call` as runs of consecutive ones whose searches share a StateStore:
+    [(store, [(request, start, stop), ...]), ...]."""
+    runs = []
+    for r, start, stop in call:
+        store = requests[r].search.states
+        if runs and runs[-1][0] is store:
+            runs[-1][1].append((r, start, stop))
+        else:
+            runs.append((store, [(r, start, stop)]))
+    return runs
 
 
 class StateStore:

@@ -28,6 +28,8 @@ class Topology:
     position: numpy.ndarray  # position[node] = its index in `order`
     outgoing: list  # outgoing[node] = its link ids, in link order
     centiseconds: numpy.ndarray  # each node's time, round(100 t)
+    link_start: numpy.ndarray  # each link's start node
+    link_end: numpy.ndarray  # each link's end node
 
     @property
     def final(self):
@@ -40,7 +42,8 @@ def lattice_topology(lattice):
     centiseconds = _centiseconds(lattice)
     starts = list(map(operator.attrgetter("start"), links))
     ends = list(map(operator.attrgetter("end"), links))
-    _check_links(lattice, numpy.array(starts, dtype=numpy.int64), numpy.array(ends, dtype=numpy.int64), centiseconds)
+    link_start, link_end = numpy.array(starts, dtype=numpy.int64), numpy.array(ends, dtype=numpy.int64)
+    _check_links(lattice, link_start, link_end, centiseconds)
     outgoing = [[] for _ in nodes]
     for link_id, start in enumerate(starts):
         outgoing[start].append(link_id)
@@ -58,7 +61,7 @@ def lattice_topology(lattice):
     order = sorted(reversed(postorder), key=centiseconds.tolist().__getitem__)  # stable: ties keep the sort
     position = numpy.empty(len(order), dtype=numpy.int64)
     position[order] = numpy.arange(len(order))
-    return Topology(order, position, outgoing, centiseconds)
+    return Topology(order, position, outgoing, centiseconds, link_start, link_end)
 
 
 def _centiseconds(lattice):
