@@ -99,6 +99,33 @@ def test_dependent_lattices_carry_the_state_of_the_best_path(tmp_path):
     assert costs[True][1] != pytest.approx(costs[False][1], rel=1e-5)
 
 
+@pytest.mark.parametrize("dependent", [False, True])
+def test_an_empty_utterances_lattice_is_the_empty_path(tmp_path, dependent):
+    """A lattice of one node and no links (a decoder's empty utterance) has the empty path,
+    of cost 0: its rescored lattice is itself, its ctm is empty, and a lattice after it
+    (with --dependent too: it passes on the state it was given) is rescored as without it."""
+    vocab = remap([(word, k) for k, word in enumerate(["the", "cat", "dog", "sees", "feeds"])], "<sb>")
+    network = Network.build(parse_network("t-i5-m4"), vocab, get_backend("numpy", "float64"), seed=1)
+    empty = "VERSION=1.0\nUTTERANCE=empty\nN=1 L=0\nI=0 t=0.00\n"
+    (tmp_path / "empty.lat").write_text(empty)
+    paths = [linear_lattice(tmp_path / "a.lat", ["the", "cat"]), str(tmp_path / "empty.lat"),
+             linear_lattice(tmp_path / "b.lat", ["the", "dog"])]
+    printed = {}
+    for output in ("lattice", "ctm"):
+        console = Console(out=io.StringIO(), err=io.StringIO())
+        rescoring = lattice_rescoring(Options(lam=1.0, pruning_threshold=0.0, dependent=dependent, output=output))
+        assert rescore_lattices(network, paths, rescoring, console) == 0, console.err.getvalue()
+        printed[output] = console.out.getvalue().replace(str(tmp_path) + "/", "")
+    assert (tmp_path / "empty.lat.rescored").read_text() == empty
+    assert (tmp_path / "empty.lat.ctm").read_text() == ""
+    assert "lattice 'empty.lat' ...\nsingle best: 0\nlattice 'b.lat'" in printed["lattice"]
+    console = Console(out=io.StringIO(), err=io.StringIO())
+    rescoring = lattice_rescoring(Options(lam=1.0, pruning_threshold=0.0, dependent=dependent))
+    assert rescore_lattices(network, [paths[0], paths[2]], rescoring, console) == 0
+    without = console.out.getvalue().replace(str(tmp_path) + "/", "")
+    assert printed["lattice"].replace("lattice 'empty.lat' ...\nsingle best: 0\n", "") == without
+
+
 def test_initial_links_cleared_and_the_links_before_the_last_relabelled(tmp_path):
     """RWTH ASR lattices: an initial epsilon link at t=0 with scores, the sentence end as an
     LM-scored unknown word before a last silence link without LM score."""

@@ -340,9 +340,10 @@ def report_and_write(network, prepared, result, target, rescoring, console):
     lattice, topology, words, cleared = prepared
     for line in result.pruning_lines:
         console.say(line)
-    scored = [link_id for link_id in result.best_links if words[link_id] >= 0]
-    last = scored[-1] if scored else result.best_links[-1]
     if result.final_word != network.vocab.sb:
+        # a path without links ends in the <sb> it starts from, so this path has links
+        scored = [link_id for link_id in result.best_links if words[link_id] >= 0]
+        last = scored[-1] if scored else result.best_links[-1]
         raise InputError(f"the best path's last word is '{lattice.links[last].word}' (link {last}), not the sentence "
                          f"boundary '{network.vocab.sb_name}': relabel the last links with --set-sb-last or "
                          "--set-sb-next-to-last",
