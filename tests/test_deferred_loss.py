@@ -17,7 +17,7 @@ from rwthlm_py.testing.strict_cupy import strict_backend
 from rwthlm_py.text import data
 from rwthlm_py.training.optim import Sgd
 from rwthlm_py.training.selftest import synthetic_corpus
-from rwthlm_py.training.train import DeviceLoss, Schedule, Trainer, train_batch
+from rwthlm_py.training.train import BATCHES_PER_POINT, BatchCurve, DeviceLoss, Schedule, Trainer, train_batch
 
 PERPLEXITY = "ppl "
 
@@ -90,9 +90,46 @@ def test_unread_losses_are_read_together_in_order():
     progress = Console(out=io.StringIO(), err=io.StringIO(), log_interval=1e9).progress("t", 100)
     backend.xp.counts.clear()
     expected = 0.0
-    for group in ([1.0, 1e-16, 1e-16, 1e-16], [5.0], [1e-16, 1e-16, 1e-16, 2.0]):  # sums that depend on the order
+    for group in ([1.0, 1e-16, 1e-16, 1e-16], [0.0], [1e-16, 1e-16, 1e-16, 2.0]):  # sums that depend on the order
         for value in group:
             expected += value
             progress.update(1, value if len(group) == 1 else DeviceLoss(backend, backend.asarray(numpy.array(-value))))
         assert progress.neg_log_prob == expected
     assert backend.xp.counts.total("waits") == 2  # one for each group of four
+
+
+class RecordedEvents:
+    enabled = True
+
+    def __init__(self):
+        self.scalars = []
+
+    def scalar(self, tag, value, step):
+        self.scalars.append((tag, value, step))
+
+
+def test_the_training_curves_point_adds_its_batches_losses_in_order_and_reads_each_once():
+    """BatchCurve's perplexity of a point is that of its batches' losses added in the order
+    they came, read losses and unread ones alike; a loss the progress line has read is not
+    transferred again."""
+    backend = strict_backend("float64")
+    network = types.SimpleNamespace(gradient_norm=lambda: 1.0)  # the curve's other figure, not read here
+    values = [100.0] + [5e-15] * 9  # in order the small ones are lost; in any other order they count
+    losses = [DeviceLoss(backend, backend.asarray(numpy.array(-value))) if k % 3 else value
+              for k, value in enumerate(values)]
+    progress = Console(out=io.StringIO(), err=io.StringIO(), log_interval=1e9).progress("t", 100)
+    for loss in losses[:5]:
+        progress.update(2, loss)
+    assert progress.neg_log_prob == 100.0  # the progress line has read the first five
+    events = RecordedEvents()
+    assert len(values) == BATCHES_PER_POINT
+    curve = BatchCurve(events, 0)
+    backend.xp.counts.clear()
+    for loss in losses:
+        curve.add(1, loss, network)
+    expected = 0.0
+    for value in values:
+        expected += value
+    assert expected == 100.0
+    assert events.scalars[0] == ("batch/train_perplexity", perplexity_of(expected, 10), 10)
+    assert backend.xp.counts.total("waits") == 1  # the unread three of the last five, together

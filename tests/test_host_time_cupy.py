@@ -3,6 +3,7 @@ benchmarks/device_counts.py times the host's work of a batch: it runs the same b
 the counting double, gives results of the same shapes and float types, and computes
 nothing (a training batch leaves every parameter as it was)."""
 
+import numpy
 import pytest
 from test_device_budget import batch_of
 
@@ -39,3 +40,27 @@ def test_a_batch_runs_without_arithmetic(clipping, dropout):
     for name, value in before.items():
         assert after[name].tobytes() == value.tobytes(), name
 
+
+
+def test_its_operations_write_nothing_into_their_outputs():
+    """Products (the array API's and cuBLAS's C binding on device addresses), ufuncs,
+    in-place operators, item assignment and kernel launches leave a given output's bytes
+    as they were: nothing is computed that the host-time figure would then include."""
+    backend = shape_only_backend("float32")
+    xp = backend.xp
+    a, b = xp.asarray(numpy.ones((4, 3), numpy.float32)), xp.asarray(numpy.ones((3, 5), numpy.float32))
+    out = xp.asarray(numpy.full((4, 5), 7.0, numpy.float32))
+    sentinel = backend.to_numpy(out).tobytes()
+    xp.matmul(a, b, out=out)
+    xp.exp(out, out=out)
+    xp.add(out, 1.0, out=out)
+    out += 1.0
+    out *= out
+    out[...] = 0.0
+    out[1] = 0.0
+    cublas, handle = xp.cuda.cublas, xp.cuda.device.get_cublas_handle()
+    scalars = numpy.array([1.0, 0.0], numpy.float32)
+    cublas.sgemm(handle, cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, 5, 4, 3, scalars.ctypes.data, b.data.ptr, 5,
+                 a.data.ptr, 3, scalars.ctypes.data + 4, out.data.ptr, 5)
+    xp.RawModule(code="").get_function("any")((1,), (256,), (out, numpy.int32(20)))
+    assert backend.to_numpy(out).tobytes() == sentinel

@@ -59,9 +59,12 @@ def test_searches_of_other_options_and_initial_states_find_what_they_find_alone(
     initial state (as --dependent gives it), whatever the searches beside it."""
     prepared = lattices(tmp_path, network, count=5)
     base = SearchOptions(lam=0.7, beam=4.0, dp_order=2, lm_scale=2.5)
-    options = [base, dataclasses.replace(base, dp_order=1), base, dataclasses.replace(base, beam=0.0, limit=1), base]
+    options = [base, dataclasses.replace(base, dp_order=1), base, dataclasses.replace(base, beam=0.0, limit=1), base,
+               dataclasses.replace(base, lam=0.3), dataclasses.replace(base, lm_scale=9.0),
+               dataclasses.replace(base, combination="loglinear")]
+    prepared += prepared[:3]
     before = [search(network, *one, base) for one in prepared[:2]]
-    initial = [None, before[0].final_state, before[1].final_state, None, before[0].final_state]
+    initial = [None, before[0].final_state, before[1].final_state, None, before[0].final_state, None, None, None]
     cases = list(zip(prepared, options, initial, strict=True))
     alone = [search(network, *one, choice, state) for one, choice, state in cases]
     together = search_together(network, [Search(network, *one, choice, state) for one, choice, state in cases], None)

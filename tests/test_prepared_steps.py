@@ -108,10 +108,13 @@ def test_row_major_products_on_prepared_arguments_equal_numpys_bit_for_bit(dtype
     device_R, device_h, device_out = xp.asarray(R), xp.asarray(h), xp.asarray(out)
     gemm = RowMajorGemm(xp, dtype)
     step = 4 * H * B * numpy.dtype(dtype).itemsize
+    cublas, handle = xp.cuda.cublas, xp.cuda.device.get_cublas_handle()
+    cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_DEVICE)  # as a library beside us may leave it
     with gemm:
         gemm.function(*gemm.arguments(device_out.data.ptr + step, device_R.data.ptr, device_h.data.ptr, 4 * H, B, H,
                                       accumulate))
     assert device_out.get().tobytes() == expected.tobytes()
+    assert cublas.getPointerMode(handle) == cublas.CUBLAS_POINTER_MODE_DEVICE  # given back as it was found
 
 
 class StepByStep:

@@ -12,7 +12,8 @@ per call counts: two calls per step and direction. There every step's arguments 
 prepared before the loop, a step's arrays being at fixed offsets from their buffers'
 starts (base address + offset), and the loop calls the kernel function and cuBLAS's C
 binding (cupy.cuda.cublas, column-major: `RowMajorGemm`) with those tuples and nothing else:
-no views, checks or argument conversions per step.
+no views, checks or argument conversions of rwthlm_py's per step (cupy still packs each
+launch's arguments).
 """
 
 import numpy

@@ -133,7 +133,8 @@ class Network:
         dense = [gradient for gradient in gradients if not isinstance(gradient, RowGradient)]
         parts = [self.backend.kernels.sum_of_squares(dense) if dense else xp.zeros((), dtype=dtype)]
         parts += [gradient.squared_norm(xp, dtype) for gradient in gradients if isinstance(gradient, RowGradient)]
-        # one stack and one sum (not an addition per part); a sum of so few adds them in order
+        # one stack and one sum (not an addition per part); numpy adds so few in order, cupy's
+        # reduction in a tree (the last bit may differ from adding them one by one)
         total = xp.stack(parts).sum() if len(parts) > 1 else parts[0]
         return xp.sqrt(total)
 

@@ -136,11 +136,11 @@ def search(network, lattice, topology, link_words, options, initial_state=None, 
 
 
 def search_together(scorer, searches, batch_size):
-    """Runs the Searches side by side, their network steps shared: whenever every search
+    """Runs the Searches in groups of equal SearchOptions, one group after another (the
+    commands give every search the same options). Within a group (a _Group) the searches
+    are pruned and extended together and share their network steps: whenever every search
     waits for network steps, all those steps run together, `batch_size` histories a call
-    (None: all at once). Searches with equal SearchOptions are pruned and extended together
-    (a _Group); those with other options run after them. Returns their SearchResults, in
-    order."""
+    (None: all at once). Returns their SearchResults, in order."""
     results = [None] * len(searches)
     groups = {}
     for index, one in enumerate(searches):

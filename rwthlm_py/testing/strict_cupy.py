@@ -350,6 +350,7 @@ class StrictCupy(types.SimpleNamespace):
     ndarray = StrictArray
     ufunc_type = StrictUfunc
     cublas_type = None  # LowLevelCublas, set below
+    poison_new_memory = True  # empty() and empty_like() give NaN floats (see _unwritten)
     float32, float64, int32, int64, bool_ = numpy.float32, numpy.float64, numpy.int32, numpy.int64, numpy.bool_
     newaxis = None
 
@@ -464,10 +465,17 @@ class StrictCupy(types.SimpleNamespace):
         return numpy.asarray(value)
 
     def empty(self, shape, dtype=float, order="C"):
-        return self._wrap(numpy.empty(shape, dtype=dtype, order=order))
+        return self._wrap(self._unwritten(numpy.empty(shape, dtype=dtype, order=order)))
 
     def empty_like(self, array, dtype=None, shape=None):
-        return self._wrap(numpy.empty_like(array._a, dtype=dtype, shape=shape))
+        return self._wrap(self._unwritten(numpy.empty_like(array._a, dtype=dtype, shape=shape)))
+
+    def _unwritten(self, array):
+        """New memory as a GPU may hand it out: float memory holds NaN (numpy's often holds
+        zeros, which would let a read before the first write pass), unless poisoning is off."""
+        if self.poison_new_memory and array.dtype.kind == "f":
+            array.fill(numpy.nan)
+        return array
 
     def _filled(self, array):
         self.counts.add("launches")

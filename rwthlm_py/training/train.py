@@ -96,18 +96,25 @@ class Schedule:
 class DeviceLoss(Deferred):
     """A batch's -sum ln p left where it was computed (a 0-d array of the network's
     backend: sum ln p), so that the batch waits for nothing; read_together reads several
-    with one transfer (reporting.Progress does, when a figure needs them)."""
+    with one transfer (reporting.Progress does, when a figure needs them). A loss once read
+    keeps its number, so the training curves (BatchCurve) and the progress line, which both
+    take it, transfer it once."""
 
     def __init__(self, backend, log_prob_sum):
-        self.backend, self.log_prob_sum = backend, log_prob_sum
+        self.backend, self.log_prob_sum, self.value = backend, log_prob_sum, None
 
     @classmethod
     def read_together(cls, values):
-        backend = values[0].backend
-        if backend.on_host or len(values) == 1:
-            return [-float(value.log_prob_sum) for value in values]
-        sums = backend.to_numpy(backend.xp.stack([value.log_prob_sum for value in values]))
-        return [-float(value) for value in sums]
+        unread = [value for value in values if value.value is None]
+        if unread:
+            backend = unread[0].backend
+            if backend.on_host or len(unread) == 1:
+                sums = [value.log_prob_sum for value in unread]
+            else:
+                sums = backend.to_numpy(backend.xp.stack([value.log_prob_sum for value in unread]))
+            for value, log_prob_sum in zip(unread, sums, strict=True):
+                value.value, value.log_prob_sum = -float(log_prob_sum), None
+        return [value.value for value in values]
 
     def __float__(self):
         return self.read_together([self])[0]
