@@ -29,6 +29,7 @@ from rwthlm_py.testing.strict_cupy import (
     StrictUfunc,
     _is_host_array,
     _unwrap,
+    install_operators,
 )
 
 
@@ -145,22 +146,7 @@ class ShapeOnlyArray(StrictArray):
             raise TypeError(f"Unsupported type {type(value)} (a host array assigned into a device array)")
 
 
-for _name, _function in (("add", numpy.add), ("sub", numpy.subtract), ("mul", numpy.multiply),
-                         ("truediv", numpy.true_divide), ("floordiv", numpy.floor_divide),
-                         ("mod", numpy.remainder), ("pow", numpy.power), ("and", numpy.bitwise_and),
-                         ("or", numpy.bitwise_or), ("xor", numpy.bitwise_xor)):
-    setattr(ShapeOnlyArray, f"__{_name}__", _operator(_function))
-    setattr(ShapeOnlyArray, f"__r{_name}__", _operator(_function, reflected=True))
-    setattr(ShapeOnlyArray, f"__i{_name}__", _operator(_function, inplace=True))
-for _name, _function in (("lt", numpy.less), ("le", numpy.less_equal), ("gt", numpy.greater),
-                         ("ge", numpy.greater_equal), ("eq", numpy.equal), ("ne", numpy.not_equal)):
-    setattr(ShapeOnlyArray, f"__{_name}__", _operator(_function))
-ShapeOnlyArray.__hash__ = None
-for _name in ("sum", "max", "min", "any", "all", "mean", "argmax"):
-    setattr(ShapeOnlyArray, _name, _reduction(_name))
-ShapeOnlyArray.__neg__ = _unary(numpy.negative)
-ShapeOnlyArray.__invert__ = _unary(numpy.invert)
-ShapeOnlyArray.__abs__ = _unary(numpy.absolute)
+install_operators(ShapeOnlyArray, _operator, _unary, _reduction)
 
 
 class ShapeOnlyUfunc(StrictUfunc):

@@ -286,24 +286,32 @@ def _unary(function):
     return method
 
 
-for _name, _function in (("add", numpy.add), ("sub", numpy.subtract), ("mul", numpy.multiply),
-                         ("truediv", numpy.true_divide), ("floordiv", numpy.floor_divide),
-                         ("mod", numpy.remainder), ("pow", numpy.power), ("and", numpy.logical_and),
-                         ("or", numpy.logical_or), ("xor", numpy.logical_xor)):
-    if _name in ("and", "or", "xor"):
-        _function = {"and": numpy.bitwise_and, "or": numpy.bitwise_or, "xor": numpy.bitwise_xor}[_name]
-    setattr(StrictArray, f"__{_name}__", _operator(_function))
-    setattr(StrictArray, f"__r{_name}__", _operator(_function, reflected=True))
-    setattr(StrictArray, f"__i{_name}__", _operator(_function, inplace=True))
-for _name, _function in (("lt", numpy.less), ("le", numpy.less_equal), ("gt", numpy.greater),
-                         ("ge", numpy.greater_equal), ("eq", numpy.equal), ("ne", numpy.not_equal)):
-    setattr(StrictArray, f"__{_name}__", _operator(_function))
-StrictArray.__hash__ = None
-for _name in ("sum", "max", "min", "any", "all", "mean", "argmax"):
-    setattr(StrictArray, _name, _reduction(_name))
-StrictArray.__neg__ = _unary(numpy.negative)
-StrictArray.__invert__ = _unary(numpy.invert)
-StrictArray.__abs__ = _unary(numpy.absolute)
+ARITHMETIC = (("add", numpy.add), ("sub", numpy.subtract), ("mul", numpy.multiply), ("truediv", numpy.true_divide),
+              ("floordiv", numpy.floor_divide), ("mod", numpy.remainder), ("pow", numpy.power),
+              ("and", numpy.bitwise_and), ("or", numpy.bitwise_or), ("xor", numpy.bitwise_xor))
+COMPARISONS = (("lt", numpy.less), ("le", numpy.less_equal), ("gt", numpy.greater), ("ge", numpy.greater_equal),
+               ("eq", numpy.equal), ("ne", numpy.not_equal))
+REDUCTIONS = ("sum", "max", "min", "any", "all", "mean", "argmax")
+UNARY = (("neg", numpy.negative), ("invert", numpy.invert), ("abs", numpy.absolute))
+
+
+def install_operators(array_type, operator, unary, reduction):
+    """Gives a double's array type Python's operators (plain, reflected and in place) and
+    its reduction methods, each made by the double's own factory from the numpy function."""
+    for name, function in ARITHMETIC:
+        setattr(array_type, f"__{name}__", operator(function))
+        setattr(array_type, f"__r{name}__", operator(function, reflected=True))
+        setattr(array_type, f"__i{name}__", operator(function, inplace=True))
+    for name, function in COMPARISONS:
+        setattr(array_type, f"__{name}__", operator(function))
+    array_type.__hash__ = None
+    for name in REDUCTIONS:
+        setattr(array_type, name, reduction(name))
+    for name, function in UNARY:
+        setattr(array_type, f"__{name}__", unary(function))
+
+
+install_operators(StrictArray, _operator, _unary, _reduction)
 
 
 class StrictUfunc:
