@@ -14,7 +14,8 @@ from rwthlm_py.kernels.cuda import RowMajorGemm
 from rwthlm_py.layers.lstm import Lstm
 from rwthlm_py.runtime.backend import get_backend
 from rwthlm_py.testing import cuda_on_cpu
-from rwthlm_py.testing.strict_cupy import LowLevelCublas, StrictCupy, strict_backend
+from rwthlm_py.testing.strict_cublas import LowLevelCublas
+from rwthlm_py.testing.strict_cupy import StrictCupy, strict_backend
 
 NEEDS_A_COMPILER = pytest.mark.skipif(cuda_on_cpu.compiler() is None, reason="needs a C++ compiler (g++)")
 N, T_ = LowLevelCublas.CUBLAS_OP_N, LowLevelCublas.CUBLAS_OP_T

@@ -21,9 +21,9 @@ import numpy
 
 from rwthlm_py.kernels.cuda import CudaKernels
 from rwthlm_py.runtime.backend import Backend, register_array_type
+from rwthlm_py.testing.strict_cublas import LowLevelCublas
 from rwthlm_py.testing.strict_cupy import (
     Counts,
-    LowLevelCublas,
     StrictArray,
     StrictCupy,
     StrictUfunc,

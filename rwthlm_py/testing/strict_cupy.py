@@ -17,6 +17,10 @@ It counts, by call site (file:line of the project's code that asked):
   on (`float()`, `bool()`, `.item()`, `.get()`, `asnumpy`, `flatnonzero`, boolean masks);
 - copies: host-to-device transfers (`asarray` of host data, host index arrays).
 
+Its `cuda.cublas` is cuBLAS's C binding on device addresses (strict_cublas.py): every
+address must lie, with the whole matrix it starts, in a live buffer. New float memory
+(`empty`, `empty_like`) holds NaN, so that a read before the first write shows.
+
 Allocation (`empty`) launches nothing, and views (slices, transposes, reshapes that need
 no copy, `broadcast_to`) launch nothing, as on cupy.
 
@@ -33,7 +37,6 @@ in no fixed order, would race on.
 """
 
 import collections
-import ctypes
 import os
 import pathlib
 import sys
@@ -46,6 +49,7 @@ from rwthlm_py.kernels import KERNEL_NAMES, numpy_kernels
 from rwthlm_py.kernels.cuda import CudaKernels
 from rwthlm_py.runtime import backend as backend_module
 from rwthlm_py.runtime.backend import Backend, register_array_type, register_out_of_memory_error
+from rwthlm_py.testing.strict_cublas import LowLevelCublas
 
 _HERE = str(pathlib.Path(__file__).resolve())
 _NUMPY_DIR = str(pathlib.Path(numpy.__file__).resolve().parent)
@@ -357,7 +361,7 @@ class StrictCupy(types.SimpleNamespace):
     __version__ = "(strict test double)"
     ndarray = StrictArray
     ufunc_type = StrictUfunc
-    cublas_type = None  # LowLevelCublas, set below
+    cublas_type = LowLevelCublas
     poison_new_memory = True  # empty() and empty_like() give NaN floats (see _unwritten)
     float32, float64, int32, int64, bool_ = numpy.float32, numpy.float64, numpy.int32, numpy.int64, numpy.bool_
     newaxis = None
@@ -704,77 +708,6 @@ class OutOfMemoryError(MemoryError):
         self.device_bytes = device_bytes
 
 
-class LowLevelCublas:
-    """cupy.cuda.cublas, the binding of cuBLAS's C API, as far as the project calls it:
-    sgemm and dgemm on device addresses with host scalars alpha and beta, and the pointer
-    mode. The matrices are column-major, as cuBLAS has them:
-
-        C[m, n] = alpha op(A)[m, k] op(B)[k, n] + beta C     (beta = 0: C is not read)
-
-    where op(X) is X (CUBLAS_OP_N) or its transpose (CUBLAS_OP_T), A is stored as m x k
-    (N) or k x m (T) with leading dimension lda, and so on. Every address must lie, with
-    the whole matrix it starts, in a live device buffer. A row-major C = A B is the
-    column-major C^T = B^T A^T: the product is computed that way round, on the row-major
-    views, so that numpy computes exactly what numpy.matmul computes on the numpy backend.
-    """
-
-    CUBLAS_OP_N, CUBLAS_OP_T = 0, 1
-    CUBLAS_POINTER_MODE_HOST, CUBLAS_POINTER_MODE_DEVICE = 0, 1
-    HANDLE = 0x5EED  # the one handle of the double's device
-
-    def __init__(self, xp):
-        self._xp = xp
-        self._pointer_mode = self.CUBLAS_POINTER_MODE_HOST
-
-    def getPointerMode(self, handle):
-        self._check_handle(handle)
-        return self._pointer_mode
-
-    def setPointerMode(self, handle, mode):
-        self._check_handle(handle)
-        self._pointer_mode = mode
-
-    def sgemm(self, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        self._gemm(numpy.float32, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-
-    def dgemm(self, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        self._gemm(numpy.float64, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-
-    def _check_handle(self, handle):
-        if handle != self.HANDLE:
-            raise ValueError(f"{handle!r} is no cuBLAS handle of this device")
-
-    def _gemm(self, dtype, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-        self._check_handle(handle)
-        if self._pointer_mode != self.CUBLAS_POINTER_MODE_HOST:
-            raise ValueError("alpha and beta are host addresses only in CUBLAS_POINTER_MODE_HOST")
-        if transa not in (self.CUBLAS_OP_N, self.CUBLAS_OP_T) or transb not in (self.CUBLAS_OP_N, self.CUBLAS_OP_T):
-            raise ValueError(f"unknown operation {transa}, {transb}")
-        self._xp.counts.add("launches")
-        alpha, beta = (_host_scalar(pointer, dtype) for pointer in (alpha, beta))
-        a_view = self._xp.matrix_at(a, *((m, k) if transa == self.CUBLAS_OP_N else (k, m)), lda, dtype)
-        b_view = self._xp.matrix_at(b, *((k, n) if transb == self.CUBLAS_OP_N else (n, k)), ldb, dtype)
-        c_view = self._xp.matrix_at(c, m, n, ldc, dtype)
-        op_a = a_view if transa == self.CUBLAS_OP_N else a_view.T
-        op_b = b_view if transb == self.CUBLAS_OP_N else b_view.T
-        product = op_b.T @ op_a.T  # C^T, from the row-major views
-        if alpha != 1:
-            product *= alpha
-        if beta == 0:
-            c_view.T[...] = product
-        elif beta == 1:
-            c_view.T[...] += product
-        else:
-            c_view.T[...] *= beta
-            c_view.T[...] += product
-
-
-def _host_scalar(pointer, dtype):
-    """The number of `dtype` at host address `pointer` (cuBLAS's alpha and beta)."""
-    ctype = ctypes.c_float if numpy.dtype(dtype) == numpy.float32 else ctypes.c_double
-    return ctype.from_address(pointer).value
-
-
 class _FakeCuda:
     """cupy.cuda's device facts (Backend.describe, memory_bytes), its OutOfMemoryError,
     the cuBLAS binding (`cublas`) and the current device's handle (`device`)."""
@@ -791,7 +724,6 @@ class _FakeCuda:
             memGetInfo=lambda: (total - xp.allocated, total))
 
 
-StrictCupy.cublas_type = LowLevelCublas
 register_array_type(StrictArray, lambda array: array._xp)
 register_out_of_memory_error(OutOfMemoryError, lambda error: error.device_bytes)
 
