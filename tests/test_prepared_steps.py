@@ -162,6 +162,9 @@ def test_the_prepared_time_loops_give_the_step_by_steps_bits(dtype, with_state):
     in_lstm = [sum(n for site, n in backend.xp.counts.launches.items() if site.startswith("lstm.py"))
                for backend in (prepared, step_by_step)]
     assert in_lstm[0] + 2 * (7 - 1) <= in_lstm[1], in_lstm  # the loops' products left lstm.py for cuda.py
+    sites = set(prepared.xp.counts.launches)
+    assert any(site.startswith("cuda.py") for site in sites), sites  # named by the project's code that asked
+    assert not any(site.startswith("strict_") for site in sites), sites
     for value, reference in zip(got, expected, strict=True):
         assert value.tobytes() == reference.tobytes()
 

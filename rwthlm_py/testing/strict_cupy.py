@@ -52,6 +52,7 @@ from rwthlm_py.runtime.backend import Backend, register_array_type, register_out
 from rwthlm_py.testing.strict_cublas import LowLevelCublas
 
 _HERE = str(pathlib.Path(__file__).resolve())
+_DOUBLE = (_HERE, str(pathlib.Path(__file__).resolve().with_name("strict_cublas.py")))  # the double's own files
 _NUMPY_DIR = str(pathlib.Path(numpy.__file__).resolve().parent)
 _BACKEND = str(pathlib.Path(backend_module.__file__).resolve())
 HOST_MEMORY = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # the double's "device" is the host
@@ -61,11 +62,11 @@ IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. "
 
 
 def _call_site():
-    """file:line of the first frame outside this module, numpy and the backend's wrappers."""
+    """file:line of the first frame outside the double, numpy and the backend's wrappers."""
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
-        if name not in (_HERE, _BACKEND) and not name.startswith(_NUMPY_DIR):
+        if name not in _DOUBLE and name != _BACKEND and not name.startswith(_NUMPY_DIR):
             return f"{pathlib.Path(name).name}:{frame.f_lineno}"
         frame = frame.f_back
     return "?"
