@@ -19,13 +19,13 @@ return at once, and the fastest batch after warm-up is timed (glibc keeping free
 as the command lines have it: on a GPU cupy's memory pool serves the allocations). That is
 the time the host spends on a batch in rwthlm_py's own Python (layers, the kernels'
 launchers and their prepared arguments, allocations, views, host-to-device copies), plus
-the double's own cost per call, which stands in for cupy's. It is not what a batch costs the host on a GPU: cupy's
-own cost per call (its Cython, the CUDA driver's launch, cuBLAS's) needs a GPU to measure
-(benchmarks/gpu_check.py reports the host time per batch there), and nothing here waits
-for a device. So that the figure can be read, the double's own cost per call is printed
-beside it, timed the same way: a kernel launch, a cuBLAS product on prepared arguments, an
-element-wise operation (into a given array, and into a new one), a reduction, a view and
-an allocation.
+the double's own cost per call, which stands in for cupy's. It is not what a batch costs
+the host on a GPU: cupy's own cost per call (its Cython, the CUDA driver's launch,
+cuBLAS's) needs a GPU to measure (benchmarks/gpu_check.py reports the host time per batch
+there), and nothing here waits for a device. So that the figure can be read, the double's
+own cost per call is printed beside it, timed the same way: a kernel launch, a cuBLAS
+product on prepared arguments, an element-wise operation (into a given array, and into a
+new one), a reduction, a view and an allocation.
 """
 
 import argparse
@@ -68,21 +68,32 @@ def count_one_batch(model, mode, batch_size, steps, vocab_size, classes, clippin
                     variational=False):
     """The strict double's counts (rwthlm_py.testing.strict_cupy.Counts) of the second of two
     batches (trained with the dropout masks of batches 0 and 1 of epoch 1 when `dropout`)."""
-    hidden, layers = MODELS[model]
     vocab = benchmark_vocabulary(vocab_size, classes)
     backend = strict_backend(cuda_kernels=cuda_on_cpu.compiler() is not None)
-    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab, backend, seed=1)
-    optimizer = Sgd(network, momentum=0.9)
+    run = batch_runner(backend, model, mode, vocab, clipping, dropout, variational)
     counts = backend.xp.counts
-    schedule = Schedule(dropout=dropout, variational_dropout=variational)
     for number, batch in enumerate(synthetic_batches(vocab, batch_size, steps, 2)):
         counts.clear()
+        run(number, batch)
+    return counts
+
+
+def batch_runner(backend, model, mode, vocab, clipping, dropout, variational):
+    """A function that runs batch number `number` of `mode` on a new network of `model` on
+    `backend` (trained with momentum 0.9 and the dropout masks of that batch of epoch 1; its
+    loss left unread, as the training loop leaves it)."""
+    hidden, layers = MODELS[model]
+    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab, backend, seed=1)
+    optimizer = Sgd(network, momentum=0.9)
+    schedule = Schedule(dropout=dropout, variational_dropout=variational)
+
+    def run(number, batch):
         if mode == "train":
             train_batch(network, optimizer, batch, None, 1e-3, clipping=clipping,
                         dropout=schedule.dropout_masks(backend, 1, number), read_loss=False)
         else:
             backend.to_numpy(network.log_probs(batch)[0])
-    return counts
+    return run
 
 
 WARM_UP = 2  # batches before the timed ones
@@ -92,20 +103,12 @@ def host_time_per_batch(model, mode, batch_size, steps, vocab_size, classes, cli
                         variational=False, repeats=20):
     """The fastest of `repeats` batches (after WARM_UP) on the double without arithmetic,
     in seconds: the host's work of a batch."""
-    hidden, layers = MODELS[model]
     vocab = benchmark_vocabulary(vocab_size, classes)
-    backend = shape_only_backend()
-    network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab, backend, seed=1)
-    optimizer = Sgd(network, momentum=0.9)
-    schedule = Schedule(dropout=dropout, variational_dropout=variational)
+    run = batch_runner(shape_only_backend(), model, mode, vocab, clipping, dropout, variational)
     best = float("inf")
     for number, batch in enumerate(synthetic_batches(vocab, batch_size, steps, WARM_UP + repeats)):
         started = time.perf_counter()
-        if mode == "train":
-            train_batch(network, optimizer, batch, None, 1e-3, clipping=clipping,
-                        dropout=schedule.dropout_masks(backend, 1, number), read_loss=False)
-        else:
-            backend.to_numpy(network.log_probs(batch)[0])
+        run(number, batch)
         if number >= WARM_UP:
             best = min(best, time.perf_counter() - started)
     return best
