@@ -260,7 +260,7 @@ def rwthlm_main(argv=None):
 
     def body():
         arguments = sys.argv[1:] if argv is None else list(argv)
-        check_options_known(parser, arguments)
+        check_options_known(parser, arguments, rwthlm_py_commands)
         namespace = parser.parse_intermixed_args(arguments)
         if namespace.version:
             console.say(f"rwthlm (rwthlm_py {__version__}), the command line of rwthlm 0.12")
@@ -302,6 +302,12 @@ def recorded(options, command, argv, console):
 
 
 # -- rwthlm-py ---------------------------------------------------------------------------------
+
+def rwthlm_py_commands():
+    """rwthlm-py's subcommands {"rwthlm-py name": parser}: an option rwthlm lacks is often one
+    of theirs (--num-jobs, --out, --kaldi-words)."""
+    return {f"rwthlm-py {name}": command for name, command in main_parser().commands.choices.items()}
+
 
 def main_parser():
     parser = Parser(prog="rwthlm-py", description="LSTM language models the rwthlm way.")

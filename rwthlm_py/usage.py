@@ -46,15 +46,17 @@ class Parser(argparse.ArgumentParser):
 def check_options_known(parser, argv, siblings=None):
     """Raises UsageError for the first option in `argv` that `parser` (or the subcommand
     named in argv) does not know, or for an unknown subcommand; `siblings` are the other
-    subcommands of a subcommand's parent {name: parser}, whose options are named where the
-    option belongs to one of them."""
+    commands {name: parser} (a subcommand's parent's others, or a function giving them, made
+    only for an unknown option), whose options are named where the option belongs to one
+    of them."""
     for position, token in enumerate(argv):
         if token == "--":
             return
         if looks_like_option(token):
             name = token.split("=", 1)[0]
             if name not in parser.flags:
-                raise unknown_option(name, parser, siblings or {})
+                others = siblings() if callable(siblings) else siblings
+                raise unknown_option(name, parser, others or {})
         elif parser.commands is not None:
             command = parser.commands.choices.get(token)
             if command is None:

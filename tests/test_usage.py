@@ -46,6 +46,8 @@ def option_help(help_text, flag):
     (RWTHLM, "rwthlm", ["--pruning", 9], "unrecognized option --pruning (did you mean --pruning-limit or "
                                           "--pruning-threshold?)"),
     (RWTHLM, "rwthlm", ["--zzz"], "unrecognized option --zzz (see rwthlm --help)"),
+    (RWTHLM, "rwthlm", ["--num-jobs", 2, "--job", 1],
+     "unrecognized option --num-jobs (an option of rwthlm-py nbest and rwthlm-py lattice; see rwthlm --help)"),
     (RWTHLM_PY, "rwthlm-py", ["train", "--lr", 0.1], "unrecognized option --lr (did you mean --learning-rate?)"),
     (RWTHLM_PY, "rwthlm-py", ["train", "--epochs", 9], "unrecognized option --epochs (did you mean --max-epoch?)"),
     (RWTHLM_PY, "rwthlm-py", ["ppl", "--batch", 2], "unrecognized option --batch (did you mean --batch-size?)"),
