@@ -97,7 +97,6 @@ def test_a_rolling_group_finds_what_each_lattice_finds_alone_in_input_order(tmp_
     most_entries, most_rows = (max(sizes) for sizes in zip(*scorer.sizes, strict=True))
     assert most_entries <= 2 * sum(entries[-4:]) and most_entries < sum(entries) / 4
     assert most_rows <= 2 * sum(rows[-4:]) and most_rows < sum(rows) / 4
-    assert rolling.group.entries.size == rolling.group.states.size == 0  # all released at the end
 
 
 class StateCountingScorer(CountingScorer):

@@ -310,13 +310,14 @@ class SearchGroup:
     Searches join at any time (`add`: next round they begin their first segment) and leave
     when they end (`advance` returns their results), so that a group can be kept full over
     a run of many lattices (lattice_rolling). What an ended search leaves behind (its
-    entries, their network states, its lattice's joined arrays) stays until the ended
-    searches hold half of the group's entries; then `_release` keeps only those of the
-    running searches, renumbered in their order: entries, StateStore rows, nodes, links
-    and frame keys. Renumbering keeps every order a search's steps and result depend on
-    (its entries, its state rows, its nodes among the group's), and a group holds at most
-    about twice the entries and states of its running searches, however long the run (the
-    arrays keep their room, which the searches that join next fill)."""
+    entries, their network states, its lattice's joined arrays) stays until searches join
+    while the ended ones hold half of the group's entries: then `_release` first keeps
+    only what the running searches hold, renumbered in their order (entries, StateStore
+    rows, nodes, links and frame keys), and the arrays' room is filled again by the
+    searches that join. Renumbering keeps every order a search's steps and result depend
+    on (its entries, its state rows, its nodes among the group's), and a group holds about
+    twice the entries and states of its running searches at most, however long the run.
+    (Where no search joins any more, nothing is released: the group ends with the run.)"""
 
     def __init__(self, options, network):
         self.options, self.network = options, network
@@ -338,6 +339,8 @@ class SearchGroup:
         """The Searches join the group, after those in it; each begins with its root entry."""
         if any(one.options != self.options for one in searches):
             raise ValueError("the searches of a group have equal options")
+        if self.ended_entries and 2 * self.ended_entries >= self.entries.size:
+            self._release()
         first = len(self.searches)
         self.searches = self.searches + list(searches)
         self.cursor += [0] * len(searches)
@@ -425,8 +428,7 @@ class SearchGroup:
             self._answer(scorer, batch_size, sorted(waiting, key=lambda item: item[0]), extensions)
 
     def _end(self, ending):
-        """The results of the searches `ending`, which leave the group; releases what the
-        ended searches hold once that is half of the group's entries."""
+        """The results of the searches `ending`, which leave the group."""
         if not ending:
             return []
         owner = self.search_of[self.entries["node"]]  # each entry's search
@@ -436,19 +438,18 @@ class SearchGroup:
             found.append((self.searches[k], self._result(k, ids)))
             self.ended[k] = True
             self.ended_entries += len(ids)
-        if 2 * self.ended_entries >= self.entries.size:
-            self._release(owner)
         return found
 
-    def _release(self, owner):
+    def _release(self):
         """Keeps only the running searches: their lattices joined again (their nodes, links
         and frame keys shift down over the ended searches'), their entries and their states'
-        rows, each in its order, numbered anew. `owner` is each entry's search."""
+        rows, each in its order, numbered anew."""
         running = self.running()
         if not running:
             self._empty()
             return
         self._join_made()
+        owner = self.search_of[self.entries["node"]]  # each entry's search
         before = (self.node_base, self.link_base, numpy.array(self.frame_base))
         self.searches = [self.searches[k] for k in running]
         self.cursor = [self.cursor[k] for k in running]
