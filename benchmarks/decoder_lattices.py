@@ -19,6 +19,10 @@ of a few per cent between competing words, and its LM log-probability -1 to -9. 
 of histories a search steps hardly depends on these scores: every node keeps at least its
 best hypothesis, so a lattice with words on its nodes steps about one history per node
 (18,353 for these 15,076 nodes at `--pruning-threshold 150 --lm-scale 14 --dp-order 3`).
+
+A job of many lattices (drawn_sizes): each lattice's nodes drawn log-uniformly between
+SIZES's fewest and most (834 to 4,967), its links per node and its nodes per second of
+audio uniformly between SIZES's lowest and highest (1.69 to 2.37; 642 to 1,211).
 """
 
 import numpy
@@ -29,6 +33,20 @@ SIZES = [(834, 1410, 1.3), (1210, 2644, 1.9), (1388, 3107, 2.1), (1502, 3391, 2.
          (1741, 4028, 2.5), (1779, 4093, 2.6), (4967, 11763, 4.1)]
 PAUSE = "-pau-"
 SHORTEST, LONGEST = 3, 60  # frames a link spans
+
+
+def drawn_sizes(count, seed=1):
+    """`count` (nodes, links, seconds of audio) in SIZES's ranges (see the module docstring),
+    the same for the same seed."""
+    rng = numpy.random.default_rng(seed)
+    nodes = numpy.array([size[0] for size in SIZES], dtype=numpy.float64)
+    links_per_node = numpy.array([size[1] for size in SIZES]) / nodes
+    nodes_per_second = nodes / numpy.array([size[2] for size in SIZES])
+    drawn = numpy.exp(rng.uniform(numpy.log(nodes.min()), numpy.log(nodes.max()), size=count)).round()
+    links = drawn * rng.uniform(links_per_node.min(), links_per_node.max(), size=count)
+    seconds = drawn / rng.uniform(nodes_per_second.min(), nodes_per_second.max(), size=count)
+    return [(int(n), int(round(k)), round(float(t), 2))
+            for n, k, t in zip(drawn.tolist(), links.tolist(), seconds.tolist(), strict=True)]
 
 
 def write_lattices(folder, words, sentence_end, seed=1, sizes=SIZES):

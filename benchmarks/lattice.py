@@ -4,18 +4,21 @@ at a time (`--batch-size 1`), on a quiet machine and beside a competing CPU-boun
 
     python benchmarks/lattice.py                           # 1x200, 100 classes, V = 10,000
     python benchmarks/lattice.py --model 2x650 --busy 0
+    python benchmarks/lattice.py --count 100 --busy 0      # a job of 100 lattices
     python benchmarks/lattice.py --lattices /data/lats/*.lat.gz --vocab-file words.voc
 
 The lattices are those of benchmarks/decoder_lattices.py (8 lattices, 19.2 s of audio,
-shaped like a real HTK decoder's; see its docstring), or real ones with --lattices (their
-words then need --vocab-file, a vocabulary of the network, else every word is mapped to
-<unk>). They are rescored as `rwthlm-py lattice --lambda 0.5 --lm-scale 14
---pruning-threshold 150 --dp-order 3` rescores them (rescore_lattices, in this process,
-outputs into a temporary folder), with an untrained network (its speed does not depend on
-its weights). Printed per case: the command's own summary line (the real-time factor,
-and the time of reading, network steps, search and writing, and the histories stepped),
-and the speed-up of batching. The fastest of --repeats runs is kept. Nothing here is a
-test.
+shaped like a real HTK decoder's; see its docstring); with --count N a job of N lattices
+of that shape, their sizes drawn from --seed in the 8 lattices' ranges (834 to 4,967
+nodes; decoder_lattices.drawn_sizes), where the lattices searched side by side end at
+different times; or real ones with --lattices (their words then need --vocab-file, a
+vocabulary of the network, else every word is mapped to <unk>). They are rescored as
+`rwthlm-py lattice --lambda 0.5 --lm-scale 14 --pruning-threshold 150 --dp-order 3`
+rescores them (rescore_lattices, in this process, outputs into a temporary folder), with
+an untrained network (its speed does not depend on its weights). Printed per case: the
+command's own summary line (the real-time factor, and the time of reading, network steps,
+search and writing, and the histories stepped), and the speed-up of batching. The fastest
+of --repeats runs is kept. Nothing here is a test.
 """
 
 import argparse
@@ -27,7 +30,7 @@ import sys
 import tempfile
 
 from common import MODELS, benchmark_vocabulary
-from decoder_lattices import write_lattices
+from decoder_lattices import SIZES, drawn_sizes, write_lattices
 
 from rwthlm_py.commands import lattice_rescoring
 from rwthlm_py.config import Options
@@ -50,8 +53,9 @@ def main():
     network = Network.build(parse_network(f"bench-i{hidden}" + f"-m{hidden}" * layers), vocab,
                             get_backend("numpy", "float32"), seed=1)
     with tempfile.TemporaryDirectory(prefix="rwthlm-lattices-") as folder:
+        sizes = drawn_sizes(args.count, args.seed) if args.count else SIZES
         paths = args.lattices or write_lattices(pathlib.Path(folder), [vocab.words[k] for k in range(len(vocab) - 1)],
-                                                vocab.sb_name, seed=args.seed)
+                                                vocab.sb_name, seed=args.seed, sizes=sizes)
         print(f"{args.model}, V={len(vocab)}, {vocab.num_classes} classes; {len(paths)} lattices; --lambda 0.5 "
               f"--lm-scale {args.lm_scale:g} --pruning-threshold {args.beam:g} --dp-order {args.dp_order}")
         for busy in sorted({0, args.busy}):
@@ -101,6 +105,7 @@ def parse_arguments():
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--vocab-file", help="the network's vocabulary (with --lattices)")
     parser.add_argument("--lattices", nargs="+", metavar="LATTICE", help="real lattices instead of generated ones")
+    parser.add_argument("--count", type=int, help="a job of this many generated lattices (sizes drawn from --seed)")
     parser.add_argument("--beam", type=float, default=150.0)
     parser.add_argument("--dp-order", type=int, default=3)
     parser.add_argument("--lm-scale", type=float, default=14.0)

@@ -41,7 +41,6 @@ import dataclasses
 
 from rwthlm_py.errors import InputError, WriteError
 from rwthlm_py.model.scoring_step import scoring_step
-from rwthlm_py.rescoring import lattice_command
 from rwthlm_py.rescoring.kaldi_conversion import from_expanded, network_words, to_search_lattice
 from rwthlm_py.rescoring.kaldi_lattice import (
     EPSILON_ID,
@@ -189,18 +188,6 @@ class _Utterance:
     error: InputError = None
 
 
-def _chunks(items, size):
-    """Lists of up to `size` consecutive items."""
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 class _Run:
     """The archives of one run, one after the other, and the totals."""
 
@@ -227,9 +214,7 @@ class _Run:
                 if outputs.nbest is not None:
                     nbest = [stack.enter_context(atomic_output(target, encoding=encoding))
                              for target in (outputs.nbest, outputs.nbest_acoustic, outputs.nbest_lm)]
-                together = 1 if self.rescoring.dependent else lattice_command.LATTICES_TOGETHER
-                for kaldi_lattice, rescored in self.utterances(_chunks(read_archive(path, encoding, wanted), together),
-                                                               state):
+                for kaldi_lattice, rescored in self.utterances(read_archive(path, encoding, wanted), state):
                     self.progress.update(1)
                     if rescored is None:
                         continue
@@ -259,19 +244,21 @@ class _Run:
                 self.errors.add(original, rescored, oracle)
         self.audio_seconds, self.done, self.state = self.audio_seconds + audio, self.done + done, state
 
-    def utterances(self, groups, state):
-        """(Kaldi lattice, _Rescored or None where it failed) of every utterance, a group of
-        them searched side by side (lattice_search.search_together); each utterance's lines
-        are printed together, in the archive's order. `state` starts the first one with
-        --dependent (its groups are single utterances)."""
-        for group in groups:
-            held = [self._prepare(kaldi_lattice, state) for kaldi_lattice in group]
-            self.timer.search_held(held, self.rescoring.search.batch_size)
-            for utterance in held:
-                rescored = self._finish(utterance)
-                if rescored is not None:
-                    state = rescored.final_state
-                yield utterance.kaldi_lattice, rescored
+    def utterances(self, kaldi_lattices, state):
+        """(Kaldi lattice, _Rescored or None where it failed) of every utterance, each
+        searched beside up to LATTICES_TOGETHER - 1 others (RescoringTimer.searched); each
+        utterance's lines are printed together, in the archive's order. `state` starts the
+        first one with --dependent (the utterances then go one at a time)."""
+
+        def prepared():  # each when the search takes it: with --dependent after the one before is finished
+            for kaldi_lattice in kaldi_lattices:
+                yield self._prepare(kaldi_lattice, state)
+
+        for utterance in self.timer.searched(prepared(), self.rescoring):
+            rescored = self._finish(utterance)
+            if rescored is not None:
+                state = rescored.final_state
+            yield utterance.kaldi_lattice, rescored
 
     def _prepare(self, kaldi_lattice, state):
         """An utterance converted and its Search set up (or the InputError that stopped it)."""

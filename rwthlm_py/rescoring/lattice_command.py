@@ -37,8 +37,9 @@ factor (processing seconds over the audio seconds the lattices span) and where t
 went: reading, network steps (histories and calls), the rest of the search, writing.
 
 Up to LATTICES_TOGETHER lattices (one with --dependent) are searched side by side, their
-network steps shared, and printed and written in command-line order, each lattice's lines
-together: what is printed and written is the same as rescoring one after the other.
+network steps shared, a lattice joining as soon as another one ends (lattice_rolling), and
+printed and written in command-line order, each lattice's lines together: what is printed
+and written is the same as rescoring one after the other.
 
 Split into jobs (`rwthlm-py lattice --num-jobs J --job I`, or the ranks of mpiexec;
 runtime/jobs.py), a job rescores a contiguous block of the lattice files, balanced by
@@ -57,7 +58,8 @@ from rwthlm_py.model.scoring_step import scoring_step
 from rwthlm_py.rescoring.htk_lattice import EPSILON, read_lattice, rescored_lines, slf_lines
 from rwthlm_py.rescoring.lattice_expansion import distinct_best_paths, expand
 from rwthlm_py.rescoring.lattice_oracle import oracle_words, viterbi_links
-from rwthlm_py.rescoring.lattice_search import Search, SearchOptions, search_together
+from rwthlm_py.rescoring.lattice_rolling import RollingSearch
+from rwthlm_py.rescoring.lattice_search import Search, SearchOptions
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.rescoring.nbest import Hypothesis, format_hypothesis
 from rwthlm_py.rescoring.scores import link_cost
@@ -129,30 +131,30 @@ def staged_outputs(directory, note=None):
 
 
 def _rescore_each(network, paths, targets, nbest_targets, rescoring, errors, console, program, share=ONE_JOB):
-    """The loop over the lattices, each written to its target (and n-best target): up to
-    LATTICES_TOGETHER lattices at a time are prepared, searched side by side (their
-    network steps shared, lattice_search.search_together) and finished in their order,
-    each lattice's lines printed together, as if one ran after the other. Under MPI
-    (`share`) rank 0 then prints the other ranks' lines, and the totals of all."""
+    """The loop over the lattices, each written to its target (and n-best target): each
+    lattice is prepared, searched beside up to LATTICES_TOGETHER - 1 others (their network
+    steps shared; RescoringTimer.searched) and finished in command-line order, its lines
+    printed together, as if one ran after the other. Under MPI (`share`) rank 0 then
+    prints the other ranks' lines, and the totals of all."""
     console.say("Rescoring ...")
     console, shown = share.console(console), console
     failed, state, audio_seconds = 0, None, 0.0
     progress = console.progress("rescoring", len(paths), unit="lattices")
     timer = RescoringTimer(scoring_step(network))
-    together = 1 if rescoring.dependent else LATTICES_TOGETHER
-    jobs = list(zip(paths, targets, nbest_targets, strict=True))
-    for first in range(0, len(jobs), together):
-        group = [_Lattice(*job, console) for job in jobs[first:first + together]]
-        for lattice in group:
+
+    def prepared():  # each when the search takes it: with --dependent after the one before is finished
+        for job in zip(paths, targets, nbest_targets, strict=True):
+            lattice = _Lattice(*job, console)
             lattice.prepare(network, rescoring, timer, state if rescoring.dependent else None)
-        timer.search_held(group, rescoring.search.batch_size)
-        for lattice in group:
-            if lattice.finish(network, rescoring, errors, program, timer):
-                state = lattice.rescored.result.final_state
-                audio_seconds += lattice.audio_seconds()
-            else:
-                failed += 1
-            progress.update(1)
+            yield lattice
+
+    for lattice in timer.searched(prepared(), rescoring):
+        if lattice.finish(network, rescoring, errors, program, timer):
+            state = lattice.rescored.result.final_state
+            audio_seconds += lattice.audio_seconds()
+        else:
+            failed += 1
+        progress.update(1)
     progress.close()
     share.print_gathered(console, shown)
     console = shown
@@ -173,8 +175,8 @@ LATTICES_TOGETHER = 16  # lattices searched side by side (memory: each keeps its
 
 class RescoringTimer:
     """Where a run's time goes (reading and preparing, network steps, the rest of the
-    search, writing), for the summary line; also runs the searches of a group of lattices
-    (`search_held`) and steps the network for them, counting calls and histories."""
+    search, writing), for the summary line; also runs the searches of a run's lattices
+    (`searched`) and steps the network for them, counting calls and histories."""
 
     def __init__(self, scorer):
         self.scorer, self.start = scorer, time.perf_counter()
@@ -197,14 +199,15 @@ class RescoringTimer:
         finally:
             self.seconds[part] += time.perf_counter() - start
 
-    def search_held(self, held, batch_size):
-        """Runs the Searches of the held lattices side by side (lattice_search.search_together;
-        a lattice whose preparation failed has none) and gives each its result."""
-        searched = [lattice for lattice in held if lattice.search is not None]
-        with self.searching():
-            found = search_together(self, [lattice.search for lattice in searched], batch_size)
-        for lattice, result in zip(searched, found, strict=True):
-            lattice.result = result
+    def searched(self, items, rescoring):
+        """The items (lattices or utterances, each with its `search`, None where its
+        preparation failed) searched in a rolling group (lattice_rolling.RollingSearch) and
+        yielded in their order, each with its `result`: up to LATTICES_TOGETHER searches at
+        a time (lattice_rolling.WINDOW_PER_SEARCH times that many items held at most); with
+        --dependent one item at a time, the next taken from `items` only after the one
+        before was yielded."""
+        together, window = (1, 1) if rescoring.dependent else (LATTICES_TOGETHER, None)
+        return RollingSearch(self, rescoring.search.batch_size, together, window, self.searching).searched(items)
 
     @contextlib.contextmanager
     def searching(self):

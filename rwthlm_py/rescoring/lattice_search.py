@@ -35,10 +35,11 @@ schedule of frame segments, and in each round every search extends segments unti
 needs network steps (a StepRequest); the steps that all of them wait for then run together,
 `batch_size` histories a call (None: all at once; 1: one at a time, as rwthlm), through a
 scorer (model/scoring_step.py). The pruning and the extension of the segments of a round
-are array operations over all the searches at once (a _Group), whose hypotheses live in one
-set of arrays (Entries), ordered by lattice where order matters: each search's requests
-and result are those it makes alone. A hypothesis's network state is a row of the group's
-StateStore.
+are array operations over all the searches at once (a SearchGroup), whose hypotheses live
+in one set of arrays (Entries), ordered by lattice where order matters: each search's
+requests and result are those it makes alone. A hypothesis's network state is a row of the
+group's StateStore. Searches may join a running group and leave it when they end, what
+they held released (lattice_rolling keeps a group full over a run of many lattices).
 
 The look-ahead LA (§7.4) is computed backwards over the lattice's own scores with
 s = look_ahead_lm_scale * (-l) + am + LA(to) per link: `tropical` takes min s, `log` the
@@ -137,28 +138,30 @@ def search(network, lattice, topology, link_words, options, initial_state=None, 
 
 def search_together(scorer, searches, batch_size):
     """Runs the Searches in groups of equal SearchOptions, one group after another (the
-    commands give every search the same options). Within a group (a _Group) the searches
-    are pruned and extended together and share their network steps: whenever every search
-    waits for network steps, all those steps run together, `batch_size` histories a call
-    (None: all at once). Returns their SearchResults, in order."""
-    results = [None] * len(searches)
+    commands give every search the same options). Within a group (a SearchGroup) the
+    searches are pruned and extended together and share their network steps: whenever
+    every search waits for network steps, all those steps run together, `batch_size`
+    histories a call (None: all at once). Returns their SearchResults, in order."""
+    results = {}
     groups = {}
-    for index, one in enumerate(searches):
-        groups.setdefault(dataclasses.astuple(one.options), []).append(index)
+    for one in searches:
+        groups.setdefault(dataclasses.astuple(one.options), []).append(one)
     with threads.for_rescoring():
         for members in groups.values():
-            found = _Group([searches[index] for index in members]).run(scorer, batch_size)
-            for index, result in zip(members, found, strict=True):
-                results[index] = result
-    return results
+            group = SearchGroup(members[0].options, members[0].network)
+            group.add(members)
+            while group.running():
+                results.update((id(one), result) for one, result in group.advance(scorer, batch_size))
+    return [results[id(one)] for one in searches]
 
 
 class Entries:
-    """The traceback entries of the searches of a _Group, which are also their hypotheses,
-    as growing arrays: per entry its score, node, link (-1: the root), predecessor, the LM
-    log-probability its link got, its network state's row in the group's StateStore (-1:
-    the zero state), its last LM-scored word and its last dp_order LM-scored words
-    (`history`, oldest first). Nodes, links and predecessors are the group's numbers."""
+    """The traceback entries of the searches of a SearchGroup, which are also their
+    hypotheses, as growing arrays: per entry its score, node, link (-1: the root),
+    predecessor, the LM log-probability its link got, its network state's row in the
+    group's StateStore (-1: the zero state), its last LM-scored word and its last dp_order
+    LM-scored words (`history`, oldest first). Nodes, links and predecessors are the
+    group's numbers."""
 
     FIELDS = {"score": numpy.float64, "node": numpy.int64, "link": numpy.int64, "predecessor": numpy.int64,
               "lm_log_prob": numpy.float64, "state": numpy.int64, "word": numpy.int64}
@@ -180,6 +183,18 @@ class Entries:
             self.arrays[name][self.size:self.size + count] = value
         self.size += count
         return numpy.arange(self.size - count, self.size)
+
+    def reserve(self, count):
+        """Room for `count` more entries, made at once rather than grown by copying."""
+        if self.size + count > len(self.arrays["score"]):
+            self.arrays = {name: grown(array, self.size, self.size + count) for name, array in self.arrays.items()}
+
+    def keep(self, ids):
+        """Keeps only the entries `ids` (ascending), renumbered 0, 1, ... in that order (their
+        fields as they were: the caller renumbers what refers to entries, nodes or rows)."""
+        for array in self.arrays.values():
+            array[:len(ids)] = array[ids]
+        self.size = len(ids)
 
 
 class Search:
@@ -211,7 +226,7 @@ class Search:
             self.place[nodes] = numpy.arange(len(nodes))
         self.schedule = self._schedule()
         self.initial_state = initial_state
-        self.states = None  # the StateStore of its network states, its group's (_Group)
+        self.states = None  # the StateStore of its network states, its group's (SearchGroup)
         self.pruning_lines = []
         self.network_steps = 0
 
@@ -282,7 +297,7 @@ class Search:
                             traceback, self.pruning_lines, self.network_steps)
 
 
-class _Group:
+class SearchGroup:
     """Searches with equal options run side by side, their hypotheses in one Entries and
     their links, nodes and frames numbered one lattice after the other. Each search goes
     through its own schedule of segments: in a round, every search extends segments until
@@ -290,23 +305,58 @@ class _Group:
     together (step_together), each search's request as it would make it alone. Pruning
     and extension take the segments of all searches at once; sorted by the group's node
     places they fall apart into the searches in order, each search's entries in the order
-    it would make them alone, so that its result does not depend on the others."""
+    it would make them alone, so that its result does not depend on the others.
 
-    def __init__(self, searches):
-        self.searches, self.options, self.network = searches, searches[0].options, searches[0].network
-        self._join_lattices()
-        # the searches' network states, one StateStore: a history's row numbers it in the group. A search
-        # steps about one history a node, and an entry is made per link and hypothesis at its start: room
-        # for twice that is made at once, rather than grown by copying (memory never written costs nothing)
-        self.states = StateStore(2 * int(self.node_base[-1]))
-        for one in searches:
-            one.states = self.states
-        self.entries = Entries(self.options.dp_order, 2 * int(self.link_base[-1]) + len(searches))
-        self.kept = self._roots()  # the pruned entries of the searches' current frames not yet extended
+    Searches join at any time (`add`: next round they begin their first segment) and leave
+    when they end (`advance` returns their results), so that a group can be kept full over
+    a run of many lattices (lattice_rolling). What an ended search leaves behind (its
+    entries, their network states, its lattice's joined arrays) stays until searches join
+    while the ended ones hold half of the group's entries: then `_release` first keeps
+    only what the running searches hold, renumbered in their order (entries, StateStore
+    rows, nodes, links and frame keys), and the arrays' room is filled again by the
+    searches that join. Renumbering keeps every order a search's steps and result depend
+    on (its entries, its state rows, its nodes among the group's), and a group holds about
+    twice the entries and states of its running searches at most, however long the run.
+    (Where no search joins any more, nothing is released: the group ends with the run.)"""
+
+    def __init__(self, options, network):
+        self.options, self.network = options, network
+        self._empty()
+
+    def _empty(self):
+        """No searches: empty entries and states, no lattices."""
+        self.searches, self.cursor, self.ended = [], [], []  # each search's next segment; whether it ended
+        self.ended_entries = 0  # the entries of ended searches that the group still holds
+        self.states = StateStore()  # the searches' network states: a history's row numbers it in the group
+        self.entries = Entries(self.options.dp_order)
+        self.kept = numpy.empty(0, dtype=numpy.int64)  # the pruned entries of current frames not yet extended
         # the entries made that no segment has taken yet, in the order made, and their frame keys
         self.pending, self.pending_frames = numpy.empty(0, dtype=numpy.int64), numpy.empty(0, dtype=numpy.int64)
         self.made = []  # (ids, frame keys) of entries made since they were last joined to the pending ones
-        self.cursor = [0] * len(searches)  # each search's next segment
+        self._join_lattices()
+
+    def add(self, searches):
+        """The Searches join the group, after those in it; each begins with its root entry."""
+        if any(one.options != self.options for one in searches):
+            raise ValueError("the searches of a group have equal options")
+        if self.ended_entries and 2 * self.ended_entries >= self.entries.size:
+            self._release()
+        first = len(self.searches)
+        self.searches = self.searches + list(searches)
+        self.cursor += [0] * len(searches)
+        self.ended += [False] * len(searches)
+        for one in searches:
+            one.states = self.states
+        self._join_lattices()
+        # a search steps about one history a node, and an entry is made per link and hypothesis at its start:
+        # room for twice that is made at once
+        self.states.reserve(2 * int(self.node_base[-1] - self.node_base[first]))
+        self.entries.reserve(2 * int(self.link_base[-1] - self.link_base[first]) + len(searches))
+        self.kept = numpy.concatenate([self.kept, self._roots(first)])
+
+    def running(self):
+        """The searches that have not ended, in the group's order."""
+        return [k for k, ended in enumerate(self.ended) if not ended]
 
     def _join_lattices(self):
         """The searches' arrays joined, their nodes, links and frames (`frame keys`) numbered
@@ -321,51 +371,128 @@ class _Group:
         link_node_shift, frame_node_shift = numpy.repeat(self.node_base[:-1], links), numpy.repeat(self.node_base[:-1],
                                                                                                     frames)
 
-        def joined(name):
-            return numpy.concatenate([getattr(one, name) for one in searches])
+        def joined(name, dtype=numpy.int64):
+            return numpy.concatenate([getattr(one, name) for one in searches] + [numpy.empty(0, dtype=dtype)])
 
-        self.link_words, self.link_lm, self.costs_but_lm = (joined(name)
-                                                            for name in ("link_words", "link_lm", "costs_but_lm"))
+        self.link_words = joined("link_words")
+        self.link_lm, self.costs_but_lm = joined("link_lm", numpy.float64), joined("costs_but_lm", numpy.float64)
         self.link_end = joined("link_end") + link_node_shift
         self.out_links = joined("out_links") + numpy.repeat(self.link_base[:-1], links)
         self.out_count = joined("out_count")
         self.out_start = joined("out_start") + numpy.repeat(self.link_base[:-1], nodes)
         self.search_of = numpy.repeat(numpy.arange(len(searches)), nodes)  # each node's search
         # a node's place in the group: the searches' node orders one after the other
-        self.rank = numpy.concatenate([one.topology.position for one in searches]) + node_shift
+        self.rank = numpy.concatenate([one.topology.position for one in searches] + [numpy.empty(0, numpy.int64)]) \
+            + node_shift
         self.place = joined("place")
         self.frame_key = joined("frame_of") + numpy.repeat(self.frame_base[:-1], nodes)
         # per frame key: the group's place of its first node, its nodes and its time
         first_nodes = numpy.array([frame[0] for one in searches for frame in one.frames], dtype=numpy.int64)
         self.frame_first = self.rank[first_nodes + frame_node_shift]
         self.frame_size = numpy.array([len(frame) for one in searches for frame in one.frames], dtype=numpy.int64)
-        self.frame_time = numpy.concatenate([one.topology.centiseconds for one in searches])[first_nodes
-                                                                                              + frame_node_shift]
+        self.frame_time = numpy.concatenate([one.topology.centiseconds for one in searches]
+                                            + [numpy.empty(0, numpy.int64)])[first_nodes + frame_node_shift]
 
-    def _roots(self):
-        """The root entry of each search (its node 0, its initial state and <sb>); their ids."""
-        searches, count, sb = self.searches, len(self.searches), self.network.vocab.sb
+    def _roots(self, first):
+        """The root entry of each search from `first` on (its node 0, its initial state and
+        <sb>); their ids."""
+        searches, sb = self.searches[first:], self.network.vocab.sb
+        count = len(searches)
         states = [-1 if one.initial_state is None else self.states.add(one.initial_state) for one in searches]
         return self.entries.add(
-            score=[one.look_ahead[0] for one in searches], node=self.node_base[:-1], link=numpy.full(count, -1),
+            score=[one.look_ahead[0] for one in searches], node=self.node_base[first:-1], link=numpy.full(count, -1),
             predecessor=numpy.full(count, -1), lm_log_prob=numpy.zeros(count), state=states,
             word=numpy.full(count, sb), history=numpy.full((count, self.options.dp_order), sb))
 
-    def run(self, scorer, batch_size):
-        """Every search to its end; their SearchResults."""
-        active = [k for k, one in enumerate(self.searches) if one.schedule]
-        while active:
-            working, waiting, extensions = active, [], []
-            while working:
-                ready, asking, extension = self._extend_segments(working)
-                if asking:
-                    waiting += asking
-                    extensions.append(extension)
-                working = [k for k in ready if self.cursor[k] < len(self.searches[k].schedule)]
-            if waiting:
-                self._answer(scorer, batch_size, sorted(waiting, key=lambda item: item[0]), extensions)
-            active = [k for k in active if self.cursor[k] < len(self.searches[k].schedule)]
-        return [self._result(k) for k in range(len(self.searches))]
+    def advance(self, scorer, batch_size):
+        """Runs rounds until searches end (at once for those without segments); returns
+        [(Search, SearchResult)] of those, in the group's order ([] where none is left)."""
+        while True:
+            running = self.running()
+            ending = [k for k in running if self.cursor[k] == len(self.searches[k].schedule)]
+            if ending or not running:
+                return self._end(ending)
+            self._round(scorer, batch_size, running)
+
+    def _round(self, scorer, batch_size, active):
+        """Every search of `active` (none of them at its end) extends segments until it
+        waits for network steps or ends; then the steps of all that wait run together."""
+        working, waiting, extensions = active, [], []
+        while working:
+            ready, asking, extension = self._extend_segments(working)
+            if asking:
+                waiting += asking
+                extensions.append(extension)
+            working = [k for k in ready if self.cursor[k] < len(self.searches[k].schedule)]
+        if waiting:
+            self._answer(scorer, batch_size, sorted(waiting, key=lambda item: item[0]), extensions)
+
+    def _end(self, ending):
+        """The results of the searches `ending`, which leave the group."""
+        if not ending:
+            return []
+        owner = self.search_of[self.entries["node"]]  # each entry's search
+        found = []
+        for k in ending:
+            ids = numpy.flatnonzero(owner == k)
+            found.append((self.searches[k], self._result(k, ids)))
+            self.ended[k] = True
+            self.ended_entries += len(ids)
+        return found
+
+    def _release(self):
+        """Keeps only the running searches: their lattices joined again (their nodes, links
+        and frame keys shift down over the ended searches'), their entries and their states'
+        rows, each in its order, numbered anew."""
+        running = self.running()
+        if not running:
+            self._empty()
+            return
+        self._join_made()
+        owner = self.search_of[self.entries["node"]]  # each entry's search
+        before = (self.node_base, self.link_base, numpy.array(self.frame_base))
+        self.searches = [self.searches[k] for k in running]
+        self.cursor = [self.cursor[k] for k in running]
+        self.ended = [False] * len(running)
+        self.ended_entries = 0
+        self._join_lattices()
+        after = (self.node_base, self.link_base, numpy.array(self.frame_base))
+        # per search before: how far its nodes, links and frame keys move (0 for the ended ones, whose entries go)
+        node_shift, link_shift, frame_shift = numpy.zeros((3, len(before[0]) - 1), dtype=numpy.int64)
+        for shift, new, old in zip((node_shift, link_shift, frame_shift), after, before, strict=True):
+            shift[running] = new[:-1] - old[running]
+        still = numpy.zeros(len(node_shift), dtype=bool)
+        still[running] = True
+        ids = numpy.flatnonzero(still[owner])
+        pending_owner = owner[self.pending]
+        left = still[pending_owner]
+        self.pending_frames = self.pending_frames[left] + frame_shift[pending_owner[left]]
+        owner = owner[ids]
+        number = self._keep_entries(ids)
+        self.pending = number[self.pending[left]]
+        self.kept = number[self.kept]
+        self.kept = self.kept[self.kept >= 0]
+        entries = self.entries
+        entries["node"][:] += node_shift[owner]
+        link = entries["link"]
+        link[:] = numpy.where(link >= 0, link + link_shift[owner], -1)
+
+    def _keep_entries(self, ids):
+        """Keeps only the entries `ids` (ascending) and the StateStore rows they refer to, both
+        numbered anew in their order; returns each entry's new number (-1: gone, also at
+        [-1])."""
+        entries = self.entries
+        number = numpy.full(entries.size + 1, -1, dtype=numpy.int64)
+        number[ids] = numpy.arange(len(ids))
+        state = entries["state"][ids]
+        rows = numpy.unique(state[state >= 0])
+        row_number = numpy.full(self.states.size + 1, -1, dtype=numpy.int64)  # [-1] stays -1: the zero state
+        row_number[rows] = numpy.arange(len(rows))
+        self.states.keep(rows)
+        entries.keep(ids)
+        entries["predecessor"][:] = number[entries["predecessor"]]  # a root's -1 stays -1
+        entries["state"][:] = row_number[entries["state"]]
+        return number
 
     # -- one segment of each search ------------------------------------------------------
 
@@ -569,10 +696,9 @@ class _Group:
 
     # -- traceback -----------------------------------------------------------------------
 
-    def _result(self, k):
-        """Search k's SearchResult, from its entries renumbered as its own."""
+    def _result(self, k, ids):
+        """Search k's SearchResult, from its entries (`ids`, ascending) renumbered as its own."""
         entries = self.entries
-        ids = numpy.flatnonzero(self.search_of[entries["node"]] == k)
         number = numpy.full(entries.size + 1, -1, dtype=numpy.int64)  # [-1] stays -1: a root's predecessor
         number[ids] = numpy.arange(len(ids))
         link = entries["link"][ids]

@@ -6,8 +6,8 @@ A call takes at most `batch_size` histories (None: all that wait; 1: one at a ti
 rwthlm); histories of the zero state run in calls of their own, because a call's state is
 all given or all zero. Each search's keys come zero-state first, so that a call holds
 consecutive key ranges of the requests. A history's new state is stored in its search's
-StateStore (one for the searches of a group, lattice_search._Group) and answered as its
-row there.
+StateStore (one for the searches of a group, lattice_search.SearchGroup) and answered as
+its row there.
 """
 
 import dataclasses
@@ -156,6 +156,22 @@ class StateStore:
         index = numpy.asarray(rows, dtype=numpy.int64)
         parts = iter([array[index] for array in self.arrays])
         return _unflatten(self.structure, parts)
+
+    def reserve(self, rows):
+        """Room for `rows` more rows, made at once (memory never written costs nothing)."""
+        needed = self.size + rows
+        if self.structure is None:
+            self.expected_rows = max(self.expected_rows, needed)
+        elif needed > len(self.arrays[0]):
+            self.arrays = [grown(array, self.size, needed) for array in self.arrays]
+
+    def keep(self, rows):
+        """Keeps only the rows `rows` (ascending), renumbered 0, 1, ... in that order, in the
+        arrays' room as it is (a group's next searches fill it again)."""
+        index = numpy.asarray(rows, dtype=numpy.int64)
+        for array in self.arrays:
+            array[:len(index)] = array[index]
+        self.size = len(index)
 
 
 def _flatten(state, parts):
