@@ -17,8 +17,10 @@ vocabulary of the network, else every word is mapped to <unk>). They are rescore
 rescores them (rescore_lattices, in this process, outputs into a temporary folder), with
 an untrained network (its speed does not depend on its weights). Printed per case: the
 command's own summary line (the real-time factor, and the time of reading, network steps,
-search and writing, and the histories stepped), and the speed-up of batching. The fastest
-of --repeats runs is kept. Nothing here is a test.
+search and writing, and the histories stepped), the GFLOP/s of the network's products
+(step_flops.py counts them in an untimed run) against numpy's own sgemm on one thread for
+the step's recurrent product [4H, H] x [H, B] at the run's mean B, and the speed-up of
+batching. The fastest of --repeats runs is kept. Nothing here is a test.
 """
 
 import argparse
@@ -29,8 +31,10 @@ import subprocess
 import sys
 import tempfile
 
+import step_flops
 from common import MODELS, benchmark_vocabulary
 from decoder_lattices import SIZES, drawn_sizes, write_lattices
+from run import sgemm_gflops
 
 from rwthlm_py.commands import lattice_rescoring
 from rwthlm_py.config import Options
@@ -58,20 +62,29 @@ def main():
                                                 vocab.sb_name, seed=args.seed, sizes=sizes)
         print(f"{args.model}, V={len(vocab)}, {vocab.num_classes} classes; {len(paths)} lattices; --lambda 0.5 "
               f"--lm-scale {args.lm_scale:g} --pruning-threshold {args.beam:g} --dp-order {args.dp_order}")
+        with step_flops.counting(network) as counter:
+            _, summary = best_run(network, paths, pathlib.Path(folder) / "out", None, args, repeats=1)
+        histories, calls = summary_number(summary, " histories", before=True), summary_number(summary, " histories in ")
+        mean_batch = round(histories / calls)
+        with threads.limited(1):
+            yardstick = sgemm_gflops(4 * hidden, hidden, mean_batch)
+        print(f"the network's products: {counter.flops / 1e9:.2f} GFLOP; numpy's sgemm on one thread, "
+              f"[{4 * hidden},{hidden}]x[{hidden},{mean_batch}]: {yardstick:.0f} GFLOP/s")
         for busy in sorted({0, args.busy}):
             with competing_processes(busy):
                 seconds = {}
                 for name, batch_size in (("default batching", None), ("--batch-size 1", 1)):
                     seconds[name], summary = best_run(network, paths, pathlib.Path(folder) / "out", batch_size, args)
-                    print(f"{busy} competing process(es), {name:16s}: {summary}")
+                    rate = counter.flops / summary_number(summary, "network ") / 1e9
+                    print(f"{busy} competing process(es), {name:16s}: {summary}; network {rate:.1f} GFLOP/s")
                 speed_up = seconds["--batch-size 1"] / seconds["default batching"]
                 print(f"{busy} competing process(es): batching is {speed_up:.1f}x faster than one history at a time")
 
 
-def best_run(network, paths, out, batch_size, args):
-    """(seconds, summary line) of the fastest of args.repeats runs."""
+def best_run(network, paths, out, batch_size, args, repeats=None):
+    """(seconds, summary line) of the fastest of `repeats` runs (default args.repeats)."""
     best = None
-    for _ in range(args.repeats):
+    for _ in range(repeats or args.repeats):
         options = Options(lam=0.5, lm_scale=args.lm_scale, pruning_threshold=args.beam, dp_order=args.dp_order,
                           unk=bool(args.lattices), out=str(out))
         console = Console(out=io.StringIO(), err=io.StringIO())
@@ -84,6 +97,13 @@ def best_run(network, paths, out, batch_size, args):
         if best is None or seconds < best[0]:
             best = (seconds, summary)
     return best
+
+
+def summary_number(summary, label, before=False):
+    """The number after `label` in a summary line (before it, with `before`), commas removed."""
+    if before:
+        return float(summary.split(label)[0].split()[-1].replace(",", ""))
+    return float(summary.split(label, 1)[1].split()[0].replace(",", ""))
 
 
 @contextlib.contextmanager
