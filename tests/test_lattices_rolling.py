@@ -66,6 +66,8 @@ class WatchedScorer(CountingScorer):
 
 
 def test_a_rolling_group_finds_what_each_lattice_finds_alone_in_input_order(tmp_path, network):
+    """40 lattices four at a time, a window of 8: the first lattice is long, so the window
+    fills behind it; the group's entries and state rows stay a fraction of the run's."""
     prepared = varied_lattices(tmp_path, network.vocab, 40)
     alone = [search(network, *one, OPTIONS) for one in prepared]
     items = [Item(Search(network, *one, OPTIONS)) for one in prepared]
@@ -146,6 +148,8 @@ def broken_lattice(tmp_path):
 
 
 def test_the_command_prints_and_writes_many_lattices_as_one_after_the_other(tmp_path, network, monkeypatch):
+    """41 lattices (a broken one among them), 4 and 16 at a time, print and write what they
+    do one at a time."""
     paths = [lattice.path for lattice, _, _ in varied_lattices(tmp_path, network.vocab, 40)]
     paths.insert(21, broken_lattice(tmp_path))
     runs = {}
@@ -201,6 +205,8 @@ def random_kaldi_lattice(rng, layers):
 
 
 def test_the_kaldi_command_rolls_utterances_and_writes_them_as_one_after_the_other(tmp_path, monkeypatch):
+    """An archive of 31 utterances of very different lengths (one with a word the network
+    does not know) is printed and written, 4 at a time, as one at a time, in fewer calls."""
     rng = numpy.random.default_rng(5)
     utterances = {f"utt{k:02d}": random_kaldi_lattice(rng, 15 + k % 4 if k % LONG == 0 else 3 + k % 2)
                   for k in range(30)}

@@ -35,29 +35,28 @@ def expand(result, topology):
     epsilon link to the new final node. Returns (node times in centiseconds, links).
     """
     traceback, final = result.traceback, topology.final
-    predecessors = set(traceback.predecessor[1:])
-    surviving = [entry for entry in range(len(traceback.link))
-                 if entry in predecessors or traceback.node[entry] == final]
+    link, predecessor, score, node, lm_log_prob = (values.tolist() for values in (
+        traceback.link, traceback.predecessor, traceback.score, traceback.node, traceback.lm_log_prob))
+    predecessors = set(predecessor[1:])
+    surviving = [entry for entry in range(len(link)) if entry in predecessors or node[entry] == final]
     node_of = {entry: k for k, entry in enumerate(surviving)}
     survivors_at = {}
     for entry in surviving:
-        survivors_at.setdefault(traceback.node[entry], []).append(entry)
+        survivors_at.setdefault(node[entry], []).append(entry)
     links = []
-    for entry in range(1, len(traceback.link)):
+    for entry in range(1, len(link)):
         end = node_of.get(entry)
         if end is None:
-            survivors = survivors_at[traceback.node[entry]]
-            not_worse = [other for other in survivors if traceback.score[other] <= traceback.score[entry]]
+            survivors = survivors_at[node[entry]]
+            not_worse = [other for other in survivors if score[other] <= score[entry]]
             if not_worse:
-                end = node_of[max(not_worse, key=lambda other: traceback.score[other])]
+                end = node_of[max(not_worse, key=lambda other: score[other])]
             else:
-                end = node_of[min(survivors, key=lambda other: traceback.score[other])]
-        links.append(ExpandedLink(node_of[traceback.predecessor[entry]], end, traceback.link[entry],
-                                  traceback.lm_log_prob[entry]))
+                end = node_of[min(survivors, key=lambda other: score[other])]
+        links.append(ExpandedLink(node_of[predecessor[entry]], end, link[entry], lm_log_prob[entry]))
     new_final = len(surviving)
-    links += [ExpandedLink(node_of[entry], new_final, None, 0.0)
-              for entry in surviving if traceback.node[entry] == final]
-    times = [int(topology.centiseconds[traceback.node[entry]]) for entry in surviving]
+    links += [ExpandedLink(node_of[entry], new_final, None, 0.0) for entry in surviving if node[entry] == final]
+    times = [int(topology.centiseconds[node[entry]]) for entry in surviving]
     return times + [int(topology.centiseconds[final])], links
 
 

@@ -83,11 +83,14 @@ class SearchOptions:
 
 @dataclasses.dataclass
 class Traceback:
-    link: list  # the link that made each entry (-1: the root)
-    predecessor: list
-    score: list
-    node: list  # the node each entry ends in
-    lm_log_prob: list  # the LM log-probability its link got (0 without an LM score)
+    """The entries of a search, an array per field (not lists: a run holds the results of
+    many lattices until they are written, and Python's garbage collector walks lists)."""
+
+    link: numpy.ndarray  # the link that made each entry (-1: the root)
+    predecessor: numpy.ndarray
+    score: numpy.ndarray
+    node: numpy.ndarray  # the node each entry ends in
+    lm_log_prob: numpy.ndarray  # the LM log-probability its link got (0 without an LM score)
 
 
 @dataclasses.dataclass
@@ -266,10 +269,11 @@ class Search:
         return list(zip(bounds[:-1], bounds[1:], strict=True))
 
     def result(self, entries):
-        """The SearchResult from this search's traceback entries (numbered from 0, its root)."""
+        """The SearchResult from this search's traceback entries (numbered from 0, its root;
+        arrays of their own)."""
         lattice = self.lattice
-        traceback = Traceback(entries["link"].tolist(), entries["predecessor"].tolist(), entries["score"].tolist(),
-                              entries["node"].tolist(), entries["lm_log_prob"].tolist())
+        traceback = Traceback(entries["link"], entries["predecessor"], entries["score"], entries["node"],
+                              entries["lm_log_prob"])
         position = self.topology.position
         # by end node position descending, then score ascending (lexsort: last key first)
         order = numpy.lexsort((entries["score"], -position[entries["node"]])).tolist()
@@ -277,7 +281,8 @@ class Search:
         if traceback.node[best] != final:
             raise RuntimeError("no hypothesis reached the final node")  # every node reaches it
         link_lm = [None] * len(lattice.links)
-        links, predecessors, lm_log_probs = traceback.link, traceback.predecessor, traceback.lm_log_prob
+        links, predecessors, lm_log_probs = (values.tolist() for values in (traceback.link, traceback.predecessor,
+                                                                            traceback.lm_log_prob))
         best_links = []
         entry = best
         while entry > 0:  # the best path's links, which the first walk below reaches first
@@ -293,8 +298,8 @@ class Search:
                 entry = predecessors[entry]
         row = int(entries["state"][best])
         final_state = self.states.gather([row]) if row >= 0 else None
-        return SearchResult(traceback.score[best], best_links, link_lm, final_state, int(entries["word"][best]),
-                            traceback, self.pruning_lines, self.network_steps)
+        return SearchResult(float(traceback.score[best]), best_links, link_lm, final_state,
+                            int(entries["word"][best]), traceback, self.pruning_lines, self.network_steps)
 
 
 class SearchGroup:
@@ -309,8 +314,9 @@ class SearchGroup:
 
     Searches join at any time (`add`: next round they begin their first segment) and leave
     when they end (`advance` returns their results), so that a group can be kept full over
-    a run of many lattices (lattice_rolling). What an ended search leaves behind (its
-    entries, their network states, its lattice's joined arrays) stays until searches join
+    a run of many lattices (lattice_rolling). The group lets go of an ended Search at once;
+    what it leaves behind (its entries, their network states, its lattice's joined arrays,
+    by their numbers in the group) stays until searches join
     while the ended ones hold half of the group's entries: then `_release` first keeps
     only what the running searches hold, renumbered in their order (entries, StateStore
     rows, nodes, links and frame keys), and the arrays' room is filled again by the
@@ -318,6 +324,10 @@ class SearchGroup:
     on (its entries, its state rows, its nodes among the group's), and a group holds about
     twice the entries and states of its running searches at most, however long the run.
     (Where no search joins any more, nothing is released: the group ends with the run.)"""
+
+    JOINED_FLOATS = ("link_lm", "costs_but_lm")  # the joined arrays (_join_lattices) of floats, the others ints
+    JOINED = JOINED_FLOATS + ("link_words", "link_end", "out_links", "out_count", "out_start", "search_of", "rank",
+                              "place", "frame_key", "frame_first", "frame_size", "frame_time")
 
     def __init__(self, options, network):
         self.options, self.network = options, network
@@ -333,7 +343,14 @@ class SearchGroup:
         # the entries made that no segment has taken yet, in the order made, and their frame keys
         self.pending, self.pending_frames = numpy.empty(0, dtype=numpy.int64), numpy.empty(0, dtype=numpy.int64)
         self.made = []  # (ids, frame keys) of entries made since they were last joined to the pending ones
-        self._join_lattices()
+        self._no_lattices()
+
+    def _no_lattices(self):
+        """The joined arrays of no lattice (see _join_lattices)."""
+        self.node_base = self.link_base = numpy.zeros(1, dtype=numpy.int64)
+        self.frame_base = [0]
+        for name in self.JOINED:
+            setattr(self, name, numpy.empty(0, dtype=numpy.float64 if name in self.JOINED_FLOATS else numpy.int64))
 
     def add(self, searches):
         """The Searches join the group, after those in it; each begins with its root entry."""
@@ -347,7 +364,7 @@ class SearchGroup:
         self.ended += [False] * len(searches)
         for one in searches:
             one.states = self.states
-        self._join_lattices()
+        self._join_lattices(searches)
         # a search steps about one history a node, and an entry is made per link and hypothesis at its start:
         # room for twice that is made at once
         self.states.reserve(2 * int(self.node_base[-1] - self.node_base[first]))
@@ -358,40 +375,44 @@ class SearchGroup:
         """The searches that have not ended, in the group's order."""
         return [k for k, ended in enumerate(self.ended) if not ended]
 
-    def _join_lattices(self):
-        """The searches' arrays joined, their nodes, links and frames (`frame keys`) numbered
-        one lattice after the other."""
-        searches = self.searches
+    def _join_lattices(self, searches):
+        """The arrays of the Searches joined after the group's (a search's nodes, links and
+        frames, `frame keys`, are numbered on from those of the search before it): per
+        link its word, LM and other costs, end node; per node its links (out_links from
+        out_start, out_count of them), search, place in the group (`rank`: the searches'
+        node orders one after the other), place in its frame and frame key; per frame key
+        the rank of its first node, its nodes and its time."""
+        first = len(self.node_base) - 1  # the first one's place in the group
         nodes = [len(one.lattice.nodes) for one in searches]
         links = [len(one.lattice.links) for one in searches]
         frames = [len(one.frames) for one in searches]
-        self.node_base, self.link_base = numpy.cumsum([0] + nodes), numpy.cumsum([0] + links)
-        self.frame_base = numpy.cumsum([0] + frames).tolist()
-        node_shift = numpy.repeat(self.node_base[:-1], nodes)  # per node, per link, per frame: its lattice's
-        link_node_shift, frame_node_shift = numpy.repeat(self.node_base[:-1], links), numpy.repeat(self.node_base[:-1],
-                                                                                                    frames)
+        node_base = self.node_base[-1] + numpy.cumsum([0] + nodes)
+        link_base = self.link_base[-1] + numpy.cumsum([0] + links)
+        frame_base = self.frame_base[-1] + numpy.cumsum([0] + frames)
+        node_shift = numpy.repeat(node_base[:-1], nodes)  # per node, per link: its lattice's first node
 
-        def joined(name, dtype=numpy.int64):
-            return numpy.concatenate([getattr(one, name) for one in searches] + [numpy.empty(0, dtype=dtype)])
+        def joined(name):
+            return numpy.concatenate([getattr(one, name) for one in searches])
 
-        self.link_words = joined("link_words")
-        self.link_lm, self.costs_but_lm = joined("link_lm", numpy.float64), joined("costs_but_lm", numpy.float64)
-        self.link_end = joined("link_end") + link_node_shift
-        self.out_links = joined("out_links") + numpy.repeat(self.link_base[:-1], links)
-        self.out_count = joined("out_count")
-        self.out_start = joined("out_start") + numpy.repeat(self.link_base[:-1], nodes)
-        self.search_of = numpy.repeat(numpy.arange(len(searches)), nodes)  # each node's search
-        # a node's place in the group: the searches' node orders one after the other
-        self.rank = numpy.concatenate([one.topology.position for one in searches] + [numpy.empty(0, numpy.int64)]) \
-            + node_shift
-        self.place = joined("place")
-        self.frame_key = joined("frame_of") + numpy.repeat(self.frame_base[:-1], nodes)
-        # per frame key: the group's place of its first node, its nodes and its time
-        first_nodes = numpy.array([frame[0] for one in searches for frame in one.frames], dtype=numpy.int64)
-        self.frame_first = self.rank[first_nodes + frame_node_shift]
-        self.frame_size = numpy.array([len(frame) for one in searches for frame in one.frames], dtype=numpy.int64)
-        self.frame_time = numpy.concatenate([one.topology.centiseconds for one in searches]
-                                            + [numpy.empty(0, numpy.int64)])[first_nodes + frame_node_shift]
+        rank = numpy.concatenate([one.topology.position for one in searches]) + node_shift
+        # each frame's first node among the new nodes
+        first_nodes = numpy.array([frame[0] for one in searches for frame in one.frames], dtype=numpy.int64) \
+            + numpy.repeat(numpy.cumsum([0] + nodes[:-1]), frames)
+        parts = {
+            "link_words": joined("link_words"), "link_lm": joined("link_lm"), "costs_but_lm": joined("costs_but_lm"),
+            "link_end": joined("link_end") + numpy.repeat(node_base[:-1], links),
+            "out_links": joined("out_links") + numpy.repeat(link_base[:-1], links),
+            "out_count": joined("out_count"), "out_start": joined("out_start") + numpy.repeat(link_base[:-1], nodes),
+            "search_of": numpy.repeat(numpy.arange(first, first + len(searches)), nodes), "rank": rank,
+            "place": joined("place"), "frame_key": joined("frame_of") + numpy.repeat(frame_base[:-1], nodes),
+            "frame_first": rank[first_nodes],
+            "frame_size": numpy.array([len(frame) for one in searches for frame in one.frames], dtype=numpy.int64),
+            "frame_time": numpy.concatenate([one.topology.centiseconds for one in searches])[first_nodes]}
+        for name, part in parts.items():
+            setattr(self, name, numpy.concatenate([getattr(self, name), part]))
+        self.node_base = numpy.concatenate([self.node_base, node_base[1:]])
+        self.link_base = numpy.concatenate([self.link_base, link_base[1:]])
+        self.frame_base = self.frame_base + frame_base[1:].tolist()
 
     def _roots(self, first):
         """The root entry of each search from `first` on (its node 0, its initial state and
@@ -436,6 +457,7 @@ class SearchGroup:
         for k in ending:
             ids = numpy.flatnonzero(owner == k)
             found.append((self.searches[k], self._result(k, ids)))
+            self.searches[k] = None  # its place stays until _release, its lattice goes now
             self.ended[k] = True
             self.ended_entries += len(ids)
         return found
@@ -455,7 +477,8 @@ class SearchGroup:
         self.cursor = [self.cursor[k] for k in running]
         self.ended = [False] * len(running)
         self.ended_entries = 0
-        self._join_lattices()
+        self._no_lattices()
+        self._join_lattices(self.searches)
         after = (self.node_base, self.link_base, numpy.array(self.frame_base))
         # per search before: how far its nodes, links and frame keys move (0 for the ended ones, whose entries go)
         node_shift, link_shift, frame_shift = numpy.zeros((3, len(before[0]) - 1), dtype=numpy.int64)
