@@ -1,14 +1,16 @@
 """Rolling groups (lattice_rolling.RollingSearch): over a run of many lattices of very
 different lengths, a lattice joins the group's search as soon as another one ends. Each
 still finds what it finds alone and comes back in input order (a failed one in its place);
-the calls stay fuller than in fixed groups; no more than the window of lattices is held;
-the group releases what ended searches held; the lattice command and the Kaldi command
-print and write what one lattice after the other does, and --dependent chains each lattice
-to the one before."""
+the calls stay fuller than in fixed groups, the group full until the source ends; no more
+than the window of lattices is held, nor searched at once; the group releases what ended
+searches held once it is half of its entries; the lattice command and the Kaldi command
+print and write what one lattice after the other does, the summary counting each second
+in one part, and --dependent chains each lattice to the one before."""
 
 import dataclasses
 import io
 import shutil
+import types
 
 import numpy
 import pytest
@@ -21,12 +23,13 @@ from test_lattices_together import CountingScorer, assert_same_result, rescore
 from rwthlm_py.commands import lattice_rescoring
 from rwthlm_py.config import Options
 from rwthlm_py.model.checkpoint import build_network, read_model
+from rwthlm_py.model.scoring_step import scoring_step
 from rwthlm_py.output.reporting import Console
-from rwthlm_py.rescoring import lattice_command
+from rwthlm_py.rescoring import lattice_command, lattice_rolling
 from rwthlm_py.rescoring.kaldi_lattice_command import rescore_kaldi_archives
 from rwthlm_py.rescoring.lattice_command import rescore_lattices
 from rwthlm_py.rescoring.lattice_rolling import RollingSearch
-from rwthlm_py.rescoring.lattice_search import Search, SearchOptions, search, search_together
+from rwthlm_py.rescoring.lattice_search import Search, SearchGroup, SearchOptions, search, search_together
 from rwthlm_py.rescoring.lattice_topology import lattice_topology
 from rwthlm_py.runtime.backend import get_backend
 
@@ -53,16 +56,35 @@ class Item:
 
 
 class WatchedScorer(CountingScorer):
-    """Counts the histories of each call and notes the group's entries and state rows then."""
+    """Counts the histories of each call and notes the group's entries and state rows then,
+    its running searches, and whether the source had given its last item."""
 
     def __init__(self, network):
         super().__init__(network)
-        self.rolling, self.sizes = None, []
+        self.rolling, self.sizes, self.running, self.source_done = None, [], [], None
 
     def next_word_log_probs(self, *args):
         group = self.rolling.group
         self.sizes.append((group.entries.size, group.states.size))
+        self.running.append((len(group.running()), self.source_done is not None and self.source_done()))
         return super().next_word_log_probs(*args)
+
+
+def watched_source(items, pulled):
+    """The items, each appended to `pulled` as it is taken."""
+    for item in items:
+        pulled.append(item)
+        yield item
+
+
+def held_counts(rolling, items):
+    """The items yielded by rolling.searched, and the number held (taken from the source,
+    not yet yielded, the one yielded among them) as each is yielded."""
+    pulled, yielded, held = [], [], []
+    for item in rolling.searched(watched_source(items, pulled)):
+        held.append(len(pulled) - len(yielded))
+        yielded.append(item)
+    return yielded, held
 
 
 def test_a_rolling_group_finds_what_each_lattice_finds_alone_in_input_order(tmp_path, network):
@@ -74,24 +96,15 @@ def test_a_rolling_group_finds_what_each_lattice_finds_alone_in_input_order(tmp_
     items.insert(17, Item(None))  # a lattice whose preparation failed
     scorer = WatchedScorer(network)
     rolling = scorer.rolling = RollingSearch(scorer, None, together=4, window=8)
-    pulled, held = [], []
-
-    def source():
-        for item in items:
-            pulled.append(item)
-            yield item
-
-    yielded = []
-    for item in rolling.searched(source()):
-        held.append(len(pulled) - len(yielded))  # pulled, not yet yielded: this one among them
-        yielded.append(item)
+    yielded, held = held_counts(rolling, items)
     assert [id(item) for item in yielded] == [id(item) for item in items]
     assert yielded[17].result is None
     found = [item.result for item in yielded if item.search is not None]
     for expected, result in zip(alone, found, strict=True):
         assert_same_result(result, expected)
-    # the first lattice is long: the window fills behind it, and is never exceeded
+    # the first lattice is long: the window fills behind it, and is never exceeded; nor are the group's 4 searches
     assert max(held) == 8
+    assert max(running for running, _ in scorer.running) == 4
     # what ended searches held was released: the group held at most twice what its four largest searches
     # need, and a fraction of what the run's searches made
     entries = sorted(len(result.traceback.link) for result in alone)
@@ -133,6 +146,63 @@ def test_rolling_calls_are_fuller_than_fixed_groups(tmp_path, network):
     assert max(capped.calls) == 3 and sum(capped.calls) == sum(fixed.calls)
 
 
+def test_a_lattice_joins_as_soon_as_another_ends(tmp_path, network):
+    """Until the source has given its last lattice, every network call serves the group's
+    four searches: one that ended is replaced before the next round runs."""
+    prepared = varied_lattices(tmp_path, network.vocab, 40)
+    pulled = []
+    scorer = WatchedScorer(network)
+    scorer.source_done = lambda: len(pulled) == len(prepared)
+    rolling = scorer.rolling = RollingSearch(scorer, None, together=4)
+    items = [Item(Search(network, *one, OPTIONS)) for one in prepared]
+    assert len(list(rolling.searched(watched_source(items, pulled)))) == 40
+    before_the_last = [running for running, source_done in scorer.running if not source_done]
+    assert len(before_the_last) > len(scorer.running) / 2 and set(before_the_last) == {4}
+
+
+def test_by_default_a_long_lattice_keeps_window_per_search_lattices_a_search_behind_it(tmp_path, network):
+    """A first lattice far longer than the rest: two searches, so the others finish behind
+    it until 2 * WINDOW_PER_SEARCH lattices are held; the group then runs it alone."""
+    first = random_lattice(tmp_path, network.vocab, 500, layers=60)
+    prepared = [(first, lattice_topology(first), link_words(first, network.vocab))]
+    for k in range(30):
+        lattice = random_lattice(tmp_path, network.vocab, 501 + k, layers=3)
+        prepared.append((lattice, lattice_topology(lattice), link_words(lattice, network.vocab)))
+    alone = [search(network, *one, OPTIONS) for one in prepared]
+    scorer = WatchedScorer(network)
+    rolling = scorer.rolling = RollingSearch(scorer, None, together=2)
+    yielded, held = held_counts(rolling, [Item(Search(network, *one, OPTIONS)) for one in prepared])
+    assert max(held) == 2 * lattice_rolling.WINDOW_PER_SEARCH
+    assert {running for running, _ in scorer.running} == {1, 2}
+    for expected, item in zip(alone, yielded, strict=True):
+        assert_same_result(item.result, expected)
+
+
+def test_what_ended_searches_hold_is_released_when_a_search_joins_and_it_is_half_of_the_entries(tmp_path, network):
+    """SearchGroup.add releases the ended searches (their entries, and the searches
+    themselves) exactly when their entries are at least half of the group's; else they
+    stay (a release passes over all entries): one long lattice and short ones joining as
+    others end."""
+
+    def one(seed, layers):
+        lattice = random_lattice(tmp_path, network.vocab, seed, layers=layers)
+        return Search(network, lattice, lattice_topology(lattice), link_words(lattice, network.vocab), OPTIONS)
+
+    group, scorer = SearchGroup(OPTIONS, network), CountingScorer(network)
+    group.add([one(600, 30), one(601, 4), one(602, 5)])
+    ended, joins = 0, []  # ended: the entries of the searches that ended since the last release
+    for seed in range(610, 640):
+        ended += sum(len(result.traceback.link) for _, result in group.advance(scorer, None))
+        size, running = group.entries.size, len(group.running())
+        group.add([one(seed, 3 + seed % 3)])
+        released = len(group.searches) == running + 1  # else the ended searches are still there
+        assert released == (2 * ended >= size)
+        assert group.entries.size == (size if not released else size - ended) + 1  # and the new search's root
+        joins.append(released)
+        ended = 0 if released else ended
+    assert True in joins and False in joins
+
+
 def test_searches_of_other_options_do_not_share_a_rolling_group(tmp_path, network):
     prepared = varied_lattices(tmp_path, network.vocab, 2)
     items = [Item(Search(network, *prepared[0], OPTIONS)),
@@ -163,6 +233,40 @@ def test_the_command_prints_and_writes_many_lattices_as_one_after_the_other(tmp_
     printed = [line for line in runs[4][0].splitlines() if line.startswith("lattice '")]
     assert printed == [f"lattice '{path}' ..." for path in paths]
     assert runs[1][0].count("single best: ") == 40
+
+
+def test_the_summary_counts_each_second_in_one_part(tmp_path, network, monkeypatch):
+    """On a clock that only the parts advance (reading a lattice 1000 s, a network call
+    10 s, a round of the search 1 s, writing a lattice 100 s): each part's seconds are its
+    own, the search's apart from the reading of the lattices that join it and from its
+    network calls, and together they are the run's."""
+    paths = [lattice.path for lattice, _, _ in varied_lattices(tmp_path, network.vocab, 12)]
+    clock = [0.0]
+
+    def taking(seconds, function):
+        def timed(*args, **kwargs):
+            clock[0] += seconds
+            return function(*args, **kwargs)
+        return timed
+
+    class SlowScorer:
+        def __init__(self, scorer):
+            self.next_word_log_probs = taking(10, scorer.next_word_log_probs)
+
+    monkeypatch.setattr(lattice_command, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(lattice_command, "prepare_lattice", taking(1000, lattice_command.prepare_lattice))
+    monkeypatch.setattr(lattice_command, "report_and_write", taking(100, lattice_command.report_and_write))
+    monkeypatch.setattr(lattice_command, "scoring_step", lambda network: SlowScorer(scoring_step(network)))
+    monkeypatch.setattr(SearchGroup, "advance", taking(1, SearchGroup.advance))
+    status, _, err = rescore(network, paths, 4, monkeypatch)
+    assert status == 0
+    summary = err.strip().splitlines()[-1]
+    total = float(summary.split(" s of audio) in ")[1].split()[0])
+    parts = {part: float(summary.split(f"{part} ")[1].split()[0])
+             for part in ("reading", "network", "search", "writing")}
+    calls = int(summary.split(" histories in ")[1].split()[0].replace(",", ""))
+    assert (parts["reading"], parts["network"], parts["writing"]) == (12 * 1000, 10 * calls, 12 * 100)
+    assert 1 <= parts["search"] < 1000 and total == sum(parts.values())
 
 
 def test_dependent_lattices_chain_in_order_whatever_the_group_size(tmp_path, network, monkeypatch):
