@@ -45,24 +45,23 @@ class Parser(argparse.ArgumentParser):
 
 def check_options_known(parser, argv, siblings=None):
     """Raises UsageError for the first option in `argv` that `parser` (or the subcommand
-    named in argv) does not know, or for an unknown subcommand; `siblings` are the other
-    commands {name: parser} (a subcommand's parent's others, or a function giving them, made
-    only for an unknown option), whose options are named where the option belongs to one
-    of them."""
+    named in argv) does not know, or for an unknown subcommand; `siblings` gives the other
+    commands {name: parser} (a subcommand's parent's others): a function, called only for an
+    unknown option (another program's parsers take time to make), whose options are named
+    where the option belongs to one of them."""
     for position, token in enumerate(argv):
         if token == "--":
             return
         if looks_like_option(token):
             name = token.split("=", 1)[0]
             if name not in parser.flags:
-                others = siblings() if callable(siblings) else siblings
-                raise unknown_option(name, parser, others or {})
+                raise unknown_option(name, parser, siblings() if siblings else {})
         elif parser.commands is not None:
             command = parser.commands.choices.get(token)
             if command is None:
                 hint = suggestion(closest_names(token, list(parser.commands.choices)))
                 raise UsageError(f"unknown command '{token}'", hint)
-            check_options_known(command, argv[position + 1:], parser.commands.choices)
+            check_options_known(command, argv[position + 1:], lambda: parser.commands.choices)
             return
 
 

@@ -180,8 +180,7 @@ class Entries:
     def add(self, **values):
         """Appends entries (equal-length arrays per field); returns their ids."""
         count = len(values["score"])
-        if self.size + count > len(self.arrays["score"]):
-            self.arrays = {name: grown(array, self.size, self.size + count) for name, array in self.arrays.items()}
+        self.reserve(count)
         for name, value in values.items():
             self.arrays[name][self.size:self.size + count] = value
         self.size += count

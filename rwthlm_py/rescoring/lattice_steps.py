@@ -144,8 +144,7 @@ class StateStore:
                                               dtype=part.dtype)
                            for part in parts]
         rows = len(parts[0])
-        if self.size + rows > len(self.arrays[0]):
-            self.arrays = [grown(array, self.size, self.size + rows) for array in self.arrays]
+        self.reserve(rows)
         for array, part in zip(self.arrays, parts, strict=True):
             array[self.size:self.size + rows] = part
         self.size += rows
